@@ -1,0 +1,48 @@
+"""Shared fixtures: real object-store servers on 127.0.0.1 and child-process reaping."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from pipelines.localstack.servers import GcsServer, S3Server, minio_client
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """An S3-compatible server (moto server mode) on a free port for the whole session."""
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture()
+def minio(s3_server: S3Server):  # noqa: ANN201
+    """A real `minio.Minio` client talking to the session's S3-compatible server."""
+    return minio_client(s3_server)
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GcsServer]:
+    """fake-gcs-server (memory backend) on a free port for the whole session."""
+    with GcsServer() as server:
+        yield server
+
+
+@pytest.fixture()
+def gcs(gcs_server: GcsServer):  # noqa: ANN201
+    """A google-cloud-storage client bound to the session's emulator."""
+    return gcs_server.client()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """TensorFlow Federated leaves a worker binary running that holds pipes open: reap it."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
