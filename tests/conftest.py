@@ -21,7 +21,7 @@ def s3_server() -> Iterator[S3Server]:
 
 
 @pytest.fixture()
-def minio(s3_server: S3Server):  # noqa: ANN201
+def minio(s3_server: S3Server):
     """A real `minio.Minio` client talking to the session's S3-compatible server."""
     return minio_client(s3_server)
 
@@ -34,7 +34,7 @@ def gcs_server() -> Iterator[GcsServer]:
 
 
 @pytest.fixture()
-def gcs(gcs_server: GcsServer):  # noqa: ANN201
+def gcs(gcs_server: GcsServer):
     """A google-cloud-storage client bound to the session's emulator."""
     return gcs_server.client()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_VENV = Path(os.environ.get("FEDPIPE_TOOLS_VENV", REPO_ROOT / ".venv-tools"))
 S3_ACCESS_KEY = "fedpipe-local"
-S3_SECRET_KEY = "fedpipe-local-secret"  # noqa: S105 - local test server only
+S3_SECRET_KEY = "fedpipe-local-secret"
 
 
 class ServerStartError(RuntimeError):
@@ -87,7 +87,7 @@ class _Process:
                 pass
             self.proc.wait(timeout=5)
 
-    def __enter__(self):  # noqa: ANN204 - returns the concrete subclass
+    def __enter__(self):
         self.start()
         return self
 
@@ -159,7 +159,7 @@ class GcsServer(_Process):
         ]
         self._spawn(argv, f"{self.url}/storage/v1/b")
 
-    def client(self, project: str = "fedpipe-local"):  # noqa: ANN201 - google type, lazy import
+    def client(self, project: str = "fedpipe-local"):
         """A google-cloud-storage client bound to this emulator."""
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
@@ -172,7 +172,7 @@ class GcsServer(_Process):
         )
 
 
-def minio_client(server: S3Server):  # noqa: ANN201 - minio type, lazy import
+def minio_client(server: S3Server):
     """A real `minio.Minio` client for the local S3-compatible server."""
     from minio import Minio
 
