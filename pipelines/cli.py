@@ -1,0 +1,58 @@
+"""`fedpipe` command line: a thin dispatcher over `pipelines/commands/<name>.py`.
+
+Each command module defines `HELP: str`, `add_arguments(parser) -> None` and
+`run(args) -> int`. Modules are imported only when their command runs, so `fedpipe check`
+never pays for TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("pipelines.commands.check", "validate sites/ and policies/ (schemas, residency)"),
+    "explain": ("pipelines.commands.explain", "who sends what where, readable"),
+    "compile": ("pipelines.commands.compile", "compile the residency-checked pipeline YAML"),
+    "compile-check": (
+        "pipelines.commands.compile_check",
+        "fail when the checked-in YAML differs from a fresh compile",
+    ),
+    "run": ("pipelines.commands.run", "run the federation locally through kfp.local"),
+    "upload": ("pipelines.commands.upload", "upload the compiled pipeline to a KFP host"),
+    "schedule": ("pipelines.commands.schedule", "create or update a recurring run"),
+    "simulate": ("pipelines.commands.simulate", "run the same federation in TFF's simulator"),
+}
+
+
+class CommandError(Exception):
+    """An error the user can act on: printed as one message, exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fedpipe` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="fedpipe", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = argv[0] if argv and argv[0] in COMMANDS else None
+    for name, (module_name, help_text) in COMMANDS.items():
+        cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            importlib.import_module(module_name).add_arguments(cmd_parser)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args))
+    except CommandError as exc:
+        print(f"fedpipe {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fedpipe {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
