@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines operations: upload a compiled pipeline, schedule recurring runs."""
