@@ -1,0 +1,294 @@
+"""Load `sites/` and `policies/` into a checked `Federation`, reporting every error at once.
+
+Each error is one line `file: field.path: message`; all of them (schema errors of every
+file plus cross-file checks) travel together in one `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from pipelines.config.canonical import config_digest
+from pipelines.config.models import (
+    ARTIFACT_CLASSES,
+    DataSpec,
+    DestinationRule,
+    DPLimits,
+    ObjectStore,
+    Placement,
+    Policy,
+    Rules,
+    Signing,
+    Site,
+    Toleration,
+)
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class ConfigError(ValueError):
+    """Invalid sites/policies. `errors` holds one `file: field.path: message` line per problem."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        count = len(self.errors)
+        header = f"{count} configuration error{'s' if count != 1 else ''}:"
+        super().__init__("\n".join([header, *self.errors]))
+
+
+@dataclass(frozen=True)
+class Federation:
+    """A checked federation.
+
+    sites: the members (role site) by id, sorted; the coordinator is separate.
+    policies: every loaded policy by id, sorted. files: site or policy id -> the file it came from
+    (keys `site:<id>` and `policy:<id>`).
+    """
+
+    sites: dict[str, Site]
+    coordinator: Site
+    policies: dict[str, Policy]
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def all_sites(self) -> dict[str, Site]:
+        """Members and the coordinator, by id (sorted)."""
+        merged = {**self.sites, self.coordinator.id: self.coordinator}
+        return dict(sorted(merged.items()))
+
+    def site(self, site_id: str) -> Site:
+        """A member or the coordinator by id; KeyError naming the known ids."""
+        found = self.all_sites.get(site_id)
+        if found is None:
+            raise KeyError(f"unknown site {site_id!r} (known: {', '.join(self.all_sites)})")
+        return found
+
+    def policy_of(self, site_id: str) -> Policy:
+        """The policy that governs `site_id` (member or coordinator)."""
+        return self.policies[self.site(site_id).policy]
+
+    @property
+    def governing(self) -> dict[str, Policy]:
+        """site id (members and coordinator) -> its governing policy."""
+        return {sid: self.policies[s.policy] for sid, s in self.all_sites.items()}
+
+    def digest(self) -> str:
+        """sha256 over all sites (coordinator included) and policies."""
+        return config_digest(self.all_sites.values(), self.policies.values())
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path, errors: list[str]) -> dict[str, Any] | None:
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
+        errors.append(f"{path}: {where}: {exc.problem or exc}")
+        return None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        errors.append(f"{path}: (file): {exc}")
+        return None
+    if not isinstance(doc, dict):
+        errors.append(f"{path}: (document): expected a mapping, got {type(doc).__name__}")
+        return None
+    return doc
+
+
+def _field_names(*models: type[BaseModel]) -> list[str]:
+    return sorted({name for m in models for name in m.__fields__})
+
+
+_SITE_FIELDS = _field_names(Site, Placement, Toleration, ObjectStore, DataSpec, Signing)
+_POLICY_FIELDS = _field_names(Policy, Rules, DestinationRule, DPLimits) + [
+    name
+    for m in Policy.__fields__.values()
+    if isinstance(m.type_, type) and issubclass(m.type_, BaseModel)
+    for name in m.type_.__fields__
+]
+
+
+def format_loc(loc: Iterable[Any]) -> str:
+    """('rules', 'dp_update', 0, 'roles') -> 'rules.dp_update[0].roles'."""
+    out = ""
+    for part in loc:
+        if part == "__root__":
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(document)"
+
+
+def validation_lines(file: str, exc: ValidationError, known_fields: Sequence[str]) -> list[str]:
+    """One `file: field.path: message` line per pydantic error; misspellings get a hint."""
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        msg = err["msg"]
+        if err["type"] == "value_error.extra":
+            msg = "unknown field (extra fields not permitted)"
+            close = difflib.get_close_matches(str(loc[-1]), known_fields, n=1)
+            if close:
+                msg += f"; did you mean {close[0]!r}?"
+        lines.append(f"{file}: {format_loc(loc)}: {msg}")
+    return lines
+
+
+def _yaml_files(directory: Path, what: str, errors: list[str]) -> list[Path]:
+    if not directory.is_dir():
+        errors.append(f"{directory}: (directory): {what} directory not found")
+        return []
+    files = sorted(p for p in directory.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
+    if not files:
+        errors.append(f"{directory}: (directory): no {what} files (*.yaml)")
+    return files
+
+
+def _parse_dir(
+    directory: Path, model: type[BaseModel], what: str, known: Sequence[str], errors: list[str]
+) -> list[tuple[str, Any]]:
+    parsed = []
+    for path in _yaml_files(directory, what, errors):
+        doc = _read_yaml(path, errors)
+        if doc is None:
+            continue
+        try:
+            obj = model.parse_obj(doc)
+        except ValidationError as exc:
+            errors.extend(validation_lines(str(path), exc, known))
+            continue
+        if obj.id != path.stem:
+            errors.append(f"{path}: id: {obj.id!r} must equal the file name ({path.stem!r})")
+        parsed.append((str(path), obj))
+    return parsed
+
+
+# --------------------------------------------------------------------------- cross-checks
+
+
+def _unique(items: list[tuple[str, Any]], key: str, getter, what: str, errors: list[str]) -> None:
+    first: dict[Any, str] = {}
+    for file, obj in items:
+        value = getter(obj)
+        if value in first:
+            errors.append(f"{file}: {key}: {what} {value!r} is also used in {first[value]}")
+        else:
+            first[value] = file
+
+
+def check_federation(
+    sites: list[tuple[str, Site]], policies: list[tuple[str, Policy]], errors: list[str]
+) -> Federation | None:
+    """Cross-file checks over parsed (file, model) pairs; appends error lines, returns the result."""
+    _unique(sites, "id", lambda s: s.id, "site id", errors)
+    _unique(policies, "id", lambda p: p.id, "policy id", errors)
+    _unique(sites, "object_store.bucket", lambda s: s.object_store.bucket, "bucket", errors)
+    _unique(
+        sites,
+        "object_store.secret_name",
+        lambda s: s.object_store.secret_name,
+        "Secret name",
+        errors,
+    )
+    policy_ids = {p.id: p for _, p in policies}
+    site_ids = {s.id for _, s in sites}
+    for file, site in sites:
+        if site.policy not in policy_ids and policies:
+            known = ", ".join(sorted(policy_ids))
+            errors.append(f"{file}: policy: unknown policy {site.policy!r} (known: {known})")
+    coordinators = [(f, s) for f, s in sites if s.role == "coordinator"]
+    members = [(f, s) for f, s in sites if s.role == "site"]
+    if sites and not coordinators:
+        errors.append(f"{Path(sites[0][0]).parent}: role: no site has role coordinator (need one)")
+    for file, _ in coordinators[1:]:
+        names = ", ".join(s.id for _, s in coordinators)
+        errors.append(f"{file}: role: more than one coordinator ({names}); exactly one is allowed")
+    if sites and not members:
+        errors.append(
+            f"{Path(sites[0][0]).parent}: role: no site has role site (need at least one)"
+        )
+    datasets = {s.data.dataset for _, s in members if s.data is not None}
+    if len(datasets) > 1:
+        first = members[0][1].data.dataset if members[0][1].data else ""
+        for file, site in members:
+            if site.data is not None and site.data.dataset != first:
+                errors.append(
+                    f"{file}: data.dataset: {site.data.dataset!r} differs from {first!r} "
+                    f"of {members[0][1].id}; one federation trains on one data contract"
+                )
+    used = {s.policy for _, s in sites}
+    for file, policy in policies:
+        for cls in ARTIFACT_CLASSES:
+            for i, rule in enumerate(policy.rules_for(cls)):
+                for sid in rule.sites or []:
+                    if sid not in site_ids and sites:
+                        errors.append(
+                            f"{file}: rules.{cls}[{i}].sites: unknown site {sid!r} "
+                            f"(known: {', '.join(sorted(site_ids))})"
+                        )
+        if policy.id in used and members and policy.aggregation.min_sites > len(members):
+            errors.append(
+                f"{file}: aggregation.min_sites: {policy.aggregation.min_sites} exceeds the "
+                f"{len(members)} sites of the federation (no aggregate could ever run)"
+            )
+    if errors or len(coordinators) != 1:
+        return None
+    files = {f"site:{s.id}": f for f, s in sites} | {f"policy:{p.id}": f for f, p in policies}
+    return Federation(
+        sites=dict(sorted((s.id, s) for _, s in members)),
+        coordinator=coordinators[0][1],
+        policies=dict(sorted((p.id, p) for _, p in policies)),
+        files=files,
+    )
+
+
+def load_federation(sites_dir: str | Path, policies_dir: str | Path) -> Federation:
+    """Read every `*.yaml` in both folders, validate, cross-check; ConfigError lists all errors."""
+    errors: list[str] = []
+    sites = _parse_dir(Path(sites_dir), Site, "site", _SITE_FIELDS, errors)
+    policies = _parse_dir(Path(policies_dir), Policy, "policy", _POLICY_FIELDS, errors)
+    federation = check_federation(sites, policies, errors)
+    if errors or federation is None:
+        raise ConfigError(errors or ["(federation): invalid"])
+    return federation
+
+
+def federation_from_models(sites: Iterable[Site], policies: Iterable[Policy]) -> Federation:
+    """A checked Federation from in-memory models (generated configs, tests); files = ids."""
+    errors: list[str] = []
+    federation = check_federation(
+        [(f"site {s.id}", s) for s in sites], [(f"policy {p.id}", p) for p in policies], errors
+    )
+    if errors or federation is None:
+        raise ConfigError(errors or ["(federation): invalid"])
+    return federation
