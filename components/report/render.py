@@ -1,0 +1,216 @@
+"""Render a run summary as a self-contained HTML page and as Markdown (pure, no I/O)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+from components.report import plots
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100.0 * float(value):.2f}%"
+
+
+def _reasons(mapping: Mapping[str, Any]) -> str:
+    return "; ".join(f"{site}: {reason}" for site, reason in mapping.items()) or "none"
+
+
+def headline(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs at the top of both reports."""
+    final = summary.get("final") or {}
+    rows = [
+        ("run", str(summary.get("run_id") or "–")),
+        ("dataset / model", f"{summary.get('dataset') or '–'} / {summary.get('model') or '–'}"),
+        ("rounds", str(len(summary.get("rounds") or []))),
+        ("DP", {True: "on", False: "off", None: "–"}[summary.get("dp_enabled")]),
+        ("final accuracy (site holdouts)", _pct(final.get("accuracy"))),
+        ("final accuracy (pooled test)", _pct(final.get("test_accuracy"))),
+    ]
+    baseline = summary.get("baseline") or {}
+    if baseline.get("test_accuracy") is not None:
+        rows.append(("centralized baseline (pooled test)", _pct(baseline["test_accuracy"])))
+        if final.get("test_accuracy") is not None:
+            gap = 100.0 * (float(final["test_accuracy"]) - float(baseline["test_accuracy"]))
+            rows.append(("federated − centralized", f"{gap:+.2f} points"))
+    return rows
+
+
+def round_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """One row per round: round, version, global accuracy/loss, test accuracy, who took part."""
+    rows = []
+    for r in summary.get("rounds") or []:
+        g = r["global"]
+        rows.append(
+            [
+                str(r["round"]),
+                _fmt(r.get("version")),
+                _pct(g.get("accuracy")),
+                _fmt(g.get("loss")),
+                _pct(g.get("test_accuracy")),
+                ", ".join(r.get("contributors") or []) or "none",
+                _reasons(r.get("abstained") or {}),
+                _reasons(r.get("rejected") or {}),
+            ]
+        )
+    return rows
+
+
+ROUND_HEADER = [
+    "round",
+    "version",
+    "accuracy (holdouts)",
+    "loss",
+    "accuracy (pooled test)",
+    "contributing",
+    "abstained (reason)",
+    "rejected (reason)",
+]
+SITE_HEADER = [
+    "site",
+    "validation",
+    "accuracy",
+    "loss",
+    "AUC",
+    "holdout n",
+    "ε RDP total",
+    "ε PLD total",
+]
+
+
+def _validation_cell(entry: Mapping[str, Any] | None) -> str:
+    if not entry:
+        return "–"
+    if entry.get("passed"):
+        return f"passed ({_fmt(entry.get('row_count'))} rows)"
+    return f"failed: {entry.get('reason') or 'no reason given'}"
+
+
+def site_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """One row per site: final-round metrics and total epsilon."""
+    rounds = summary.get("rounds") or []
+    last = rounds[-1]["sites"] if rounds else {}
+    totals = summary.get("epsilon_total") or {}
+    checks = summary.get("validation") or {}
+    rows = []
+    for site in summary.get("sites") or []:
+        m = last.get(site, {})
+        t = totals.get(site, {})
+        rows.append(
+            [
+                site,
+                _validation_cell(checks.get(site)),
+                _pct(m.get("accuracy")),
+                _fmt(m.get("loss")),
+                _fmt(m.get("auc")),
+                _fmt(m.get("num_examples")),
+                _fmt(t.get("rdp"), 3),
+                _fmt(t.get("pld"), 3),
+            ]
+        )
+    return rows
+
+
+def epsilon_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Epsilon spent per round per site as 'RDP / PLD'."""
+    sites = list(summary.get("sites") or [])
+    rows = []
+    for r in summary.get("rounds") or []:
+        row = [str(r["round"])]
+        for s in sites:
+            m = r["sites"].get(s, {})
+            row.append(f"{_fmt(m.get('epsilon'), 3)} / {_fmt(m.get('epsilon_pld'), 3)}")
+        rows.append(row)
+    return ["round", *sites], rows
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _confusion_html(final: Mapping[str, Any]) -> str:
+    labels = [str(x) for x in final.get("labels") or []]
+    matrix = final.get("confusion_matrix") or []
+    if not matrix:
+        return "<p>No confusion matrix.</p>"
+    rows = [[labels[i], *[_fmt(c) for c in row]] for i, row in enumerate(matrix)]
+    note = "<p class='note'>Rows: true label, columns: predicted. – = suppressed (below the policy's minimum cell count at a site).</p>"
+    return _html_table(["true \\ predicted", *labels], rows) + note
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f4f4f4}img{max-width:100%}.note{color:#666;font-size:.85em}
+"""
+
+
+def render_html(summary: Mapping[str, Any]) -> str:
+    """A self-contained HTML page (inline CSS, inline PNG plots) for a run summary."""
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>fedpipe run {html.escape(str(summary.get('run_id') or ''))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>fedpipe federated training report</h1>",
+        _html_table(["", ""], [list(r) for r in headline(summary)]),
+    ]
+    for title, uri in (
+        ("Accuracy per round", plots.accuracy_plot(summary)),
+        ("Privacy budget spent", plots.epsilon_plot(summary)),
+        ("Per-site metrics", plots.site_metrics_plot(summary)),
+    ):
+        if uri:
+            parts.append(f"<h2>{title}</h2><img alt='{title}' src='{uri}'>")
+    parts.append("<h2>Rounds</h2>")
+    parts.append(_html_table(ROUND_HEADER, round_rows(summary)))
+    parts.append("<h2>Sites (final round)</h2>")
+    parts.append(_html_table(SITE_HEADER, site_rows(summary)))
+    header, rows = epsilon_rows(summary)
+    parts.append("<h2>Epsilon per round (RDP / PLD)</h2>")
+    parts.append(_html_table(header, rows))
+    parts.append("<h2>Confusion matrix (final global model, all site holdouts)</h2>")
+    parts.append(_confusion_html(summary.get("final") or {}))
+    baseline = summary.get("baseline")
+    if baseline:
+        parts.append("<h2>Centralized baseline</h2>")
+        parts.append(
+            _html_table(["", ""], [[str(k), _fmt(v)] for k, v in sorted(baseline.items())])
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    lines.extend("| " + " | ".join(esc(c) for c in row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def render_markdown(summary: Mapping[str, Any]) -> str:
+    """The report as Markdown (tables only, no images) for the KFP UI."""
+    parts = ["# fedpipe federated training report", ""]
+    parts.append(_md_table(["", ""], [list(r) for r in headline(summary)]))
+    parts += ["", "## Rounds", "", _md_table(ROUND_HEADER, round_rows(summary))]
+    parts += ["", "## Sites (final round)", "", _md_table(SITE_HEADER, site_rows(summary))]
+    header, rows = epsilon_rows(summary)
+    parts += ["", "## Epsilon per round (RDP / PLD)", "", _md_table(header, rows), ""]
+    return "\n".join(parts)

@@ -1,0 +1,277 @@
+"""Build the run summary from round reports and per-site evaluations (pure, no I/O).
+
+Inputs are the parsed JSON documents of the contract (components/CONTRACT.md):
+round reports (`round.json` of aggregate) and evaluations (`metrics.json` of evaluate).
+The summary is what `summary.json`, the HTML report and the Markdown report show.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+SUMMARY_VERSION = "fedpipe.dev/run-summary/v1"
+
+
+class SummaryError(ValueError):
+    """Round reports or evaluations that cannot be combined into a summary."""
+
+
+def _float_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def epsilon_of(entry: Any) -> tuple[float | None, float | None]:
+    """(RDP epsilon, PLD epsilon) from one site's epsilon entry of a round report.
+
+    Accepts a number (RDP only) or a mapping with `epsilon`/`rdp` and `epsilon_pld`/`pld` keys.
+    """
+    if isinstance(entry, Mapping):
+        rdp = entry.get("epsilon", entry.get("rdp", entry.get("epsilon_rdp")))
+        pld = entry.get("epsilon_pld", entry.get("pld"))
+        return _float_or_none(rdp), _float_or_none(pld)
+    return _float_or_none(entry), None
+
+
+def weighted_mean(pairs: Iterable[tuple[float, float]]) -> float | None:
+    """Mean of values weighted by counts: pairs of (value, weight); None when no weight."""
+    total_w = 0.0
+    total = 0.0
+    for value, weight in pairs:
+        total += value * weight
+        total_w += weight
+    return total / total_w if total_w > 0 else None
+
+
+def _round_of(doc: Mapping[str, Any], what: str) -> int:
+    try:
+        return int(doc["round"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SummaryError(f"{what} has no integer 'round' field") from exc
+
+
+def build_summary(
+    round_reports: Iterable[Mapping[str, Any]],
+    evaluations: Iterable[Mapping[str, Any]],
+    *,
+    run_id: str = "",
+    dataset: str = "",
+    model_name: str = "",
+    sites: Iterable[str] | None = None,
+    test_accuracy: Mapping[int, Mapping[str, float | None]] | None = None,
+    baseline: Mapping[str, Any] | None = None,
+    ledgers: Mapping[str, Mapping[str, Any]] | None = None,
+    dp_enabled: bool | None = None,
+    validations: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Combine round reports and evaluations into the run summary.
+
+    round_reports: `round.json` documents (`round`, `version`, `contributors`, `abstained`,
+      `rejected`, `rule`, `epsilon` {site: entry}); one per round.
+    evaluations: `metrics.json` documents (`site_id`, `round`, `accuracy`, `loss`, `auc`,
+      `num_examples`, `confusion_matrix`, `labels`); one per (round, site).
+    test_accuracy: optional {round: {"accuracy", "loss"}} of the global model on the pooled
+      test set (computed on the host after a local run).
+    baseline: optional centralized baseline {"test_accuracy", "test_loss", ...}.
+    ledgers: optional {site: ledger summary} as read from the sites' buckets; when given its
+      `epsilon`/`epsilon_pld` totals are the authoritative totals.
+    validations: optional {site: validate's `summary.json`}; passed/row count/reason only.
+    Returns a JSON-serialisable dict (see README, "What `make run` writes").
+    """
+    reports = sorted(round_reports, key=lambda d: _round_of(d, "round report"))
+    seen_rounds = [_round_of(r, "round report") for r in reports]
+    if len(set(seen_rounds)) != len(seen_rounds):
+        raise SummaryError(f"duplicate round reports for rounds {seen_rounds}")
+    evals_by_round: dict[int, dict[str, Mapping[str, Any]]] = {}
+    for ev in evaluations:
+        rnd = _round_of(ev, "evaluation")
+        site = ev.get("site_id")
+        if not site:
+            raise SummaryError(f"evaluation of round {rnd} has no 'site_id'")
+        evals_by_round.setdefault(rnd, {})[str(site)] = ev
+
+    site_ids: set[str] = set(sites or [])
+    for r in reports:
+        site_ids.update(r.get("contributors") or [])
+        site_ids.update((r.get("abstained") or {}).keys())
+        site_ids.update((r.get("rejected") or {}).keys())
+        site_ids.update((r.get("epsilon") or {}).keys())
+    for per_site in evals_by_round.values():
+        site_ids.update(per_site)
+    site_ids.update((validations or {}).keys())
+    ordered_sites = sorted(site_ids)
+
+    cumulative: dict[str, dict[str, float]] = {s: {"rdp": 0.0, "pld": 0.0} for s in ordered_sites}
+    all_rounds = sorted(set(seen_rounds) | set(evals_by_round))
+    by_number = {_round_of(r, "round report"): r for r in reports}
+    rounds_out: list[dict[str, Any]] = []
+    for rnd in all_rounds:
+        rep = by_number.get(rnd, {})
+        evs = evals_by_round.get(rnd, {})
+        per_site: dict[str, dict[str, Any]] = {}
+        for site in ordered_sites:
+            ev = evs.get(site)
+            eps_rdp, eps_pld = epsilon_of((rep.get("epsilon") or {}).get(site))
+            if eps_rdp is not None:
+                cumulative[site]["rdp"] += eps_rdp
+            if eps_pld is not None:
+                cumulative[site]["pld"] += eps_pld
+            per_site[site] = {
+                "accuracy": _float_or_none(ev.get("accuracy")) if ev else None,
+                "loss": _float_or_none(ev.get("loss")) if ev else None,
+                "auc": _float_or_none(ev.get("auc")) if ev else None,
+                "num_examples": int(ev.get("num_examples") or 0) if ev else 0,
+                "epsilon": eps_rdp,
+                "epsilon_pld": eps_pld,
+                "epsilon_cumulative": cumulative[site]["rdp"],
+                "epsilon_pld_cumulative": cumulative[site]["pld"],
+            }
+        weights = [
+            (v, float(per_site[s]["num_examples"] or 1))
+            for s, v in ((s, per_site[s]["accuracy"]) for s in ordered_sites)
+            if v is not None
+        ]
+        loss_weights = [
+            (v, float(per_site[s]["num_examples"] or 1))
+            for s, v in ((s, per_site[s]["loss"]) for s in ordered_sites)
+            if v is not None
+        ]
+        test = (test_accuracy or {}).get(rnd) or {}
+        rounds_out.append(
+            {
+                "round": rnd,
+                "version": rep.get("version"),
+                "rule": rep.get("rule"),
+                "contributors": sorted(rep.get("contributors") or []),
+                "abstained": dict(sorted((rep.get("abstained") or {}).items())),
+                "rejected": dict(sorted((rep.get("rejected") or {}).items())),
+                "global": {
+                    "accuracy": weighted_mean(weights),
+                    "loss": weighted_mean(loss_weights),
+                    "test_accuracy": _float_or_none(test.get("accuracy")),
+                    "test_loss": _float_or_none(test.get("loss")),
+                },
+                "sites": per_site,
+            }
+        )
+
+    totals: dict[str, dict[str, Any]] = {}
+    for site in ordered_sites:
+        entry: dict[str, Any] = {
+            "rdp": cumulative[site]["rdp"],
+            "pld": cumulative[site]["pld"],
+            "source": "round reports (sum)",
+        }
+        ledger = (ledgers or {}).get(site)
+        if ledger:
+            rdp, pld = epsilon_of(ledger)
+            if rdp is not None:
+                entry["rdp"] = rdp
+                entry["pld"] = pld
+                entry["source"] = "site ledger"
+        totals[site] = entry
+
+    final = _final(rounds_out, evals_by_round)
+    summary: dict[str, Any] = {
+        "version": SUMMARY_VERSION,
+        "run_id": run_id,
+        "dataset": dataset,
+        "model": model_name,
+        "dp_enabled": dp_enabled,
+        "sites": ordered_sites,
+        "rounds": rounds_out,
+        "epsilon_total": totals,
+        "validation": {
+            site: {
+                "passed": bool(v.get("passed")),
+                "row_count": v.get("row_count"),
+                "reason": v.get("reason"),
+            }
+            for site, v in sorted((validations or {}).items())
+        },
+        "final": final,
+        "baseline": dict(baseline) if baseline else None,
+    }
+    return summary
+
+
+def _final(
+    rounds_out: list[dict[str, Any]], evals_by_round: Mapping[int, Mapping[str, Mapping[str, Any]]]
+) -> dict[str, Any]:
+    """Final-round figures and the summed confusion matrix (null cells stay suppressed)."""
+    if not rounds_out:
+        return {
+            "round": None,
+            "accuracy": None,
+            "loss": None,
+            "test_accuracy": None,
+            "labels": [],
+            "confusion_matrix": [],
+        }
+    last = rounds_out[-1]
+    labels, matrix = sum_confusion(evals_by_round.get(last["round"], {}).values())
+    return {
+        "round": last["round"],
+        "accuracy": last["global"]["accuracy"],
+        "loss": last["global"]["loss"],
+        "test_accuracy": last["global"]["test_accuracy"],
+        "test_loss": last["global"]["test_loss"],
+        "labels": labels,
+        "confusion_matrix": matrix,
+    }
+
+
+def sum_confusion(
+    evaluations: Iterable[Mapping[str, Any]],
+) -> tuple[list[Any], list[list[int | None]]]:
+    """Cell-wise sum of the sites' confusion matrices.
+
+    A cell suppressed (null) at any site stays null in the sum: adding a known count to an
+    unknown one would reveal nothing useful and could invite differencing.
+    """
+    labels: list[Any] = []
+    total: list[list[int | None]] | None = None
+    for ev in evaluations:
+        matrix = ev.get("confusion_matrix")
+        if not matrix:
+            continue
+        ev_labels = list(ev.get("labels") or range(len(matrix)))
+        if total is None:
+            labels = ev_labels
+            total = [[0 for _ in row] for row in matrix]
+        if ev_labels != labels or len(matrix) != len(total):
+            raise SummaryError(
+                f"site {ev.get('site_id')}: confusion matrix labels {ev_labels} differ from {labels}"
+            )
+        for i, row in enumerate(matrix):
+            for j, cell in enumerate(row):
+                cur = total[i][j]
+                total[i][j] = None if cell is None or cur is None else cur + int(cell)
+    return labels, total or []
+
+
+def kfp_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """Scalar metrics for the KFP UI (`dsl.Metrics`): final accuracy/loss, epsilon per site."""
+    out: dict[str, float] = {}
+    final = summary.get("final") or {}
+    for key in ("accuracy", "loss", "test_accuracy", "test_loss"):
+        value = _float_or_none(final.get(key))
+        if value is not None:
+            out[f"final_{key}"] = value
+    for site, entry in (summary.get("epsilon_total") or {}).items():
+        for kind in ("rdp", "pld"):
+            value = _float_or_none(entry.get(kind))
+            if value is not None:
+                out[f"epsilon_{kind}_{site}"] = value
+    baseline = summary.get("baseline") or {}
+    value = _float_or_none(baseline.get("test_accuracy"))
+    if value is not None:
+        out["baseline_test_accuracy"] = value
+    return out

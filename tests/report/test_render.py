@@ -1,0 +1,93 @@
+"""HTML/Markdown rendering and the executor's file outputs, on fixture data."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+from components.report import executor
+from components.report.render import render_html, render_markdown
+from components.report.summary import build_summary
+from tests.report.fixtures import evaluations, round_reports
+
+
+def _summary() -> dict:
+    return build_summary(
+        round_reports(),
+        evaluations(),
+        run_id="run-<x>",
+        test_accuracy={1: {"accuracy": 0.9}, 2: {"accuracy": 0.96}},
+        baseline={"test_accuracy": 0.97},
+        validations={"clinic-boston": {"passed": False, "reason": "column radius missing"}},
+    )
+
+
+def test_html_is_self_contained_with_three_png_plots() -> None:
+    page = render_html(_summary())
+    assert page.startswith("<!DOCTYPE html>")
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(images) == 3
+    for img in images:
+        assert base64.b64decode(img).startswith(b"\x89PNG")
+    assert "http://" not in page and "https://" not in page  # nothing loaded from outside
+    assert "run-&lt;x&gt;" in page  # escaped
+    assert "lifetime budget would be exceeded" in page
+    assert "signature does not verify" in page
+    assert "failed: column radius missing" in page
+    assert "96.00%" in page and "97.00%" in page and "-1.00 points" in page
+
+
+def test_markdown_has_round_rows_and_reasons() -> None:
+    md = render_markdown(_summary())
+    assert "| 2 | 2 | 94.00% | 0.2200 | 96.00% | hospital-berlin |" in md
+    assert "clinic-boston: lifetime budget would be exceeded" in md
+    assert "| 1 | 1.000 / 0.800 | 1.500 / 1.250 | 2.000 / 1.500 |" in md
+
+
+def test_no_plots_without_data() -> None:
+    page = render_html(build_summary([], []))
+    assert "data:image/png" not in page
+
+
+def _write(folder: Path, name: str, doc: dict) -> str:
+    folder.mkdir(parents=True)
+    (folder / name).write_text(json.dumps(doc))
+    return str(folder)
+
+
+def test_executor_writes_files_and_returns_kfp_values(tmp_path: Path) -> None:
+    reports = {
+        r["round"]: _write(tmp_path / f"rr{r['round']}", "round.json", r) for r in round_reports()
+    }
+    evals: dict[int, dict[str, str]] = {}
+    for e in evaluations():
+        folder = tmp_path / f"ev-{e['round']}-{e['site_id']}"
+        evals.setdefault(e["round"], {})[e["site_id"]] = _write(folder, "metrics.json", e)
+    validation = {
+        "clinic-boston": _write(
+            tmp_path / "val",
+            "summary.json",
+            {"site_id": "clinic-boston", "passed": True, "row_count": 120},
+        )
+    }
+    sites = {"clinic-boston": {"role": "site", "data": {"dataset": "breast_cancer"}}}
+    out = executor.run(
+        round_reports=reports,
+        evaluations=evals,
+        validations=validation,
+        sites_json=json.dumps(sites),
+        run_id="",
+        kfp_job_id="job-1",
+        html=str(tmp_path / "out" / "report.html"),
+        markdown=str(tmp_path / "out" / "report.md"),
+        summary=str(tmp_path / "summary"),
+    )
+    doc = json.loads((tmp_path / "summary" / "summary.json").read_text())
+    assert doc["run_id"] == "job-1" and doc["dataset"] == "breast_cancer"
+    assert doc["validation"]["clinic-boston"]["row_count"] == 120
+    assert (tmp_path / "out" / "report.html").read_text().count("data:image/png") == 3
+    assert "fedpipe federated training report" in (tmp_path / "out" / "report.md").read_text()
+    assert out["confusion_matrix"] == {"categories": ["0", "1"], "matrix": [[47, 0], [0, 47]]}
+    assert out["metrics"]["final_accuracy"] == doc["final"]["accuracy"]

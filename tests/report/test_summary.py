@@ -1,0 +1,111 @@
+"""build_summary on hand-written fixtures with hand-computed expectations."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.report.summary import (
+    SummaryError,
+    build_summary,
+    epsilon_of,
+    kfp_metrics,
+    sum_confusion,
+    weighted_mean,
+)
+from tests.report.fixtures import SITES, evaluation, evaluations, round_reports
+
+
+def test_global_accuracy_is_example_weighted_mean_of_site_holdouts() -> None:
+    s = build_summary(round_reports(), evaluations(), run_id="r1")
+    r1, r2 = s["rounds"]
+    # (0.5*10 + 0.8*30 + 0.9*60) / 100
+    assert r1["global"]["accuracy"] == pytest.approx(0.83)
+    assert r1["global"]["loss"] == pytest.approx(0.46)
+    # (1.0*10 + 0.9*30 + 0.95*60) / 100
+    assert r2["global"]["accuracy"] == pytest.approx(0.94)
+    assert r2["global"]["loss"] == pytest.approx(0.22)
+    assert s["final"]["accuracy"] == pytest.approx(0.94)
+    assert s["sites"] == SITES
+
+
+def test_epsilon_cumulates_per_site_and_missing_rounds_spend_nothing() -> None:
+    s = build_summary(round_reports(), evaluations())
+    r2 = s["rounds"][1]["sites"]
+    assert r2["clinic-boston"]["epsilon"] is None
+    assert r2["clinic-boston"]["epsilon_cumulative"] == pytest.approx(1.0)
+    assert r2["hospital-berlin"]["epsilon_cumulative"] == pytest.approx(2.0)
+    assert r2["hospital-paris"]["epsilon_pld_cumulative"] == pytest.approx(3.0)
+    assert s["epsilon_total"]["hospital-paris"] == {
+        "rdp": pytest.approx(4.0),
+        "pld": pytest.approx(3.0),
+        "source": "round reports (sum)",
+    }
+
+
+def test_ledger_totals_override_the_sum() -> None:
+    ledgers = {"hospital-berlin": {"epsilon": 1.7, "epsilon_pld": 1.2}}
+    s = build_summary(round_reports(), evaluations(), ledgers=ledgers)
+    assert s["epsilon_total"]["hospital-berlin"]["rdp"] == pytest.approx(1.7)
+    assert s["epsilon_total"]["hospital-berlin"]["source"] == "site ledger"
+    assert s["epsilon_total"]["clinic-boston"]["source"] == "round reports (sum)"
+
+
+def test_participation_and_reasons_are_kept() -> None:
+    r2 = build_summary(round_reports(), evaluations())["rounds"][1]
+    assert r2["contributors"] == ["hospital-berlin"]
+    assert r2["abstained"] == {"clinic-boston": "lifetime budget would be exceeded"}
+    assert r2["rejected"] == {"hospital-paris": "signature does not verify"}
+
+
+def test_confusion_sum_keeps_suppressed_cells_suppressed() -> None:
+    s = build_summary(round_reports(), evaluations())
+    assert s["final"]["labels"] == [0, 1]
+    assert s["final"]["confusion_matrix"] == [[47, None], [None, 47]]
+    labels, m = sum_confusion(e for e in evaluations() if e["round"] == 1)
+    assert m == [[40, 11], [6, 43]]
+
+
+def test_confusion_label_mismatch_is_refused() -> None:
+    a = evaluation("a", 1, 1.0, 0.0, 1, [[1, 0], [0, 1]])
+    b = evaluation("b", 1, 1.0, 0.0, 1, [[1, 0], [0, 1]]) | {"labels": [1, 0]}
+    with pytest.raises(SummaryError, match="site b"):
+        sum_confusion([a, b])
+
+
+def test_test_accuracy_and_baseline_flow_into_final_and_metrics() -> None:
+    s = build_summary(
+        round_reports(),
+        evaluations(),
+        test_accuracy={2: {"accuracy": 0.96, "loss": 0.12}},
+        baseline={"test_accuracy": 0.97},
+    )
+    assert s["final"]["test_accuracy"] == pytest.approx(0.96)
+    assert s["rounds"][0]["global"]["test_accuracy"] is None
+    m = kfp_metrics(s)
+    assert m["final_accuracy"] == pytest.approx(0.94)
+    assert m["final_test_accuracy"] == pytest.approx(0.96)
+    assert m["baseline_test_accuracy"] == pytest.approx(0.97)
+    assert m["epsilon_rdp_hospital-paris"] == pytest.approx(4.0)
+    assert m["epsilon_pld_clinic-boston"] == pytest.approx(0.8)
+
+
+def test_duplicate_rounds_and_missing_fields_are_refused() -> None:
+    with pytest.raises(SummaryError, match="duplicate"):
+        build_summary(round_reports() + round_reports()[:1], [])
+    with pytest.raises(SummaryError, match="site_id"):
+        build_summary([], [{"round": 1, "accuracy": 1.0}])
+    with pytest.raises(SummaryError, match="round"):
+        build_summary([{"version": 1}], [])
+
+
+def test_small_helpers() -> None:
+    assert epsilon_of(2.5) == (2.5, None)
+    assert epsilon_of({"rdp": 1.0, "pld": 0.5}) == (1.0, 0.5)
+    assert epsilon_of({"epsilon": float("nan")}) == (None, None)
+    assert weighted_mean([(1.0, 1.0), (0.0, 3.0)]) == pytest.approx(0.25)
+    assert weighted_mean([]) is None
+
+
+def test_empty_run_has_empty_final() -> None:
+    s = build_summary([], [])
+    assert s["rounds"] == [] and s["final"]["accuracy"] is None
