@@ -1,0 +1,76 @@
+"""Static residency questions that need no compiled DAG (used by `fedpipe check`/`explain`).
+
+`standard_flows` lists the crossings every fedpipe round makes: each site's validation summary,
+DP update and metrics go to the coordinator, and the coordinator's global model comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines.config.loader import Federation
+from pipelines.config.models import ARTIFACT_CLASSES, Policy
+from pipelines.residency.checker import FlowEdge
+
+# (producing stage, output, class, consuming stage) of a site's outputs that reach the coordinator
+_SITE_TO_COORDINATOR = (
+    ("validate", "summary", "validation_summary", "report"),
+    ("export", "update", "dp_update", "aggregate"),
+    ("evaluate", "evaluation", "metrics", "report"),
+)
+# coordinator outputs that reach every site
+_COORDINATOR_TO_SITE = (("aggregate", "global_model", "global_model", ("train", "evaluate")),)
+
+
+def standard_flows(federation: Federation) -> list[FlowEdge]:
+    """The crossing edges of one round, per site (sorted by site id), without compiling.
+
+    Task names are `<stage>@<site id>` (e.g. `export@hospital-berlin`, `aggregate@coordinator`).
+    """
+    coord = federation.coordinator.id
+    edges: list[FlowEdge] = []
+    for sid in federation.sites:
+        for stage, output, cls, consumer in _SITE_TO_COORDINATOR:
+            edges.append(FlowEdge(f"{stage}@{sid}", output, cls, sid, f"{consumer}@{coord}", coord))
+        for stage, output, cls, consumers in _COORDINATOR_TO_SITE:
+            for consumer in consumers:
+                edges.append(
+                    FlowEdge(f"{stage}@{coord}", output, cls, coord, f"{consumer}@{sid}", sid)
+                )
+    return edges
+
+
+@dataclass(frozen=True)
+class AllowedDestination:
+    """One destination a class may reach from a site, and the rule that allows it."""
+
+    destination: str
+    rule: str
+    rule_text: str
+
+
+def allowed_destinations(
+    federation: Federation, site_id: str, artifact_class: str
+) -> list[AllowedDestination]:
+    """Which other placements of the federation `artifact_class` may reach from `site_id`.
+
+    Each destination appears once, with the first rule (lowest index) that allows it.
+    """
+    source = federation.site(site_id)
+    policy = federation.policies[source.policy]
+    rules = policy.rules_for(artifact_class)
+    out = []
+    for dest in federation.all_sites.values():
+        if dest.id == site_id:
+            continue
+        for index, rule in enumerate(rules):
+            if rule.matches(dest):
+                name = Policy.rule_name(policy.id, artifact_class, index)
+                out.append(AllowedDestination(dest.id, name, rule.describe()))
+                break
+    return out
+
+
+def destination_table(federation: Federation, site_id: str) -> dict[str, list[AllowedDestination]]:
+    """artifact class -> allowed destinations from `site_id`, for every class (in schema order)."""
+    return {cls: allowed_destinations(federation, site_id, cls) for cls in ARTIFACT_CLASSES}
