@@ -1,0 +1,66 @@
+"""`aggregate` (coordinator, fan-in): verify the sites' DP updates, combine, publish the model.
+
+The signature is generated per federation (`pipelines/fanin.py`): one `update_<i>` input per
+site, `i` 1-based in the order of `site_ids`; the body hands the executor
+`updates={site_id: path}` (components/CONTRACT.md).
+"""
+
+from collections.abc import Sequence
+
+from components.common.artifact_classes import ArtifactClass
+from components.common.image import FEDPIPE_IMAGE
+
+OUTPUT_CLASSES = {
+    "global_model": ArtifactClass.GLOBAL_MODEL,
+    "round_report": ArtifactClass.METRICS,
+}
+
+# Plain-value inputs, in signature order: (name, annotation).
+PARAMETERS: tuple[tuple[str, str], ...] = (
+    ("coordinator_json", "str"),
+    ("sites_json", "str"),
+    ("policies_json", "str"),
+    ("run_id", "str"),
+    ("kfp_job_id", "str"),
+    ("round_index", "int"),
+    ("rule", "str"),
+    ("rule_params_json", "str"),
+    ("server_optimizer", "str"),
+    ("server_learning_rate", "float"),
+    ("optimizer_params_json", "str"),
+    ("min_sites", "int"),
+)
+
+
+def update_input(index: int) -> str:
+    """Name of the generated input for the `index`-th site (1-based)."""
+    return f"update_{index}"
+
+
+def build(site_ids: Sequence[str]):
+    """The aggregate component for `site_ids` (one update input per site, in that order)."""
+    from pipelines.fanin import Param, call_lines, dict_literal, fanin_component
+
+    if not site_ids:
+        raise ValueError("aggregate: a federation needs at least one site")
+    updates = {site: f"{update_input(i)}.path" for i, site in enumerate(site_ids, start=1)}
+    params = [Param(n, a) for n, a in PARAMETERS]
+    params.append(Param("previous_model", "Input[Model]"))
+    params += [Param(update_input(i), "Input[Artifact]") for i in range(1, len(site_ids) + 1)]
+    params += [Param("global_model", "Output[Model]"), Param("round_report", "Output[Artifact]")]
+    kwargs = [(n, n) for n, _ in PARAMETERS]
+    kwargs += [
+        ("previous_model", "previous_model.path"),
+        ("updates", dict_literal(updates)),
+        ("global_model", "global_model.path"),
+        ("round_report", "round_report.path"),
+    ]
+    body = ["from components.aggregate.executor import run", "", *call_lines("run", kwargs)]
+    return fanin_component(
+        name="aggregate",
+        params=params,
+        docstring="Aggregate the sites' verified DP updates into the next global model.",
+        body=body,
+        base_image=FEDPIPE_IMAGE,
+        output_classes=OUTPUT_CLASSES,
+    )

@@ -1,0 +1,43 @@
+"""`validate` (site): Great Expectations on the site's data; only a sanitized summary leaves."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Output
+
+from components.common.artifact_classes import ArtifactClass
+from components.common.declare import declare_output_classes
+from components.common.image import FEDPIPE_IMAGE
+
+OUTPUT_CLASSES = {"summary": ArtifactClass.VALIDATION_SUMMARY}
+
+
+@dsl.component(base_image=FEDPIPE_IMAGE, install_kfp_package=False)
+def validate(
+    site_id: str,
+    policy_digest: str,
+    data_snapshot: str,
+    site_json: str,
+    policy_json: str,
+    run_id: str,
+    kfp_job_id: str,
+    round_index: int,
+    dataset: str,
+    summary: Output[Artifact],
+):
+    """Validate the site's data against its data contract; writes summary.json only."""
+    from components.validate.executor import run
+
+    run(
+        site_id=site_id,
+        policy_digest=policy_digest,
+        data_snapshot=data_snapshot,
+        site_json=site_json,
+        policy_json=policy_json,
+        run_id=run_id,
+        kfp_job_id=kfp_job_id,
+        round_index=round_index,
+        dataset=dataset,
+        summary=summary.path,
+    )
+
+
+declare_output_classes(validate, OUTPUT_CLASSES)
