@@ -1,0 +1,1 @@
+"""Coordinator-side aggregation: verify, quorum, robust rules, server optimizers, publish."""

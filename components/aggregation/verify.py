@@ -1,0 +1,196 @@
+"""Verify one site's exported update before it may enter the aggregate (pure, no I/O).
+
+Checks, in order, each refusal raising `UpdateRejected` with the site and a one-line reason:
+size limit (before parsing anything), manifest well-formed, Ed25519 signature against the
+site's public key, manifest version, site id, run id and round (a replay from another round or
+run is refused), content hash of the tensor bytes, policy digest, DP epsilon against the policy,
+tensor file format, tensor names, shapes and dtypes against the global model, finite values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from components.common.manifest import (
+    ManifestError,
+    SignedManifest,
+    UpdateManifest,
+    verify_manifest,
+)
+from components.common.tensors import TensorFormatError, Tensors, load_tensors, sha256_hex
+from pipelines.config.models import Policy, Site
+
+# name -> shape of every tensor of the global model
+ModelSpec = dict[str, tuple[int, ...]]
+
+# Per-file overhead allowance of the .npz container (zip headers + npy header, bytes per tensor).
+NPZ_OVERHEAD_PER_TENSOR = 1024
+MAX_MANIFEST_BYTES = 1 << 20
+# Relative slack on the DP epsilon comparison (floating point noise of the accountants).
+EPSILON_RTOL = 1e-9
+
+
+class UpdateRejected(Exception):
+    """An update that must not enter the aggregate; `reason` goes into the round report."""
+
+    def __init__(self, site_id: str, reason: str) -> None:
+        super().__init__(f"site {site_id}: update rejected: {reason}")
+        self.site_id = site_id
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VerifiedUpdate:
+    """An update that passed every check."""
+
+    site_id: str
+    tensors: Tensors
+    manifest: UpdateManifest
+    size_bytes: int
+
+
+def model_spec(tensors: Mapping[str, np.ndarray]) -> ModelSpec:
+    """name -> shape of the global model's tensors."""
+    return {name: tuple(int(d) for d in np.shape(t)) for name, t in tensors.items()}
+
+
+def size_limit(spec: ModelSpec, *, slack_bytes: int = 64 * 1024) -> int:
+    """Largest acceptable update file, bytes: float32 payload + container overhead + slack."""
+    payload = sum(4 * math.prod(shape) for shape in spec.values())
+    return payload + NPZ_OVERHEAD_PER_TENSOR * len(spec) + slack_bytes
+
+
+def check_ref(ref: Mapping[str, Any], *, site_id: str, bucket: str, key: str) -> None:
+    """The export's ref.json must name this site, its configured bucket and the expected key.
+
+    The coordinator reads from the bucket/key it derives itself; a ref pointing elsewhere is
+    refused rather than followed.
+    """
+    if ref.get("site_id") != site_id:
+        raise UpdateRejected(site_id, f"ref.json names site {ref.get('site_id')!r}")
+    if ref.get("bucket") != bucket:
+        raise UpdateRejected(
+            site_id, f"ref.json names bucket {ref.get('bucket')!r}, site spec has {bucket!r}"
+        )
+    if ref.get("key") != key:
+        raise UpdateRejected(site_id, f"ref.json names key {ref.get('key')!r}, expected {key!r}")
+
+
+def check_privacy(
+    site_id: str, manifest: UpdateManifest, *, epsilon_per_round: float, allow_dp_off: bool
+) -> None:
+    """Refuse updates whose declared epsilon is missing (DP required) or above the policy's."""
+    eps = manifest.epsilon
+    if eps is None:
+        if not allow_dp_off:
+            raise UpdateRejected(
+                site_id, "manifest declares no DP epsilon and the policy has dp.allow_dp_off=false"
+            )
+        return
+    if not math.isfinite(eps) or eps < 0:
+        raise UpdateRejected(
+            site_id, f"manifest epsilon {eps!r} is not a finite non-negative number"
+        )
+    if eps > epsilon_per_round * (1 + EPSILON_RTOL):
+        raise UpdateRejected(
+            site_id,
+            f"manifest epsilon {eps:.6g} exceeds the policy's dp.epsilon_per_round "
+            f"{epsilon_per_round:.6g}",
+        )
+
+
+def check_tensors(site_id: str, tensors: Mapping[str, np.ndarray], spec: ModelSpec) -> None:
+    """Names, shapes, dtype float32 and finiteness against the global model."""
+    missing = sorted(set(spec) - set(tensors))
+    extra = sorted(set(tensors) - set(spec))
+    if missing or extra:
+        raise UpdateRejected(
+            site_id, f"tensor names differ from the global model: missing {missing}, extra {extra}"
+        )
+    for name in sorted(spec):
+        array = tensors[name]
+        if array.dtype != np.float32:
+            raise UpdateRejected(site_id, f"tensor {name!r} has dtype {array.dtype}, need float32")
+        if tuple(array.shape) != spec[name]:
+            raise UpdateRejected(
+                site_id,
+                f"tensor {name!r} has shape {tuple(array.shape)}, global model has {spec[name]}",
+            )
+        if not np.isfinite(array).all():
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            raise UpdateRejected(site_id, f"tensor {name!r} has {bad} non-finite value(s)")
+
+
+def verify_update(
+    *,
+    site_id: str,
+    npz_bytes: bytes,
+    manifest_bytes: bytes,
+    public_key_pem: str,
+    run_id: str,
+    round_index: int,
+    spec: ModelSpec,
+    max_bytes: int,
+    policy_digest: str | None,
+    epsilon_per_round: float,
+    allow_dp_off: bool,
+) -> VerifiedUpdate:
+    """Run every check on one site's update; return it verified or raise `UpdateRejected`.
+
+    policy_digest: the digest the coordinator holds for the site's policy; None skips that check.
+    """
+    if len(npz_bytes) > max_bytes:
+        raise UpdateRejected(site_id, f"oversize: {len(npz_bytes)} bytes > limit {max_bytes}")
+    if len(manifest_bytes) > MAX_MANIFEST_BYTES:
+        raise UpdateRejected(
+            site_id, f"oversize manifest: {len(manifest_bytes)} bytes > {MAX_MANIFEST_BYTES}"
+        )
+    try:
+        signed = SignedManifest.from_json(manifest_bytes)
+        manifest = verify_manifest(
+            signed,
+            public_key_pem=public_key_pem,
+            expected_site_id=site_id,
+            expected_run_id=run_id,
+            expected_round=round_index,
+            content_sha256=sha256_hex(npz_bytes),
+        )
+    except ManifestError as exc:
+        raise UpdateRejected(site_id, str(exc)) from exc
+    if policy_digest is not None and manifest.policy_digest != policy_digest:
+        raise UpdateRejected(
+            site_id,
+            f"exported under policy digest {manifest.policy_digest[:12]}…, the coordinator holds "
+            f"{policy_digest[:12]}… for this site's policy",
+        )
+    check_privacy(site_id, manifest, epsilon_per_round=epsilon_per_round, allow_dp_off=allow_dp_off)
+    try:
+        tensors = load_tensors(npz_bytes)
+    except TensorFormatError as exc:
+        raise UpdateRejected(site_id, str(exc)) from exc
+    if sorted(manifest.tensor_names) != sorted(tensors):
+        raise UpdateRejected(site_id, "manifest tensor_names differ from the tensors in the file")
+    check_tensors(site_id, tensors, spec)
+    return VerifiedUpdate(site_id, tensors, manifest, len(npz_bytes))
+
+
+def residency_rule(site: Site, policy: Policy, coordinator: Site) -> str:
+    """The name of the rule of `policy` that lets `coordinator` read `site`'s dp_update.
+
+    Uses the config model's own matcher (`DestinationRule.matches`, deny by default); raises
+    `UpdateRejected` (the update is then never fetched) when no rule matches.
+    """
+    for index, rule in enumerate(policy.rules_for("dp_update")):
+        if rule.matches(coordinator):
+            return Policy.rule_name(policy.id, "dp_update", index)
+    raise UpdateRejected(
+        site.id,
+        f"residency: policy {policy.id} rules.dp_update lets no rule match coordinator "
+        f"{coordinator.id} ({coordinator.jurisdiction}, {coordinator.region}, "
+        f"{coordinator.provider}); update not read",
+    )

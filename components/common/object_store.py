@@ -1,0 +1,69 @@
+"""Object-store clients built at the executor edge from a site spec + secrets.
+
+Sites: a `minio.Minio` client for the site's S3-compatible store (MinIO on-prem).
+Coordinator: a `google.cloud.storage.Client` (honours `STORAGE_EMULATOR_HOST` in local runs).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from components.common.secrets import object_store_endpoint, site_secret
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+    from minio import Minio
+
+    from pipelines.config.models import Site
+
+
+def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
+    """`host:port` and TLS flag; a scheme on the endpoint (`http://`, `https://`) wins over `secure`.
+
+    An override in FEDPIPE_ENDPOINT_OVERRIDES may carry `http://` for a local plain-HTTP server.
+    """
+    if endpoint.startswith("http://"):
+        return endpoint.removeprefix("http://").rstrip("/"), False
+    if endpoint.startswith("https://"):
+        return endpoint.removeprefix("https://").rstrip("/"), True
+    return endpoint, secure
+
+
+def site_minio_client(site: Site) -> Minio:
+    """A `minio.Minio` client for `site`'s bucket: endpoint via `object_store_endpoint`,
+    credentials `S3_ACCESS_KEY` / `S3_SECRET_KEY` via `site_secret(site.id, ...)`."""
+    from minio import Minio
+
+    if site.object_store.type != "s3" or not site.object_store.endpoint:
+        raise ValueError(f"site {site.id}: object_store is not an s3 store with an endpoint")
+    configured = object_store_endpoint(site.id, site.object_store.endpoint)
+    endpoint, secure = split_endpoint(configured, site.object_store.secure)
+    return Minio(
+        endpoint,
+        access_key=site_secret(site.id, "S3_ACCESS_KEY"),
+        secret_key=site_secret(site.id, "S3_SECRET_KEY"),
+        secure=secure,
+    )
+
+
+def coordinator_gcs_client(coordinator: Site) -> storage.Client:
+    """A google-cloud-storage client for the coordinator's bucket.
+
+    With `STORAGE_EMULATOR_HOST` set (local runs, tests) the library talks to the emulator
+    with anonymous credentials; otherwise application-default credentials (workload identity).
+    """
+    from google.cloud import storage
+
+    if coordinator.object_store.type != "gcs":
+        raise ValueError(f"site {coordinator.id}: object_store.type is not gcs")
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    if emulator:
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(
+            project="fedpipe-local",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": emulator},
+        )
+    return storage.Client()
