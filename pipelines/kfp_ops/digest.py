@@ -1,0 +1,110 @@
+"""Read the pipeline digest and the facts shown in KFP from a compiled pipeline YAML. Pure.
+
+Contract with the compiler (`fedpipe compile`): the first YAML document's
+`pipelineInfo.description` contains the pipeline digest as `digest: <64 lowercase hex>`
+(a `sha256:` prefix is allowed: `digest: sha256:<hex>`). The digest is the sha256 of the
+pipeline spec, the sites and the policies, so it names the pipeline version on the host.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+_DIGEST = re.compile(r"\bdigest\s*[:=]\s*(?:sha256:)?([0-9a-f]{64})\b", re.IGNORECASE)
+
+
+class PipelineYamlError(ValueError):
+    """A file that is not a compiled fedpipe pipeline; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class PipelineParameter:
+    """A root input parameter of the pipeline as the KFP UI shows it."""
+
+    name: str
+    type: str  # KFP parameterType: STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN, ...
+    default: Any  # None when the parameter has no default
+    description: str
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    """What upload needs from a compiled pipeline YAML."""
+
+    name: str
+    description: str
+    digest: str
+    parameters: tuple[PipelineParameter, ...]
+
+
+def _spec(yaml_text: str, source: str) -> dict[str, Any]:
+    try:
+        docs = [d for d in yaml.safe_load_all(yaml_text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise PipelineYamlError(f"{source}: not valid YAML: {exc}") from exc
+    if not docs or not isinstance(docs[0], dict) or "pipelineInfo" not in docs[0]:
+        raise PipelineYamlError(
+            f"{source}: not a compiled KFP pipeline (no pipelineInfo); compile it with"
+            " `fedpipe compile`"
+        )
+    return docs[0]
+
+
+def pipeline_digest_of(yaml_text: str, source: str = "pipeline YAML") -> str:
+    """The digest (64 lowercase hex) written by the compiler into `pipelineInfo.description`.
+
+    Raises `PipelineYamlError` naming `source` when the YAML has none.
+    """
+    description = str(_spec(yaml_text, source)["pipelineInfo"].get("description") or "")
+    match = _DIGEST.search(description)
+    if match is None:
+        raise PipelineYamlError(
+            f"{source}: pipelineInfo.description has no 'digest: <sha256 hex>'; was it compiled"
+            " by `fedpipe compile`?"
+        )
+    return match.group(1).lower()
+
+
+def parameters_of(spec: dict[str, Any]) -> tuple[PipelineParameter, ...]:
+    """Root input parameters of a pipeline spec (dict of the first YAML document)."""
+    params = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {}) or {}
+    return tuple(
+        PipelineParameter(
+            name=name,
+            type=str(p.get("parameterType", "STRING")),
+            default=p.get("defaultValue"),
+            description=str(p.get("description", "")),
+        )
+        for name, p in sorted(params.items())
+    )
+
+
+def pipeline_info_of(yaml_text: str, source: str = "pipeline YAML") -> PipelineInfo:
+    """Name, description, digest and root parameters of a compiled pipeline YAML."""
+    spec = _spec(yaml_text, source)
+    info = spec["pipelineInfo"]
+    return PipelineInfo(
+        name=str(info.get("displayName") or info.get("name") or ""),
+        description=str(info.get("description") or ""),
+        digest=pipeline_digest_of(yaml_text, source),
+        parameters=parameters_of(spec),
+    )
+
+
+def version_description(info: PipelineInfo, max_chars: int = 1000) -> str:
+    """Readable text for the pipeline version in the KFP UI: digest first, then parameters."""
+    lines = [f"fedpipe pipeline {info.name}, digest {info.digest}"]
+    first = info.description.strip().splitlines()
+    if first and not _DIGEST.search(first[0]):
+        lines.append(first[0])
+    if info.parameters:
+        shown = ", ".join(
+            f"{p.name}={p.default!r}" if p.default is not None else p.name for p in info.parameters
+        )
+        lines.append(f"parameters: {shown}")
+    text = "\n".join(lines)
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"

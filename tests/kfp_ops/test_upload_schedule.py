@@ -1,0 +1,214 @@
+"""`fedpipe upload` / `fedpipe schedule` against a local KFP v2beta1 REST server (no cluster).
+
+The server parses every request body with the `kfp-server-api` models and records it; the
+assertions are on what kfp 2.13's client really sent.
+"""
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kfp import compiler, dsl
+
+from pipelines.cli import main
+from pipelines.kfp_ops.digest import pipeline_digest_of
+from pipelines.localstack.kfp_api import KfpApiServer
+
+pytestmark = pytest.mark.integration
+
+PIPELINE = "federated-training"
+
+
+@dsl.component
+def _site_task(site_id: str, rounds: int) -> str:
+    return site_id * rounds
+
+
+def _compile(path: Path, sites: list[str]) -> Path:
+    """A small pipeline with one task per site, its digest written as the compiler does."""
+
+    @dsl.pipeline(name=PIPELINE, description="placeholder")
+    def federated_training(rounds: int = 3, resume: bool = False, learning_rate: float = 0.1):
+        """Federated training.
+
+        Args:
+            rounds: rounds per run.
+            resume: continue from the latest global model.
+            learning_rate: client SGD learning rate.
+        """
+        for site in sites:
+            _site_task(site_id=site, rounds=rounds).set_display_name(site)
+
+    compiler.Compiler().compile(federated_training, str(path))
+    text = path.read_text()
+    digest = hashlib.sha256((text + "|".join(sites)).encode()).hexdigest()
+    path.write_text(
+        text.replace(
+            "description: placeholder", f"description: 'Federated training; digest: {digest}'"
+        )
+    )
+    return path
+
+
+@pytest.fixture()
+def kfp_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KfpApiServer]:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.config/kfp/context.json
+    with KfpApiServer() as server:
+        yield server
+
+
+def _upload(server: KfpApiServer, package: Path) -> int:
+    return main(["upload", "--host", server.url, "--package", str(package)])
+
+
+def test_upload_same_digest_is_a_noop_and_changed_sites_add_a_version(
+    kfp_host: KfpApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two = _compile(tmp_path / "a.yaml", ["hospital-berlin", "hospital-paris"])
+    digest = pipeline_digest_of(two.read_text())
+
+    assert _upload(kfp_host, two) == 0
+    assert _upload(kfp_host, two) == 0
+    assert "already there (no-op)" in capsys.readouterr().out
+
+    created = kfp_host.calls("POST", "/pipelines")
+    assert [r.path for r in created] == [
+        "/apis/v2beta1/pipelines",
+        "/apis/v2beta1/pipelines/upload_version",
+    ]
+    assert created[0].body.display_name == PIPELINE
+    assert created[1].query["name"] == digest
+    [pipeline_id] = kfp_host.state.pipelines
+    assert created[1].query["pipelineid"] == pipeline_id
+    assert digest in created[1].query["description"]
+    assert yaml.safe_load(created[1].upload)["pipelineInfo"]["name"] == PIPELINE
+    versions = list(kfp_host.state.versions.values())
+    assert [v.display_name for v in versions] == [digest]
+    # the UI shows the root parameters with their defaults and descriptions
+    params = versions[0].pipeline_spec["root"]["inputDefinitions"]["parameters"]
+    assert params["rounds"]["defaultValue"] == 3
+    assert params["resume"]["defaultValue"] is False
+    assert params["rounds"]["description"] == "rounds per run."
+
+    three = _compile(tmp_path / "b.yaml", ["hospital-berlin", "hospital-paris", "clinic-boston"])
+    new_digest = pipeline_digest_of(three.read_text())
+    assert new_digest != digest
+    assert _upload(kfp_host, three) == 0
+    assert len(kfp_host.state.pipelines) == 1
+    assert sorted(v.display_name for v in kfp_host.state.versions.values()) == sorted(
+        [digest, new_digest]
+    )
+    assert len(kfp_host.calls("POST", "/pipelines/upload_version")) == 2
+
+
+def test_upload_refuses_a_yaml_without_digest(
+    kfp_host: KfpApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = _compile(tmp_path / "a.yaml", ["s1"])
+    package.write_text(package.read_text().replace("digest:", "checksum:"))
+    assert _upload(kfp_host, package) == 2
+    assert "pipelineInfo.description has no 'digest" in capsys.readouterr().err
+    assert kfp_host.calls("POST", "/pipelines") == []
+
+
+def _schedule(server: KfpApiServer, *extra: str) -> int:
+    return main(["schedule", "--host", server.url, "--pipeline-name", PIPELINE, *extra])
+
+
+def test_five_field_cron_is_refused_with_the_six_field_form(
+    kfp_host: KfpApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _schedule(kfp_host, "--version", "abc", "--cron", "0 * * * *") == 2
+    err = capsys.readouterr().err
+    assert "did you mean '0 0 * * * *'" in err
+    assert kfp_host.requests == []  # refused before talking to the host
+
+
+def test_schedule_sends_one_at_a_time_no_catchup_and_resume(
+    kfp_host: KfpApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = _compile(tmp_path / "a.yaml", ["hospital-berlin", "hospital-paris"])
+    digest = pipeline_digest_of(package.read_text())
+    assert _upload(kfp_host, package) == 0
+
+    args = ["--version", digest[:12], "--cron", "0 0 2 * * *", "--param", "rounds=2"]
+    assert _schedule(kfp_host, *args) == 0
+    [sent] = kfp_host.calls("POST", "/recurringruns")
+    run = sent.body  # a kfp_server_api.V2beta1RecurringRun, parsed by the server
+    assert run.display_name == f"{PIPELINE}-recurring"
+    assert run.trigger.cron_schedule.cron == "0 0 2 * * *"
+    assert run.trigger.periodic_schedule is None
+    assert int(run.max_concurrency) == 1
+    assert run.no_catchup is True
+    assert run.mode == "ENABLE"
+    assert run.runtime_config.parameters == {"rounds": 2, "resume": True}
+    version = next(iter(kfp_host.state.versions.values()))
+    assert run.pipeline_version_reference.pipeline_version_id == version.pipeline_version_id
+    assert run.pipeline_version_reference.pipeline_id == version.pipeline_id
+    [experiment] = kfp_host.state.experiments.values()
+    assert experiment.display_name == "fedpipe"
+    assert run.experiment_id == experiment.experiment_id
+
+    # scheduling again updates: the old recurring run is replaced, not duplicated
+    again = ["--version", digest, "--cron", "0 30 1 * * *", "--max-concurrency", "2", "--catchup"]
+    assert _schedule(kfp_host, *again) == 0
+    assert "replaced" in capsys.readouterr().out
+    [current] = kfp_host.state.recurring_runs.values()
+    assert current.trigger.cron_schedule.cron == "0 30 1 * * *"
+    assert int(current.max_concurrency) == 2
+    assert current.no_catchup is False
+    assert len(kfp_host.state.experiments) == 1
+    assert len(kfp_host.calls("DELETE", "/recurringruns/")) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--param", "roundz=2"], "the pipeline has no such parameter; it has: learning_rate"),
+        (["--param", "rounds=two"], "--param rounds='two': not a valid NUMBER_INTEGER"),
+        (["--param", "resume=false"], "a recurring run always resumes"),
+        (["--max-concurrency", "0"], "--max-concurrency 0: must be 1..10"),
+    ],
+)
+def test_schedule_refuses_bad_parameters(
+    kfp_host: KfpApiServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    package = _compile(tmp_path / "a.yaml", ["s1"])
+    assert _upload(kfp_host, package) == 0
+    digest = pipeline_digest_of(package.read_text())
+    assert _schedule(kfp_host, "--version", digest, "--cron", "0 0 2 * * *", *extra) == 2
+    assert message in capsys.readouterr().err
+    assert kfp_host.state.recurring_runs == {}
+
+
+def test_schedule_names_missing_pipeline_and_version(
+    kfp_host: KfpApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _schedule(kfp_host, "--version", "abc", "--cron", "0 0 2 * * *") == 2
+    assert f"no pipeline named {PIPELINE!r}" in capsys.readouterr().err
+    assert _upload(kfp_host, _compile(tmp_path / "a.yaml", ["s1"])) == 0
+    assert _schedule(kfp_host, "--version", "ffff", "--cron", "0 0 2 * * *") == 2
+    assert "has no version 'ffff'" in capsys.readouterr().err
+
+
+def test_server_refuses_unknown_fields(kfp_host: KfpApiServer) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        kfp_host.url + "/apis/v2beta1/experiments",
+        data=json.dumps({"display_name": "x", "colour": "red"}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req)
+    assert err.value.code == 400
+    assert "unknown field(s) ['colour']" in err.value.read().decode()
