@@ -15,13 +15,18 @@ def _env_suffix(site_id: str) -> str:
     return site_id.upper().replace("-", "_").replace(".", "_")
 
 
+def secret_env_name(site_id: str, name: str) -> str:
+    """The site-specific env name of secret `name`: FEDPIPE_<NAME>__<SITE> ('-' -> '_')."""
+    return f"FEDPIPE_{name.upper()}__{_env_suffix(site_id)}"
+
+
 def site_secret(site_id: str, name: str) -> str:
     """The secret `name` (e.g. S3_ACCESS_KEY, SIGNING_KEY) of `site_id`.
 
     Order: env FEDPIPE_<NAME>__<SITE>, env FEDPIPE_<NAME>, file $FEDPIPE_SECRETS_DIR/<site>/<name>.
     """
     key = name.upper()
-    for env in (f"FEDPIPE_{key}__{_env_suffix(site_id)}", f"FEDPIPE_{key}"):
+    for env in (secret_env_name(site_id, key), f"FEDPIPE_{key}"):
         value = os.environ.get(env)
         if value:
             return value

@@ -1,0 +1,52 @@
+"""Object-store credentials and the signing key from a site's Kubernetes Secret, as env.
+
+Only references go into the YAML (Secret name + key → env name), never a value. Env names
+follow components/CONTRACT.md "Secrets": `FEDPIPE_<NAME>__<SITE>` (site id upper-cased,
+'-' → '_'), which `components.common.secrets.site_secret` reads first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+from components.common.secrets import secret_env_name
+from pipelines.config.models import Site
+
+# Secret key -> secret name as the executors ask for it (site_secret(site_id, NAME)).
+READ_KEYS: dict[str, str] = {"access-key": "S3_ACCESS_KEY", "secret-key": "S3_SECRET_KEY"}
+SIGNING_KEYS: dict[str, str] = {"signing-key": "SIGNING_KEY"}
+
+
+def secret_env_map(site: Site, keys: dict[str, str]) -> dict[str, str]:
+    """{Secret key: env name} for `site` (e.g. access-key -> FEDPIPE_S3_ACCESS_KEY__CLINIC_A)."""
+    return {key: secret_env_name(site.id, name) for key, name in keys.items()}
+
+
+def use_site_credentials(task: PipelineTask, site: Site, signing: bool = False) -> PipelineTask:
+    """Give `task` the site's object-store credentials (and, with `signing`, its signing key).
+
+    Only `export` signs, so only it gets `signing-key`; returns the task.
+    """
+    keys = {**READ_KEYS, **(SIGNING_KEYS if signing else {})}
+    return kubernetes.use_secret_as_env(
+        task,
+        secret_name=site.object_store.secret_name,
+        secret_key_to_env=secret_env_map(site, keys),
+    )
+
+
+def use_sites_read_credentials(task: PipelineTask, sites: Iterable[Site]) -> PipelineTask:
+    """Give a coordinator task (aggregate) each site's object-store credentials, never signing keys.
+
+    Sites are added in id order (deterministic YAML); returns the task.
+    """
+    for site in sorted(sites, key=lambda s: s.id):
+        kubernetes.use_secret_as_env(
+            task,
+            secret_name=site.object_store.secret_name,
+            secret_key_to_env=secret_env_map(site, READ_KEYS),
+        )
+    return task

@@ -1,0 +1,40 @@
+"""A site's `image_registry` override: rewrite the registry part of that site's task images."""
+
+from __future__ import annotations
+
+from kfp.dsl import PipelineTask
+
+from pipelines.config.models import Site
+
+
+def split_registry(image: str) -> tuple[str | None, str]:
+    """(registry, repository[:tag|@digest]) of an image reference; registry None if implicit.
+
+    The first path component is a registry when it contains '.' or ':' or is 'localhost'
+    (Docker's rule): "ghcr.io/fedpipe/fedpipe:0.1" -> ("ghcr.io", "fedpipe/fedpipe:0.1"),
+    "python:3.11" -> (None, "python:3.11").
+    """
+    first, sep, rest = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return None, image
+
+
+def rewrite_registry(image: str, registry: str) -> str:
+    """`image` pulled from `registry` instead (a host or host/path mirror prefix).
+
+    "ghcr.io/fedpipe/fedpipe:0.1" with "registry.example.org/mirror" ->
+    "registry.example.org/mirror/fedpipe/fedpipe:0.1".
+    """
+    registry = registry.strip().rstrip("/")
+    if not registry or "://" in registry:
+        raise ValueError(f"image_registry {registry!r}: give host[:port][/path] without a scheme")
+    _, repository = split_registry(image)
+    return f"{registry}/{repository}"
+
+
+def use_site_registry(task: PipelineTask, site: Site) -> PipelineTask:
+    """Pull `task`'s image from `site.image_registry` when the site sets one; returns the task."""
+    if site.image_registry and task.container_spec is not None:
+        task.container_spec.image = rewrite_registry(task.container_spec.image, site.image_registry)
+    return task
