@@ -1,0 +1,77 @@
+"""`validate` executor: read the site's training table, run the GX suite, write summary.json.
+
+Bad data never crashes the task: an unreadable URI, an empty file, missing columns, wrong
+dtypes, NaN labels... give `passed: false` with a reason naming the site and the failing
+checks (the site abstains). Only a task wired to the wrong site/dataset raises
+(`SiteConfigError`), because that is a pipeline bug, not the site's data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from components.common.secrets import MissingSecretError
+from components.datasets.features import DataError
+from components.datasets.io import ClientFactory, read_site_table, site_client_factory
+from components.datasets.site import check_own_bucket, load_site_data
+from components.validate.suite import abstention, run_suite, summarize
+
+SUMMARY_FILE = "summary.json"
+
+
+def validate_site(
+    site_json: str, site_id: str, dataset: str, client_factory: ClientFactory | None = None
+) -> dict[str, Any]:
+    """The sanitized validation summary of the site's training table (`data.uri`)."""
+    data = load_site_data(site_json, site_id, dataset)
+    factory = client_factory or site_client_factory(data.site)
+    try:
+        check_own_bucket(data.site, data.train_uri)
+        frame = read_site_table(data.train_uri, factory, site_id)
+    except DataError as exc:
+        return abstention(site_id, f"data check {exc.check!r} failed: {exc.detail}")
+    except MissingSecretError as exc:
+        return abstention(site_id, f"cannot read its data: {exc}")
+    try:
+        outcomes = run_suite(data.contract, frame)
+    except Exception as exc:  # a GX-internal failure must not crash the round
+        return abstention(
+            site_id, f"validation engine error ({type(exc).__name__})", row_count=len(frame)
+        )
+    return summarize(site_id, len(frame), outcomes)
+
+
+def write_summary(folder: str | Path, summary: dict[str, Any]) -> Path:
+    """Create the artifact folder and write `summary.json`; returns its path."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    out = path / SUMMARY_FILE
+    out.write_text(json.dumps(summary, indent=1, sort_keys=True))
+    return out
+
+
+def run(
+    *,
+    site_id: str,
+    policy_digest: str,
+    data_snapshot: str,
+    site_json: str,
+    policy_json: str,
+    run_id: str,
+    kfp_job_id: str,
+    round_index: int,
+    dataset: str,
+    summary: str,
+    client_factory: ClientFactory | None = None,
+) -> dict[str, Any]:
+    """Validate the site's data; write `<summary>/summary.json` (components/CONTRACT.md).
+
+    `client_factory` (tests) replaces the minio client built from the site spec and secrets.
+    Returns the summary written.
+    """
+    del policy_digest, data_snapshot, policy_json, run_id, kfp_job_id, round_index  # cache keys
+    body = validate_site(site_json, site_id, dataset, client_factory)
+    write_summary(summary, body)
+    return body
