@@ -175,17 +175,25 @@ def _yaml_files(directory: Path, what: str, errors: list[str]) -> list[Path]:
 
 
 def _parse_dir(
-    directory: Path, model: type[BaseModel], what: str, known: Sequence[str], errors: list[str]
+    directory: Path,
+    model: type[BaseModel],
+    what: str,
+    known: Sequence[str],
+    errors: list[str],
+    broken: set[str],
 ) -> list[tuple[str, Any]]:
+    """Parse every file; ids (or file names) of files that failed go into `broken`."""
     parsed = []
     for path in _yaml_files(directory, what, errors):
         doc = _read_yaml(path, errors)
         if doc is None:
+            broken.add(path.stem)
             continue
         try:
             obj = model.parse_obj(doc)
         except ValidationError as exc:
             errors.extend(validation_lines(str(path), exc, known))
+            broken.update({path.stem, str(doc.get("id"))})
             continue
         if obj.id != path.stem:
             errors.append(f"{path}: id: {obj.id!r} must equal the file name ({path.stem!r})")
@@ -207,9 +215,17 @@ def _unique(items: list[tuple[str, Any]], key: str, getter, what: str, errors: l
 
 
 def check_federation(
-    sites: list[tuple[str, Site]], policies: list[tuple[str, Policy]], errors: list[str]
+    sites: list[tuple[str, Site]],
+    policies: list[tuple[str, Policy]],
+    errors: list[str],
+    broken_policies: set[str] | None = None,
 ) -> Federation | None:
-    """Cross-file checks over parsed (file, model) pairs; appends error lines, returns the result."""
+    """Cross-file checks over parsed (file, model) pairs; appends error lines, returns the result.
+
+    broken_policies: ids of policies whose file failed to parse (already reported, so a site
+    naming one is not reported again as naming an unknown policy).
+    """
+    broken_policies = broken_policies or set()
     _unique(sites, "id", lambda s: s.id, "site id", errors)
     _unique(policies, "id", lambda p: p.id, "policy id", errors)
     _unique(sites, "object_store.bucket", lambda s: s.object_store.bucket, "bucket", errors)
@@ -223,7 +239,7 @@ def check_federation(
     policy_ids = {p.id: p for _, p in policies}
     site_ids = {s.id for _, s in sites}
     for file, site in sites:
-        if site.policy not in policy_ids and policies:
+        if site.policy not in policy_ids and site.policy not in broken_policies:
             known = ", ".join(sorted(policy_ids))
             errors.append(f"{file}: policy: unknown policy {site.policy!r} (known: {known})")
     coordinators = [(f, s) for f, s in sites if s.role == "coordinator"]
@@ -275,9 +291,13 @@ def check_federation(
 def load_federation(sites_dir: str | Path, policies_dir: str | Path) -> Federation:
     """Read every `*.yaml` in both folders, validate, cross-check; ConfigError lists all errors."""
     errors: list[str] = []
-    sites = _parse_dir(Path(sites_dir), Site, "site", _SITE_FIELDS, errors)
-    policies = _parse_dir(Path(policies_dir), Policy, "policy", _POLICY_FIELDS, errors)
-    federation = check_federation(sites, policies, errors)
+    broken_sites: set[str] = set()
+    broken_policies: set[str] = set()
+    sites = _parse_dir(Path(sites_dir), Site, "site", _SITE_FIELDS, errors, broken_sites)
+    policies = _parse_dir(
+        Path(policies_dir), Policy, "policy", _POLICY_FIELDS, errors, broken_policies
+    )
+    federation = check_federation(sites, policies, errors, broken_policies)
     if errors or federation is None:
         raise ConfigError(errors or ["(federation): invalid"])
     return federation
