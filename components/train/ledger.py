@@ -1,0 +1,229 @@
+"""The site's privacy ledger: what each training attempt spent, and the budget check (pure).
+
+One entry per (run, round, site, attempt), written *before* training starts: every
+attempt that could publish an update is charged, also when it later fails or is retried.
+An entry stores the mechanism (q, sigma, steps), not only its epsilon, so totals are
+re-accounted: the lifetime total is the epsilon of *all* entries' events composed in one
+accountant at the policy's current delta (tighter than summing per-entry epsilons, and
+still correct if the policy's delta changes). The RDP value is the one budgets are
+enforced on; PLD is reported beside it (see `components.train.accounting`).
+
+A non-private entry (DP off, allowed by the policy) makes the lifetime total infinite:
+no later DP round of that site can fit a finite lifetime budget.
+
+The store (`components.train.ledger_store`) keeps one JSON object per entry in the
+site's own bucket under `entry_key(...)`; this module only parses and decides.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+from components.train.accounting import DpSgdEvent, epsilons, rdp_epsilon
+
+LEDGER_VERSION = "fedpipe.dev/privacy-ledger-entry/v1"
+LEDGER_PREFIX = "ledger"
+_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class LedgerError(ValueError):
+    """A ledger entry that cannot be parsed or a key part that is not safe."""
+
+
+class BudgetExceededError(RuntimeError):
+    """Training would exceed a DP budget of the site's policy; the site abstains."""
+
+
+def _key_part(value: str, what: str) -> str:
+    if not _KEY_PART.fullmatch(value) or ".." in value:
+        raise LedgerError(f"{what} {value!r} is not usable in an object key ([A-Za-z0-9._-])")
+    return value
+
+
+def site_prefix(site_id: str) -> str:
+    """Prefix of all ledger entries of one site: `ledger/<site>/`."""
+    return f"{LEDGER_PREFIX}/{_key_part(site_id, 'site id')}/"
+
+
+def entry_key(site_id: str, run_id: str, round_: int, attempt: int) -> str:
+    """`ledger/<site>/<run>/round-0001/attempt-0001.json`: unique per (run, round, site, attempt)."""
+    return (
+        f"{site_prefix(site_id)}{_key_part(run_id, 'run id')}/"
+        f"round-{round_:04d}/attempt-{attempt:04d}.json"
+    )
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One charged training attempt.
+
+    sampling_rate/noise_multiplier/steps: the mechanism; epsilon/epsilon_pld: this entry
+    alone at `delta`; batch_size/epochs/num_examples: the training parameters (the ledger
+    stays in the site's bucket); non_private: trained without DP.
+    """
+
+    run_id: str
+    round: int
+    site_id: str
+    attempt: int
+    sampling_rate: float
+    noise_multiplier: float
+    steps: int
+    non_private: bool
+    delta: float
+    epsilon: float | None
+    epsilon_pld: float | None
+    batch_size: int
+    epochs: int
+    num_examples: int
+    l2_norm_clip: float | None
+    created_at: str
+    version: str = LEDGER_VERSION
+
+    @property
+    def event(self) -> DpSgdEvent:
+        return DpSgdEvent(self.sampling_rate, self.noise_multiplier, self.steps, self.non_private)
+
+    @property
+    def key(self) -> str:
+        return entry_key(self.site_id, self.run_id, self.round, self.attempt)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
+
+    @staticmethod
+    def from_json(data: bytes, where: str = "ledger entry") -> LedgerEntry:
+        try:
+            body = json.loads(data)
+            entry = LedgerEntry(**body)
+        except (ValueError, TypeError) as exc:
+            raise LedgerError(f"{where}: not a valid ledger entry ({exc})") from exc
+        if entry.version != LEDGER_VERSION:
+            raise LedgerError(f"{where}: unsupported ledger version {entry.version!r}")
+        return entry
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no infinity: a non-private epsilon is stored as null."""
+    return None if math.isinf(value) else value
+
+
+def new_entry(
+    *,
+    run_id: str,
+    round_: int,
+    site_id: str,
+    attempt: int,
+    event: DpSgdEvent,
+    delta: float,
+    batch_size: int,
+    epochs: int,
+    num_examples: int,
+    l2_norm_clip: float | None,
+    created_at: str,
+) -> LedgerEntry:
+    """An entry for `event`, with its own RDP and PLD epsilon at `delta`."""
+    eps = epsilons([event], delta)
+    entry = LedgerEntry(
+        run_id=run_id,
+        round=round_,
+        site_id=site_id,
+        attempt=attempt,
+        sampling_rate=event.sampling_rate,
+        noise_multiplier=event.noise_multiplier,
+        steps=event.steps,
+        non_private=event.non_private,
+        delta=delta,
+        epsilon=_finite_or_none(eps.rdp),
+        epsilon_pld=_finite_or_none(eps.pld),
+        batch_size=batch_size,
+        epochs=epochs,
+        num_examples=num_examples,
+        l2_norm_clip=l2_norm_clip,
+        created_at=created_at,
+    )
+    entry_key(site_id, run_id, round_, attempt)  # validates the key parts
+    return entry
+
+
+def next_attempt(entries: Iterable[LedgerEntry], run_id: str, round_: int) -> int:
+    """1 + the highest attempt already charged for (run, round) (entries of one site)."""
+    attempts = [e.attempt for e in entries if e.run_id == run_id and e.round == round_]
+    return max(attempts, default=0) + 1
+
+
+@dataclass(frozen=True)
+class BudgetDecision:
+    """Result of the pre-training budget check (epsilons by RDP, the enforced accountant).
+
+    round_epsilon: this round's entries plus the planned training, composed;
+    lifetime_before / lifetime_after: all entries without / with the planned training.
+    """
+
+    allowed: bool
+    reason: str | None
+    round_epsilon: float
+    lifetime_before: float
+    lifetime_after: float
+    epsilon_per_round: float
+    lifetime_epsilon: float
+    delta: float
+
+
+def check_budget(
+    entries: Sequence[LedgerEntry],
+    planned: DpSgdEvent,
+    *,
+    site_id: str,
+    run_id: str,
+    round_: int,
+    epsilon_per_round: float,
+    lifetime_epsilon: float,
+    delta: float,
+    policy_id: str,
+) -> BudgetDecision:
+    """May `site_id` spend `planned` now? Refused when this round's or the lifetime composition
+    (re-accounted with RDP at `delta`) would exceed the policy's limit."""
+    round_events = [e.event for e in entries if e.run_id == run_id and e.round == round_]
+    all_events = [e.event for e in entries]
+    round_eps = rdp_epsilon([*round_events, planned], delta)
+    before = rdp_epsilon(all_events, delta)
+    after = rdp_epsilon([*all_events, planned], delta)
+    reason = None
+    if round_eps > epsilon_per_round:
+        reason = (
+            f"site {site_id}: round {round_} would spend epsilon {round_eps:.4f} (RDP, delta "
+            f"{delta:g}) > {policy_id} dp.epsilon_per_round {epsilon_per_round:g}"
+        )
+    elif after > lifetime_epsilon:
+        reason = (
+            f"site {site_id}: lifetime epsilon would reach {after:.4f} (RDP, delta {delta:g}; "
+            f"{before:.4f} spent in {len(all_events)} ledger entries) > {policy_id} "
+            f"dp.lifetime_epsilon {lifetime_epsilon:g}"
+        )
+    return BudgetDecision(
+        allowed=reason is None,
+        reason=reason,
+        round_epsilon=round_eps,
+        lifetime_before=before,
+        lifetime_after=after,
+        epsilon_per_round=epsilon_per_round,
+        lifetime_epsilon=lifetime_epsilon,
+        delta=delta,
+    )
+
+
+def ledger_summary(entries: Sequence[LedgerEntry], delta: float) -> dict[str, float | int | None]:
+    """Lifetime totals of one site's ledger, re-accounted (RDP and PLD) at `delta`."""
+    eps = epsilons([e.event for e in entries], delta)
+    return {
+        "entries": len(entries),
+        "lifetime_epsilon": _finite_or_none(eps.rdp),
+        "lifetime_epsilon_pld": _finite_or_none(eps.pld),
+        "non_private_entries": sum(1 for e in entries if e.non_private),
+        "delta": delta,
+    }

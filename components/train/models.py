@@ -1,0 +1,163 @@
+"""Keras model registry: `logreg`, `mlp`, `cnn`, with stable tensor names and seeded init.
+
+Every model maps float32 features [batch, num_features] to class *probabilities*
+[batch, num_classes] (softmax last layer; binary tasks use 2-class softmax, so one code path
+serves every dataset). Weights travel as named float32 tensors: `<layer>/<variable>`, e.g.
+`dense/kernel`, `dense/bias` (`get_weights` / `set_weights`).
+
+Initialization is seeded per layer (`GlorotUniform(seed + i)`, zero biases), independent of
+TensorFlow's global seed, so `initial_weights(name, f, c, seed)` is the same on every machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+MLP_HIDDEN_UNITS = 32
+CNN_FILTERS = 8
+
+
+class ModelError(ValueError):
+    """Unknown model name, impossible shapes, or tensors that do not fit the model."""
+
+
+def _glorot(seed: int, i: int):
+    import tensorflow as tf
+
+    return tf.keras.initializers.GlorotUniform(seed=seed * 100 + i)
+
+
+def _logreg(num_features: int, num_classes: int, seed: int):
+    """Softmax (multinomial logistic) regression: one dense layer."""
+    import tensorflow as tf
+
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=(num_features,)),
+            tf.keras.layers.Dense(
+                num_classes, activation="softmax", kernel_initializer=_glorot(seed, 0), name="dense"
+            ),
+        ],
+        name="logreg",
+    )
+
+
+def _mlp(num_features: int, num_classes: int, seed: int):
+    """One hidden ReLU layer of MLP_HIDDEN_UNITS units, softmax output."""
+    import tensorflow as tf
+
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=(num_features,)),
+            tf.keras.layers.Dense(
+                MLP_HIDDEN_UNITS,
+                activation="relu",
+                kernel_initializer=_glorot(seed, 0),
+                name="hidden",
+            ),
+            tf.keras.layers.Dense(
+                num_classes,
+                activation="softmax",
+                kernel_initializer=_glorot(seed, 1),
+                name="output",
+            ),
+        ],
+        name="mlp",
+    )
+
+
+def _cnn(num_features: int, num_classes: int, seed: int):
+    """Small CNN for 8x8 images given as 64 features: conv 3x3 (CNN_FILTERS) + pool + dense."""
+    import tensorflow as tf
+
+    side = int(round(num_features**0.5))
+    if side * side != num_features:
+        raise ModelError(f"cnn needs a square image, got num_features={num_features}")
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=(num_features,)),
+            tf.keras.layers.Reshape((side, side, 1), name="reshape"),
+            tf.keras.layers.Conv2D(
+                CNN_FILTERS,
+                3,
+                padding="same",
+                activation="relu",
+                kernel_initializer=_glorot(seed, 0),
+                name="conv",
+            ),
+            tf.keras.layers.MaxPooling2D(2, name="pool"),
+            tf.keras.layers.Flatten(name="flatten"),
+            tf.keras.layers.Dense(
+                num_classes,
+                activation="softmax",
+                kernel_initializer=_glorot(seed, 1),
+                name="output",
+            ),
+        ],
+        name="cnn",
+    )
+
+
+REGISTRY: dict[str, Callable] = {"logreg": _logreg, "mlp": _mlp, "cnn": _cnn}
+
+
+def build_model(model_name: str, num_features: int, num_classes: int, seed: int = 0):
+    """A fresh (uncompiled) `tf.keras.Sequential` of `model_name`, seeded init."""
+    if model_name not in REGISTRY:
+        raise ModelError(f"unknown model {model_name!r} (known: {', '.join(sorted(REGISTRY))})")
+    if num_features < 1 or num_classes < 2:
+        raise ModelError(
+            f"{model_name}: need num_features >= 1 and num_classes >= 2, "
+            f"got {num_features}, {num_classes}"
+        )
+    return REGISTRY[model_name](num_features, num_classes, seed)
+
+
+def _tensor_name(variable) -> str:
+    # Keras names a layer variable `<layer>/<var>:0`.
+    return variable.name.split(":")[0]
+
+
+def get_weights(model) -> dict[str, np.ndarray]:
+    """The model's variables as `{"<layer>/<variable>": float32 array}`."""
+    return {_tensor_name(v): np.asarray(v.numpy(), dtype=np.float32) for v in model.weights}
+
+
+def set_weights(model, tensors: Mapping[str, np.ndarray]) -> None:
+    """Assign named tensors to `model`; names and shapes must match exactly, values be finite."""
+    expected = {_tensor_name(v): v for v in model.weights}
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise ModelError(
+            f"model {model.name}: tensor names do not match (missing {missing}, unexpected {extra})"
+        )
+    for name, variable in expected.items():
+        value = np.asarray(tensors[name])
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ModelError(
+                f"model {model.name}: tensor {name} has shape {tuple(value.shape)}, "
+                f"expected {tuple(variable.shape)}"
+            )
+        if not np.isfinite(value).all():
+            raise ModelError(f"model {model.name}: tensor {name} has NaN or infinite values")
+    for name, variable in expected.items():
+        variable.assign(np.asarray(tensors[name], dtype=np.float32))
+
+
+def initial_weights(
+    model_name: str, num_features: int, num_classes: int, seed: int
+) -> dict[str, np.ndarray]:
+    """The seeded initial tensors of `model_name` (what `initialize` publishes as version 0)."""
+    return get_weights(build_model(model_name, num_features, num_classes, seed))
+
+
+def model_from_tensors(
+    model_name: str, num_features: int, num_classes: int, tensors: Mapping[str, np.ndarray]
+):
+    """A model of `model_name` holding `tensors` (shape-checked)."""
+    model = build_model(model_name, num_features, num_classes, seed=0)
+    set_weights(model, tensors)
+    return model

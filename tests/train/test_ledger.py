@@ -1,0 +1,160 @@
+"""Privacy ledger (pure): entries, re-accounted totals, budget refusal before training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from components.train.accounting import DpSgdEvent, pld_epsilon, rdp_epsilon
+from components.train.ledger import (
+    LedgerEntry,
+    LedgerError,
+    check_budget,
+    entry_key,
+    ledger_summary,
+    new_entry,
+    next_attempt,
+)
+
+DELTA = 1e-5
+EVENT = DpSgdEvent(sampling_rate=16 / 151, noise_multiplier=1.5, steps=18)
+
+
+def _entry(run: str, round_: int, attempt: int = 1, event: DpSgdEvent = EVENT) -> LedgerEntry:
+    return new_entry(
+        run_id=run,
+        round_=round_,
+        site_id="hospital-berlin",
+        attempt=attempt,
+        event=event,
+        delta=DELTA,
+        batch_size=16,
+        epochs=2,
+        num_examples=151,
+        l2_norm_clip=1.0,
+        created_at="2026-11-27T08:00:00Z",
+    )
+
+
+def test_entry_epsilon_equals_dp_accounting_recomputed() -> None:
+    entry = _entry("run-a", 1)
+    assert entry.epsilon == pytest.approx(rdp_epsilon([EVENT], DELTA), abs=1e-6)
+    assert entry.epsilon_pld == pytest.approx(pld_epsilon([EVENT], DELTA), abs=1e-6)
+    # And the stored mechanism re-accounts to the same value after a JSON round trip.
+    back = LedgerEntry.from_json(entry.to_json())
+    assert back == entry
+    assert rdp_epsilon([back.event], DELTA) == pytest.approx(entry.epsilon, abs=1e-6)
+
+
+def test_lifetime_total_is_composed_across_rounds_and_runs() -> None:
+    entries = [_entry("run-a", r) for r in (1, 2, 3)] + [_entry("run-b", 1)]
+    summary = ledger_summary(entries, DELTA)
+    expected = rdp_epsilon([EVENT] * 4, DELTA)
+    assert summary["entries"] == 4
+    assert summary["lifetime_epsilon"] == pytest.approx(expected, abs=1e-6)
+    assert summary["lifetime_epsilon"] < 4 * entries[0].epsilon  # tighter than summing
+    assert summary["lifetime_epsilon_pld"] == pytest.approx(
+        pld_epsilon([EVENT] * 4, DELTA), abs=1e-6
+    )
+
+
+def test_budget_allows_within_limits() -> None:
+    decision = check_budget(
+        [_entry("run-a", 1)],
+        EVENT,
+        site_id="hospital-berlin",
+        run_id="run-a",
+        round_=2,
+        epsilon_per_round=3.0,
+        lifetime_epsilon=50.0,
+        delta=DELTA,
+        policy_id="eu-health",
+    )
+    assert decision.allowed and decision.reason is None
+    assert decision.lifetime_after == pytest.approx(rdp_epsilon([EVENT, EVENT], DELTA))
+
+
+def test_round_over_per_round_budget_is_refused_naming_site_and_budget() -> None:
+    per_round = rdp_epsilon([EVENT], DELTA) * 0.9
+    decision = check_budget(
+        [],
+        EVENT,
+        site_id="hospital-berlin",
+        run_id="run-a",
+        round_=1,
+        epsilon_per_round=per_round,
+        lifetime_epsilon=50.0,
+        delta=DELTA,
+        policy_id="eu-health",
+    )
+    assert not decision.allowed
+    assert "hospital-berlin" in decision.reason
+    assert "eu-health dp.epsilon_per_round" in decision.reason
+
+
+def test_retry_in_same_round_counts_towards_round_budget() -> None:
+    single = rdp_epsilon([EVENT], DELTA)
+    kwargs = dict(
+        site_id="hospital-berlin",
+        run_id="run-a",
+        round_=1,
+        epsilon_per_round=single * 1.2,
+        lifetime_epsilon=50.0,
+        delta=DELTA,
+        policy_id="eu-health",
+    )
+    assert check_budget([], EVENT, **kwargs).allowed
+    assert not check_budget([_entry("run-a", 1)], EVENT, **kwargs).allowed
+
+
+def test_lifetime_budget_refused_across_runs() -> None:
+    entries = [_entry(f"run-{i}", 1) for i in range(4)]
+    before = rdp_epsilon([EVENT] * 4, DELTA)
+    after = rdp_epsilon([EVENT] * 5, DELTA)
+    decision = check_budget(
+        entries,
+        EVENT,
+        site_id="hospital-berlin",
+        run_id="run-new",
+        round_=1,
+        epsilon_per_round=10.0,
+        lifetime_epsilon=(before + after) / 2,
+        delta=DELTA,
+        policy_id="eu-health",
+    )
+    assert not decision.allowed
+    assert "lifetime" in decision.reason and "eu-health dp.lifetime_epsilon" in decision.reason
+    assert decision.lifetime_before == pytest.approx(before)
+
+
+def test_non_private_entry_exhausts_lifetime() -> None:
+    dp_off = _entry("run-x", 1, event=DpSgdEvent(0.0, 0.0, 0, non_private=True))
+    assert dp_off.epsilon is None  # JSON has no infinity
+    assert math.isinf(rdp_epsilon([dp_off.event], DELTA))
+    decision = check_budget(
+        [dp_off],
+        EVENT,
+        site_id="hospital-berlin",
+        run_id="run-y",
+        round_=1,
+        epsilon_per_round=10.0,
+        lifetime_epsilon=1000.0,
+        delta=DELTA,
+        policy_id="eu-health",
+    )
+    assert not decision.allowed
+
+
+def test_next_attempt_and_keys() -> None:
+    entries = [_entry("run-a", 1, 1), _entry("run-a", 1, 2), _entry("run-a", 2, 1)]
+    assert next_attempt(entries, "run-a", 1) == 3
+    assert next_attempt(entries, "run-a", 3) == 1
+    assert entry_key("s-1", "run-a", 2, 3) == "ledger/s-1/run-a/round-0002/attempt-0003.json"
+    with pytest.raises(LedgerError, match="run id"):
+        entry_key("s-1", "../other", 1, 1)
+
+
+def test_malformed_entry_is_refused() -> None:
+    with pytest.raises(LedgerError, match="ledger/x"):
+        LedgerEntry.from_json(b'{"run_id": 1}', where="ledger/x")
