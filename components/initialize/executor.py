@@ -1,0 +1,108 @@
+"""`initialize` executor: the run's starting global model (seeded init, or resume from GCS).
+
+Seeded: `components.train.models.initial_weights(model_name, num_features, num_classes, seed)`
+with the shapes of the dataset's contract; version 0, parent null, no optimizer state.
+Resume: the version `models/<run>/latest.json` points at in the coordinator's bucket (model,
+server-optimizer state, meta), sha256-checked; when the run has published nothing yet, a seeded
+init. Without resume, a run that already published versions is refused (its next aggregate
+would conflict anyway; better to fail before any site trains).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from components.aggregation.publish import latest_key, load_latest, read_latest
+from components.common.global_model import GlobalModel, write_global_model
+from components.common.object_store import coordinator_gcs_client
+from components.common.tensors import load_tensors
+
+log = logging.getLogger(__name__)
+
+
+class InitializeError(RuntimeError):
+    """The starting model cannot be produced as asked (resume mismatch, run already used)."""
+
+
+def effective_run_id(run_id: str, kfp_job_id: str) -> str:
+    """`run_id`, or the KFP job id when the pipeline parameter is empty (CONTRACT)."""
+    chosen = run_id or kfp_job_id
+    if not chosen:
+        raise ValueError("run_id and kfp_job_id are both empty")
+    return chosen
+
+
+def seeded_model(model_name: str, dataset: str, seed: int, run: str) -> GlobalModel:
+    """Version 0 from the model registry, seeded; shapes from the dataset's data contract."""
+    from components.datasets.contracts import get_contract
+    from components.train.models import initial_weights
+
+    contract = get_contract(dataset)
+    tensors = initial_weights(model_name, contract.num_features, contract.num_classes, seed)
+    meta: dict[str, Any] = {
+        "version": 0,
+        "model_name": model_name,
+        "dataset": dataset,
+        "parent": None,
+        "run_id": run,
+        "seed": seed,
+        "source": "seeded init",
+    }
+    return GlobalModel(tensors, meta, None)
+
+
+def run(
+    *,
+    coordinator_json: str,
+    run_id: str,
+    kfp_job_id: str,
+    model_name: str,
+    dataset: str,
+    seed: int,
+    resume: bool,
+    global_model: str,
+) -> dict[str, Any]:
+    """Write the global_model artifact folder `global_model`; returns its meta."""
+    from pipelines.config.models import Site
+
+    run_name = effective_run_id(run_id, kfp_job_id)
+    coordinator = Site.parse_raw(coordinator_json)
+    bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
+    where = f"gs://{bucket.name}/{latest_key(run_name)}"
+    if not resume:
+        pointer = read_latest(bucket, run_name)
+        if pointer is not None:
+            raise InitializeError(
+                f"run {run_name!r} already published up to version {pointer.version} ({where}); "
+                f"set resume=true to continue it, or use a new run_id"
+            )
+        model = seeded_model(model_name, dataset, seed, run_name)
+    else:
+        latest = load_latest(bucket, run_name)
+        if latest is None:
+            log.warning("resume: %s does not exist; starting from a seeded init", where)
+            model = seeded_model(model_name, dataset, seed, run_name)
+            model.meta["source"] = f"seeded init (resume: nothing published at {where})"
+        else:
+            for field, wanted in (("model_name", model_name), ("dataset", dataset)):
+                if latest.meta.get(field) != wanted:
+                    raise InitializeError(
+                        f"resume: {where} is a {field} {latest.meta.get(field)!r} model, "
+                        f"this run asks for {wanted!r}"
+                    )
+            meta = {
+                "version": latest.pointer.version,
+                "model_name": model_name,
+                "dataset": dataset,
+                "parent": latest.meta.get("parent"),
+                "run_id": run_name,
+                "seed": seed,
+                "source": f"resumed from gs://{bucket.name}/{latest.pointer.prefix}",
+            }
+            optimizer = (
+                load_tensors(latest.optimizer_bytes) if latest.optimizer_bytes is not None else None
+            )
+            model = GlobalModel(load_tensors(latest.model_bytes), meta, optimizer)
+    write_global_model(global_model, model)
+    return model.meta
