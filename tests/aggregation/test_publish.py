@@ -1,0 +1,204 @@
+"""Publishing global model versions to the GCS emulator: create-only versions, a latest pointer
+under a generation precondition, concurrent coordinators, resume reads."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from components.aggregation.publish import (
+    PublishConflictError,
+    PublishError,
+    commit_publish,
+    latest_key,
+    load_latest,
+    plan_publish,
+    publish_version,
+    read_latest,
+)
+from components.common.tensors import dump_tensors, sha256_hex
+from tests.aggregation.federation import constant_update, unique
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def bucket(gcs):
+    return gcs.create_bucket(unique("coord"))
+
+
+def model_bytes(value: float) -> bytes:
+    return dump_tensors(constant_update(value))
+
+
+def publish(bucket, run: str, version: int, value: float, **meta):
+    return publish_version(
+        bucket,
+        run_id=run,
+        version=version,
+        parent_version=version - 1,
+        model_bytes=model_bytes(value),
+        optimizer_bytes=dump_tensors({"m": constant_update(value)["output/bias"]}),
+        meta={"version": version, "writer_value": value, **meta},
+    )
+
+
+def object_names(bucket) -> list[str]:
+    return sorted(b.name for b in bucket.list_blobs())
+
+
+def test_versions_and_latest_pointer(bucket):
+    assert read_latest(bucket, "r1") is None
+    assert load_latest(bucket, "r1") is None
+    first = publish(bucket, "r1", 1, 0.1, contributors=["a", "b"])
+    second = publish(bucket, "r1", 2, 0.2)
+    assert first.uri == f"gs://{bucket.name}/models/r1/v1"
+    assert object_names(bucket) == [
+        "models/r1/latest.json",
+        "models/r1/v1/meta.json",
+        "models/r1/v1/model.npz",
+        "models/r1/v1/optimizer.npz",
+        "models/r1/v2/meta.json",
+        "models/r1/v2/model.npz",
+        "models/r1/v2/optimizer.npz",
+    ]
+    pointer = read_latest(bucket, "r1")
+    assert (pointer.version, pointer.prefix) == (2, "models/r1/v2")
+    assert pointer.body["parent"] == 1
+    assert pointer.generation == second.latest_generation
+    assert pointer.model_sha256 == sha256_hex(model_bytes(0.2))
+    loaded = load_latest(bucket, "r1")
+    assert loaded.model_bytes == model_bytes(0.2)
+    assert loaded.meta == {"version": 2, "writer_value": 0.2}
+    assert loaded.optimizer_bytes is not None
+    # v1 is still there, untouched
+    v1_meta = json.loads(bucket.blob("models/r1/v1/meta.json").download_as_bytes())
+    assert v1_meta == {"version": 1, "writer_value": 0.1, "contributors": ["a", "b"]}
+
+
+def test_stale_parent_is_a_conflict_before_any_write(bucket):
+    publish(bucket, "r1", 1, 0.1)
+    before = object_names(bucket)
+    with pytest.raises(PublishConflictError, match="is at version 1, but this round builds on"):
+        publish_version(
+            bucket,
+            run_id="r1",
+            version=1,
+            parent_version=0,
+            model_bytes=model_bytes(0.9),
+            optimizer_bytes=None,
+            meta={},
+        )
+    assert object_names(bucket) == before
+    assert load_latest(bucket, "r1").model_bytes == model_bytes(0.1)
+
+
+def test_existing_version_is_never_overwritten(bucket):
+    """Both planned against the same latest; the second finds the version already created."""
+    plan_a = plan_publish(bucket, run_id="r1", version=1, parent_version=0)
+    plan_b = plan_publish(bucket, run_id="r1", version=1, parent_version=0)
+    commit_publish(bucket, plan_a, model_bytes=model_bytes(0.1), optimizer_bytes=None, meta={})
+    with pytest.raises(PublishConflictError, match=r"models/r1/v1/model.npz already exists"):
+        commit_publish(
+            bucket, plan_b, model_bytes=model_bytes(0.9), optimizer_bytes=b"x", meta={"b": 1}
+        )
+    loaded = load_latest(bucket, "r1")
+    assert loaded.model_bytes == model_bytes(0.1)
+    assert loaded.optimizer_bytes is None
+    assert object_names(bucket) == [
+        "models/r1/latest.json",
+        "models/r1/v1/meta.json",
+        "models/r1/v1/model.npz",
+    ]
+
+
+def test_moved_pointer_is_a_conflict_and_the_version_is_withdrawn(bucket):
+    """latest rewritten between plan and commit (e.g. an operator's rollback): no lost update."""
+    publish(bucket, "r1", 1, 0.1)
+    plan = plan_publish(bucket, run_id="r1", version=2, parent_version=1)
+    pointer_blob = bucket.blob(latest_key("r1"))
+    rewritten = pointer_blob.download_as_bytes()
+    pointer_blob.upload_from_string(rewritten)  # same body, new generation
+    with pytest.raises(PublishConflictError, match="moved since it was read"):
+        commit_publish(bucket, plan, model_bytes=model_bytes(0.2), optimizer_bytes=None, meta={})
+    assert not [n for n in object_names(bucket) if n.startswith("models/r1/v2/")]
+    assert bucket.blob(latest_key("r1")).download_as_bytes() == rewritten
+
+
+def race(bucket, run: str, version: int, parent: int, n: int) -> list[object]:
+    """`n` coordinators, each with its own client, publish `version` at the same instant."""
+    from google.cloud import storage
+
+    barrier = threading.Barrier(n)
+    results: list[object] = [None] * n
+
+    def coordinator(i: int) -> None:
+        client = storage.Client(
+            project="fedpipe-local",
+            credentials=bucket.client._credentials,
+            client_options={"api_endpoint": bucket.client._connection.API_BASE_URL},
+        )
+        own_bucket = client.bucket(bucket.name)
+        try:
+            plan = plan_publish(own_bucket, run_id=run, version=version, parent_version=parent)
+            barrier.wait(timeout=30)  # all have read latest before anyone writes
+            results[i] = commit_publish(
+                own_bucket,
+                plan,
+                model_bytes=model_bytes(version + i / 10),
+                optimizer_bytes=None,
+                meta={"writer": i},
+            )
+        except Exception as exc:  # collected and asserted below
+            results[i] = exc
+
+    threads = [threading.Thread(target=coordinator, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_concurrent_coordinators_exactly_one_wins(bucket):
+    publish(bucket, "r1", 1, 0.1)
+    for version in (2, 3):  # twice, on top of each other's result
+        results = race(bucket, "r1", version, version - 1, n=2)
+        winners = [r for r in results if not isinstance(r, Exception)]
+        losers = [r for r in results if isinstance(r, Exception)]
+        assert len(winners) == 1, results
+        assert len(losers) == 1 and isinstance(losers[0], PublishConflictError), results
+        assert "already exists" in str(losers[0]) and "nothing overwritten" in str(losers[0])
+        winner = results.index(winners[0])
+        loaded = load_latest(bucket, "r1")
+        assert loaded.pointer.version == version
+        assert loaded.meta == {"writer": winner}
+        assert loaded.model_bytes == model_bytes(version + winner / 10)
+    # every version is there once, none lost
+    assert [n for n in object_names(bucket) if n.endswith("model.npz")] == [
+        "models/r1/v1/model.npz",
+        "models/r1/v2/model.npz",
+        "models/r1/v3/model.npz",
+    ]
+
+
+def test_many_concurrent_coordinators_one_winner(bucket):
+    results = race(bucket, "r2", 1, 0, n=6)
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, PublishConflictError) for r in results if isinstance(r, Exception))
+    assert read_latest(bucket, "r2").version == 1
+
+
+def test_corrupt_model_behind_latest_is_refused(bucket):
+    publish(bucket, "r1", 1, 0.1)
+    blob = bucket.blob("models/r1/v1/model.npz")
+    blob.upload_from_string(model_bytes(0.5))  # someone bypassed the create-only path
+    with pytest.raises(PublishError, match="sha256 differs from latest.json"):
+        load_latest(bucket, "r1")
+
+
+def test_version_must_follow_parent(bucket):
+    with pytest.raises(ValueError, match="does not follow"):
+        plan_publish(bucket, run_id="r1", version=3, parent_version=1)
