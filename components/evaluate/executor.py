@@ -1,0 +1,147 @@
+"""`evaluate` executor: score the round's global model on the site's holdout; metrics only.
+
+Reads the holdout table (and, for "site_zscore" datasets, the training table to fit the same
+site scaler the `train` task uses: `components.datasets.features.fit_scaler`), runs the numpy
+forward pass (`components.evaluate.forward`) and writes `metrics.json`. Bad site data gives
+`status: "abstained"` with a reason naming the site and the check and null metrics; a global
+model that does not match `model_name`/`dataset` raises (a pipeline bug).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from components.common.global_model import read_global_model
+from components.common.secrets import MissingSecretError
+from components.datasets.features import DataError, fit_scaler, frame_to_arrays
+from components.datasets.io import ClientFactory, read_site_table, site_client_factory
+from components.datasets.site import SiteConfigError, SiteData, check_own_bucket, load_site_data
+from components.evaluate.forward import predict_proba
+from components.evaluate.metrics import classification_metrics
+
+METRICS_FILE = "metrics.json"
+
+
+def _null_metrics(site_id: str, round_index: int, labels: list[int], reason: str) -> dict:
+    return {
+        "site_id": site_id,
+        "round": round_index,
+        "status": "abstained",
+        "reason": f"site {site_id} abstains from evaluation: {reason}",
+        "accuracy": None,
+        "loss": None,
+        "auc": None,
+        "auc_method": None,
+        "num_examples": None,
+        "confusion_matrix": None,
+        "labels": labels,
+        "model_version": None,
+    }
+
+
+def _arrays(data: SiteData, site_id: str, factory: ClientFactory):
+    contract = data.contract
+    for uri in (data.holdout_uri, data.train_uri):
+        check_own_bucket(data.site, uri)
+    holdout = read_site_table(data.holdout_uri, factory, site_id)
+    x, y = frame_to_arrays(contract, holdout, site_id, min_rows=contract.min_holdout_rows)
+    if contract.scaling == "fixed":
+        scaler = fit_scaler(contract, x[:0])
+    else:
+        train = read_site_table(data.train_uri, factory, site_id)
+        x_train, _ = frame_to_arrays(contract, train, site_id)
+        scaler = fit_scaler(contract, x_train)
+    return scaler.transform(x), y
+
+
+def evaluate_site(
+    *,
+    site_id: str,
+    site_json: str,
+    policy_json: str,
+    round_index: int,
+    dataset: str,
+    model_name: str,
+    global_model: str,
+    client_factory: ClientFactory | None = None,
+) -> dict[str, Any]:
+    """The `metrics.json` body for this site and round."""
+    from pipelines.config.models import Policy
+
+    data = load_site_data(site_json, site_id, dataset)
+    try:
+        min_cell_count = int(Policy.parse_raw(policy_json).metrics.min_cell_count)
+    except ValueError as exc:
+        raise SiteConfigError(f"site {site_id}: policy_json is not a valid Policy: {exc}") from None
+    model = read_global_model(global_model)
+    for field, wanted in (("model_name", model_name), ("dataset", dataset)):
+        if model.meta.get(field) != wanted:
+            raise SiteConfigError(
+                f"site {site_id}: global model {global_model} has {field} "
+                f"{model.meta.get(field)!r}, task input {wanted!r}"
+            )
+    labels = list(data.contract.labels)
+    try:
+        x, y = _arrays(data, site_id, client_factory or site_client_factory(data.site))
+    except DataError as exc:
+        return _null_metrics(
+            site_id, round_index, labels, f"data check {exc.check!r}: {exc.detail}"
+        )
+    except MissingSecretError as exc:
+        return _null_metrics(site_id, round_index, labels, f"cannot read its data: {exc}")
+    probs = predict_proba(model_name, model.tensors, x, data.contract.num_classes)
+    metrics = classification_metrics(y, probs, labels, min_cell_count)
+    return {
+        "site_id": site_id,
+        "round": round_index,
+        "status": "evaluated",
+        "reason": None,
+        **metrics,
+        "model_version": model.version,
+    }
+
+
+def write_metrics(folder: str | Path, body: dict[str, Any]) -> Path:
+    """Create the artifact folder and write `metrics.json`; returns its path."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    out = path / METRICS_FILE
+    out.write_text(json.dumps(body, indent=1, sort_keys=True))
+    return out
+
+
+def run(
+    *,
+    site_id: str,
+    policy_digest: str,
+    data_snapshot: str,
+    site_json: str,
+    policy_json: str,
+    run_id: str,
+    kfp_job_id: str,
+    round_index: int,
+    dataset: str,
+    model_name: str,
+    global_model: str,
+    evaluation: str,
+    client_factory: ClientFactory | None = None,
+) -> dict[str, Any]:
+    """Evaluate; write `<evaluation>/metrics.json` (components/CONTRACT.md). Returns the body.
+
+    `client_factory` (tests) replaces the minio client built from the site spec and secrets.
+    """
+    del policy_digest, data_snapshot, run_id, kfp_job_id  # cache keys only
+    body = evaluate_site(
+        site_id=site_id,
+        site_json=site_json,
+        policy_json=policy_json,
+        round_index=round_index,
+        dataset=dataset,
+        model_name=model_name,
+        global_model=global_model,
+        client_factory=client_factory,
+    )
+    write_metrics(evaluation, body)
+    return body
