@@ -1,0 +1,167 @@
+"""Compile a federation into residency-checked, versioned KFP YAML plus its residency report.
+
+Order: build the DAG → extract the artifact flow graph → check it against the policies (a
+violation raises before anything is written) → compile to YAML → version → reports.
+
+Version: `sha256:<hex>` = sha256 over the compiled YAML with its `sdkVersion` line removed
+(and the version itself still a placeholder) and the federation's config digest (all sites
+and policies). It is written into `pipelineInfo.description` as `digest: sha256:<hex>`
+(what `pipelines.kfp_ops.digest` reads) and into both reports. Same sites, policies, rounds
+and code give byte-identical output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from kfp import compiler as kfp_compiler
+
+from pipelines.config.loader import Federation
+from pipelines.dag import PIPELINE_NAME, build_pipeline
+from pipelines.flows import flow_edges
+from pipelines.residency import (
+    FlowEdge,
+    ResidencyDecision,
+    check_flows,
+    enforce,
+    render_report_json,
+    render_report_markdown,
+)
+
+PIPELINE_FILE = "federated-training.yaml"
+REPORT_JSON_FILE = "residency-report.json"
+REPORT_MD_FILE = "residency-report.md"
+OUTPUT_FILES = (PIPELINE_FILE, REPORT_JSON_FILE, REPORT_MD_FILE)
+
+VERSION_PLACEHOLDER = "sha256:" + "0" * 64
+_SDK_VERSION_LINE = re.compile(r"^sdkVersion: .*\n", re.MULTILINE)
+_MAX_LISTED_SITES = 10
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A checked compile: the YAML and reports as text, the version and the flow decisions."""
+
+    version: str
+    pipeline_yaml: str
+    report_json: str
+    report_markdown: str
+    edges: tuple[FlowEdge, ...]
+    decisions: tuple[ResidencyDecision, ...]
+
+    def files(self) -> dict[str, str]:
+        """{file name: text} of the three output files."""
+        return {
+            PIPELINE_FILE: self.pipeline_yaml,
+            REPORT_JSON_FILE: self.report_json,
+            REPORT_MD_FILE: self.report_markdown,
+        }
+
+
+def strip_sdk_version(yaml_text: str) -> str:
+    """The YAML without its `sdkVersion: kfp-x.y.z` line (what goldens and digests compare)."""
+    return _SDK_VERSION_LINE.sub("", yaml_text)
+
+
+def pipeline_version(yaml_text: str, federation: Federation) -> str:
+    """`sha256:<hex>` over the sdkVersion-stripped YAML and the sites + policies digest."""
+    spec = hashlib.sha256(strip_sdk_version(yaml_text).encode("utf-8")).hexdigest()
+    body = f"fedpipe pipeline version v1\nspec {spec}\nconfig {federation.digest()}\n"
+    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def describe(federation: Federation, rounds: int, version: str) -> str:
+    """The pipeline description shown in KFP (ends with `digest: <version>`)."""
+    ids = list(federation.sites)
+    listed = ", ".join(ids[:_MAX_LISTED_SITES]) + (", ..." if len(ids) > _MAX_LISTED_SITES else "")
+    c = federation.coordinator
+    return (
+        f"Residency-checked federated training, {rounds} round{'s' if rounds != 1 else ''}, "
+        f"{len(ids)} sites ({listed}), coordinator {c.id} ({c.provider} {c.region}, "
+        f"{c.jurisdiction}). Compiled by fedpipe from sites/ and policies/. digest: {version}"
+    )
+
+
+def flow_graph(pipeline: Any) -> list[FlowEdge]:
+    """The FlowEdges of a built `@dsl.pipeline` (read from its pipeline and platform specs)."""
+    spec = json_format.MessageToDict(pipeline.pipeline_spec)
+    platform = json_format.MessageToDict(pipeline.platform_spec)
+    return flow_edges(spec, platform)
+
+
+def compile_federation(federation: Federation, rounds: int = 1) -> Compiled:
+    """Build, check and compile; ResidencyViolationError (nothing produced) on any violation."""
+    pipeline = build_pipeline(federation, rounds, describe(federation, rounds, VERSION_PLACEHOLDER))
+    edges = flow_graph(pipeline)
+    decisions = check_flows(edges, federation)
+    enforce(decisions)
+    with tempfile.TemporaryDirectory(prefix="fedpipe-compile-") as tmp:
+        path = Path(tmp, PIPELINE_FILE)
+        kfp_compiler.Compiler().compile(pipeline, str(path))
+        raw = path.read_text(encoding="utf-8")
+    if raw.count(VERSION_PLACEHOLDER) < 1:
+        raise RuntimeError("compiled YAML lost the version placeholder of its description")
+    version = pipeline_version(raw, federation)
+    text = raw.replace(VERSION_PLACEHOLDER, version)
+    extra = {
+        "pipeline": PIPELINE_NAME,
+        "rounds": rounds,
+        "sites": len(federation.sites),
+        "config_digest": federation.digest(),
+    }
+    return Compiled(
+        version=version,
+        pipeline_yaml=text,
+        report_json=render_report_json(decisions, version, federation, extra),
+        report_markdown=render_report_markdown(decisions, version, federation, extra),
+        edges=tuple(edges),
+        decisions=tuple(decisions),
+    )
+
+
+def write_outputs(files: dict[str, str], out_dir: str | Path) -> list[Path]:
+    """Write `files` into `out_dir` all-or-nothing: staged in a sibling temp dir, then moved.
+
+    A missing `out_dir` is created by renaming the staging folder; an existing one gets each
+    file replaced (`os.replace`). Returns the written paths.
+    """
+    out = Path(out_dir)
+    parent = out.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-staging-", dir=parent))
+    try:
+        for name, text in files.items():
+            Path(staging, name).write_text(text, encoding="utf-8")
+        if not out.exists():
+            os.replace(staging, out)
+        else:
+            for name in files:
+                os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out / name for name in files]
+
+
+def unified_diff(golden: str, fresh: str, golden_name: str, context: int = 2) -> Sequence[str]:
+    """Unified diff lines between two YAML texts (sdkVersion stripped from both)."""
+    import difflib
+
+    return list(
+        difflib.unified_diff(
+            strip_sdk_version(golden).splitlines(),
+            strip_sdk_version(fresh).splitlines(),
+            fromfile=golden_name,
+            tofile="fresh compile",
+            lineterm="",
+            n=context,
+        )
+    )
