@@ -18,8 +18,11 @@ _SITE_TO_COORDINATOR = (
     ("export", "update", "dp_update", "aggregate"),
     ("evaluate", "evaluation", "metrics", "report"),
 )
-# coordinator outputs that reach every site
-_COORDINATOR_TO_SITE = (("aggregate", "global_model", "global_model", ("train", "evaluate")),)
+# coordinator outputs that reach every site (as in the compiled DAG: train and export start
+# from the global model, evaluate scores it)
+_COORDINATOR_TO_SITE = (
+    ("aggregate", "global_model", "global_model", ("train", "export", "evaluate")),
+)
 
 
 def standard_flows(federation: Federation) -> list[FlowEdge]:

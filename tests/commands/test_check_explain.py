@@ -34,11 +34,11 @@ def test_check_passes_on_the_example(capsys):
     out = capsys.readouterr().out
     assert out.strip() == (
         "ok: 3 sites, coordinator coordinator (gcp europe-west4, NL), 3 policies; "
-        "15 standard crossings allowed"
+        "18 standard crossings allowed"
     )
     assert main(["check", "--verbose", *EXAMPLE]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 16 and all(line.startswith("allowed: ") for line in lines[:15])
+    assert len(lines) == 19 and all(line.startswith("allowed: ") for line in lines[:18])
 
 
 def test_check_fails_when_the_coordinator_leaves_the_eu(tmp_path, capsys):

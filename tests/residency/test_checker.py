@@ -142,8 +142,9 @@ def test_violation_error_lists_one_line_per_violation(fed):
 
 def test_standard_flows_of_the_example(fed):
     edges = standard_flows(fed)
-    # per site: summary, update, evaluation to the coordinator + global model to train, evaluate
-    assert len(edges) == 3 * 5
+    # per site: summary, update, evaluation to the coordinator + global model to train, export,
+    # evaluate
+    assert len(edges) == 3 * 6
     assert all(e.crosses for e in edges)
     assert violations(check_flows(edges, fed)) == []
     denied = violations(check_flows(edges, moved_coordinator(fed, "us-east1", "US")))
