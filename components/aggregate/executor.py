@@ -1,0 +1,5 @@
+"""`aggregate` executor entry point; the implementation lives in `components.aggregation`."""
+
+from components.aggregation.executor import run
+
+__all__ = ["run"]

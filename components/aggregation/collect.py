@@ -1,0 +1,149 @@
+"""Collect a round's updates: residency gate, fetch, verify; every outcome recorded (I/O edge).
+
+Each site ends in exactly one of `verified`, `abstained` (its export said so) or `rejected`
+(with the reason). Nothing is fetched from a site whose policy does not let this coordinator
+read its `dp_update`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from components.aggregation.fetch import fetch_update
+from components.aggregation.verify import (
+    ModelSpec,
+    UpdateRejected,
+    VerifiedUpdate,
+    check_ref,
+    residency_rule,
+    verify_update,
+)
+from components.common.manifest import update_object_key
+from components.common.secrets import MissingSecretError
+from pipelines.config import policy_digest
+
+if TYPE_CHECKING:
+    from minio import Minio
+
+    from pipelines.config.models import Policy, Site
+
+REF_FILE = "ref.json"
+
+
+@dataclass
+class Collected:
+    """The outcome of every site of the round (site ids sorted within each part)."""
+
+    verified: dict[str, VerifiedUpdate] = field(default_factory=dict)
+    abstained: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+    residency: dict[str, str] = field(default_factory=dict)  # site -> rule that allowed reading
+
+
+def read_ref(folder: str) -> dict[str, Any]:
+    """The export's `ref.json` from its artifact folder (raises UpdateRejected-ready errors)."""
+    path = Path(folder) / REF_FILE
+    body = json.loads(path.read_text())
+    if not isinstance(body, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return body
+
+
+def _one(
+    site_id: str,
+    folder: str,
+    *,
+    site: Site,
+    policy: Policy,
+    coordinator: Site,
+    run_id: str,
+    round_index: int,
+    spec: ModelSpec,
+    max_bytes: int,
+    client_for: Callable[[Site], Minio],
+    out: Collected,
+) -> None:
+    try:
+        ref = read_ref(folder)
+    except (OSError, ValueError) as exc:
+        raise UpdateRejected(site_id, f"{REF_FILE} unreadable: {exc}") from exc
+    status = ref.get("status")
+    if status == "abstained":
+        out.abstained[site_id] = str(ref.get("reason") or "abstained (no reason given)")
+        return
+    if status != "exported":
+        raise UpdateRejected(site_id, f"{REF_FILE} status {status!r} (expected exported)")
+    if policy.id != site.policy:
+        raise UpdateRejected(
+            site_id, f"policy {policy.id!r} given, but the site spec names policy {site.policy!r}"
+        )
+    rule = residency_rule(site, policy, coordinator)
+    bucket = site.object_store.bucket
+    key = update_object_key(run_id, round_index, site_id)
+    check_ref(ref, site_id=site_id, bucket=bucket, key=key)
+    try:
+        client = client_for(site)
+    except MissingSecretError as exc:
+        raise UpdateRejected(site_id, f"cannot read the site's bucket: {exc}") from exc
+    raw = fetch_update(client, site_id=site_id, bucket=bucket, key=key, max_bytes=max_bytes)
+    out.verified[site_id] = verify_update(
+        site_id=site_id,
+        npz_bytes=raw.npz_bytes,
+        manifest_bytes=raw.manifest_bytes,
+        public_key_pem=site.signing.public_key if site.signing else "",
+        run_id=run_id,
+        round_index=round_index,
+        spec=spec,
+        max_bytes=max_bytes,
+        policy_digest=policy_digest(policy),
+        epsilon_per_round=policy.dp.epsilon_per_round,
+        allow_dp_off=policy.dp.allow_dp_off,
+    )
+    out.residency[site_id] = rule
+
+
+def collect_updates(
+    updates: Mapping[str, str],
+    *,
+    sites: Mapping[str, Site],
+    policies: Mapping[str, Policy],
+    coordinator: Site,
+    run_id: str,
+    round_index: int,
+    spec: ModelSpec,
+    max_bytes: int,
+    client_for: Callable[[Site], Minio],
+) -> Collected:
+    """Gate, fetch and verify the update of every site in `updates` ({site_id: ref folder}).
+
+    A site missing from `sites` or `policies` is a configuration error (ValueError), not a
+    rejection: the pipeline was compiled from the same files.
+    """
+    unknown = sorted(set(updates) - set(sites)) + sorted(set(updates) - set(policies))
+    if unknown:
+        raise ValueError(
+            f"updates from site(s) {sorted(set(unknown))} that sites_json/policies_json lack"
+        )
+    out = Collected()
+    for site_id in sorted(updates):
+        try:
+            _one(
+                site_id,
+                updates[site_id],
+                site=sites[site_id],
+                policy=policies[site_id],
+                coordinator=coordinator,
+                run_id=run_id,
+                round_index=round_index,
+                spec=spec,
+                max_bytes=max_bytes,
+                client_for=client_for,
+                out=out,
+            )
+        except UpdateRejected as exc:
+            out.rejected[site_id] = exc.reason
+    return out

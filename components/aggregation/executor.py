@@ -1,0 +1,226 @@
+"""`aggregate` executor: verify → quorum → robust rule + server optimizer → publish → outputs.
+
+Order matters for "nothing partial": the new version is published to GCS (create-only, then
+the `latest` pointer under a generation precondition) before the output folders are written,
+and a failed quorum or a publish conflict raises before anything is published or written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.aggregation.collect import Collected, collect_updates
+from components.aggregation.publish import publish_version
+from components.aggregation.quorum import check_quorum
+from components.aggregation.verify import model_spec, size_limit
+from components.common.global_model import GlobalModel, read_global_model, write_global_model
+from components.common.object_store import coordinator_gcs_client, site_minio_client
+from components.common.tensors import Tensors, dump_tensors, sha256_hex
+
+log = logging.getLogger(__name__)
+
+ROUND_FILE = "round.json"
+
+
+class AggregationError(RuntimeError):
+    """The round cannot produce a valid next model (bad parameters, non-finite result)."""
+
+
+def _json_object(text: str, name: str) -> dict[str, Any]:
+    if not text or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise AggregationError(f"{name}: not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise AggregationError(f"{name}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def epsilon_summary(collected: Collected) -> dict[str, dict[str, Any]]:
+    """Per contributing site: the privacy its update declared (signed manifest values)."""
+    return {
+        site: {
+            "epsilon": u.manifest.epsilon,
+            "epsilon_pld": u.manifest.epsilon_pld,
+            "delta": u.manifest.delta,
+            "dp": u.manifest.dp,
+        }
+        for site, u in sorted(collected.verified.items())
+    }
+
+
+def combine(
+    previous: GlobalModel,
+    collected: Collected,
+    *,
+    rule: str,
+    rule_params: Mapping[str, Any],
+    server_optimizer: str,
+    server_learning_rate: float,
+    optimizer_params: Mapping[str, Any],
+) -> tuple[Tensors, Tensors, dict[str, Any]]:
+    """(new global tensors, new optimizer state, notes) from the verified updates (deltas)."""
+    from components.aggregation.optimizers import ServerOptimizer
+    from components.aggregation.rules import aggregate
+
+    contributors = sorted(collected.verified)
+    deltas = [collected.verified[s].tensors for s in contributors]
+    counts = [collected.verified[s].manifest.num_examples for s in contributors]
+    notes: dict[str, Any] = {}
+    weights = None
+    if all(c is not None for c in counts):
+        weights = [float(c) for c in counts]  # type: ignore[arg-type]
+    else:
+        hidden = [s for s, c in zip(contributors, counts, strict=True) if c is None]
+        notes["weights"] = f"uniform: num_examples not revealed by {', '.join(hidden)}"
+    try:
+        delta = aggregate(deltas, rule, weights=weights, **rule_params)
+    except (ValueError, TypeError) as exc:
+        raise AggregationError(f"rule {rule!r} with {dict(rule_params)}: {exc}") from exc
+    optimizer = ServerOptimizer(server_optimizer, server_learning_rate, **optimizer_params)
+    state = previous.optimizer_state
+    used = previous.meta.get("server_optimizer")
+    if state is not None and used not in (None, server_optimizer):
+        notes["optimizer_state"] = f"reset: version {previous.version} was built with {used!r}"
+        state = None
+    if state is None:
+        state = optimizer.init_state(previous.tensors)
+    new_tensors, new_state = optimizer.apply(previous.tensors, delta, state)
+    for name, array in new_tensors.items():
+        if not np.isfinite(array).all():
+            raise AggregationError(
+                f"rule {rule!r} + optimizer {server_optimizer!r} gave non-finite values in "
+                f"tensor {name!r}; nothing published"
+            )
+    return new_tensors, new_state, notes
+
+
+def run(
+    *,
+    coordinator_json: str,
+    sites_json: str,
+    policies_json: str,
+    run_id: str,
+    kfp_job_id: str,
+    round_index: int,
+    rule: str,
+    rule_params_json: str,
+    server_optimizer: str,
+    server_learning_rate: float,
+    optimizer_params_json: str,
+    min_sites: int,
+    previous_model: str,
+    updates: Mapping[str, str],
+    global_model: str,
+    round_report: str,
+) -> dict[str, Any]:
+    """One round on the coordinator; returns the round report (also written as round.json).
+
+    previous_model: the round's starting global_model folder. updates: {site_id: folder of
+    that site's export `update` artifact (ref.json)}. global_model / round_report: output
+    folders. Raises QuorumError (nothing published) or PublishConflictError (another
+    coordinator published this version first; nothing of ours kept).
+    """
+    from pipelines.config.models import Policy, Site
+
+    run_name = run_id or kfp_job_id
+    if not run_name:
+        raise AggregationError("run_id and kfp_job_id are both empty")
+    coordinator = Site.parse_raw(coordinator_json)
+    sites = {k: Site.parse_obj(v) for k, v in _json_object(sites_json, "sites_json").items()}
+    policies = {
+        k: Policy.parse_obj(v) for k, v in _json_object(policies_json, "policies_json").items()
+    }
+    rule_params = _json_object(rule_params_json, "rule_params_json")
+    optimizer_params = _json_object(optimizer_params_json, "optimizer_params_json")
+
+    previous = read_global_model(previous_model)
+    spec = model_spec(previous.tensors)
+    collected = collect_updates(
+        updates,
+        sites=sites,
+        policies=policies,
+        coordinator=coordinator,
+        run_id=run_name,
+        round_index=round_index,
+        spec=spec,
+        max_bytes=size_limit(spec),
+        client_for=site_minio_client,
+    )
+    for site, reason in sorted(collected.rejected.items()):
+        log.warning("round %d: rejected %s: %s", round_index, site, reason)
+    contributors = sorted(collected.verified)
+    required = check_quorum(
+        round_index=round_index,
+        valid=contributors,
+        min_sites=min_sites,
+        policy_min_sites={s: policies[s].aggregation.min_sites for s in contributors},
+        rejected=collected.rejected,
+        abstained=collected.abstained,
+    )
+    new_tensors, new_state, notes = combine(
+        previous,
+        collected,
+        rule=rule,
+        rule_params=rule_params,
+        server_optimizer=server_optimizer,
+        server_learning_rate=server_learning_rate,
+        optimizer_params=optimizer_params,
+    )
+
+    version = previous.version + 1
+    model_bytes = dump_tensors(new_tensors)
+    state_bytes = dump_tensors(new_state) if new_state else None
+    report: dict[str, Any] = {
+        "round": round_index,
+        "version": version,
+        "contributors": contributors,
+        "abstained": dict(sorted(collected.abstained.items())),
+        "rejected": dict(sorted(collected.rejected.items())),
+        "rule": rule,
+        "rule_params": rule_params,
+        "server_optimizer": server_optimizer,
+        "server_learning_rate": server_learning_rate,
+        "optimizer_params": optimizer_params,
+        "epsilon": epsilon_summary(collected),
+        "quorum": {"required": required, "valid": len(contributors)},
+        "residency": dict(sorted(collected.residency.items())),
+        "notes": notes,
+    }
+    meta: dict[str, Any] = {
+        "version": version,
+        "model_name": previous.meta["model_name"],
+        "dataset": previous.meta["dataset"],
+        "parent": f"v{previous.version}",
+        "parent_version": previous.version,
+        "run_id": run_name,
+        "kfp_job_id": kfp_job_id,
+        "model_sha256": sha256_hex(model_bytes),
+        **{k: v for k, v in report.items() if k != "version"},
+    }
+    bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
+    published = publish_version(
+        bucket,
+        run_id=run_name,
+        version=version,
+        parent_version=previous.version,
+        model_bytes=model_bytes,
+        optimizer_bytes=state_bytes,
+        meta=meta,
+    )
+    report["published"] = published.uri
+    meta["published"] = published.uri
+
+    write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
+    out = Path(round_report)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ROUND_FILE).write_text(json.dumps(report, sort_keys=True, indent=1))
+    return report
