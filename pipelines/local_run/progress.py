@@ -1,0 +1,196 @@
+"""Readable progress from kfp.local's log stream (pure: lines in, events and text out).
+
+kfp.local prints, per task, `Executing task 'NAME'`, the task's own output (indented) and
+`Task 'NAME' finished with status SUCCESS|FAILURE`, where NAME is the component name without
+its `comp-` prefix. `task_map` turns the compiled pipeline spec into NAME -> (stage, site,
+round); `LogParser` turns lines into start/finish events carrying the task's log lines;
+`describe` summarises a finished task from its output documents.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+STAGES = ("initialize", "validate", "train", "export", "aggregate", "evaluate", "report")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_START = re.compile(r"Executing task '(?P<task>[^']+)'")
+_END = re.compile(r"Task '(?P<task>[^']+)' finished with status (?P<status>SUCCESS|FAILURE)")
+_PIPE_END = re.compile(r"Pipeline '(?P<name>[^']+)' finished with status (?P<status>\w+)")
+
+
+def strip_ansi(text: str) -> str:
+    """`text` without terminal colour codes."""
+    return _ANSI.sub("", text)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a kfp.local task is: its pipeline task name, stage, site and round (if any)."""
+
+    name: str
+    stage: str
+    site_id: str | None
+    round_index: int | None
+
+
+def _constant(task: Mapping[str, Any], name: str) -> Any:
+    param = ((task.get("inputs") or {}).get("parameters") or {}).get(name) or {}
+    return (param.get("runtimeValue") or {}).get("constant")
+
+
+def _stage_of(*names: str) -> str:
+    for name in names:
+        for stage in STAGES:
+            if stage in name:
+                return stage
+    return names[0]
+
+
+def task_map(pipeline_spec: Mapping[str, Any]) -> dict[str, TaskInfo]:
+    """{kfp.local task folder name: TaskInfo} from a compiled pipeline spec (YAML as dict)."""
+    tasks = ((pipeline_spec.get("root") or {}).get("dag") or {}).get("tasks") or {}
+    out: dict[str, TaskInfo] = {}
+    for task_name, task in tasks.items():
+        component = (task.get("componentRef") or {}).get("name", "")
+        local_name = component.removeprefix("comp-")
+        display = (task.get("taskInfo") or {}).get("name") or task_name
+        site = _constant(task, "site_id")
+        rnd = _constant(task, "round_index")
+        stage = _stage_of(local_name, task_name)
+        if site is None and stage in {"initialize", "aggregate", "report"}:
+            site = "coordinator"
+        round_index = int(rnd) if rnd is not None else _round_from_name(display)
+        out[local_name] = TaskInfo(display, stage, site, round_index)
+    return out
+
+
+def _round_from_name(name: str) -> int | None:
+    match = re.search(r"(?:^|[-_])r(?:ound)?-?(\d+)(?:$|[-_])", name)
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class Event:
+    """`kind` is "start", "finish" or "pipeline"; `log` holds a finished task's own lines."""
+
+    kind: str
+    task: str
+    status: str = ""
+    log: list[str] = field(default_factory=list)
+
+
+class LogParser:
+    """Feed kfp.local stdout lines; returns events as tasks start and finish."""
+
+    def __init__(self) -> None:
+        self._current: str | None = None
+        self._lines: list[str] = []
+
+    def feed(self, raw_line: str) -> list[Event]:
+        line = strip_ansi(raw_line.rstrip("\n"))
+        if m := _START.search(line):
+            self._current, self._lines = m.group("task"), []
+            return [Event("start", m.group("task"))]
+        if m := _END.search(line):
+            log, self._current, self._lines = self._lines, None, []
+            return [Event("finish", m.group("task"), m.group("status"), log)]
+        if m := _PIPE_END.search(line):
+            return [Event("pipeline", m.group("name"), m.group("status"))]
+        if self._current is not None:
+            self._lines.append(line[4:] if line.startswith("    ") else line)
+        return []
+
+
+def error_lines(log: list[str], limit: int = 12) -> list[str]:
+    """The most telling lines of a failed task's log: from the last traceback, else the tail."""
+    body = [x for x in log if x.strip()]
+    starts = [i for i, x in enumerate(body) if x.startswith("Traceback (most recent call last)")]
+    if starts:
+        tail = body[starts[-1] :]
+        # the exception line(s) at the end matter most
+        return tail[-limit:]
+    return body[-limit:]
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100.0 * float(value):.1f}%"
+
+
+def _eps(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.3f}"
+
+
+def _reasons(mapping: Mapping[str, Any] | None) -> str:
+    return ", ".join(f"{k} ({v})" for k, v in (mapping or {}).items()) or "none"
+
+
+def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
+    """One-line outcome of a finished task from its output documents.
+
+    docs: {file name: parsed JSON} found in the task's output folders, e.g. `meta.json`
+    (train), `ref.json` (export), `round.json` (aggregate), `metrics.json` (evaluate),
+    `summary.json` (validate, report).
+    """
+    stage = info.stage
+    if stage == "validate" and "summary.json" in docs:
+        s = docs["summary.json"]
+        if s.get("passed"):
+            return f"data passed its contract ({s.get('row_count')} rows)"
+        return f"data FAILED its contract: {s.get('reason')} (site abstains)"
+    if stage == "initialize" and "meta.json" in docs:
+        m = docs["meta.json"]
+        return f"global model v{m.get('version')} ({m.get('model_name')}, {m.get('dataset')})"
+    if stage == "train" and "meta.json" in docs:
+        m = docs["meta.json"]
+        if m.get("status") == "abstained":
+            return f"ABSTAINED: {m.get('reason')}"
+        text = f"trained on {m.get('num_examples')} rows"
+        if m.get("epsilon") is not None:
+            text += (
+                f", ε this round {_eps(m.get('epsilon'))} RDP / {_eps(m.get('epsilon_pld'))} PLD"
+            )
+        ledger = m.get("ledger") or {}
+        total = ledger.get("epsilon", ledger.get("total_epsilon"))
+        if total is not None:
+            text += f", ledger total {_eps(total)}"
+        if m.get("epsilon") is None and not (m.get("dp") or {}).get("enabled", True):
+            text += " (DP off)"
+        return text
+    if stage == "export" and "ref.json" in docs:
+        r = docs["ref.json"]
+        if r.get("status") == "exported":
+            return f"signed update written to s3://{r.get('bucket')}/{r.get('key')}"
+        return f"nothing exported: {r.get('reason')}"
+    if stage == "aggregate" and "round.json" in docs:
+        r = docs["round.json"]
+        contributors = r.get("contributors") or []
+        return (
+            f"global model v{r.get('version')} from {len(contributors)} site(s) "
+            f"({r.get('rule')}); abstained: {_reasons(r.get('abstained'))}; "
+            f"rejected: {_reasons(r.get('rejected'))}"
+        )
+    if stage == "evaluate" and "metrics.json" in docs:
+        m = docs["metrics.json"]
+        loss = m.get("loss")
+        loss_text = "–" if loss is None else f"{float(loss):.3f}"
+        return f"holdout accuracy {_pct(m.get('accuracy'))}, loss {loss_text}"
+    if stage == "report" and "summary.json" in docs:
+        final = docs["summary.json"].get("final") or {}
+        return f"report rendered (final holdout accuracy {_pct(final.get('accuracy'))})"
+    return "done"
+
+
+def format_line(elapsed_s: float, info: TaskInfo, rounds: int, text: str, ok: bool = True) -> str:
+    """`[  12.3s] round 1/5  train      hospital-berlin   <text>`."""
+    where = f"round {info.round_index}/{rounds}" if info.round_index else "setup"
+    if info.stage in {"initialize", "validate"}:
+        where = "setup"
+    elif info.stage == "report":
+        where = "final"
+    mark = "✓" if ok else "✗"
+    return (
+        f"[{elapsed_s:6.1f}s] {where:<11} {info.stage:<10} {info.site_id or '':<16} {mark} {text}"
+    )

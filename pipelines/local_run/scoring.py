@@ -1,0 +1,119 @@
+"""Host-side figures of a local run: pooled test accuracy of each global model and the
+centralized baseline (the same model trained on the pooled training data, DP off).
+
+The host prepared the data, so it holds the pooled test set and every site's training table.
+Features are scaled with the dataset contract's scaler fitted on the union of the sites'
+training tables (components.datasets.features: the pooled-scoring option).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.datasets.contracts import get_contract
+from components.datasets.features import Scaler, fit_scaler, frame_to_arrays
+
+
+@dataclass(frozen=True)
+class PooledData:
+    """Scaled pooled training data (union of the sites' train tables) and pooled test set."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    scaler: Scaler
+
+
+def load_pooled(dataset: str, train_csvs: Sequence[Path], test_csv: Path) -> PooledData:
+    """Read the sites' training CSVs and the pooled test CSV; scale with the union scaler."""
+    contract = get_contract(dataset)
+    train = pd.concat([pd.read_csv(p) for p in train_csvs], ignore_index=True)
+    x_train, y_train = frame_to_arrays(contract, train, "pooled-train")
+    x_test, y_test = frame_to_arrays(contract, pd.read_csv(test_csv), "pooled-test")
+    scaler = fit_scaler(contract, x_train)
+    return PooledData(
+        scaler.transform(x_train),
+        y_train,
+        scaler.transform(x_test),
+        y_test,
+        contract.num_classes,
+        scaler,
+    )
+
+
+def accuracy_and_loss(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of class probabilities [n, c] against int labels [n]."""
+    probs = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
+    labels = np.asarray(labels, dtype=np.int64)
+    accuracy = float(np.mean(np.argmax(probs, axis=1) == labels))
+    loss = float(-np.mean(np.log(probs[np.arange(len(labels)), labels])))
+    return accuracy, loss
+
+
+def score_tensors(
+    model_name: str, tensors: Mapping[str, np.ndarray], data: PooledData
+) -> dict[str, float]:
+    """{"accuracy", "loss"} of a model holding `tensors` on the pooled test set."""
+    from components.train.models import model_from_tensors
+
+    model = model_from_tensors(model_name, data.x_test.shape[1], data.num_classes, tensors)
+    probs = model(data.x_test, training=False).numpy()
+    accuracy, loss = accuracy_and_loss(probs, data.y_test)
+    return {"accuracy": accuracy, "loss": loss}
+
+
+def centralized_baseline(
+    model_name: str,
+    data: PooledData,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+) -> dict[str, float | int | str]:
+    """Train `model_name` from its seeded init on the pooled training data without DP.
+
+    Same optimizer (plain SGD), batch size and learning rate as a site; `epochs` is the
+    federated run's total local epochs (rounds × local_epochs).
+    """
+    from components.train.dpsgd import DpSgdConfig, train_dp_sgd
+    from components.train.models import initial_weights
+
+    init = initial_weights(model_name, data.x_train.shape[1], data.num_classes, seed)
+    config = DpSgdConfig(
+        batch_size=min(batch_size, len(data.y_train)),
+        local_epochs=epochs,
+        learning_rate=learning_rate,
+        noise_multiplier=0.0,
+        l2_norm_clip=0.0,
+        dp_enabled=False,
+    )
+    result = train_dp_sgd(
+        model_name,
+        init,
+        data.x_train,
+        data.y_train,
+        data.num_classes,
+        config,
+        shuffle_seed=seed,
+        noise_seed=seed,
+    )
+    scores = score_tensors(model_name, result.tensors, data)
+    return {
+        "test_accuracy": scores["accuracy"],
+        "test_loss": scores["loss"],
+        "train_examples": int(len(data.y_train)),
+        "test_examples": int(len(data.y_test)),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "model": model_name,
+        "dp": "off",
+    }

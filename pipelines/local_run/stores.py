@@ -1,0 +1,232 @@
+"""Local object stores for `fedpipe run --local`: one S3-compatible server per site, one GCS
+emulator for the coordinator, their buckets, credentials and signing keys.
+
+The servers keep objects in memory; `save_state`/`restore_state` mirror every bucket to a
+folder (`<runs>/.state/`) so that a site's privacy ledger and the coordinator's global models
+survive from one local run to the next (the lifetime budget is real across runs).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.common.manifest import generate_keypair
+from pipelines.config.models import Site
+from pipelines.localstack.servers import GcsServer, S3Server, minio_client
+
+STATE_S3 = "s3"
+STATE_GCS = "gcs"
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write `value` to `path` with mode 0600 (folder 0700), never world-readable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, stat.S_IRWXU)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    os.chmod(path, 0o600)
+
+
+def ensure_signing_keys(secrets_dir: Path, site_ids: list[str]) -> dict[str, str]:
+    """Per-site Ed25519 keys under `secrets_dir/<site>/signing_key` (kept when present).
+
+    Returns {site_id: public key PEM}. Reusing existing keys lets a resumed run verify the
+    updates it exported before.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    public: dict[str, str] = {}
+    for site_id in site_ids:
+        path = secrets_dir / site_id / "signing_key"
+        if path.is_file():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            public[site_id] = (
+                key.public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode()
+            )
+            continue
+        private_pem, public_pem = generate_keypair()
+        write_secret(path, private_pem)
+        write_secret(secrets_dir / site_id / "signing_key.pub", public_pem)
+        public[site_id] = public_pem
+    return public
+
+
+@dataclass
+class LocalStores:
+    """Running servers for a federation: `s3[site_id]` and `gcs` (None when not started)."""
+
+    s3: dict[str, S3Server] = field(default_factory=dict)
+    gcs: GcsServer | None = None
+
+    def start(self, members: Mapping[str, Site], coordinator: Site) -> None:
+        """Start one S3 server per member and a GCS emulator if the coordinator uses GCS."""
+        for site_id in members:
+            server = S3Server()
+            self.s3[site_id] = server
+            server.start()
+        if coordinator.object_store.type == "gcs":
+            self.gcs = GcsServer()
+            self.gcs.start()
+        elif coordinator.object_store.type == "s3":
+            server = S3Server()
+            self.s3[coordinator.id] = server
+            server.start()
+
+    def stop(self) -> None:
+        """Stop every server; idempotent, never raises for an already dead one."""
+        for server in self.s3.values():
+            server.stop()
+        if self.gcs is not None:
+            self.gcs.stop()
+
+    def endpoint_overrides(self) -> dict[str, str]:
+        """{site_id: "127.0.0.1:PORT"} for FEDPIPE_ENDPOINT_OVERRIDES."""
+        return {site_id: server.endpoint for site_id, server in self.s3.items()}
+
+    def env(self, secrets_dir: Path) -> dict[str, str]:
+        """Environment the tasks need (CONTRACT.md, "Secrets"): dir, endpoints, emulator."""
+        env = {
+            "FEDPIPE_SECRETS_DIR": str(secrets_dir),
+            "FEDPIPE_ENDPOINT_OVERRIDES": json.dumps(self.endpoint_overrides(), sort_keys=True),
+        }
+        if self.gcs is not None:
+            env["STORAGE_EMULATOR_HOST"] = self.gcs.url
+        return env
+
+    def write_credentials(self, secrets_dir: Path) -> None:
+        """Each S3 site's access/secret key as files under `secrets_dir/<site>/` (0600)."""
+        for site_id, server in self.s3.items():
+            write_secret(secrets_dir / site_id / "s3_access_key", server.access_key)
+            write_secret(secrets_dir / site_id / "s3_secret_key", server.secret_key)
+
+    def minio(self, site_id: str):
+        """A minio client for `site_id`'s server."""
+        return minio_client(self.s3[site_id])
+
+    def gcs_client(self):
+        if self.gcs is None:
+            raise RuntimeError("no GCS emulator is running")
+        return self.gcs.client()
+
+    def create_buckets(self, sites: Mapping[str, Site], object_lock: Mapping[str, bool]) -> None:
+        """Create each site's bucket (object lock where its policy requires it); idempotent."""
+        for site_id, site in sites.items():
+            bucket = site.object_store.bucket
+            if site.object_store.type == "s3":
+                client = self.minio(site_id)
+                if not client.bucket_exists(bucket):
+                    client.make_bucket(bucket, object_lock=bool(object_lock.get(site_id)))
+            else:
+                client = self.gcs_client()
+                if client.lookup_bucket(bucket) is None:
+                    created = client.bucket(bucket)
+                    created.versioning_enabled = True
+                    client.create_bucket(created)
+
+    def put_file(self, site: Site, key: str, path: Path, content_type: str = "text/csv") -> None:
+        """Upload a local file into the site's own bucket."""
+        data = path.read_bytes()
+        self.minio(site.id).put_object(
+            site.object_store.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+        )
+
+    def get_bytes(self, site: Site, key: str) -> bytes | None:
+        """An object of the site's bucket, or None when it does not exist."""
+        if site.object_store.type == "gcs":
+            blob = self.gcs_client().bucket(site.object_store.bucket).get_blob(key)
+            return None if blob is None else blob.download_as_bytes()
+        from minio.error import S3Error
+
+        try:
+            resp = self.minio(site.id).get_object(site.object_store.bucket, key)
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchBucket"}:
+                return None
+            raise
+        try:
+            return resp.read()
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def list_keys(self, site: Site, prefix: str = "") -> list[str]:
+        """Keys in the site's bucket under `prefix` (latest versions), sorted."""
+        if site.object_store.type == "gcs":
+            client = self.gcs_client()
+            return sorted(
+                b.name for b in client.list_blobs(site.object_store.bucket, prefix=prefix)
+            )
+        objects = self.minio(site.id).list_objects(
+            site.object_store.bucket, prefix=prefix, recursive=True
+        )
+        return sorted(o.object_name for o in objects)
+
+    def save_state(self, sites: Mapping[str, Site], state_dir: Path) -> int:
+        """Mirror every bucket into `state_dir/<s3|gcs>/<bucket>/<key>`; returns objects saved.
+
+        Written to a fresh folder and swapped in, so an interrupted save keeps the old mirror.
+        """
+        tmp = state_dir.with_name(state_dir.name + ".tmp")
+        _rmtree(tmp)
+        count = 0
+        for site in sites.values():
+            kind = STATE_GCS if site.object_store.type == "gcs" else STATE_S3
+            for key in self.list_keys(site):
+                data = self.get_bytes(site, key)
+                if data is None:
+                    continue
+                target = tmp / kind / site.object_store.bucket / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                count += 1
+        tmp.mkdir(parents=True, exist_ok=True)
+        old = state_dir.with_name(state_dir.name + ".old")
+        _rmtree(old)
+        if state_dir.exists():
+            state_dir.rename(old)
+        tmp.rename(state_dir)
+        _rmtree(old)
+        return count
+
+    def restore_state(self, sites: Mapping[str, Site], state_dir: Path) -> int:
+        """Upload a mirror written by `save_state` into the (empty) buckets; returns count."""
+        count = 0
+        for site in sites.values():
+            kind = STATE_GCS if site.object_store.type == "gcs" else STATE_S3
+            root = state_dir / kind / site.object_store.bucket
+            if not root.is_dir():
+                continue
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                key = path.relative_to(root).as_posix()
+                data = path.read_bytes()
+                if site.object_store.type == "gcs":
+                    bucket = self.gcs_client().bucket(site.object_store.bucket)
+                    bucket.blob(key).upload_from_string(data)
+                else:
+                    self.minio(site.id).put_object(
+                        site.object_store.bucket,
+                        key,
+                        io.BytesIO(data),
+                        len(data),
+                        metadata={"x-amz-sdk-checksum-algorithm": "CRC32"},
+                    )
+                count += 1
+        return count
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    if path.exists():
+        shutil.rmtree(path)

@@ -1,0 +1,76 @@
+"""Local stores for `fedpipe run --local`: real servers, buckets, keys, state mirror."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from pipelines.config.loader import load_federation
+from pipelines.local_run.siteconf import write_local_config
+from pipelines.local_run.stores import LocalStores, ensure_signing_keys
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.integration
+def test_servers_buckets_keys_and_state_survive_a_restart(tmp_path: Path) -> None:
+    fed = load_federation(REPO / "sites", REPO / "policies")
+    sites = fed.all_sites
+    lock = {s: fed.policy_of(s).retention.object_lock for s in sites}
+    secrets = tmp_path / "secrets"
+    first = LocalStores()
+    try:
+        first.start(fed.sites, fed.coordinator)
+        assert set(first.s3) == set(fed.sites) and first.gcs is not None
+        first.write_credentials(secrets)
+        keys = ensure_signing_keys(secrets, list(fed.sites))
+        first.create_buckets(sites, lock)
+        first.create_buckets(sites, lock)  # idempotent
+        berlin = fed.sites["hospital-berlin"]
+        data = tmp_path / "train.csv"
+        data.write_text("a,label\n1,0\n")
+        first.put_file(berlin, "data/train.csv", data)
+        coord = fed.coordinator
+        first.gcs_client().bucket(coord.object_store.bucket).blob(
+            "models/v1.npz"
+        ).upload_from_string(b"model")
+        env = first.env(secrets)
+        assert env["STORAGE_EMULATOR_HOST"] == first.gcs.url
+        assert "hospital-berlin" in env["FEDPIPE_ENDPOINT_OVERRIDES"]
+        saved = first.save_state(sites, tmp_path / "state")
+        assert saved == 2
+        ports = first.endpoint_overrides()
+    finally:
+        first.stop()
+    mode = stat.S_IMODE((secrets / "hospital-berlin" / "signing_key").stat().st_mode)
+    assert mode == 0o600
+    assert ensure_signing_keys(secrets, list(fed.sites)) == keys  # kept, not regenerated
+
+    second = LocalStores()
+    try:
+        second.start(fed.sites, fed.coordinator)
+        second.create_buckets(sites, lock)
+        assert second.restore_state(sites, tmp_path / "state") == 2
+        assert second.get_bytes(berlin, "data/train.csv") == b"a,label\n1,0\n"
+        assert second.get_bytes(coord, "models/v1.npz") == b"model"
+        assert second.get_bytes(berlin, "nope") is None
+        assert second.list_keys(berlin, "data/") == ["data/train.csv"]
+    finally:
+        second.stop()
+
+    sdir, pdir = write_local_config(
+        sites,
+        REPO / "policies",
+        tmp_path / "cfg",
+        endpoints=ports,
+        public_keys=keys,
+        dataset="digits",
+    )
+    local = load_federation(sdir, pdir)
+    b = local.sites["hospital-berlin"]
+    assert b.object_store.endpoint == ports["hospital-berlin"] and b.object_store.secure is False
+    assert b.signing is not None and b.signing.public_key == keys["hospital-berlin"]
+    assert b.data is not None and b.data.dataset == "digits"
+    assert "127.0.0.1" not in (REPO / "sites" / "hospital-berlin.yaml").read_text()
