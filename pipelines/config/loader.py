@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ class Federation:
     policies: dict[str, Policy]
     files: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def all_sites(self) -> dict[str, Site]:
         """Members and the coordinator, by id (sorted)."""
         merged = {**self.sites, self.coordinator.id: self.coordinator}
@@ -116,6 +117,9 @@ def _read_yaml(path: Path, errors: list[str]) -> dict[str, Any] | None:
         return None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         errors.append(f"{path}: (file): {exc}")
+        return None
+    if doc is None:
+        errors.append(f"{path}: (document): the file is empty")
         return None
     if not isinstance(doc, dict):
         errors.append(f"{path}: (document): expected a mapping, got {type(doc).__name__}")

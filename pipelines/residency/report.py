@@ -36,6 +36,7 @@ def _edge_row(d: ResidencyDecision) -> dict[str, Any]:
 
 
 def _placements(federation: Federation) -> dict[str, dict[str, str]]:
+    digests = {pid: policy_digest(p) for pid, p in federation.policies.items()}
     return {
         sid: {
             "role": s.role,
@@ -44,7 +45,7 @@ def _placements(federation: Federation) -> dict[str, dict[str, str]]:
             "region": s.region,
             "jurisdiction": s.jurisdiction,
             "policy": s.policy,
-            "policy_digest": policy_digest(federation.policies[s.policy]),
+            "policy_digest": digests[s.policy],
         }
         for sid, s in federation.all_sites.items()
     }
