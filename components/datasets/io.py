@@ -86,6 +86,7 @@ def read_bytes(uri: str, client_factory: ClientFactory | None, site_id: str) -> 
     if client_factory is None:
         raise DataError(site_id, "readable", f"cannot read {uri}: no object-store client given")
     from minio.error import MinioException, S3Error
+    from urllib3.exceptions import HTTPError as Urllib3Error
 
     response = None
     try:
@@ -94,8 +95,8 @@ def read_bytes(uri: str, client_factory: ClientFactory | None, site_id: str) -> 
         return response.read()
     except S3Error as exc:
         raise DataError(site_id, "readable", f"cannot read {uri}: {exc.code}") from None
-    except (MinioException, OSError, ValueError) as exc:
-        # urllib3 connection errors are OSErrors; ValueError: a malformed endpoint.
+    except (MinioException, Urllib3Error, OSError, ValueError) as exc:
+        # urllib3: connection refused / retries exhausted; ValueError: a malformed endpoint.
         raise DataError(
             site_id, "readable", f"cannot read {uri}: {type(exc).__name__} (endpoint unreachable?)"
         ) from None
