@@ -149,6 +149,10 @@ def test_errors_of_several_files_and_cross_checks_come_together(tmp_path):
             "hospital-paris.yaml: (document): expected a mapping, got list",
         ),
         (
+            lambda s, p: (s / "hospital-paris.yaml").write_text("# nothing yet\n"),
+            "hospital-paris.yaml: (document): the file is empty",
+        ),
+        (
             lambda s, p: shutil.rmtree(p),
             "policies: (directory): policy directory not found",
         ),
