@@ -1,0 +1,1 @@
+"""TensorFlow Federated reference: the same federation run in TFF's simulation runtime."""

@@ -1,0 +1,126 @@
+"""The federation in TensorFlow Federated's simulation runtime (DP off, FedAvg).
+
+`tff.learning.algorithms.build_weighted_fed_avg` (weighting "num_examples") or
+`build_unweighted_fed_avg` ("uniform") over `tff.learning.models.from_keras_model` of the
+registry model; client optimizer SGD with the spec's learning rate, server SGD with learning
+rate 1.0; the global model starts from the registry's seeded initial weights; each site's
+client dataset holds its examples in the train task's batch order. TFF's worker binary is
+reaped at exit (`pipelines.simulate.reaper`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipelines.simulate.data import FederatedData, federated_data
+from pipelines.simulate.reaper import install_reaper
+from pipelines.simulate.spec import FederationSpec, batch_order
+
+
+@dataclass
+class SimulationResult:
+    """Final global tensors (named as `components.train.models.get_weights`) and per-round
+    training metrics as TFF reports them."""
+
+    tensors: dict[str, np.ndarray]
+    rounds: list[dict[str, float]] = field(default_factory=list)
+
+
+def _names_in_order(spec: FederationSpec, data: FederatedData) -> list[str]:
+    from components.train.models import _tensor_name, build_model
+
+    model = build_model(spec.model_name, data.num_features, data.num_classes, seed=spec.seed)
+    if model.non_trainable_weights:
+        raise ValueError(f"model {spec.model_name}: non-trainable weights are not supported")
+    return [_tensor_name(v) for v in model.trainable_weights]
+
+
+def run_tff(
+    spec: FederationSpec,
+    data: FederatedData | None = None,
+    initial: Mapping[str, np.ndarray] | None = None,
+) -> SimulationResult:
+    """Run `spec.rounds` rounds in TFF; `data`/`initial` default to the pipeline's split and
+    the registry's seeded initial weights."""
+    install_reaper()
+    import tensorflow as tf
+    import tensorflow_federated as tff
+
+    from components.train.models import build_model, initial_weights
+
+    data = data or federated_data(
+        spec.dataset,
+        spec.site_ids,
+        data_seed=spec.data_seed,
+        alpha=spec.alpha,
+        test_fraction=spec.test_fraction,
+        holdout_fraction=spec.holdout_fraction,
+    )
+    if initial is None:
+        initial = initial_weights(spec.model_name, data.num_features, data.num_classes, spec.seed)
+    names = _names_in_order(spec, data)
+    input_spec = (
+        tf.TensorSpec([None, data.num_features], tf.float32),
+        tf.TensorSpec([None], tf.int64),
+    )
+
+    def model_fn():
+        keras_model = build_model(spec.model_name, data.num_features, data.num_classes, spec.seed)
+        return tff.learning.models.from_keras_model(
+            keras_model,
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+            input_spec=input_spec,
+            metrics=[tf.keras.metrics.SparseCategoricalAccuracy()],
+        )
+
+    builder = (
+        tff.learning.algorithms.build_weighted_fed_avg
+        if spec.weighting == "num_examples"
+        else tff.learning.algorithms.build_unweighted_fed_avg
+    )
+    process = builder(
+        model_fn,
+        client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=spec.learning_rate),
+        server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0),
+    )
+    state = process.initialize()
+    start = process.get_model_weights(state)
+    state = process.set_model_weights(
+        state,
+        tff.learning.models.ModelWeights(
+            trainable=[np.asarray(initial[n], np.float32) for n in names],
+            non_trainable=list(start.non_trainable),
+        ),
+    )
+    result = SimulationResult(tensors={})
+    for round_index in range(1, spec.rounds + 1):
+        client_data = []
+        for site_id in spec.site_ids:
+            site = data.sites[site_id]
+            order = batch_order(spec, site_id, round_index, len(site.y))
+            client_data.append(
+                tf.data.Dataset.from_tensor_slices((site.x[order], site.y[order])).batch(
+                    spec.batch_size
+                )
+            )
+        output = process.next(state, client_data)
+        state = output.state
+        train = output.metrics.get("client_work", {}).get("train", {})
+        result.rounds.append({k: float(v) for k, v in train.items()})
+    final = process.get_model_weights(state)
+    result.tensors = {
+        n: np.asarray(v, dtype=np.float32) for n, v in zip(names, final.trainable, strict=True)
+    }
+    return result
+
+
+def simulate_federation(
+    spec: FederationSpec,
+    data: FederatedData | None = None,
+    initial: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The final global weights after `spec.rounds` TFF rounds, as named float32 tensors."""
+    return run_tff(spec, data, initial).tensors

@@ -1,0 +1,72 @@
+"""Pure parts of the TFF reference: FedAvg step, weights, batch-order seeds, reaper."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import psutil
+import pytest
+
+from pipelines.simulate.reaper import reap_children
+from pipelines.simulate.spec import (
+    FederationSpec,
+    batch_order,
+    client_weight,
+    fedavg_step,
+    shuffle_seed_for,
+)
+
+SITES = ("a", "b")
+
+
+def test_fedavg_step_hand_computed() -> None:
+    g = {"w": np.array([1.0, 2.0], np.float32)}
+    local = [{"w": np.array([2.0, 2.0], np.float32)}, {"w": np.array([1.0, 5.0], np.float32)}]
+    # uniform: 1 + (1 + 0)/2 = 1.5, 2 + (0 + 3)/2 = 3.5
+    np.testing.assert_array_equal(fedavg_step(g, local, [1.0, 1.0])["w"], [1.5, 3.5])
+    # weights 3:1: 1 + 3*1/4 = 1.75, 2 + 1*3/4 = 2.75
+    np.testing.assert_array_equal(fedavg_step(g, local, [3.0, 1.0])["w"], [1.75, 2.75])
+    with pytest.raises(ValueError, match="positive weight"):
+        fedavg_step(g, local, [0.0, 0.0])
+
+
+def test_client_weight() -> None:
+    assert client_weight(FederationSpec("d", SITES), 112) == 1.0
+    assert client_weight(FederationSpec("d", SITES, weighting="num_examples"), 112) == 112.0
+
+
+def test_batch_order_is_seeded_per_site_and_round() -> None:
+    spec = FederationSpec("d", SITES, batch_size=4, local_epochs=2)
+    order = batch_order(spec, "a", 1, 10)
+    assert len(order) == 2 * 8  # two epochs of two whole batches of 4
+    assert len(set(order[:8].tolist())) == 8
+    np.testing.assert_array_equal(order, batch_order(spec, "a", 1, 10))
+    assert not np.array_equal(order, batch_order(spec, "a", 2, 10))
+    assert not np.array_equal(order, batch_order(spec, "b", 1, 10))
+    assert shuffle_seed_for(0, "a", 1) != shuffle_seed_for(1, "a", 1)
+    assert 0 <= shuffle_seed_for(0, "a", 1) < 2**31
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"site_ids": ()}, "non-empty and unique"),
+        ({"site_ids": ("a", "a")}, "non-empty and unique"),
+        ({"weighting": "median"}, "weighting 'median'"),
+        ({"rounds": 0}, "rounds must be >= 1"),
+        ({"learning_rate": 0.0}, "learning_rate must be > 0"),
+    ],
+)
+def test_spec_refuses(kwargs: dict, fragment: str) -> None:
+    args = {"dataset": "d", "site_ids": SITES, **kwargs}
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(")):
+        FederationSpec(**args)
+
+
+def test_reap_children_kills_a_lingering_child() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert child.pid in reap_children(timeout_s=5.0)
+    assert child.wait(timeout=5) is not None
+    assert not psutil.pid_exists(child.pid) or psutil.Process(child.pid).status() == "zombie"
