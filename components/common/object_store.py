@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
     """`host:port` and TLS flag; a scheme on the endpoint (`http://`, `https://`) wins over `secure`.
 
-    An override in FEDPIPE_ENDPOINT_OVERRIDES may carry `http://` for a local plain-HTTP server.
+    An override in FEDPIPE_ENDPOINT_OVERRIDES may carry `https://` to keep TLS.
     """
     if endpoint.startswith("http://"):
         return endpoint.removeprefix("http://").rstrip("/"), False
@@ -38,7 +38,9 @@ def site_minio_client(site: Site) -> Minio:
     if site.object_store.type != "s3" or not site.object_store.endpoint:
         raise ValueError(f"site {site.id}: object_store is not an s3 store with an endpoint")
     configured = object_store_endpoint(site.id, site.object_store.endpoint)
-    endpoint, secure = split_endpoint(configured, site.object_store.secure)
+    overridden = configured != site.object_store.endpoint
+    # An override (local runs) is plain HTTP unless it says https:// (as components.datasets.io).
+    endpoint, secure = split_endpoint(configured, site.object_store.secure and not overridden)
     return Minio(
         endpoint,
         access_key=site_secret(site.id, "S3_ACCESS_KEY"),

@@ -55,7 +55,13 @@ def make_policy(
 
 
 def make_site(
-    site_id: str, public_pem: str, *, bucket: str, endpoint: str, policy: str = "eu-health"
+    site_id: str,
+    public_pem: str,
+    *,
+    bucket: str,
+    endpoint: str,
+    policy: str = "eu-health",
+    secure: bool = False,
 ) -> Site:
     return Site.parse_obj(
         {
@@ -80,7 +86,7 @@ def make_site(
                 "endpoint": endpoint,
                 "bucket": bucket,
                 "secret_name": f"{site_id}-store",
-                "secure": False,
+                "secure": secure,
             },
             "signing": {"public_key": public_pem},
         }
@@ -139,11 +145,18 @@ class SiteKit:
         return self.site.id
 
 
-def new_site(site_id: str, *, endpoint: str, policy: Policy | None = None) -> SiteKit:
+def new_site(
+    site_id: str, *, endpoint: str, policy: Policy | None = None, secure: bool = False
+) -> SiteKit:
     private_pem, public_pem = generate_keypair()
     policy = policy or make_policy()
     site = make_site(
-        site_id, public_pem, bucket=unique(site_id), endpoint=endpoint, policy=policy.id
+        site_id,
+        public_pem,
+        bucket=unique(site_id),
+        endpoint=endpoint,
+        policy=policy.id,
+        secure=secure,
     )
     return SiteKit(site, policy, private_pem)
 
