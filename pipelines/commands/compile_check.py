@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, metavar="N", help="rounds it was compiled with"
     )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="rewrite --golden with the fresh compile instead of failing (after a change)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     golden_path = Path(args.golden)
     try:
-        golden = golden_path.read_text(encoding="utf-8")
+        golden = "" if args.update else golden_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CommandError(f"--golden {golden_path}: cannot read ({exc.strerror})") from None
     federation = load_or_fail(args)
@@ -43,6 +48,11 @@ def run(args: argparse.Namespace) -> int:
     except ResidencyViolationError as exc:
         print(f"fedpipe compile-check: {exc}", file=sys.stderr)
         return 1
+    if args.update:
+        golden_path.parent.mkdir(parents=True, exist_ok=True)
+        golden_path.write_text(compiled.pipeline_yaml, encoding="utf-8")
+        print(f"updated {golden_path} (version {compiled.version})")
+        return 0
     if strip_sdk_version(golden) == strip_sdk_version(compiled.pipeline_yaml):
         print(f"ok: {golden_path} is up to date (version {compiled.version})")
         return 0
@@ -51,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     more = len(diff) - len(shown)
     print(
         f"fedpipe compile-check: {golden_path} differs from a fresh compile "
-        f"(sdkVersion ignored); recompile with `make compile` and copy "
-        f"dist/federated-training.yaml to {golden_path}:",
+        f"(sdkVersion ignored); refresh it with `fedpipe compile-check "
+        f"--golden {golden_path} --update` and commit it:",
         file=sys.stderr,
     )
     print("\n".join(shown), file=sys.stderr)

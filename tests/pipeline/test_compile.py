@@ -1,0 +1,163 @@
+"""`fedpipe compile` / `compile-check`: determinism, version, violations leave --out empty."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.cli import main
+from pipelines.compiler import (
+    OUTPUT_FILES,
+    PIPELINE_FILE,
+    REPORT_JSON_FILE,
+    compile_federation,
+    strip_sdk_version,
+)
+from pipelines.kfp_ops.digest import pipeline_digest_of
+
+from .helpers import POLICIES_DIR, REPO, SITES_DIR, example_federation
+
+GOLDEN = REPO / "pipelines" / "compiled" / "federated-training.yaml"
+
+
+def _compile(out: Path, sites: Path = SITES_DIR, policies: Path = POLICIES_DIR, *extra: str):
+    return main(
+        ["compile", "--sites", str(sites), "--policies", str(policies), "--out", str(out), *extra]
+    )
+
+
+@pytest.fixture()
+def config_copy(tmp_path: Path) -> tuple[Path, Path]:
+    sites, policies = tmp_path / "sites", tmp_path / "policies"
+    shutil.copytree(SITES_DIR, sites)
+    shutil.copytree(POLICIES_DIR, policies)
+    return sites, policies
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new))
+
+
+def test_compile_writes_three_files_byte_identical_twice(tmp_path: Path, capsys):
+    assert _compile(tmp_path / "a") == 0
+    assert _compile(tmp_path / "b", SITES_DIR, POLICIES_DIR) == 0
+    for name in OUTPUT_FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert "sha256:" in capsys.readouterr().out
+
+
+def test_version_is_in_description_and_report_and_tracks_the_config(config_copy):
+    sites, policies = config_copy
+    first = compile_federation(example_federation())
+    docs = list(yaml.safe_load_all(first.pipeline_yaml))
+    assert docs[0]["pipelineInfo"]["description"].endswith(f"digest: {first.version}")
+    assert "sha256:" + pipeline_digest_of(first.pipeline_yaml) == first.version
+    assert f'"pipeline_version": "{first.version}"' in first.report_json
+    assert first.version in first.report_markdown
+    _edit(sites / "hospital-paris.yaml", 'snapshot: "2026-11-01"', 'snapshot: "2026-11-02"')
+    from pipelines.config.loader import load_federation
+
+    second = compile_federation(load_federation(sites, policies))
+    assert second.version != first.version
+    assert compile_federation(example_federation(), rounds=2).version != first.version
+
+
+def test_sdk_version_does_not_change_the_version():
+    compiled = compile_federation(example_federation())
+    other = compiled.pipeline_yaml.replace("sdkVersion: kfp-2.13.0", "sdkVersion: kfp-2.99.0")
+    assert other != compiled.pipeline_yaml
+    assert strip_sdk_version(other) == strip_sdk_version(compiled.pipeline_yaml)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_coordinator_outside_the_eu_is_refused_and_out_stays_empty(
+    config_copy, tmp_path: Path, capsys, existing: bool
+):
+    sites, policies = config_copy
+    _edit(sites / "coordinator.yaml", "region: europe-west4", "region: us-east1")
+    _edit(sites / "coordinator.yaml", "jurisdiction: NL", "jurisdiction: US")
+    out = tmp_path / "out"
+    if existing:
+        out.mkdir()
+    assert _compile(out, sites, policies) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "DENIED" in line]
+    berlin = [line for line in lines if "export-hospital-berlin-r1" in line]
+    assert len(berlin) == 1
+    assert "artifact update (class dp_update) from site hospital-berlin to coordinator" in berlin[0]
+    assert "rule eu-health rules.dp_update" in berlin[0]
+    assert not any("from site clinic-boston" in line for line in lines)  # US rule allows
+    # every EU crossing is named: summary, update, metrics of both EU sites
+    assert len(lines) == 6
+    if existing:
+        assert list(out.iterdir()) == []
+    else:
+        assert not out.exists()
+    assert not list(tmp_path.glob(".out-staging-*"))
+
+
+def test_dp_update_allowed_nowhere_is_refused(config_copy, tmp_path: Path, capsys):
+    sites, policies = config_copy
+    _edit(
+        policies / "eu-health.yaml",
+        "dp_update:\n    - roles: [coordinator]\n      jurisdictions: [EU]",
+        "dp_update: []",
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    assert _compile(out, sites, policies) == 1
+    err = capsys.readouterr().err
+    assert "export-hospital-paris-r1 artifact update (class dp_update)" in err
+    assert "dp_update may go nowhere" in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_config_error_exits_2_and_writes_nothing(config_copy, tmp_path: Path, capsys):
+    sites, policies = config_copy
+    _edit(sites / "hospital-berlin.yaml", "region: de-berlin", "regoin: de-berlin")
+    out = tmp_path / "out"
+    assert _compile(out, sites, policies) == 2
+    assert "hospital-berlin.yaml" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_existing_out_files_are_replaced(tmp_path: Path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / PIPELINE_FILE).write_text("stale")
+    assert _compile(out) == 0
+    assert (out / PIPELINE_FILE).read_text().startswith("# PIPELINE DEFINITION")
+    assert (out / REPORT_JSON_FILE).is_file()
+
+
+def test_golden_yaml_matches_a_fresh_compile():
+    fresh = compile_federation(example_federation()).pipeline_yaml
+    assert strip_sdk_version(GOLDEN.read_text()) == strip_sdk_version(fresh), (
+        "pipelines/compiled/federated-training.yaml is stale: run "
+        "`fedpipe compile-check --golden pipelines/compiled/federated-training.yaml --update`"
+    )
+
+
+def test_compile_check_passes_on_golden_and_fails_with_a_diff(tmp_path: Path, capsys):
+    args = ["compile-check", "--sites", str(SITES_DIR), "--policies", str(POLICIES_DIR)]
+    assert main([*args, "--golden", str(GOLDEN)]) == 0
+    stale = tmp_path / "stale.yaml"
+    stale.write_text(
+        GOLDEN.read_text().replace("fedpipe.dev/jurisdiction: FR", "fedpipe.dev/jurisdiction: XX")
+    )
+    assert main([*args, "--golden", str(stale)]) == 1
+    err = capsys.readouterr().err
+    assert "-              fedpipe.dev/jurisdiction: XX" in err
+    assert "+              fedpipe.dev/jurisdiction: FR" in err
+
+
+def test_compile_check_fails_on_a_violation(config_copy, capsys):
+    sites, policies = config_copy
+    _edit(sites / "coordinator.yaml", "jurisdiction: NL", "jurisdiction: US")
+    args = ["compile-check", "--sites", str(sites), "--policies", str(policies)]
+    assert main([*args, "--golden", str(GOLDEN)]) == 1
+    assert "DENIED" in capsys.readouterr().err

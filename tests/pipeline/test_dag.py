@@ -1,0 +1,161 @@
+"""Shape of the unrolled DAG and what every task carries, read from the compiled YAML."""
+
+import pytest
+import yaml
+
+from pipelines.compiler import compile_federation
+from pipelines.config.canonical import policy_digest
+from pipelines.flows import kubernetes_executors
+from pipelines.placement import SITE_LABEL
+
+from .helpers import example_federation
+
+FED = example_federation()
+SITES = list(FED.sites)
+ROUNDS = 2
+SITE_STAGES = ("validate", "train", "export", "evaluate")
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    result = compile_federation(FED, rounds=ROUNDS)
+    spec, platform = yaml.safe_load_all(result.pipeline_yaml)
+    return result, spec, kubernetes_executors(platform)
+
+
+def _tasks(spec):
+    return spec["root"]["dag"]["tasks"]
+
+
+def _executor_of(spec, task_name):
+    return spec["components"][_tasks(spec)[task_name]["componentRef"]["name"]]["executorLabel"]
+
+
+def _upstream(task, name):
+    return task["inputs"]["artifacts"][name]["taskOutputArtifact"]["producerTask"]
+
+
+def test_task_names_unrolled_per_site_and_round(compiled):
+    _, spec, _ = compiled
+    expected = {"initialize", "report"} | {f"aggregate-r{r}" for r in (1, 2)}
+    expected |= {f"validate-{s}" for s in SITES}
+    for r in (1, 2):
+        expected |= {
+            f"{stage}-{s}-r{r}" for s in SITES for stage in ("train", "export", "evaluate")
+        }
+    assert set(_tasks(spec)) == expected
+    assert len(expected) == 2 + ROUNDS + len(SITES) * (1 + 3 * ROUNDS)
+
+
+def test_round_wiring(compiled):
+    _, spec, _ = compiled
+    tasks = _tasks(spec)
+    site = "hospital-paris"
+    assert _upstream(tasks[f"train-{site}-r1"], "global_model") == "initialize"
+    assert _upstream(tasks[f"train-{site}-r2"], "global_model") == "aggregate-r1"
+    assert _upstream(tasks[f"train-{site}-r2"], "validation") == f"validate-{site}"
+    assert _upstream(tasks[f"export-{site}-r2"], "local_model") == f"train-{site}-r2"
+    assert _upstream(tasks[f"export-{site}-r2"], "global_model") == "aggregate-r1"
+    assert _upstream(tasks[f"evaluate-{site}-r2"], "global_model") == "aggregate-r2"
+    assert _upstream(tasks["aggregate-r2"], "previous_model") == "aggregate-r1"
+    agg_updates = {
+        _upstream(tasks["aggregate-r2"], f"update_{i}") for i in range(1, len(SITES) + 1)
+    }
+    assert agg_updates == {f"export-{s}-r2" for s in SITES}
+    report_inputs = tasks["report"]["inputs"]["artifacts"]
+    assert len(report_inputs) == len(SITES) + ROUNDS + len(SITES) * ROUNDS
+    assert _upstream(tasks["report"], "evaluation_2_3") == f"evaluate-{SITES[2]}-r2"
+
+
+def test_every_site_task_has_explicit_site_policy_and_snapshot_inputs(compiled):
+    _, spec, _ = compiled
+    for name, task in _tasks(spec).items():
+        stage = name.split("-")[0]
+        if stage not in SITE_STAGES:
+            continue
+        site_id = next(s for s in SITES if s in name)
+        params = {
+            k: v["runtimeValue"]["constant"]
+            for k, v in task["inputs"]["parameters"].items()
+            if "runtimeValue" in v
+        }
+        assert params["site_id"] == site_id, name
+        assert params["policy_digest"] == policy_digest(FED.policy_of(site_id)), name
+        assert params["data_snapshot"] == FED.sites[site_id].data.snapshot, name
+        assert task["inputs"]["parameters"]["kfp_job_id"]["runtimeValue"]["constant"] == (
+            "{{$.pipeline_job_uuid}}"
+        )
+
+
+def test_every_site_executor_carries_its_node_selector(compiled):
+    _, spec, executors = compiled
+    for name in _tasks(spec):
+        label = _executor_of(spec, name)
+        config = executors[label]
+        placement = config["podMetadata"]["labels"][SITE_LABEL]
+        site = FED.site(placement)
+        assert config["nodeSelector"]["labels"] == site.placement.node_selector, name
+        if name.split("-")[0] in SITE_STAGES:
+            assert placement in name
+        else:
+            assert placement == FED.coordinator.id
+
+
+def test_caching_off_for_side_effects_only(compiled):
+    _, spec, _ = compiled
+    for name, task in _tasks(spec).items():
+        stage = name.split("-")[0]
+        enabled = task.get("cachingOptions", {}).get("enableCache", False)
+        assert enabled == (stage in ("validate", "evaluate", "report")), name
+
+
+def test_only_export_gets_the_signing_key_and_aggregate_reads_every_site(compiled):
+    _, spec, executors = compiled
+    for name in _tasks(spec):
+        config = executors[_executor_of(spec, name)]
+        keys = [m["secretKey"] for s in config.get("secretAsEnv", []) for m in s["keyToEnv"]]
+        assert ("signing-key" in keys) == name.startswith("export-"), name
+    agg = executors[_executor_of(spec, "aggregate-r1")]
+    assert len(agg["secretAsEnv"]) == len(SITES)
+
+
+def test_parameters_have_defaults_and_descriptions(compiled):
+    _, spec, _ = compiled
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["run_id"]["defaultValue"] == ""
+    assert params["model_name"]["defaultValue"] == "logreg"
+    assert params["rule"]["defaultValue"] == "fedavg"
+    assert params["server_optimizer"]["defaultValue"] == "fedavg"
+    assert params["server_learning_rate"]["defaultValue"] == 1.0
+    assert params["resume"]["defaultValue"] is False
+    assert {
+        "local_epochs", "batch_size", "learning_rate", "noise_multiplier", "l2_norm_clip",
+        "dp_enabled", "seed", "rule_params_json", "optimizer_params_json",
+    } <= set(params)  # fmt: skip
+    assert all(p.get("description") for p in params.values())
+
+
+def test_every_output_declares_a_class(compiled):
+    _, spec, _ = compiled
+    for name, component in spec["components"].items():
+        for out, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
+            assert definition["description"].startswith("fedpipe.artifact_class="), (name, out)
+
+
+def test_no_secret_value_in_the_yaml(monkeypatch, tmp_path):
+    secrets = {
+        "FEDPIPE_S3_ACCESS_KEY__HOSPITAL_BERLIN": "AKIAREALLOOKINGKEY123",
+        "FEDPIPE_S3_SECRET_KEY__HOSPITAL_BERLIN": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYsecret",
+        "FEDPIPE_S3_ACCESS_KEY": "fallback-access-key-value",
+        "FEDPIPE_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIabc\n-----END PRIVATE KEY-----",
+    }
+    for env, value in secrets.items():
+        monkeypatch.setenv(env, value)
+    (tmp_path / "hospital-berlin").mkdir()
+    (tmp_path / "hospital-berlin" / "s3_secret_key").write_text("file-secret-value-xyz")
+    monkeypatch.setenv("FEDPIPE_SECRETS_DIR", str(tmp_path))
+    text = compile_federation(FED, rounds=1).pipeline_yaml
+    for value in [*secrets.values(), "file-secret-value-xyz"]:
+        assert value not in text
+    assert "PRIVATE KEY" not in text
+    assert "secretKey: signing-key" in text  # referenced by name only

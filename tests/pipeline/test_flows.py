@@ -1,0 +1,83 @@
+"""Flow-graph extraction: placement from pod labels, class from output descriptions."""
+
+from pipelines.flows import UNPLACED, flow_edges, task_placements
+from pipelines.residency import check_flows
+
+from .helpers import example_federation
+
+
+def _spec(description: str | None):
+    output = {"artifactType": {"schemaTitle": "system.Artifact"}}
+    if description is not None:
+        output["description"] = description
+    return {
+        "components": {
+            "comp-export": {"executorLabel": "exec-export", "outputDefinitions": {"artifacts": {"update": output}}},
+            "comp-aggregate": {"executorLabel": "exec-aggregate"},
+            "comp-stray": {"executorLabel": "exec-stray"},
+        },
+        "root": {
+            "dag": {
+                "tasks": {
+                    "export": {"componentRef": {"name": "comp-export"}},
+                    "aggregate": {
+                        "componentRef": {"name": "comp-aggregate"},
+                        "inputs": {
+                            "artifacts": {
+                                "update_1": {"taskOutputArtifact": {"producerTask": "export", "outputArtifactKey": "update"}}
+                            }
+                        },
+                    },
+                    "stray": {
+                        "componentRef": {"name": "comp-stray"},
+                        "inputs": {
+                            "artifacts": {
+                                "x": {"taskOutputArtifact": {"producerTask": "export", "outputArtifactKey": "update"}}
+                            }
+                        },
+                    },
+                }
+            }
+        },
+    }  # fmt: skip
+
+
+def _platform():
+    def labels(site):
+        return {"podMetadata": {"labels": {"fedpipe.dev/site": site}}}
+
+    executors = {"exec-export": labels("hospital-berlin"), "exec-aggregate": labels("coordinator")}
+    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+
+
+def test_placements_from_pod_labels():
+    assert task_placements(_spec("x"), _platform()) == {
+        "export": "hospital-berlin",
+        "aggregate": "coordinator",
+        "stray": UNPLACED,
+    }
+
+
+def test_edges_carry_class_and_placements_and_are_checked():
+    edges = flow_edges(_spec("fedpipe.artifact_class=dp_update"), _platform())
+    assert [
+        (e.task, e.artifact, e.artifact_class, e.source, e.dest_task, e.dest) for e in edges
+    ] == [
+        ("export", "update", "dp_update", "hospital-berlin", "aggregate", "coordinator"),
+        ("export", "update", "dp_update", "hospital-berlin", "stray", UNPLACED),
+    ]
+    allowed = [d.allowed for d in check_flows(edges, example_federation())]
+    assert allowed == [True, False]  # an unplaced consumer is denied
+
+
+def test_output_without_class_is_a_violation():
+    edges = flow_edges(_spec(None), _platform())
+    decisions = check_flows(edges[:1], example_federation())
+    assert edges[0].artifact_class is None
+    assert not decisions[0].allowed
+    assert "no artifact class" in decisions[0].reason
+
+
+def test_no_platform_spec_means_every_task_unplaced():
+    edges = flow_edges(_spec("fedpipe.artifact_class=metrics"), None)
+    assert {e.source for e in edges} == {UNPLACED}
