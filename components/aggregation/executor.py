@@ -69,18 +69,20 @@ def combine(
 ) -> tuple[Tensors, Tensors, dict[str, Any]]:
     """(new global tensors, new optimizer state, notes) from the verified updates (deltas)."""
     from components.aggregation.optimizers import ServerOptimizer
-    from components.aggregation.rules import aggregate
+    from components.aggregation.rules import RULES, aggregate
 
     contributors = sorted(collected.verified)
     deltas = [collected.verified[s].tensors for s in contributors]
     counts = [collected.verified[s].manifest.num_examples for s in contributors]
     notes: dict[str, Any] = {}
     weights = None
-    if all(c is not None for c in counts):
-        weights = [float(c) for c in counts]  # type: ignore[arg-type]
-    else:
-        hidden = [s for s, c in zip(contributors, counts, strict=True) if c is None]
-        notes["weights"] = f"uniform: num_examples not revealed by {', '.join(hidden)}"
+    if rule in RULES and RULES[rule][2]:  # the rule takes weights: example counts if all known
+        if all(c is not None for c in counts):
+            weights = [float(c) for c in counts]  # type: ignore[arg-type]
+            notes["weights"] = "num_examples"
+        else:
+            hidden = [s for s, c in zip(contributors, counts, strict=True) if c is None]
+            notes["weights"] = f"uniform: num_examples not revealed by {', '.join(hidden)}"
     try:
         delta = aggregate(deltas, rule, weights=weights, **rule_params)
     except (ValueError, TypeError) as exc:

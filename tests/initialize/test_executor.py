@@ -1,0 +1,101 @@
+"""initialize: seeded init through the model registry, or resume from the GCS latest pointer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from components.aggregation.publish import publish_version
+from components.common.global_model import read_global_model
+from components.common.tensors import dump_tensors
+from components.initialize.executor import InitializeError, run
+from pipelines.config import canonical_json
+from tests.aggregation.federation import make_coordinator, unique
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def coordinator(gcs):
+    bucket = gcs.create_bucket(unique("coord"))
+    return make_coordinator(bucket.name), bucket
+
+
+def init(coordinator_site, folder, *, run_id="run-1", seed=3, resume=False, dataset="digits"):
+    return run(
+        coordinator_json=canonical_json(coordinator_site),
+        run_id=run_id,
+        kfp_job_id="job-xyz",
+        model_name="logreg",
+        dataset=dataset,
+        seed=seed,
+        resume=resume,
+        global_model=str(folder),
+    )
+
+
+def test_seeded_init_is_deterministic_and_shaped_by_the_dataset(coordinator, tmp_path):
+    site, _ = coordinator
+    meta = init(site, tmp_path / "a")
+    init(site, tmp_path / "b")
+    init(site, tmp_path / "c", seed=4)
+    a, b, c = (read_global_model(tmp_path / x) for x in "abc")
+    assert meta == a.meta
+    assert (a.version, a.meta["parent"], a.meta["model_name"], a.meta["dataset"]) == (
+        0,
+        None,
+        "logreg",
+        "digits",
+    )
+    assert a.optimizer_state is None
+    assert {k: v.shape for k, v in a.tensors.items()} == {
+        "dense/kernel": (64, 10),  # digits: 64 pixels, 10 classes
+        "dense/bias": (10,),
+    }
+    assert dump_tensors(a.tensors) == dump_tensors(b.tensors)
+    assert not np.array_equal(a.tensors["dense/kernel"], c.tensors["dense/kernel"])
+
+
+def test_empty_run_id_falls_back_to_the_job_id(coordinator, tmp_path):
+    site, _ = coordinator
+    assert init(site, tmp_path / "m", run_id="")["run_id"] == "job-xyz"
+
+
+def test_resume_loads_latest_with_optimizer_state(coordinator, tmp_path):
+    site, bucket = coordinator
+    tensors = {"dense/kernel": np.full((64, 10), 0.25, np.float32)}
+    tensors["dense/bias"] = np.arange(10, dtype=np.float32)
+    state = {"m/dense/bias": np.ones(10, np.float32)}
+    for version in (1, 2):
+        publish_version(
+            bucket,
+            run_id="run-r",
+            version=version,
+            parent_version=version - 1,
+            model_bytes=dump_tensors({k: v * version for k, v in tensors.items()}),
+            optimizer_bytes=dump_tensors(state),
+            meta={
+                "version": version,
+                "model_name": "logreg",
+                "dataset": "digits",
+                "parent": f"v{version - 1}",
+            },
+        )
+    meta = init(site, tmp_path / "m", run_id="run-r", resume=True)
+    model = read_global_model(tmp_path / "m")
+    assert (model.version, meta["parent"]) == (2, "v1")
+    assert meta["source"] == f"resumed from gs://{bucket.name}/models/run-r/v2"
+    np.testing.assert_array_equal(model.tensors["dense/bias"], np.arange(10) * 2)
+    np.testing.assert_array_equal(model.optimizer_state["m/dense/bias"], np.ones(10))
+
+    with pytest.raises(InitializeError, match="'digits' model, this run asks for 'breast_cancer'"):
+        init(site, tmp_path / "x", run_id="run-r", resume=True, dataset="breast_cancer")
+    with pytest.raises(InitializeError, match="already published up to version 2"):
+        init(site, tmp_path / "y", run_id="run-r", resume=False)
+
+
+def test_resume_without_anything_published_is_a_seeded_init(coordinator, tmp_path):
+    site, _ = coordinator
+    meta = init(site, tmp_path / "m", run_id="run-new", resume=True)
+    assert meta["version"] == 0
+    assert meta["source"].startswith("seeded init (resume: nothing published at gs://")
