@@ -1,0 +1,123 @@
+"""`validate` executor end to end against the real S3-compatible server (minio client)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from datasets.helpers import leaked_values, policy_json, site_json
+
+from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
+from components.datasets.site import SiteConfigError
+from components.validate.executor import run
+
+pytestmark = pytest.mark.integration
+
+SITE = "val-berlin"
+BUCKET = "val-berlin-fl"
+
+
+@pytest.fixture(scope="module")
+def train_frame():
+    frame = load_frame("breast_cancer")
+    fed = split_federation(frame, "breast_cancer", [SITE, "other"], np.random.default_rng(9))
+    return fed.sites[SITE].train
+
+
+@pytest.fixture()
+def bucket(minio):
+    if not minio.bucket_exists(BUCKET):
+        minio.make_bucket(BUCKET)
+    return minio
+
+
+def _put(client, key: str, data: bytes) -> str:
+    client.put_object(BUCKET, key, io.BytesIO(data), len(data))
+    return f"s3://{BUCKET}/{key}"
+
+
+def _run(tmp_path, client, uri: str, **overrides) -> tuple[dict, dict]:
+    kwargs = dict(
+        site_id=SITE,
+        policy_digest="sha256:test",
+        data_snapshot="2026-11-01",
+        site_json=site_json(SITE, train_uri=uri),
+        policy_json=policy_json(),
+        run_id="run-1",
+        kfp_job_id="job-1",
+        round_index=1,
+        dataset="breast_cancer",
+        summary=str(tmp_path / "summary"),
+        client_factory=lambda: client,
+    )
+    kwargs.update(overrides)
+    returned = run(**kwargs)
+    written = json.loads((tmp_path / "summary" / "summary.json").read_text())
+    return returned, written
+
+
+def test_good_site_passes_and_writes_contract_summary(tmp_path, bucket, train_frame):
+    uri = _put(bucket, "data/train.csv", table_to_csv_bytes(train_frame))
+    returned, written = _run(tmp_path, bucket, uri)
+    assert returned == written
+    assert set(written) == {"site_id", "passed", "row_count", "expectations", "reason"}
+    assert written["passed"] is True and written["reason"] is None
+    assert written["site_id"] == SITE and written["row_count"] == len(train_frame)
+    assert leaked_values((tmp_path / "summary" / "summary.json").read_text(), train_frame) == set()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason_part"),
+    [
+        (b"", "data check 'not_empty' failed"),
+        (b"mean_radius,label\n", "expect_table_row_count_to_be_between"),
+        (b"a,b\n1,2\n3\n4,5,6,7\n", "data check 'csv' failed"),
+    ],
+)
+def test_bad_files_abstain(tmp_path, bucket, content, reason_part):
+    uri = _put(bucket, "data/bad.csv", content)
+    _, summary = _run(tmp_path, bucket, uri)
+    assert summary["passed"] is False
+    assert summary["reason"].startswith(f"site {SITE} abstains:")
+    assert reason_part in summary["reason"]
+
+
+def test_nan_labels_from_csv_abstain_without_leaking(tmp_path, bucket, train_frame):
+    bad = train_frame.assign(label=train_frame["label"].where(train_frame.index % 10 != 0))
+    uri = _put(bucket, "data/nan.csv", table_to_csv_bytes(bad))
+    _, summary = _run(tmp_path, bucket, uri)
+    assert summary["passed"] is False
+    assert "expect_column_values_to_not_be_null(label)" in summary["reason"]
+    assert leaked_values(json.dumps(summary), bad) == set()
+
+
+def test_unreadable_uri_abstains(tmp_path, bucket):
+    _, summary = _run(tmp_path, bucket, f"s3://{BUCKET}/data/does-not-exist.csv")
+    assert summary["passed"] is False
+    assert summary["reason"] == (
+        f"site {SITE} abstains: data check 'readable' failed: "
+        f"cannot read s3://{BUCKET}/data/does-not-exist.csv: NoSuchKey"
+    )
+
+
+def test_missing_credentials_abstain(tmp_path, monkeypatch):
+    for name in (
+        "FEDPIPE_S3_ACCESS_KEY",
+        "FEDPIPE_S3_ACCESS_KEY__VAL_BERLIN",
+        "FEDPIPE_SECRETS_DIR",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    _, summary = _run(tmp_path, None, f"s3://{BUCKET}/data/train.csv", client_factory=None)
+    assert summary["passed"] is False
+    assert "secret S3_ACCESS_KEY not found" in summary["reason"]
+
+
+def test_task_wired_to_another_site_raises(tmp_path, bucket):
+    with pytest.raises(
+        SiteConfigError, match="describes site 'val-berlin', task input site_id 'x'"
+    ):
+        _run(tmp_path, bucket, f"s3://{BUCKET}/data/train.csv", site_id="x")
+    with pytest.raises(SiteConfigError, match="task dataset 'digits' differs"):
+        _run(tmp_path, bucket, f"s3://{BUCKET}/data/train.csv", dataset="digits")
