@@ -64,6 +64,7 @@ def _one(
     round_index: int,
     spec: ModelSpec,
     max_bytes: int,
+    global_version: int | None,
     client_for: Callable[[Site], Minio],
     out: Collected,
 ) -> None:
@@ -102,6 +103,7 @@ def _one(
         policy_digest=policy_digest(policy),
         epsilon_per_round=policy.dp.epsilon_per_round,
         allow_dp_off=policy.dp.allow_dp_off,
+        global_version=global_version,
     )
     out.residency[site_id] = rule
 
@@ -117,9 +119,11 @@ def collect_updates(
     spec: ModelSpec,
     max_bytes: int,
     client_for: Callable[[Site], Minio],
+    global_version: int | None = None,
 ) -> Collected:
     """Gate, fetch and verify the update of every site in `updates` ({site_id: ref folder}).
 
+    global_version: the version the round starts from (stale deltas are refused).
     A site missing from `sites` or `policies` is a configuration error (ValueError), not a
     rejection: the pipeline was compiled from the same files.
     """
@@ -141,6 +145,7 @@ def collect_updates(
                 round_index=round_index,
                 spec=spec,
                 max_bytes=max_bytes,
+                global_version=global_version,
                 client_for=client_for,
                 out=out,
             )

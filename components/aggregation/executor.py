@@ -156,6 +156,7 @@ def run(
         spec=spec,
         max_bytes=size_limit(spec),
         client_for=site_minio_client,
+        global_version=previous.version,
     )
     for site, reason in sorted(collected.rejected.items()):
         log.warning("round %d: rejected %s: %s", round_index, site, reason)

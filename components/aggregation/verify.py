@@ -77,8 +77,14 @@ def check_ref(ref: Mapping[str, Any], *, site_id: str, bucket: str, key: str) ->
         raise UpdateRejected(
             site_id, f"ref.json names bucket {ref.get('bucket')!r}, site spec has {bucket!r}"
         )
-    if ref.get("key") != key:
+    # `key` is the prefix (CONTRACT) or the tensor object itself (`<prefix>.npz`).
+    if ref.get("key") not in (key, key + ".npz"):
         raise UpdateRejected(site_id, f"ref.json names key {ref.get('key')!r}, expected {key!r}")
+    manifest_key = ref.get("manifest_key")
+    if manifest_key is not None and manifest_key != key + ".manifest.json":
+        raise UpdateRejected(
+            site_id, f"ref.json names manifest_key {manifest_key!r}, expected {key}.manifest.json"
+        )
 
 
 def check_privacy(
@@ -139,10 +145,13 @@ def verify_update(
     policy_digest: str | None,
     epsilon_per_round: float,
     allow_dp_off: bool,
+    global_version: int | None = None,
 ) -> VerifiedUpdate:
     """Run every check on one site's update; return it verified or raise `UpdateRejected`.
 
     policy_digest: the digest the coordinator holds for the site's policy; None skips that check.
+    global_version: the version this round starts from; an update whose manifest says
+    (`extra.global_version`) it is a delta against another version is refused. None skips it.
     """
     if len(npz_bytes) > max_bytes:
         raise UpdateRejected(site_id, f"oversize: {len(npz_bytes)} bytes > limit {max_bytes}")
@@ -167,6 +176,13 @@ def verify_update(
             site_id,
             f"exported under policy digest {manifest.policy_digest[:12]}…, the coordinator holds "
             f"{policy_digest[:12]}… for this site's policy",
+        )
+    based_on = manifest.extra.get("global_version")
+    if global_version is not None and based_on is not None and based_on != global_version:
+        raise UpdateRejected(
+            site_id,
+            f"stale: a delta against global version {based_on}, this round starts from "
+            f"version {global_version}",
         )
     check_privacy(site_id, manifest, epsilon_per_round=epsilon_per_round, allow_dp_off=allow_dp_off)
     try:

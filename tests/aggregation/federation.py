@@ -246,8 +246,9 @@ def export(
             "status": "exported",
             "site_id": kit.id,
             "bucket": kit.site.object_store.bucket,
-            "key": key,
-            "manifest": json.loads(manifest)["manifest"],
+            "key": key + ".npz",  # as components/export writes it
+            "manifest_key": key + ".manifest.json",
+            "manifest": json.loads(manifest),
             "reason": None,
         },
     )

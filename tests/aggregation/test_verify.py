@@ -189,9 +189,27 @@ def test_missing_epsilon_needs_allow_dp_off(kit):
     assert verify(kit, npz, manifest, allow_dp_off=True).manifest.epsilon is None
 
 
+def test_stale_delta_against_another_global_version_is_refused(kit):
+    npz, manifest = signed_update(
+        kit, constant_update(0.5), run_id=RUN, round_index=3, extra={"global_version": 1}
+    )
+    assert verify(kit, npz, manifest, global_version=1).site_id == kit.id
+    reason = rejected(kit, npz, manifest, global_version=2)
+    assert reason == "stale: a delta against global version 1, this round starts from version 2"
+
+
 def test_check_ref_refuses_foreign_bucket_and_key(kit):
     ref = {"site_id": kit.id, "bucket": "b", "key": "k"}
     check_ref(ref, site_id=kit.id, bucket="b", key="k")
+    # the export stage's form: key of the tensor object plus manifest_key
+    check_ref(
+        {**ref, "key": "k.npz", "manifest_key": "k.manifest.json"},
+        site_id=kit.id,
+        bucket="b",
+        key="k",
+    )
+    with pytest.raises(UpdateRejected, match="manifest_key 'x.manifest.json'"):
+        check_ref({**ref, "manifest_key": "x.manifest.json"}, site_id=kit.id, bucket="b", key="k")
     with pytest.raises(UpdateRejected, match="bucket 'evil'"):
         check_ref({**ref, "bucket": "evil"}, site_id=kit.id, bucket="b", key="k")
     with pytest.raises(UpdateRejected, match="key 'x'"):
