@@ -23,10 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--model", default="logreg", help="registry model (default logreg)")
     parser.add_argument("--local-epochs", type=int, default=1, help="default 1")
-    parser.add_argument("--batch-size", type=int, default=16, help="default 16")
+    parser.add_argument("--batch-size", type=int, default=32, help="default 32")
     parser.add_argument("--learning-rate", type=float, default=0.1, help="client SGD, default 0.1")
-    parser.add_argument("--seed", type=int, default=0, help="model init and batch order")
-    parser.add_argument("--data-seed", type=int, default=0, help="data split seed")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="model init, batch order and data split (default 0)"
+    )
+    parser.add_argument(
+        "--data-seed", type=int, default=None, help="data split seed (default: --seed)"
+    )
+    parser.add_argument(
+        "--run-id",
+        default="simulate",
+        help="run id whose batch order to reproduce (the train task seeds it with the run id)",
+    )
     parser.add_argument(
         "--alpha", type=float, default=None, help="Dirichlet label skew (default: IID split)"
     )
@@ -83,11 +92,12 @@ def run(args: argparse.Namespace) -> int:
             learning_rate=args.learning_rate,
             seed=args.seed,
             data_seed=args.data_seed,
+            run_id=args.run_id,
             weighting=choose_weighting(args.weighting, reveal),
             alpha=args.alpha,
         )
         data = federated_data(
-            spec.dataset, spec.site_ids, data_seed=spec.data_seed, alpha=spec.alpha
+            spec.dataset, spec.site_ids, data_seed=spec.split_seed, alpha=spec.alpha
         )
     except (ValueError, KeyError) as exc:
         raise CommandError(str(exc)) from exc

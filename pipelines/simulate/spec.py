@@ -8,6 +8,7 @@ i.e. `global += mean(local - global)`: FedAvg.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,8 +21,10 @@ WEIGHTINGS = ("uniform", "num_examples")
 class FederationSpec:
     """dataset: data contract name; site_ids: in the order the data is split over them;
     model_name: `components.train.models` registry name; rounds; local_epochs; batch_size;
-    learning_rate: client SGD step size; seed: model init and batch order; data_seed: the split
-    (`numpy.random.default_rng(data_seed)`); weighting: "uniform" (each site 1) or
+    learning_rate: client SGD step size; seed: model init, batch order and (unless
+    `data_seed` is given) the split, as `fedpipe run --local --seed`; data_seed: the split
+    (`numpy.random.default_rng(data_seed)`); run_id: the pipeline run whose batch order is
+    reproduced (the train task seeds its order with the run id); weighting: "uniform" (each site 1) or
     "num_examples" (examples processed in local training: epochs * whole batches * batch_size,
     TFF's NUM_EXAMPLES); alpha: None = IID split, else Dirichlet label skew."""
 
@@ -30,10 +33,11 @@ class FederationSpec:
     model_name: str = "logreg"
     rounds: int = 3
     local_epochs: int = 1
-    batch_size: int = 16
+    batch_size: int = 32
     learning_rate: float = 0.1
     seed: int = 0
-    data_seed: int = 0
+    data_seed: int | None = None
+    run_id: str = "simulate"
     weighting: str = "uniform"
     alpha: float | None = None
     test_fraction: float = 0.2
@@ -50,12 +54,18 @@ class FederationSpec:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 
+    @property
+    def split_seed(self) -> int:
+        """The seed of the data split: `data_seed`, else `seed` (as `fedpipe run --local`)."""
+        return self.seed if self.data_seed is None else self.data_seed
 
-def shuffle_seed_for(seed: int, site_id: str, round_index: int) -> int:
-    """The batch-order seed of `site_id` in round `round_index` (1-based): 31 bits of
-    sha256("<seed>:<site_id>:<round>")."""
-    digest = hashlib.sha256(f"{seed}:{site_id}:{round_index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+def shuffle_seed_for(seed: int, site_id: str, run_id: str, round_index: int) -> int:
+    """The batch-order seed of `site_id` in round `round_index` (1-based) of run `run_id`:
+    the train task's derivation, 62 bits of sha256 of `[seed, site_id, run_id, "<round>"]`
+    as JSON (`components.train.executor._derive_seed`)."""
+    text = json.dumps([int(seed), str(site_id), str(run_id), str(round_index)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 2
 
 
 def batch_order(
@@ -70,7 +80,7 @@ def batch_order(
         num_examples,
         spec.batch_size,
         spec.local_epochs,
-        shuffle_seed_for(spec.seed, site_id, round_index),
+        shuffle_seed_for(spec.seed, site_id, spec.run_id, round_index),
     )
 
 

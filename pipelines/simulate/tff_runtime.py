@@ -54,7 +54,7 @@ def run_tff(
     data = data or federated_data(
         spec.dataset,
         spec.site_ids,
-        data_seed=spec.data_seed,
+        data_seed=spec.split_seed,
         alpha=spec.alpha,
         test_fraction=spec.test_fraction,
         holdout_fraction=spec.holdout_fraction,

@@ -39,14 +39,38 @@ def test_client_weight() -> None:
 
 def test_batch_order_is_seeded_per_site_and_round() -> None:
     spec = FederationSpec("d", SITES, batch_size=4, local_epochs=2)
+    assert spec.split_seed == spec.seed == 0
     order = batch_order(spec, "a", 1, 10)
     assert len(order) == 2 * 8  # two epochs of two whole batches of 4
     assert len(set(order[:8].tolist())) == 8
     np.testing.assert_array_equal(order, batch_order(spec, "a", 1, 10))
     assert not np.array_equal(order, batch_order(spec, "a", 2, 10))
     assert not np.array_equal(order, batch_order(spec, "b", 1, 10))
-    assert shuffle_seed_for(0, "a", 1) != shuffle_seed_for(1, "a", 1)
-    assert 0 <= shuffle_seed_for(0, "a", 1) < 2**31
+    assert not np.array_equal(
+        order, batch_order(FederationSpec(**{**spec.__dict__, "run_id": "other"}), "a", 1, 10)
+    )
+    assert shuffle_seed_for(0, "a", "r", 1) != shuffle_seed_for(1, "a", "r", 1)
+    assert 0 <= shuffle_seed_for(0, "a", "r", 1) < 2**62
+
+
+def test_split_and_scaling_are_the_pipelines(tmp_path) -> None:
+    """The arrays equal what a site task reads back from `prepare_local`'s CSV files."""
+    import pandas as pd
+
+    from components.datasets.contracts import get_contract
+    from components.datasets.features import fit_scaler, frame_to_arrays
+    from components.datasets.prepare import prepare_local
+    from pipelines.simulate.data import federated_data
+
+    sites = ["clinic-boston", "hospital-berlin", "hospital-paris"]
+    paths = prepare_local("breast_cancer", sites, tmp_path, seed=3)
+    data = federated_data("breast_cancer", sites, data_seed=3)
+    contract = get_contract("breast_cancer")
+    for site in sites:
+        x, y = frame_to_arrays(contract, pd.read_csv(paths[site]["train"]), site)
+        np.testing.assert_array_equal(data.sites[site].x, fit_scaler(contract, x).transform(x))
+        np.testing.assert_array_equal(data.sites[site].y, y)
+    assert sum(len(s.y) for s in data.sites.values()) + len(data.test.y) < 569  # holdouts apart
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def _reap() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def iid_data() -> FederatedData:
-    return federated_data(IID.dataset, IID.site_ids, data_seed=IID.data_seed)
+    return federated_data(IID.dataset, IID.site_ids, data_seed=IID.split_seed)
 
 
 @pytest.fixture(scope="module")
