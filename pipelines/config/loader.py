@@ -240,6 +240,13 @@ def check_federation(
         "Secret name",
         errors,
     )
+    _unique(
+        sites,
+        "placement.node_selector",
+        lambda s: ", ".join(f"{k}={v}" for k, v in sorted(s.placement.node_selector.items())),
+        "node selector (tasks of both sites could share nodes)",
+        errors,
+    )
     policy_ids = {p.id: p for _, p in policies}
     site_ids = {s.id for _, s in sites}
     for file, site in sites:

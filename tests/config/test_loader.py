@@ -149,6 +149,10 @@ def test_errors_of_several_files_and_cross_checks_come_together(tmp_path):
             "hospital-paris.yaml: (document): expected a mapping, got list",
         ),
         (
+            lambda s, p: edit(s / "hospital-paris.yaml", lambda d: d["placement"].update(node_selector={"fedpipe.dev/site": "hospital-berlin"})),
+            "hospital-paris.yaml: placement.node_selector: node selector (tasks of both sites could share nodes) 'fedpipe.dev/site=hospital-berlin' is also used in",
+        ),
+        (
             lambda s, p: (s / "hospital-paris.yaml").write_text("# nothing yet\n"),
             "hospital-paris.yaml: (document): the file is empty",
         ),
