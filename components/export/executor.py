@@ -1,0 +1,213 @@
+"""`export` executor: the signed DP update, create-only, into the site's own bucket.
+
+Reads the `local_model` folder written by train:
+* `status: "abstained"` -> `ref.json` says abstained (reason carried over), nothing written.
+* `status: "resumed"` -> the update of this (run, round, site) is already in the bucket: it is
+  verified (signature with the site's public key, hash, run/round/site) and referenced, not
+  rewritten.
+* `status: "trained"` -> delta = local - global, manifest signed with the site's Ed25519 key
+  (`SIGNING_KEY` secret; checked against the site spec's public key before anything is
+  written), published by `components.export.store.publish_update`. An existing update for
+  the same (run, round, site) is refused (`ExportExistsError`) and left intact.
+
+Run-time residency check: the destination is the site's own bucket from its own spec
+(`components.export.update.check_destination`); the policy's `encryption.at_rest` decides
+the SSE request, `retention.object_lock` / `retention.days` the object-lock retention;
+`encryption.in_transit: tls` refuses a site spec with `object_store.secure: false`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from components.common.global_model import read_global_model
+from components.common.manifest import (
+    ManifestError,
+    SignedManifest,
+    sign_manifest,
+    verify_manifest,
+)
+from components.common.secrets import site_secret
+from components.common.site_task import parse_site_task
+from components.common.tensors import load_tensors, sha256_hex
+from components.datasets.io import ClientFactory, site_client_factory
+from components.export.store import describe, publish_update
+from components.export.update import (
+    DestinationError,
+    ExportError,
+    build_manifest,
+    check_destination,
+    encode_delta,
+    model_delta,
+)
+from components.train.executor import META_FILE, MODEL_FILE, sse_for
+
+REF_FILE = "ref.json"
+
+
+def _write_ref(folder: str, ref: dict[str, Any]) -> dict[str, Any]:
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / REF_FILE).write_text(json.dumps(ref, indent=1, sort_keys=True, allow_nan=False))
+    return ref
+
+
+def _read(client: Any, bucket: str, key: str) -> bytes:
+    response = client.get_object(bucket, key)
+    try:
+        return response.read()
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def run(
+    *,
+    site_id: str,
+    policy_digest: str,
+    data_snapshot: str,
+    site_json: str,
+    policy_json: str,
+    run_id: str,
+    kfp_job_id: str,
+    round_index: int,
+    local_model: str,
+    global_model: str,
+    update: str,
+    client_factory: ClientFactory | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Export (or reference, or abstain) and write `<update>/ref.json`; returns its content.
+
+    `client_factory` (tests) replaces the minio client built from the site spec + secrets;
+    `now` fixes the retention start.
+    """
+    del data_snapshot  # a cache key only
+    task = parse_site_task(
+        site_id=site_id,
+        policy_digest=policy_digest,
+        site_json=site_json,
+        policy_json=policy_json,
+        run_id=run_id,
+        kfp_job_id=kfp_job_id,
+        round_index=round_index,
+    )
+    site, policy = task.site, task.policy
+    dest = check_destination(site, task.run_id, round_index)
+    if policy.encryption.in_transit == "tls" and not site.object_store.secure:
+        raise DestinationError(
+            f"site {site_id}: policy {policy.id} encryption.in_transit is tls but the site's "
+            "object_store.secure is false"
+        )
+    ref: dict[str, Any] = {
+        "status": None,
+        "site_id": site_id,
+        "bucket": dest.bucket,
+        "key": dest.tensors_key,
+        "manifest_key": dest.manifest_key,
+        "manifest": None,
+        "reason": None,
+    }
+    meta_path = Path(local_model) / META_FILE
+    try:
+        train_meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ExportError(
+            f"site {site_id}: local model meta {meta_path} unreadable: {exc}"
+        ) from None
+    status = train_meta.get("status")
+    if status == "abstained":
+        return _write_ref(
+            update, {**ref, "status": "abstained", "reason": train_meta.get("reason")}
+        )
+
+    public_key = site.signing.public_key
+    factory = client_factory or site_client_factory(site)
+    client = factory()
+
+    if status == "resumed":
+        payload = _read(client, dest.bucket, dest.tensors_key)
+        signed = SignedManifest.from_json(_read(client, dest.bucket, dest.manifest_key))
+        verify_manifest(
+            signed,
+            public_key_pem=public_key,
+            expected_site_id=site_id,
+            expected_run_id=task.run_id,
+            expected_round=round_index,
+            content_sha256=sha256_hex(payload),
+        )
+        return _write_ref(
+            update,
+            {
+                **ref,
+                "status": "exported",
+                "manifest": json.loads(signed.to_json()),
+                "reason": "resumed: the update exported earlier was verified and is referenced",
+                "resumed": True,
+            },
+        )
+    if status != "trained":
+        raise ExportError(f"site {site_id}: local model status {status!r} is not exportable")
+
+    # The delta, its manifest, the signature: all checked before anything is written.
+    gm = read_global_model(global_model)
+    local = load_tensors((Path(local_model) / MODEL_FILE).read_bytes())
+    delta = model_delta(local, gm.tensors, site_id)
+    payload = encode_delta(delta)
+    manifest = build_manifest(
+        run_id=task.run_id,
+        round_=round_index,
+        site_id=site_id,
+        payload=payload,
+        tensor_names=list(delta),
+        train_meta=train_meta,
+        reveal_num_examples=policy.export.reveal_num_examples,
+        policy_digest=policy_digest,
+        extra={
+            "global_version": gm.version,
+            "model_name": train_meta.get("model_name"),
+            "dataset": train_meta.get("dataset"),
+        },
+    )
+    signed = sign_manifest(manifest, site_secret(site_id, "SIGNING_KEY"))
+    try:
+        verify_manifest(
+            signed,
+            public_key_pem=public_key,
+            expected_site_id=site_id,
+            expected_run_id=task.run_id,
+            expected_round=round_index,
+            content_sha256=sha256_hex(payload),
+        )
+    except ManifestError as exc:
+        raise ExportError(
+            f"site {site_id}: the SIGNING_KEY secret does not match the site spec's "
+            f"signing.public_key ({exc}); nothing was written"
+        ) from None
+
+    published = publish_update(
+        client,
+        dest,
+        payload=payload,
+        signed=signed,
+        public_key_pem=public_key,
+        site_id=site_id,
+        run_id=task.run_id,
+        round_=round_index,
+        sse=sse_for(policy, site_id),
+        retention_days=policy.retention.days if policy.retention.object_lock else None,
+        policy_id=policy.id,
+        now=now,
+    )
+    return _write_ref(
+        update,
+        {
+            **ref,
+            "status": "exported",
+            "manifest": json.loads(signed.to_json()),
+            "stored": describe(published),
+        },
+    )

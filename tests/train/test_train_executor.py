@@ -1,0 +1,150 @@
+"""train executor against the S3-compatible test server: ledger charge, budget refusal before
+training, resume without spending, DP-off policy gate, bad data abstains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.common.tensors import load_tensors
+from components.train.accounting import dp_sgd_event, rdp_epsilon
+from components.train.executor import DpPolicyError, run
+from components.train.ledger import entry_key
+from components.train.ledger_store import LedgerStore
+
+from .site_env import initial_global, make_site_env
+
+pytestmark = pytest.mark.integration
+
+HYPER = dict(
+    dataset="breast_cancer",
+    model_name="logreg",
+    local_epochs=2,
+    batch_size=16,
+    learning_rate=0.5,
+    noise_multiplier=1.5,
+    l2_norm_clip=1.0,
+    dp_enabled=True,
+    seed=3,
+)
+
+
+def _train(env, tmp_path: Path, run_id: str, round_index: int, name: str, **overrides):
+    args = {**HYPER, **overrides}
+    out = tmp_path / name
+    meta = run(
+        **env.common(run_id, round_index),
+        **args,
+        validation=env.write_validation(),
+        global_model=initial_global(env),
+        local_model=str(out),
+        client_factory=env.factory(),
+        noise_seed=11,
+    )
+    assert json.loads((out / "meta.json").read_text()) == meta
+    return meta, out
+
+
+def test_trains_charges_ledger_and_epsilon_matches_accountant(minio, tmp_path, monkeypatch):
+    env = make_site_env(minio, tmp_path, monkeypatch)
+    meta, out = _train(env, tmp_path, "run-a", 1, "lm1")
+    assert meta["status"] == "trained", meta["reason"]
+    n = meta["num_examples"]
+    event = dp_sgd_event(n, 16, 2, 1.5)
+    # The ledger's epsilon equals dp-accounting recomputed for the same q, sigma, steps, delta.
+    assert meta["epsilon"] == pytest.approx(rdp_epsilon([event], 1e-5), abs=1e-6)
+    assert meta["dp"]["sampling_rate"] == pytest.approx(16 / n)
+    assert meta["dp"]["steps"] == 2 * (n // 16)
+    assert meta["dp"]["noise"] == "seeded-simulation"
+    assert "Poisson" in meta["dp"]["accounting"]
+    entries = LedgerStore(minio, env.bucket, env.site_id).entries()
+    assert [e.key for e in entries] == [entry_key(env.site_id, "run-a", 1, 1)]
+    assert entries[0].epsilon == pytest.approx(meta["epsilon"], abs=1e-12)
+    tensors = load_tensors((out / "model.npz").read_bytes())
+    assert set(tensors) == {"dense/kernel", "dense/bias"}
+
+    # Second round: the lifetime total is the two trainings composed, not summed.
+    meta2, _ = _train(env, tmp_path, "run-a", 2, "lm2")
+    assert meta2["ledger"]["entries"] == 2
+    assert meta2["ledger"]["lifetime_epsilon"] == pytest.approx(
+        rdp_epsilon([event, event], 1e-5), abs=1e-6
+    )
+
+
+def test_round_over_budget_is_refused_before_training(minio, tmp_path, monkeypatch):
+    env = make_site_env(
+        minio, tmp_path, monkeypatch, policy_changes={"dp": {"epsilon_per_round": 0.5}}
+    )
+    meta, out = _train(env, tmp_path, "run-b", 1, "lm")
+    assert meta["status"] == "abstained"
+    assert env.site_id in meta["reason"] and "dp.epsilon_per_round 0.5" in meta["reason"]
+    assert not (out / "model.npz").exists()
+    assert LedgerStore(minio, env.bucket, env.site_id).entries() == []  # nothing charged
+
+
+def test_lifetime_budget_across_runs(minio, tmp_path, monkeypatch):
+    env = make_site_env(minio, tmp_path, monkeypatch)
+    first, _ = _train(env, tmp_path, "run-c1", 1, "lm1")
+    assert first["status"] == "trained"
+    one = first["epsilon"]
+    two = rdp_epsilon([dp_sgd_event(first["num_examples"], 16, 2, 1.5)] * 2, 1e-5)
+    limit = round((one + two) / 2, 3)  # room for one training, not for two
+    tight = env.with_policy({"dp": {"lifetime_epsilon": limit, "epsilon_per_round": limit}})
+    second, out = _train(tight, tmp_path, "run-c2", 1, "lm2")
+    assert second["status"] == "abstained"
+    assert f"dp.lifetime_epsilon {limit:g}" in second["reason"] and env.site_id in second["reason"]
+    assert not (out / "model.npz").exists()
+    assert len(LedgerStore(minio, env.bucket, env.site_id).entries()) == 1
+
+
+def test_retry_is_charged_again(minio, tmp_path, monkeypatch):
+    env = make_site_env(minio, tmp_path, monkeypatch)
+    _train(env, tmp_path, "run-d", 1, "lm1")
+    meta, _ = _train(env, tmp_path, "run-d", 1, "lm2")  # a retry of the same round
+    assert meta["status"] == "trained"
+    assert meta["ledger"]["attempt"] == 2
+    keys = [e.key for e in LedgerStore(minio, env.bucket, env.site_id).entries()]
+    assert keys == [entry_key(env.site_id, "run-d", 1, a) for a in (1, 2)]
+
+
+def test_dp_off_refused_unless_policy_allows(minio, tmp_path, monkeypatch):
+    env = make_site_env(
+        minio, tmp_path, monkeypatch, policy_changes={"dp": {"allow_dp_off": False}}
+    )
+    with pytest.raises(DpPolicyError, match="allow_dp_off"):
+        _train(env, tmp_path, "run-e", 1, "lm", dp_enabled=False)
+    allowed = make_site_env(
+        minio, tmp_path / "b", monkeypatch, policy_changes={"dp": {"allow_dp_off": True}}
+    )
+    meta, _ = _train(allowed, tmp_path, "run-e", 1, "lm2", dp_enabled=False)
+    assert meta["status"] == "trained" and meta["epsilon"] is None
+    assert "DP off" in meta["reason"]
+    assert LedgerStore(minio, allowed.bucket, allowed.site_id).entries()[0].non_private
+
+
+def test_bad_data_abstains_naming_site_and_check(minio, tmp_path, monkeypatch):
+    from .site_env import federation_split
+
+    frame = federation_split().sites["hospital-berlin"].train.drop(columns=["mean_radius"])
+    env = make_site_env(minio, tmp_path, monkeypatch, train_frame=frame)
+    meta, _ = _train(env, tmp_path, "run-f", 1, "lm")
+    assert meta["status"] == "abstained"
+    assert "hospital-berlin" in meta["reason"] and "columns_present" in meta["reason"]
+    assert LedgerStore(minio, env.bucket, env.site_id).entries() == []
+
+
+def test_failed_validation_abstains(minio, tmp_path, monkeypatch):
+    env = make_site_env(minio, tmp_path, monkeypatch)
+    out = tmp_path / "lm"
+    meta = run(
+        **env.common("run-g", 1),
+        **HYPER,
+        validation=env.write_validation(passed=False, reason="expect_column_values_to_not_be_null"),
+        global_model=initial_global(env),
+        local_model=str(out),
+        client_factory=env.factory(),
+        noise_seed=1,
+    )
+    assert meta["status"] == "abstained" and "validation failed" in meta["reason"]
