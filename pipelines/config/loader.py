@@ -223,13 +223,17 @@ def check_federation(
     policies: list[tuple[str, Policy]],
     errors: list[str],
     broken_policies: set[str] | None = None,
+    broken_sites: set[str] | None = None,
 ) -> Federation | None:
     """Cross-file checks over parsed (file, model) pairs; appends error lines, returns the result.
 
     broken_policies: ids of policies whose file failed to parse (already reported, so a site
-    naming one is not reported again as naming an unknown policy).
+    naming one is not reported again as naming an unknown policy). broken_sites: the same for
+    site files; while any is broken, checks that count sites (one coordinator, min_sites) wait.
     """
     broken_policies = broken_policies or set()
+    broken_sites = broken_sites or set()
+    complete = not broken_sites
     _unique(sites, "id", lambda s: s.id, "site id", errors)
     _unique(policies, "id", lambda p: p.id, "policy id", errors)
     _unique(sites, "object_store.bucket", lambda s: s.object_store.bucket, "bucket", errors)
@@ -255,12 +259,12 @@ def check_federation(
             errors.append(f"{file}: policy: unknown policy {site.policy!r} (known: {known})")
     coordinators = [(f, s) for f, s in sites if s.role == "coordinator"]
     members = [(f, s) for f, s in sites if s.role == "site"]
-    if sites and not coordinators:
+    if sites and complete and not coordinators:
         errors.append(f"{Path(sites[0][0]).parent}: role: no site has role coordinator (need one)")
     for file, _ in coordinators[1:]:
         names = ", ".join(s.id for _, s in coordinators)
         errors.append(f"{file}: role: more than one coordinator ({names}); exactly one is allowed")
-    if sites and not members:
+    if sites and complete and not members:
         errors.append(
             f"{Path(sites[0][0]).parent}: role: no site has role site (need at least one)"
         )
@@ -278,12 +282,17 @@ def check_federation(
         for cls in ARTIFACT_CLASSES:
             for i, rule in enumerate(policy.rules_for(cls)):
                 for sid in rule.sites or []:
-                    if sid not in site_ids and sites:
+                    if sid not in site_ids and sid not in broken_sites and sites:
                         errors.append(
                             f"{file}: rules.{cls}[{i}].sites: unknown site {sid!r} "
                             f"(known: {', '.join(sorted(site_ids))})"
                         )
-        if policy.id in used and members and policy.aggregation.min_sites > len(members):
+        if (
+            complete
+            and policy.id in used
+            and members
+            and policy.aggregation.min_sites > len(members)
+        ):
             errors.append(
                 f"{file}: aggregation.min_sites: {policy.aggregation.min_sites} exceeds the "
                 f"{len(members)} sites of the federation (no aggregate could ever run)"
@@ -308,7 +317,7 @@ def load_federation(sites_dir: str | Path, policies_dir: str | Path) -> Federati
     policies = _parse_dir(
         Path(policies_dir), Policy, "policy", _POLICY_FIELDS, errors, broken_policies
     )
-    federation = check_federation(sites, policies, errors, broken_policies)
+    federation = check_federation(sites, policies, errors, broken_policies, broken_sites)
     if errors or federation is None:
         raise ConfigError(errors or ["(federation): invalid"])
     return federation

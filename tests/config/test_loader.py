@@ -176,3 +176,13 @@ def test_federation_from_models_runs_the_same_checks():
     assert again.digest() == fed.digest()
     with pytest.raises(ConfigError, match="no site has role coordinator"):
         federation_from_models(fed.sites.values(), fed.policies.values())
+
+
+def test_a_broken_coordinator_file_is_not_also_reported_as_missing(tmp_path):
+    sites, policies = copy_example(tmp_path)
+    edit(sites / "coordinator.yaml", lambda d: d.update(provider="on-prem"))
+    errors = load_errors(sites, policies)
+    assert errors == [
+        f"{sites / 'coordinator.yaml'}: provider: a cloud deployment needs a cloud provider "
+        "(gcp, aws, azure)"
+    ]
