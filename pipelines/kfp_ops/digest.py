@@ -1,9 +1,10 @@
 """Read the pipeline digest and the facts shown in KFP from a compiled pipeline YAML. Pure.
 
 Contract with the compiler (`fedpipe compile`): the first YAML document's
-`pipelineInfo.description` contains the pipeline digest as `digest: <64 lowercase hex>`
-(a `sha256:` prefix is allowed: `digest: sha256:<hex>`). The digest is the sha256 of the
-pipeline spec, the sites and the policies, so it names the pipeline version on the host.
+`pipelineInfo.description` contains the pipeline digest as `digest: sha256:<64 hex>` (the
+prefix may be omitted). The digest is the sha256 of the pipeline spec, the sites and the
+policies (`pipelines.compiler.pipeline_version`), so it names the pipeline version on the host,
+always in the form `sha256:<hex>` that `fedpipe compile` prints.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DIGEST = re.compile(r"\bdigest\s*[:=]\s*(?:sha256:)?([0-9a-f]{64})\b", re.IGNORECASE)
 
 
@@ -43,7 +45,7 @@ class PipelineInfo:
 
 def _spec(yaml_text: str, source: str) -> dict[str, Any]:
     try:
-        docs = [d for d in yaml.safe_load_all(yaml_text) if d is not None]
+        docs = [d for d in yaml.load_all(yaml_text, Loader=_LOADER) if d is not None]
     except yaml.YAMLError as exc:
         raise PipelineYamlError(f"{source}: not valid YAML: {exc}") from exc
     if not docs or not isinstance(docs[0], dict) or "pipelineInfo" not in docs[0]:
@@ -55,7 +57,7 @@ def _spec(yaml_text: str, source: str) -> dict[str, Any]:
 
 
 def pipeline_digest_of(yaml_text: str, source: str = "pipeline YAML") -> str:
-    """The digest (64 lowercase hex) written by the compiler into `pipelineInfo.description`.
+    """The digest `sha256:<64 lowercase hex>` the compiler wrote into `pipelineInfo.description`.
 
     Raises `PipelineYamlError` naming `source` when the YAML has none.
     """
@@ -66,7 +68,13 @@ def pipeline_digest_of(yaml_text: str, source: str = "pipeline YAML") -> str:
             f"{source}: pipelineInfo.description has no 'digest: <sha256 hex>'; was it compiled"
             " by `fedpipe compile`?"
         )
-    return match.group(1).lower()
+    return "sha256:" + match.group(1).lower()
+
+
+def normalize_version_ref(ref: str) -> str:
+    """A user's `--version`: bare hex (or a prefix of it) gets the `sha256:` prefix."""
+    ref = ref.strip()
+    return "sha256:" + ref.lower() if re.fullmatch(r"[0-9a-fA-F]+", ref) else ref
 
 
 def parameters_of(spec: dict[str, Any]) -> tuple[PipelineParameter, ...]:

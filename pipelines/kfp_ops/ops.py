@@ -16,6 +16,7 @@ from typing import Any
 from pipelines.kfp_ops.cron import validate_cron
 from pipelines.kfp_ops.digest import (
     PipelineParameter,
+    normalize_version_ref,
     parameters_of,
     pipeline_info_of,
     version_description,
@@ -90,7 +91,9 @@ def find_version(client: Any, pipeline_id: str, name: str) -> Any | None:
 
 
 def resolve_version(client: Any, pipeline_id: str, pipeline_name: str, ref: str) -> Any:
-    """The version named `ref`, or the only one whose name starts with `ref` (a digest prefix)."""
+    """The version named `ref`, or the only one whose name starts with `ref` (a digest prefix;
+    bare hex is read as `sha256:<hex>`)."""
+    ref = normalize_version_ref(ref)
     exact = find_version(client, pipeline_id, ref)
     if exact is not None:
         return exact

@@ -26,6 +26,7 @@ import yaml
 
 _API = "/apis/v2beta1"
 _EQUALS = {1, "EQUALS"}
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -306,7 +307,7 @@ class KfpApiServer:
         if same:
             raise ApiError(409, f"pipeline version {name!r} already exists in {pipeline_id}")
         try:
-            docs = list(yaml.safe_load_all(rec.upload or b""))
+            docs = list(yaml.load_all(rec.upload or b"", Loader=_LOADER))
         except yaml.YAMLError as exc:
             raise ApiError(400, f"uploaded file is not YAML: {exc}") from exc
         if not docs or not isinstance(docs[0], dict) or "root" not in docs[0]:

@@ -7,6 +7,7 @@ import pytest
 from pipelines.kfp_ops.digest import (
     PipelineParameter,
     PipelineYamlError,
+    normalize_version_ref,
     pipeline_digest_of,
     pipeline_info_of,
     version_description,
@@ -31,8 +32,11 @@ platforms: {{kubernetes: {{}}}}
 
 
 def test_digest_read_from_description() -> None:
-    assert pipeline_digest_of(SPEC) == HEX
-    assert pipeline_digest_of(SPEC.replace("sha256:", "")) == HEX
+    assert pipeline_digest_of(SPEC) == f"sha256:{HEX}"
+    assert pipeline_digest_of(SPEC.replace("sha256:", "")) == f"sha256:{HEX}"
+    assert normalize_version_ref("ABC1") == "sha256:abc1"
+    assert normalize_version_ref("sha256:abc1") == "sha256:abc1"
+    assert normalize_version_ref("my-version") == "my-version"
 
 
 @pytest.mark.parametrize(
@@ -57,7 +61,7 @@ def test_info_and_description() -> None:
     assert [p.name for p in info.parameters] == ["resume", "rounds", "run_id"]
     assert info.parameters[1] == PipelineParameter("rounds", "NUMBER_INTEGER", 3, "rounds per run")
     text = version_description(info)
-    assert text.splitlines()[0] == f"fedpipe pipeline federated-training, digest {HEX}"
+    assert text.splitlines()[0] == f"fedpipe pipeline federated-training, digest sha256:{HEX}"
     assert text.splitlines()[1] == "parameters: resume=False, rounds=3, run_id=''"
     assert len(version_description(info, max_chars=40)) == 40
 

@@ -4,13 +4,11 @@ The server parses every request body with the `kfp-server-api` models and record
 assertions are on what kfp 2.13's client really sent.
 """
 
-import hashlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from kfp import compiler, dsl
 
 from pipelines.cli import main
 from pipelines.kfp_ops.digest import pipeline_digest_of
@@ -19,37 +17,32 @@ from pipelines.localstack.kfp_api import KfpApiServer
 pytestmark = pytest.mark.integration
 
 PIPELINE = "federated-training"
+REPO = Path(__file__).resolve().parents[2]
 
 
-@dsl.component
-def _site_task(site_id: str, rounds: int) -> str:
-    return site_id * rounds
+def _compile(out: Path, snapshot: str | None = None) -> Path:
+    """`fedpipe compile` of the example federation; `snapshot` changes hospital-paris's site file."""
+    from pipelines.compiler import compile_federation
+    from pipelines.config.loader import load_federation
+
+    sites = REPO / "sites"
+    if snapshot is not None:
+        sites = out.parent / f"sites-{snapshot}"
+        shutil.copytree(REPO / "sites", sites)
+        paris = sites / "hospital-paris.yaml"
+        text = paris.read_text()
+        assert 'snapshot: "2026-11-01"' in text
+        paris.write_text(text.replace('snapshot: "2026-11-01"', f'snapshot: "{snapshot}"'))
+    compiled = compile_federation(load_federation(sites, REPO / "policies"), rounds=1)
+    out.write_text(compiled.pipeline_yaml)
+    return out
 
 
-def _compile(path: Path, sites: list[str]) -> Path:
-    """A small pipeline with one task per site, its digest written as the compiler does."""
-
-    @dsl.pipeline(name=PIPELINE, description="placeholder")
-    def federated_training(rounds: int = 3, resume: bool = False, learning_rate: float = 0.1):
-        """Federated training.
-
-        Args:
-            rounds: rounds per run.
-            resume: continue from the latest global model.
-            learning_rate: client SGD learning rate.
-        """
-        for site in sites:
-            _site_task(site_id=site, rounds=rounds).set_display_name(site)
-
-    compiler.Compiler().compile(federated_training, str(path))
-    text = path.read_text()
-    digest = hashlib.sha256((text + "|".join(sites)).encode()).hexdigest()
-    path.write_text(
-        text.replace(
-            "description: placeholder", f"description: 'Federated training; digest: {digest}'"
-        )
-    )
-    return path
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The example federation's YAML, and the same with one site's data snapshot changed."""
+    tmp = tmp_path_factory.mktemp("compiled")
+    return _compile(tmp / "example.yaml"), _compile(tmp / "changed.yaml", "2026-12-01")
 
 
 @pytest.fixture()
@@ -64,13 +57,15 @@ def _upload(server: KfpApiServer, package: Path) -> int:
 
 
 def test_upload_same_digest_is_a_noop_and_changed_sites_add_a_version(
-    kfp_host: KfpApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kfp_host: KfpApiServer, packages: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    two = _compile(tmp_path / "a.yaml", ["hospital-berlin", "hospital-paris"])
-    digest = pipeline_digest_of(two.read_text())
+    example, changed = packages
+    digest = pipeline_digest_of(example.read_text())
+    assert digest.startswith("sha256:")
 
-    assert _upload(kfp_host, two) == 0
-    assert _upload(kfp_host, two) == 0
+    assert _upload(kfp_host, example) == 0
+    assert "created" in capsys.readouterr().out
+    assert _upload(kfp_host, example) == 0
     assert "already there (no-op)" in capsys.readouterr().out
 
     created = kfp_host.calls("POST", "/pipelines")
@@ -79,23 +74,26 @@ def test_upload_same_digest_is_a_noop_and_changed_sites_add_a_version(
         "/apis/v2beta1/pipelines/upload_version",
     ]
     assert created[0].body.display_name == PIPELINE
-    assert created[1].query["name"] == digest
+    assert "Residency-checked federated training" in created[0].body.description
     [pipeline_id] = kfp_host.state.pipelines
     assert created[1].query["pipelineid"] == pipeline_id
-    assert digest in created[1].query["description"]
-    assert yaml.safe_load(created[1].upload)["pipelineInfo"]["name"] == PIPELINE
+    assert created[1].query["name"] == digest
+    assert (
+        created[1].query["description"].startswith(f"fedpipe pipeline {PIPELINE}, digest {digest}")
+    )
+    assert created[1].upload == example.read_bytes()
     versions = list(kfp_host.state.versions.values())
     assert [v.display_name for v in versions] == [digest]
     # the UI shows the root parameters with their defaults and descriptions
-    params = versions[0].pipeline_spec["root"]["inputDefinitions"]["parameters"]
-    assert params["rounds"]["defaultValue"] == 3
+    spec = versions[0].pipeline_spec["pipeline_spec"]  # wrapped with its platform spec
+    params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["resume"]["defaultValue"] is False
-    assert params["rounds"]["description"] == "rounds per run."
+    assert params["learning_rate"]["defaultValue"] == 0.1
+    assert all(p.get("description") for p in params.values())
 
-    three = _compile(tmp_path / "b.yaml", ["hospital-berlin", "hospital-paris", "clinic-boston"])
-    new_digest = pipeline_digest_of(three.read_text())
+    new_digest = pipeline_digest_of(changed.read_text())
     assert new_digest != digest
-    assert _upload(kfp_host, three) == 0
+    assert _upload(kfp_host, changed) == 0
     assert len(kfp_host.state.pipelines) == 1
     assert sorted(v.display_name for v in kfp_host.state.versions.values()) == sorted(
         [digest, new_digest]
@@ -104,10 +102,13 @@ def test_upload_same_digest_is_a_noop_and_changed_sites_add_a_version(
 
 
 def test_upload_refuses_a_yaml_without_digest(
-    kfp_host: KfpApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kfp_host: KfpApiServer,
+    packages: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    package = _compile(tmp_path / "a.yaml", ["s1"])
-    package.write_text(package.read_text().replace("digest:", "checksum:"))
+    package = tmp_path / "no-digest.yaml"
+    package.write_text(packages[0].read_text().replace("digest: sha256:", "checksum: sha256:"))
     assert _upload(kfp_host, package) == 2
     assert "pipelineInfo.description has no 'digest" in capsys.readouterr().err
     assert kfp_host.calls("POST", "/pipelines") == []
@@ -127,13 +128,14 @@ def test_five_field_cron_is_refused_with_the_six_field_form(
 
 
 def test_schedule_sends_one_at_a_time_no_catchup_and_resume(
-    kfp_host: KfpApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kfp_host: KfpApiServer, packages: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    package = _compile(tmp_path / "a.yaml", ["hospital-berlin", "hospital-paris"])
+    package = packages[0]
     digest = pipeline_digest_of(package.read_text())
     assert _upload(kfp_host, package) == 0
 
-    args = ["--version", digest[:12], "--cron", "0 0 2 * * *", "--param", "rounds=2"]
+    bare_prefix = digest.removeprefix("sha256:")[:12]  # as a user would copy it
+    args = ["--version", bare_prefix, "--cron", "0 0 2 * * *", "--param", "local_epochs=2"]
     assert _schedule(kfp_host, *args) == 0
     [sent] = kfp_host.calls("POST", "/recurringruns")
     run = sent.body  # a kfp_server_api.V2beta1RecurringRun, parsed by the server
@@ -143,7 +145,7 @@ def test_schedule_sends_one_at_a_time_no_catchup_and_resume(
     assert int(run.max_concurrency) == 1
     assert run.no_catchup is True
     assert run.mode == "ENABLE"
-    assert run.runtime_config.parameters == {"rounds": 2, "resume": True}
+    assert run.runtime_config.parameters == {"local_epochs": 2, "resume": True}
     version = next(iter(kfp_host.state.versions.values()))
     assert run.pipeline_version_reference.pipeline_version_id == version.pipeline_version_id
     assert run.pipeline_version_reference.pipeline_id == version.pipeline_id
@@ -166,20 +168,20 @@ def test_schedule_sends_one_at_a_time_no_catchup_and_resume(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--param", "roundz=2"], "the pipeline has no such parameter; it has: learning_rate"),
-        (["--param", "rounds=two"], "--param rounds='two': not a valid NUMBER_INTEGER"),
+        (["--param", "epochs=2"], "the pipeline has no such parameter; it has: batch_size"),
+        (["--param", "local_epochs=two"], "--param local_epochs='two': not a valid NUMBER_INTEGER"),
         (["--param", "resume=false"], "a recurring run always resumes"),
         (["--max-concurrency", "0"], "--max-concurrency 0: must be 1..10"),
     ],
 )
 def test_schedule_refuses_bad_parameters(
     kfp_host: KfpApiServer,
-    tmp_path: Path,
+    packages: tuple[Path, Path],
     capsys: pytest.CaptureFixture[str],
     extra: list[str],
     message: str,
 ) -> None:
-    package = _compile(tmp_path / "a.yaml", ["s1"])
+    package = packages[0]
     assert _upload(kfp_host, package) == 0
     digest = pipeline_digest_of(package.read_text())
     assert _schedule(kfp_host, "--version", digest, "--cron", "0 0 2 * * *", *extra) == 2
@@ -188,13 +190,16 @@ def test_schedule_refuses_bad_parameters(
 
 
 def test_schedule_names_missing_pipeline_and_version(
-    kfp_host: KfpApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kfp_host: KfpApiServer, packages: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _schedule(kfp_host, "--version", "abc", "--cron", "0 0 2 * * *") == 2
     assert f"no pipeline named {PIPELINE!r}" in capsys.readouterr().err
-    assert _upload(kfp_host, _compile(tmp_path / "a.yaml", ["s1"])) == 0
+    assert _upload(kfp_host, packages[0]) == 0
+    assert _upload(kfp_host, packages[1]) == 0
     assert _schedule(kfp_host, "--version", "ffff", "--cron", "0 0 2 * * *") == 2
-    assert "has no version 'ffff'" in capsys.readouterr().err
+    assert "has no version 'sha256:ffff'" in capsys.readouterr().err
+    assert _schedule(kfp_host, "--version", "sha256:", "--cron", "0 0 2 * * *") == 2
+    assert "is ambiguous" in capsys.readouterr().err
 
 
 def test_server_refuses_unknown_fields(kfp_host: KfpApiServer) -> None:
