@@ -9,7 +9,7 @@ Field reference with an example: `/work/brief/schema.md` and the files in `sites
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -215,6 +215,12 @@ class Site(_Strict):
 
     class Config:
         title = "fedpipe Site"
+        # for editors: what the `data`/`signing` validators enforce, as JSON Schema
+        schema_extra: ClassVar[dict[str, Any]] = {
+            "if": {"properties": {"role": {"const": "site"}}},
+            "then": {"required": ["data", "signing"]},
+            "else": {"not": {"required": ["data"]}},
+        }
 
     _api = field_validator("apiVersion", allow_reuse=True)(_check_api_version)
 

@@ -42,3 +42,20 @@ def test_examples_point_editors_at_their_schema_and_validate(path):
     doc["jurisdicton"] = "DE"
     with pytest.raises(jsonschema.ValidationError, match="jurisdicton"):
         jsonschema.validate(doc, schema)
+
+
+def test_site_schema_requires_data_for_sites_only():
+    schema = json.loads((SCHEMA_DIR / "site.schema.json").read_text())
+    berlin = yaml.safe_load((REPO / "sites" / "hospital-berlin.yaml").read_text())
+    coordinator = yaml.safe_load((REPO / "sites" / "coordinator.yaml").read_text())
+    del berlin["data"]
+    with pytest.raises(jsonschema.ValidationError, match="'data' is a required property"):
+        jsonschema.validate(berlin, schema)
+    coordinator["data"] = {
+        "dataset": "x",
+        "uri": "gs://a/b",
+        "holdout_uri": "gs://a/c",
+        "snapshot": "1",
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(coordinator, schema)
