@@ -8,6 +8,7 @@ Field reference with an example: `/work/brief/schema.md` and the files in `sites
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, ClassVar, Literal
 
@@ -68,9 +69,11 @@ def _check_country(value: str) -> str:
 
 
 def _number(value: Any) -> float:
-    """Accept int or float, refuse strings and booleans (YAML `"3"` or `yes` are mistakes)."""
+    """Accept a finite int or float; refuse strings, booleans (YAML `"3"`, `yes`), NaN and inf."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"a number is required, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"a finite number is required, got {value!r}")
     return float(value)
 
 

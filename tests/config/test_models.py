@@ -219,6 +219,7 @@ def test_policy_defaults_and_rules_for():
         ({"dp": {"epsilon_per_round": 3, "lifetime_epsilon": 2, "delta": 1e-5}}, ("dp", "lifetime_epsilon"), "below"),
         ({"dp": {"epsilon_per_round": "3", "lifetime_epsilon": 50, "delta": 1e-5}}, ("dp", "epsilon_per_round"), "number is required"),
         ({"dp": {"epsilon_per_round": 3, "lifetime_epsilon": 50, "delta": 0}}, ("dp", "delta"), "greater than 0"),
+        ({"dp": {"epsilon_per_round": 3, "lifetime_epsilon": float("inf"), "delta": 1e-5}}, ("dp", "lifetime_epsilon"), "finite"),
         ({"aggregation": {"min_sites": 0}}, ("aggregation", "min_sites"), "greater than or equal to 1"),
         ({"encryption": {"at_rest": "rot13"}}, ("encryption", "at_rest"), "permitted"),
         ({"description": ""}, ("description",), "at least 1"),
