@@ -3,7 +3,7 @@
 Executors rebuild these from the JSON task inputs: `Site.parse_raw(site_json)`,
 `Policy.parse_raw(policy_json)`. The loader (`pipelines.config.loader`) adds the
 cross-file checks (policy ids exist, one coordinator, unique ids and buckets).
-Field reference with an example: `/work/brief/schema.md` and the files in `sites/`, `policies/`.
+Field reference: `pipelines/config/README.md`; examples: the files in `sites/`, `policies/`.
 """
 
 from __future__ import annotations
@@ -17,17 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, Extra, Field, StrictBool, StrictStr, conint, root_validator
 from pydantic import validator as field_validator
 
+from components.common.artifact_classes import ArtifactClass
 from pipelines.config import jurisdictions
 
 API_VERSION = "fedpipe.dev/v1"
-ARTIFACT_CLASSES: tuple[str, ...] = (
-    "raw_data",
-    "local_model",
-    "validation_summary",
-    "dp_update",
-    "global_model",
-    "metrics",
-)
+# raw_data, local_model, validation_summary, dp_update, global_model, metrics (schema order)
+ARTIFACT_CLASSES: tuple[str, ...] = tuple(c.value for c in ArtifactClass)
 
 ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"  # a Kubernetes label value, [a-z0-9-]
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
