@@ -24,8 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.kfp_ops.ops import upload
+    from pipelines.kfp_ops.digest import pipeline_info_of
+    from pipelines.kfp_ops.ops import KfpOpsError, upload
 
+    with host_errors(args.host):  # a missing or digest-less YAML fails before connecting
+        try:
+            text = args.package.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise KfpOpsError(f"cannot read pipeline package {args.package}: {exc}") from exc
+        pipeline_info_of(text, str(args.package))
     client = client_from_args(args)
     with host_errors(args.host):
         result = upload(client, args.package, args.pipeline_name)
