@@ -16,7 +16,6 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from components.common.secrets import object_store_endpoint, site_secret
 from components.datasets.features import DataError
 
 if TYPE_CHECKING:
@@ -53,23 +52,16 @@ def parse_uri(uri: str, site_id: str) -> TableUri:
 def site_client_factory(site: Any) -> ClientFactory:
     """A factory of `minio.Minio` clients for `site` (a `pipelines.config.models.Site`).
 
-    Endpoint: `object_store_endpoint` (honours FEDPIPE_ENDPOINT_OVERRIDES; an overridden
-    endpoint is a local test server and is spoken to without TLS). Credentials: the site's
-    S3_ACCESS_KEY / S3_SECRET_KEY secrets.
+    Delegates to `components.common.object_store.site_minio_client`: endpoint via
+    `object_store_endpoint` (FEDPIPE_ENDPOINT_OVERRIDES; an override is plain HTTP unless it
+    says https://), credentials from the site's S3_ACCESS_KEY / S3_SECRET_KEY secrets. Called
+    lazily, so a missing secret surfaces as `MissingSecretError` at read time.
     """
 
     def factory() -> Minio:
-        from minio import Minio
+        from components.common.object_store import site_minio_client
 
-        store = site.object_store
-        endpoint = object_store_endpoint(site.id, store.endpoint or "")
-        overridden = endpoint != store.endpoint
-        return Minio(
-            endpoint,
-            access_key=site_secret(site.id, "S3_ACCESS_KEY"),
-            secret_key=site_secret(site.id, "S3_SECRET_KEY"),
-            secure=bool(store.secure) and not overridden,
-        )
+        return site_minio_client(site)
 
     return factory
 

@@ -85,8 +85,10 @@ def test_unreachable_endpoint_is_a_clear_error():
 
 
 @pytest.mark.integration
-def test_site_client_factory_uses_override_and_secrets(minio, s3_server, monkeypatch):
-    minio.make_bucket("factory-site-fl")
+@pytest.mark.parametrize("scheme", ["", "http://"])
+def test_site_client_factory_uses_override_and_secrets(minio, s3_server, monkeypatch, scheme):
+    if not minio.bucket_exists("factory-site-fl"):
+        minio.make_bucket("factory-site-fl")
     frame = pd.DataFrame({"x": np.arange(3) + 0.5, "label": [0, 1, 0]})
     minio.put_object(
         "factory-site-fl",
@@ -96,7 +98,7 @@ def test_site_client_factory_uses_override_and_secrets(minio, s3_server, monkeyp
     )
     site = Site.parse_raw(site_json("factory-site"))
     monkeypatch.setenv(
-        "FEDPIPE_ENDPOINT_OVERRIDES", json.dumps({"factory-site": s3_server.endpoint})
+        "FEDPIPE_ENDPOINT_OVERRIDES", json.dumps({"factory-site": scheme + s3_server.endpoint})
     )
     monkeypatch.setenv("FEDPIPE_S3_ACCESS_KEY__FACTORY_SITE", s3_server.access_key)
     monkeypatch.setenv("FEDPIPE_S3_SECRET_KEY__FACTORY_SITE", s3_server.secret_key)
