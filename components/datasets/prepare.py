@@ -13,6 +13,7 @@ random holdout of `holdout_fraction` (at least one row).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,6 +108,16 @@ def dirichlet_partition(
     )
 
 
+def contract_site_rows(dataset: str, holdout_fraction: float) -> int:
+    """Fewest rows a site needs so its train split meets `min_rows` and its holdout split
+    `min_holdout_rows` of the data contract."""
+    contract = get_contract(dataset)
+    return max(
+        math.ceil(contract.min_rows / (1.0 - holdout_fraction)),
+        math.ceil(contract.min_holdout_rows / holdout_fraction),
+    )
+
+
 @dataclass(frozen=True)
 class SiteSplit:
     """One site's own data: training table and holdout table (raw values)."""
@@ -133,9 +144,13 @@ def split_federation(
     test_fraction: float = 0.2,
     holdout_fraction: float = 0.2,
     alpha: float | None = None,
-    min_site_rows: int = 10,
+    min_site_rows: int | None = None,
 ) -> Federation:
-    """Split `frame` (from `load_frame`) over `site_ids`; alpha None = IID, else Dirichlet."""
+    """Split `frame` (from `load_frame`) over `site_ids`; alpha None = IID, else Dirichlet.
+
+    Dirichlet draws are repeated until every site has `min_site_rows` rows; default: enough
+    for the contract (`contract_site_rows`), so every site's train and holdout tables pass.
+    """
     if len(set(site_ids)) != len(site_ids) or not site_ids:
         raise ValueError(f"site_ids must be non-empty and unique, got {list(site_ids)}")
     if not 0.0 < holdout_fraction < 1.0:
@@ -145,6 +160,8 @@ def split_federation(
     if alpha is None:
         parts = iid_partition(len(rest_idx), len(site_ids), rng)
     else:
+        if min_site_rows is None:
+            min_site_rows = contract_site_rows(dataset, holdout_fraction)
         parts = dirichlet_partition(
             labels[rest_idx], len(site_ids), alpha, rng, min_rows=min_site_rows
         )

@@ -8,6 +8,7 @@ import pytest
 
 from components.datasets.contracts import LABEL
 from components.datasets.prepare import (
+    contract_site_rows,
     dirichlet_partition,
     iid_partition,
     load_frame,
@@ -94,3 +95,22 @@ def test_prepare_local_writes_csv_that_round_trips(tmp_path):
         holdout = pd.read_csv(paths[site]["holdout"])
         assert holdout.columns[-1] == LABEL and len(holdout) == len(fed.sites[site].holdout)
     assert paths["_test"]["test"].read_text().startswith("mean_radius,")
+
+
+def test_contract_site_rows():
+    assert contract_site_rows("breast_cancer", 0.2) == 50  # max(ceil(30/0.8), ceil(10/0.2))
+    assert contract_site_rows("digits", 0.2) == 63  # max(ceil(50/0.8), 50)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_skewed_sites_always_meet_the_contract(seed):
+    from components.datasets.contracts import get_contract
+    from components.datasets.features import frame_to_arrays
+
+    contract = get_contract("breast_cancer")
+    fed = split_federation(
+        load_frame("breast_cancer"), "breast_cancer", SITES, np.random.default_rng(seed), alpha=0.1
+    )
+    for site, split in fed.sites.items():
+        assert len(split.train) >= contract.min_rows
+        frame_to_arrays(contract, split.holdout, site, min_rows=contract.min_holdout_rows)
