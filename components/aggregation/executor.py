@@ -68,8 +68,8 @@ def combine(
     optimizer_params: Mapping[str, Any],
 ) -> tuple[Tensors, Tensors, dict[str, Any]]:
     """(new global tensors, new optimizer state, notes) from the verified updates (deltas)."""
-    from components.aggregation.optimizers import ServerOptimizer
     from components.aggregation.rules import RULES, aggregate
+    from components.aggregation.server_optimizers import build_server_optimizer
 
     contributors = sorted(collected.verified)
     deltas = [collected.verified[s].tensors for s in contributors]
@@ -87,15 +87,22 @@ def combine(
         delta = aggregate(deltas, rule, weights=weights, **rule_params)
     except (ValueError, TypeError) as exc:
         raise AggregationError(f"rule {rule!r} with {dict(rule_params)}: {exc}") from exc
-    optimizer = ServerOptimizer(server_optimizer, server_learning_rate, **optimizer_params)
-    state = previous.optimizer_state
-    used = previous.meta.get("server_optimizer")
-    if state is not None and used not in (None, server_optimizer):
-        notes["optimizer_state"] = f"reset: version {previous.version} was built with {used!r}"
-        state = None
-    if state is None:
-        state = optimizer.init_state(previous.tensors)
-    new_tensors, new_state = optimizer.apply(previous.tensors, delta, state)
+    try:
+        optimizer = build_server_optimizer(
+            server_optimizer, server_learning_rate, **optimizer_params
+        )
+        state = previous.optimizer_state
+        used = previous.meta.get("server_optimizer")
+        if state is not None and used not in (None, server_optimizer):
+            notes["optimizer_state"] = f"reset: version {previous.version} was built with {used!r}"
+            state = None
+        if state is None:
+            state = optimizer.init_state(previous.tensors)
+        new_tensors, new_state = optimizer.apply(previous.tensors, delta, state)
+    except (ValueError, TypeError) as exc:
+        raise AggregationError(
+            f"server optimizer {server_optimizer!r} with {dict(optimizer_params)}: {exc}"
+        ) from exc
     for name, array in new_tensors.items():
         if not np.isfinite(array).all():
             raise AggregationError(

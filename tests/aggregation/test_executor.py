@@ -1,0 +1,297 @@
+"""The aggregate executor end to end on real servers: S3-compatible buckets for the sites'
+updates, the GCS emulator for the global model. Expected models are hand-computed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.aggregation.executor import AggregationError, run
+from components.aggregation.publish import PublishConflictError, load_latest, read_latest
+from components.aggregation.quorum import QuorumError
+from components.common.global_model import GlobalModel, read_global_model, write_global_model
+from components.common.manifest import generate_keypair
+from components.common.tensors import load_tensors
+from pipelines.config import canonical_json
+from tests.aggregation.federation import (
+    SiteKit,
+    abstain,
+    constant_update,
+    export,
+    global_tensors,
+    make_coordinator,
+    make_policy,
+    new_site,
+    policies_json,
+    sites_json,
+    unique,
+)
+
+pytestmark = pytest.mark.integration
+
+RUN = "run-exec"
+
+
+@pytest.fixture()
+def env(monkeypatch, s3_server, minio, gcs, tmp_path):
+    monkeypatch.setenv("FEDPIPE_S3_ACCESS_KEY", s3_server.access_key)
+    monkeypatch.setenv("FEDPIPE_S3_SECRET_KEY", s3_server.secret_key)
+    monkeypatch.delenv("FEDPIPE_ENDPOINT_OVERRIDES", raising=False)
+    bucket = gcs.create_bucket(unique("coord"))
+    return Env(s3_server.endpoint, minio, bucket, tmp_path)
+
+
+class Env:
+    def __init__(self, endpoint: str, minio, bucket, tmp: Path) -> None:
+        self.endpoint, self.minio, self.bucket, self.tmp = endpoint, minio, bucket, tmp
+        self.coordinator = make_coordinator(bucket.name)
+        self.kits: dict[str, SiteKit] = {}
+
+    def site(self, name: str, **kwargs) -> SiteKit:
+        self.kits[name] = new_site(name, endpoint=self.endpoint, **kwargs)
+        return self.kits[name]
+
+    def fresh(self, stem: str) -> Path:
+        """A new, unused folder path under tmp (unique across threads)."""
+        return self.tmp / unique(stem)
+
+    def previous(self) -> str:
+        folder = self.fresh("v0")
+        meta = {"version": 0, "model_name": "mlp", "dataset": "digits", "parent": None}
+        write_global_model(folder, GlobalModel(global_tensors(), meta, None))
+        return str(folder)
+
+    def export(self, name: str, value: float | dict, round_index: int = 1, **kwargs) -> str:
+        tensors = constant_update(value) if isinstance(value, float) else value
+        return export(
+            self.minio,
+            self.kits[name],
+            tensors,
+            self.fresh(f"update-r{round_index}-{name}"),
+            run_id=kwargs.pop("run_id", RUN),
+            round_index=kwargs.pop("signed_round", round_index),
+            key_round=round_index,
+            key_run=RUN,
+            **kwargs,
+        )
+
+    def aggregate(self, previous: str, updates: dict[str, str], *, round_index: int = 1, **kw):
+        out = self.fresh(f"out-r{round_index}")
+        args = {
+            "coordinator_json": canonical_json(self.coordinator),
+            "sites_json": sites_json(list(self.kits.values())),
+            "policies_json": policies_json(list(self.kits.values())),
+            "run_id": RUN,
+            "kfp_job_id": "job-1",
+            "round_index": round_index,
+            "rule": "fedavg",
+            "rule_params_json": "{}",
+            "server_optimizer": "fedavg",
+            "server_learning_rate": 1.0,
+            "optimizer_params_json": "{}",
+            "min_sites": 2,
+            "previous_model": previous,
+            "updates": updates,
+            "global_model": str(out / "global_model"),
+            "round_report": str(out / "round_report"),
+        }
+        args.update(kw)
+        report = run(**args)
+        return report, out
+
+
+def expected(offset: float) -> dict[str, np.ndarray]:
+    return {k: v + np.float32(offset) for k, v in global_tensors().items()}
+
+
+def assert_model(tensors, want) -> None:
+    assert sorted(tensors) == sorted(want)
+    for name in want:
+        np.testing.assert_allclose(tensors[name], want[name], rtol=0, atol=1e-6)
+
+
+def test_bad_updates_are_refused_and_named_while_the_round_completes(env):
+    for name in ("good-a", "good-b", "good-c", "forged", "replay-round", "replay-run", "nan"):
+        env.site(name)
+    env.site("shape")
+    env.site("oversize")
+    env.site("abstains")
+    nan = constant_update(0.5)
+    nan["output/kernel"][1, 1] = np.nan
+    shape = constant_update(0.5)
+    shape["hidden/bias"] = np.zeros(4, np.float32)
+    big = constant_update(0.5)
+    big["hidden/kernel"] = np.ones((300, 300), np.float32)
+    updates = {
+        "good-a": env.export("good-a", 0.5, epsilon=1.5),
+        "good-b": env.export("good-b", -0.25, epsilon=2.0),
+        "good-c": env.export("good-c", 0.5, epsilon=2.5),
+        "forged": env.export("forged", 9.0, signing_pem=generate_keypair()[0]),
+        "replay-round": env.export("replay-round", 9.0, signed_round=0),
+        "replay-run": env.export("replay-run", 9.0, run_id="run-before"),
+        "nan": env.export("nan", nan),
+        "shape": env.export("shape", shape),
+        "oversize": env.export("oversize", big),
+        "abstains": abstain(env.kits["abstains"], env.tmp / "abst", "budget exhausted"),
+    }
+    report, out = env.aggregate(env.previous(), updates, rule="median")
+
+    # median of 0.5, -0.25, 0.5 per coordinate = 0.5; fedavg step with η=1
+    model = read_global_model(out / "global_model")
+    assert_model(model.tensors, expected(0.5))
+    assert report["contributors"] == ["good-a", "good-b", "good-c"]
+    assert report["abstained"] == {"abstains": "budget exhausted"}
+    rejected = report["rejected"]
+    assert sorted(rejected) == ["forged", "nan", "oversize", "replay-round", "replay-run", "shape"]
+    assert "signature does not verify" in rejected["forged"]
+    assert "replay" in rejected["replay-round"] and "round 0" in rejected["replay-round"]
+    assert "replay" in rejected["replay-run"] and "run-before" in rejected["replay-run"]
+    assert "non-finite" in rejected["nan"]
+    assert "'hidden/bias' has shape (4,), global model has (3,)" in rejected["shape"]
+    assert rejected["oversize"].startswith("oversize:")
+    assert report["epsilon"]["good-b"]["epsilon"] == 2.0
+    assert sorted(report["epsilon"]) == report["contributors"]
+    assert (report["round"], report["version"], report["rule"]) == (1, 1, "median")
+    assert report["quorum"] == {"required": 2, "valid": 3}
+
+    # outputs per contract
+    on_disk = json.loads((out / "round_report" / "round.json").read_text())
+    assert on_disk == report
+    assert model.meta["version"] == 1 and model.meta["parent"] == "v0"
+    assert (model.meta["model_name"], model.meta["dataset"]) == ("mlp", "digits")
+    assert model.optimizer_state is None  # plain fedavg keeps no state
+
+    # published: the same model, metadata with contributors, rejections and rule
+    latest = load_latest(env.bucket, RUN)
+    assert latest.pointer.version == 1
+    assert_model(load_tensors(latest.model_bytes), expected(0.5))
+    assert latest.meta["contributors"] == ["good-a", "good-b", "good-c"]
+    assert latest.meta["rejected"] == rejected
+    assert latest.meta["rule"] == "median" and latest.meta["parent_version"] == 0
+    assert report["published"] == f"gs://{env.bucket.name}/models/{RUN}/v1"
+
+
+def test_quorum_failure_publishes_nothing_and_leaves_latest(env):
+    for name in ("a", "b", "c"):
+        env.site(name)
+    first, out1 = env.aggregate(
+        env.previous(), {"a": env.export("a", 0.1), "b": env.export("b", 0.3)}
+    )
+    assert first["version"] == 1
+    before = read_latest(env.bucket, RUN)
+
+    updates = {
+        "a": env.export("a", 0.1, round_index=2),
+        "b": env.export("b", 0.1, round_index=2, signing_pem=generate_keypair()[0]),
+        "c": abstain(env.kits["c"], env.tmp / "c2", "validation failed"),
+    }
+    with pytest.raises(QuorumError) as info:
+        env.aggregate(str(out1 / "global_model"), updates, round_index=2)
+    message = str(info.value)
+    assert "round 2: quorum not met: 1 valid update(s) [a], need 2" in message
+    assert "b (" in message and "signature does not verify" in message
+    assert "c (validation failed)" in message
+    after = read_latest(env.bucket, RUN)
+    assert (after.version, after.generation) == (before.version, before.generation)
+    assert not [b.name for b in env.bucket.list_blobs(prefix=f"models/{RUN}/v2/")]
+    assert not [p.name for p in env.tmp.iterdir() if p.name.startswith("out-r2")]
+
+
+def test_policy_min_sites_raises_the_quorum(env):
+    strict = make_policy("strict-health", min_sites=3)
+    env.site("a")
+    env.site("b", policy=strict)
+    updates = {"a": env.export("a", 0.1), "b": env.export("b", 0.1)}
+    with pytest.raises(QuorumError, match=r"need 3 \(policy of b: aggregation.min_sites=3\)"):
+        env.aggregate(env.previous(), updates, min_sites=1)
+    assert read_latest(env.bucket, RUN) is None
+
+
+def test_server_momentum_state_is_carried_between_rounds(env):
+    env.site("a")
+    env.site("b")
+    opt = {"server_optimizer": "fedavgm", "optimizer_params_json": '{"momentum": 0.9}'}
+    r1, out1 = env.aggregate(
+        env.previous(), {"a": env.export("a", 0.1), "b": env.export("b", 0.3)}, **opt
+    )
+    m1 = read_global_model(out1 / "global_model")
+    # v1 = 0.2, x1 = x0 + 0.2
+    assert_model(m1.tensors, expected(0.2))
+    np.testing.assert_allclose(m1.optimizer_state["momentum/output/bias"], [0.2, 0.2], atol=1e-7)
+    assert load_latest(env.bucket, RUN).optimizer_bytes is not None
+
+    updates2 = {"a": env.export("a", 0.0, round_index=2), "b": env.export("b", 0.2, round_index=2)}
+    r2, out2 = env.aggregate(str(out1 / "global_model"), updates2, round_index=2, **opt)
+    # v2 = 0.9 * 0.2 + 0.1 = 0.28, x2 = x1 + 0.28 = x0 + 0.48
+    m2 = read_global_model(out2 / "global_model")
+    assert_model(m2.tensors, expected(0.48))
+    assert (r2["version"], m2.meta["parent"]) == (2, "v1")
+    assert read_latest(env.bucket, RUN).version == 2
+
+
+def test_weighted_fedavg_uses_revealed_example_counts(env):
+    env.site("a")
+    env.site("b")
+    updates = {
+        "a": env.export("a", 1.0, num_examples=30),
+        "b": env.export("b", 0.0, num_examples=10),
+    }
+    report, out = env.aggregate(env.previous(), updates)
+    assert_model(read_global_model(out / "global_model").tensors, expected(0.75))
+    assert report["notes"]["weights"] == "num_examples"
+
+
+def test_hidden_example_counts_give_a_uniform_mean(env):
+    env.site("a")
+    env.site("b")
+    updates = {"a": env.export("a", 1.0, num_examples=30), "b": env.export("b", 0.0)}
+    report, out = env.aggregate(env.previous(), updates)
+    assert_model(read_global_model(out / "global_model").tensors, expected(0.5))
+    assert report["notes"]["weights"] == "uniform: num_examples not revealed by b"
+
+
+def test_krum_with_too_few_updates_fails_before_publishing(env):
+    for name in ("a", "b", "c"):
+        env.site(name)
+    updates = {n: env.export(n, 0.1) for n in ("a", "b", "c")}
+    with pytest.raises(AggregationError, match="multi_krum"):
+        env.aggregate(env.previous(), updates, rule="multi_krum", rule_params_json='{"f": 1}')
+    assert read_latest(env.bucket, RUN) is None
+
+
+def test_two_coordinators_aggregating_the_same_round(env):
+    env.site("a")
+    env.site("b")
+    updates = {"a": env.export("a", 0.1), "b": env.export("b", 0.3)}
+    previous = env.previous()
+    results: list[object] = [None, None]
+    barrier = threading.Barrier(2)
+
+    def coordinator(i: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            results[i] = env.aggregate(previous, updates, kfp_job_id=f"job-{i}")
+        except Exception as exc:  # collected and asserted below
+            results[i] = exc
+
+    threads = [threading.Thread(target=coordinator, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert len(errors) == 1 and isinstance(errors[0], PublishConflictError), results
+    winner = next(r for r in results if not isinstance(r, Exception))
+    latest = load_latest(env.bucket, RUN)
+    assert latest.pointer.version == 1
+    assert latest.meta["kfp_job_id"] == f"job-{results.index(winner)}"
+    assert_model(load_tensors(latest.model_bytes), expected(0.2))
+    # a third coordinator late for the same round is refused before writing anything
+    with pytest.raises(
+        PublishConflictError, match="is at version 1, but this round builds on version 0"
+    ):
+        env.aggregate(previous, updates)
