@@ -13,8 +13,7 @@ from components.train.accounting import dp_sgd_event, rdp_epsilon
 from components.train.executor import DpPolicyError, run
 from components.train.ledger import entry_key
 from components.train.ledger_store import LedgerStore
-
-from .site_env import initial_global, make_site_env
+from train.site_env import initial_global, make_site_env
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +124,7 @@ def test_dp_off_refused_unless_policy_allows(minio, tmp_path, monkeypatch):
 
 
 def test_bad_data_abstains_naming_site_and_check(minio, tmp_path, monkeypatch):
-    from .site_env import federation_split
+    from train.site_env import federation_split
 
     frame = federation_split().sites["hospital-berlin"].train.drop(columns=["mean_radius"])
     env = make_site_env(minio, tmp_path, monkeypatch, train_frame=frame)
