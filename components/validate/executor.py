@@ -15,16 +15,35 @@ from typing import Any
 from components.common.secrets import MissingSecretError
 from components.datasets.features import DataError
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
-from components.datasets.site import check_own_bucket, load_site_data
+from components.datasets.site import SiteConfigError, check_own_bucket, load_site_data
 from components.validate.suite import abstention, run_suite, summarize
 
 SUMMARY_FILE = "summary.json"
 
 
+def reveals_row_count(policy_json: str, site_id: str) -> bool:
+    """The policy's `export.reveal_num_examples`: may the training-table size leave the site?"""
+    from pipelines.config.models import Policy
+
+    try:
+        return bool(Policy.parse_raw(policy_json).export.reveal_num_examples)
+    except ValueError as exc:
+        raise SiteConfigError(f"site {site_id}: policy_json is not a valid Policy: {exc}") from None
+
+
 def validate_site(
-    site_json: str, site_id: str, dataset: str, client_factory: ClientFactory | None = None
+    site_json: str,
+    site_id: str,
+    dataset: str,
+    client_factory: ClientFactory | None = None,
+    *,
+    reveal_row_count: bool = True,
 ) -> dict[str, Any]:
-    """The sanitized validation summary of the site's training table (`data.uri`)."""
+    """The sanitized validation summary of the site's training table (`data.uri`).
+
+    `reveal_row_count` False (policy `export.reveal_num_examples: false`): `row_count` is null,
+    so the summary does not disclose the training sample count the manifest hides.
+    """
     data = load_site_data(site_json, site_id, dataset)
     factory = client_factory or site_client_factory(data.site)
     try:
@@ -37,10 +56,8 @@ def validate_site(
     try:
         outcomes = run_suite(data.contract, frame)
     except Exception as exc:  # a GX-internal failure must not crash the round
-        return abstention(
-            site_id, f"validation engine error ({type(exc).__name__})", row_count=len(frame)
-        )
-    return summarize(site_id, len(frame), outcomes)
+        return abstention(site_id, f"validation engine error ({type(exc).__name__})")
+    return summarize(site_id, len(frame) if reveal_row_count else None, outcomes)
 
 
 def write_summary(folder: str | Path, summary: dict[str, Any]) -> Path:
@@ -68,10 +85,12 @@ def run(
 ) -> dict[str, Any]:
     """Validate the site's data; write `<summary>/summary.json` (components/CONTRACT.md).
 
+    `row_count` is null when the policy hides sample counts (`export.reveal_num_examples`).
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     Returns the summary written.
     """
-    del policy_digest, data_snapshot, policy_json, run_id, kfp_job_id, round_index  # cache keys
-    body = validate_site(site_json, site_id, dataset, client_factory)
+    del policy_digest, data_snapshot, run_id, kfp_job_id, round_index  # cache keys only
+    reveal = reveals_row_count(policy_json, site_id)
+    body = validate_site(site_json, site_id, dataset, client_factory, reveal_row_count=reveal)
     write_summary(summary, body)
     return body

@@ -55,7 +55,7 @@ def site_json(
     return json.dumps(body)
 
 
-def policy_json(min_cell_count: int = 5) -> str:
+def policy_json(min_cell_count: int = 5, reveal_num_examples: bool = True) -> str:
     """A valid `Policy` JSON (eu-health-like) with the given confusion-matrix minimum."""
     eu = [{"roles": ["coordinator"], "jurisdictions": ["EU"]}]
     body = {
@@ -78,7 +78,7 @@ def policy_json(min_cell_count: int = 5) -> str:
             "allow_dp_off": True,
         },
         "aggregation": {"min_sites": 2},
-        "export": {"reveal_num_examples": False},
+        "export": {"reveal_num_examples": reveal_num_examples},
         "encryption": {"at_rest": "sse-s3", "in_transit": "tls"},
         "retention": {"days": 30, "object_lock": True},
         "metrics": {"min_cell_count": min_cell_count},

@@ -121,3 +121,11 @@ def test_task_wired_to_another_site_raises(tmp_path, bucket):
         _run(tmp_path, bucket, f"s3://{BUCKET}/data/train.csv", site_id="x")
     with pytest.raises(SiteConfigError, match="task dataset 'digits' differs"):
         _run(tmp_path, bucket, f"s3://{BUCKET}/data/train.csv", dataset="digits")
+
+
+def test_row_count_hidden_when_policy_hides_sample_counts(tmp_path, bucket, train_frame):
+    uri = _put(bucket, "data/train.csv", table_to_csv_bytes(train_frame))
+    _, summary = _run(tmp_path, bucket, uri, policy_json=policy_json(reveal_num_examples=False))
+    assert summary["passed"] is True
+    assert summary["row_count"] is None
+    assert len(train_frame) not in {e["unexpected_count"] for e in summary["expectations"]}
