@@ -39,6 +39,9 @@ class FeatureSpec:
 class DataContract:
     """The expectations every site table of `name` must meet.
 
+    Columns: exactly `columns` (features in order, then `label`); nulls: none allowed in any
+    column; dtypes: `feature_dtypes` / `label_dtypes` (pandas names); values: each feature in
+    its [min_value, max_value], labels in `labels`.
     min_rows: minimum rows of a training table; min_holdout_rows: of a holdout table.
     scaling: "fixed" = (x - center) / scale with the contract's constants (`fixed_center`,
     `fixed_scale`); "site_zscore" = per-feature z-score with mean/std of the site's own
