@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", default="runs", help="output folder (default runs)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the centralized baseline")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="tasks run at once (default 2; 1 = kfp.local's sequential orchestrator)",
+    )
+    parser.add_argument(
         "--param",
         action="append",
         type=_param,
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         runs_dir=Path(args.runs_dir),
         seed=args.seed,
         baseline=not args.no_baseline,
+        workers=args.workers,
         overrides=dict(args.param),
     )
 

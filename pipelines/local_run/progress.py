@@ -9,11 +9,15 @@ round); `LogParser` turns lines into start/finish events carrying the task's log
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+EVENT_PREFIX = "FEDPIPE_EVENT "
 STAGES = ("initialize", "validate", "train", "export", "aggregate", "evaluate", "report")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '(?P<task>[^']+)'")
@@ -83,7 +87,12 @@ class Event:
 
 
 class LogParser:
-    """Feed kfp.local stdout lines; returns events as tasks start and finish."""
+    """Feed kfp.local stdout lines; returns events as tasks start and finish.
+
+    Understands kfp.local's own log format (one task at a time) and the
+    `FEDPIPE_EVENT {json}` lines of the parallel scheduler (whose finish events name the
+    task's log file; its lines are read from there).
+    """
 
     def __init__(self) -> None:
         self._current: str | None = None
@@ -91,6 +100,8 @@ class LogParser:
 
     def feed(self, raw_line: str) -> list[Event]:
         line = strip_ansi(raw_line.rstrip("\n"))
+        if line.startswith(EVENT_PREFIX):
+            return [_structured(line[len(EVENT_PREFIX) :])]
         if m := _START.search(line):
             self._current, self._lines = m.group("task"), []
             return [Event("start", m.group("task"))]
@@ -102,6 +113,18 @@ class LogParser:
         if self._current is not None:
             self._lines.append(line[4:] if line.startswith("    ") else line)
         return []
+
+
+def _structured(text: str) -> Event:
+    body = json.loads(text)
+    kind = str(body.get("kind"))
+    log: list[str] = []
+    if kind == "finish" and body.get("log"):
+        with contextlib.suppress(OSError):
+            log = Path(body["log"]).read_text(errors="replace").splitlines()
+    if kind == "error":
+        kind, body["status"], log = "finish", "FAILURE", [str(body.get("message"))]
+    return Event(kind, str(body.get("task")), str(body.get("status") or ""), log)
 
 
 def error_lines(log: list[str], limit: int = 12) -> list[str]:

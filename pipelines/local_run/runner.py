@@ -69,6 +69,7 @@ class RunOptions:
     runs_dir: Path = Path("runs")
     seed: int = 0
     baseline: bool = True
+    workers: int = 2  # tasks run at once (1 = kfp.local's own sequential orchestrator)
     overrides: dict[str, Any] = field(default_factory=dict)  # extra pipeline parameters
 
 
@@ -254,7 +255,8 @@ class Progress:
         self.seconds[name] = time.monotonic() - self.started.get(name, self.t0)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / f"{name}.log"
-        log_path.write_text("\n".join(log) + "\n")
+        if not log_path.exists():  # the parallel scheduler wrote it already
+            log_path.write_text("\n".join(log) + "\n")
         if status != "SUCCESS":
             self.failed = (info, log, str(log_path))
             tail = error_lines(log, limit=1)
@@ -283,6 +285,7 @@ def _child_env(stores_env: dict[str, str], run_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(stores_env)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
     env["PYTHONUNBUFFERED"] = "1"
     env["FEDPIPE_GENERATED_DIR"] = str(run_dir / "generated")
     env["FEDPIPE_RUN_DIR"] = str(run_dir)
@@ -308,6 +311,7 @@ def execute_pipeline(
     run_dir: Path,
     env: dict[str, str],
     progress: Progress,
+    workers: int = 1,
 ) -> int:
     """Run the pipeline in a child process (own process group); feed its stdout to progress."""
     args_path = run_dir / "compiled" / "arguments.json"
@@ -321,6 +325,8 @@ def execute_pipeline(
         str(yaml_path),
         str(run_dir / "kfp"),
         str(args_path),
+        str(workers),
+        str(progress.logs_dir),
     ]
     proc = subprocess.Popen(
         cmd,
@@ -374,8 +380,12 @@ def read_ledgers(
 
 def run_local(options: RunOptions, emit: Callable[[str], None] = print) -> RunResult:
     """Run the federation locally end to end; RunError with a clear message on failure."""
+    import warnings
+
     from pipelines.config.loader import ConfigError
 
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # host-side TF: no plugin noise
     timings: dict[str, float] = {}
     t_start = time.monotonic()
     try:
@@ -456,7 +466,7 @@ def _run_with_stores(
         all_sites,
         options.policies_dir,
         run_dir / "config",
-        endpoints=stores.endpoint_overrides(),
+        endpoints={},  # endpoints come from FEDPIPE_ENDPOINT_OVERRIDES (TLS settings stay)
         public_keys=public_keys,
         dataset=options.dataset,
         snapshot=snapshot,
@@ -498,7 +508,7 @@ def _run_with_stores(
     )
     env = _child_env(stores.env(secrets_dir), run_dir)
     t = time.monotonic()
-    code = execute_pipeline(yaml_path, arguments, run_dir, env, progress)
+    code = execute_pipeline(yaml_path, arguments, run_dir, env, progress, options.workers)
     timings["pipeline_s"] = time.monotonic() - t
     if code != 0 or progress.failed:
         raise RunError(_failure_message(progress, code, run_dir))

@@ -1,8 +1,9 @@
 """Local copies of the federation's site files for `fedpipe run --local` (checked-in YAML untouched).
 
-Each member site gets its local S3 endpoint (no TLS) and the public half of the signing key the
-local run generated; the coordinator keeps its GCS bucket (the emulator is found through
-`STORAGE_EMULATOR_HOST`).
+Each member site gets the public half of the signing key the local run generated (and the
+chosen dataset and a local snapshot id). Endpoints normally stay as checked in: tasks reach the
+local servers through `FEDPIPE_ENDPOINT_OVERRIDES` and `STORAGE_EMULATOR_HOST`, so the sites'
+TLS settings (which export checks against the policy) are unchanged.
 """
 
 from __future__ import annotations
