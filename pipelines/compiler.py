@@ -22,9 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-from kfp import compiler as kfp_compiler
-
 from pipelines.config.loader import Federation
 from pipelines.dag import PIPELINE_NAME, build_pipeline
 from pipelines.flows import flow_edges
@@ -36,6 +33,7 @@ from pipelines.residency import (
     render_report_json,
     render_report_markdown,
 )
+from pipelines.yaml_writer import dump_pipeline, pipeline_documents
 
 PIPELINE_FILE = "federated-training.yaml"
 REPORT_JSON_FILE = "residency-report.json"
@@ -93,22 +91,18 @@ def describe(federation: Federation, rounds: int, version: str) -> str:
 
 def flow_graph(pipeline: Any) -> list[FlowEdge]:
     """The FlowEdges of a built `@dsl.pipeline` (read from its pipeline and platform specs)."""
-    spec = json_format.MessageToDict(pipeline.pipeline_spec)
-    platform = json_format.MessageToDict(pipeline.platform_spec)
-    return flow_edges(spec, platform)
+    return flow_edges(*pipeline_documents(pipeline))
 
 
 def compile_federation(federation: Federation, rounds: int = 1) -> Compiled:
     """Build, check and compile; ResidencyViolationError (nothing produced) on any violation."""
     pipeline = build_pipeline(federation, rounds, describe(federation, rounds, VERSION_PLACEHOLDER))
-    edges = flow_graph(pipeline)
+    spec, platform = pipeline_documents(pipeline)
+    edges = flow_edges(spec, platform)
     decisions = check_flows(edges, federation)
     enforce(decisions)
-    with tempfile.TemporaryDirectory(prefix="fedpipe-compile-") as tmp:
-        path = Path(tmp, PIPELINE_FILE)
-        kfp_compiler.Compiler().compile(pipeline, str(path))
-        raw = path.read_text(encoding="utf-8")
-    if raw.count(VERSION_PLACEHOLDER) < 1:
+    raw = dump_pipeline(spec, platform, pipeline.description)
+    if VERSION_PLACEHOLDER not in raw:
         raise RuntimeError("compiled YAML lost the version placeholder of its description")
     version = pipeline_version(raw, federation)
     text = raw.replace(VERSION_PLACEHOLDER, version)

@@ -14,6 +14,7 @@ include site id, policy digest, data snapshot and the KFP job id.
 """
 
 import copy
+import dataclasses
 from typing import Any
 
 from kfp import dsl
@@ -29,6 +30,7 @@ from components.validate.component import validate
 from pipelines.config.canonical import canonical_dumps, canonical_json, policy_digest
 from pipelines.config.loader import Federation
 from pipelines.config.models import Site
+from pipelines.kfp_speed import memoized_task_names
 from pipelines.placement import place_coordinator_task, place_site_task
 
 PIPELINE_NAME = "federated-training"
@@ -38,8 +40,7 @@ VALIDATE_ROUND = 1  # validate runs once per run, before round 1
 def named(component: Any, name: str) -> Any:
     """A copy of `component` whose spec is called `name` (KFP derives the task name from it)."""
     clone = copy.copy(component)
-    clone.component_spec = copy.deepcopy(component.component_spec)
-    clone.component_spec.name = name
+    clone.component_spec = dataclasses.replace(component.component_spec, name=name)
     return clone
 
 
@@ -77,7 +78,6 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
     aggregate = aggregate_component.build(site_ids)
     report = report_component.build(site_ids, rounds)
 
-    @dsl.pipeline(name=PIPELINE_NAME, description=description or None)
     def federated_training(
         run_id: str = "",
         model_name: str = "logreg",
@@ -211,7 +211,8 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         )
         place_coordinator_task(reported, coordinator)
 
-    return federated_training
+    with memoized_task_names():
+        return dsl.pipeline(name=PIPELINE_NAME, description=description or None)(federated_training)
 
 
 def _site_inputs(federation: Federation, site: Site) -> dict[str, str]:

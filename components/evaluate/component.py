@@ -26,22 +26,11 @@ def evaluate(
     evaluation: Output[Artifact],
 ):
     """Evaluate the round's global model on the site's holdout; writes metrics.json."""
+    arguments = dict(locals())
+    from components.common.kfp_args import plain_arguments
     from components.evaluate.executor import run
 
-    run(
-        site_id=site_id,
-        policy_digest=policy_digest,
-        data_snapshot=data_snapshot,
-        site_json=site_json,
-        policy_json=policy_json,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        round_index=round_index,
-        dataset=dataset,
-        model_name=model_name,
-        global_model=global_model.path,
-        evaluation=evaluation.path,
-    )
+    run(**plain_arguments(arguments))
 
 
 declare_output_classes(evaluate, OUTPUT_CLASSES)

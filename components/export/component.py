@@ -25,21 +25,11 @@ def export(
     update: Output[Artifact],
 ):
     """Export the signed model delta to the site's bucket; the artifact is a reference (ref.json)."""
+    arguments = dict(locals())
+    from components.common.kfp_args import plain_arguments
     from components.export.executor import run
 
-    run(
-        site_id=site_id,
-        policy_digest=policy_digest,
-        data_snapshot=data_snapshot,
-        site_json=site_json,
-        policy_json=policy_json,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        round_index=round_index,
-        local_model=local_model.path,
-        global_model=global_model.path,
-        update=update.path,
-    )
+    run(**plain_arguments(arguments))
 
 
 declare_output_classes(export, OUTPUT_CLASSES)

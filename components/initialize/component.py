@@ -22,18 +22,11 @@ def initialize(
     global_model: Output[Model],
 ):
     """Seeded initial global model, or (resume) the latest one from the coordinator's bucket."""
+    arguments = dict(locals())
+    from components.common.kfp_args import plain_arguments
     from components.initialize.executor import run
 
-    run(
-        coordinator_json=coordinator_json,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        model_name=model_name,
-        dataset=dataset,
-        seed=seed,
-        resume=resume,
-        global_model=global_model.path,
-    )
+    run(**plain_arguments(arguments))
 
 
 declare_output_classes(initialize, OUTPUT_CLASSES)

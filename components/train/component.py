@@ -34,30 +34,11 @@ def train(
     local_model: Output[Model],
 ):
     """Train locally (DP-SGD), account epsilon in the site's ledger; the model stays on site."""
+    arguments = dict(locals())
+    from components.common.kfp_args import plain_arguments
     from components.train.executor import run
 
-    run(
-        site_id=site_id,
-        policy_digest=policy_digest,
-        data_snapshot=data_snapshot,
-        site_json=site_json,
-        policy_json=policy_json,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        round_index=round_index,
-        dataset=dataset,
-        model_name=model_name,
-        local_epochs=local_epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        noise_multiplier=noise_multiplier,
-        l2_norm_clip=l2_norm_clip,
-        dp_enabled=dp_enabled,
-        seed=seed,
-        validation=validation.path,
-        global_model=global_model.path,
-        local_model=local_model.path,
-    )
+    run(**plain_arguments(arguments))
 
 
 declare_output_classes(train, OUTPUT_CLASSES)

@@ -24,20 +24,11 @@ def validate(
     summary: Output[Artifact],
 ):
     """Validate the site's data against its data contract; writes summary.json only."""
+    arguments = dict(locals())
+    from components.common.kfp_args import plain_arguments
     from components.validate.executor import run
 
-    run(
-        site_id=site_id,
-        policy_digest=policy_digest,
-        data_snapshot=data_snapshot,
-        site_json=site_json,
-        policy_json=policy_json,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        round_index=round_index,
-        dataset=dataset,
-        summary=summary.path,
-    )
+    run(**plain_arguments(arguments))
 
 
 declare_output_classes(validate, OUTPUT_CLASSES)

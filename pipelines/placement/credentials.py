@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from google.protobuf import json_format
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
+from kfp.kubernetes import common
+from kfp.kubernetes import kubernetes_executor_config_pb2 as pb
 
 from components.common.secrets import secret_env_name
 from pipelines.config.models import Site
@@ -41,12 +44,21 @@ def use_site_credentials(task: PipelineTask, site: Site, signing: bool = False) 
 def use_sites_read_credentials(task: PipelineTask, sites: Iterable[Site]) -> PipelineTask:
     """Give a coordinator task (aggregate) each site's object-store credentials, never signing keys.
 
-    Sites are added in id order (deterministic YAML); returns the task.
+    Sites are added in id order (deterministic YAML); returns the task. Same result as one
+    `kubernetes.use_secret_as_env` per site, built in one pass (that helper re-parses the
+    task's whole config on every call, quadratic in the number of sites).
     """
+    msg = common.get_existing_kubernetes_config_as_message(task)
     for site in sorted(sites, key=lambda s: s.id):
-        kubernetes.use_secret_as_env(
-            task,
-            secret_name=site.object_store.secret_name,
-            secret_key_to_env=secret_env_map(site, READ_KEYS),
+        env = secret_env_map(site, READ_KEYS)
+        entry = pb.SecretAsEnv(
+            key_to_env=[
+                pb.SecretAsEnv.SecretKeyToEnvMap(secret_key=k, env_var=v) for k, v in env.items()
+            ]
         )
+        name = site.object_store.secret_name
+        entry.secret_name_parameter.CopyFrom(common.parse_k8s_parameter_input(name, task))
+        entry.secret_name = name  # kfp-kubernetes also writes the deprecated field
+        msg.secret_as_env.append(entry)
+    task.platform_config["kubernetes"] = json_format.MessageToDict(msg)
     return task

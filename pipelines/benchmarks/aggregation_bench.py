@@ -1,0 +1,141 @@
+"""Aggregation rules: GB/s of update data consumed and peak extra memory, one core.
+
+For K ∈ {10, 100} updates × P ∈ {1e5, 1e6, 1e7} float32 parameters (each update a dict of a
+kernel (P/1000 − 1, 1000) and a bias (1000,), separate arrays as after loading), prints the
+median wall time of REPEATS calls of `rules.aggregate` per rule as GB/s of update bytes
+(K·P·4 / time) beside a plain numpy sum over the same arrays (this machine's memory
+bandwidth, measured in the same run), and the peak memory a call allocates (tracemalloc) in
+units of one update (P·4 bytes). BLAS is limited to one thread (threadpoolctl).
+
+Targets: mean ≥ 5 GB/s with O(P) memory, median and trimmed mean ≥ 1 GB/s, Multi-Krum
+≥ 2 GB/s, checked on the P ≥ 1e6 sizes (at 1e5, per-call overhead dominates). Exit 1 when
+one is missed. `--max-gb X` skips inputs above X GB (default 4.5: all six sizes run; the
+largest is exactly 4.0 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+
+KS = (10, 100)
+PS = (100_000, 1_000_000, 10_000_000)
+REPEATS = 3
+BIAS = 1000
+TARGETS = {"fedavg": 5.0, "median": 1.0, "trimmed_mean": 1.0, "multi_krum": 2.0}
+
+
+def make_updates(k: int, p: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """K separate updates of P float32 parameters (kernel + bias), standard normal."""
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "kernel": rng.standard_normal((p // BIAS - 1, BIAS), dtype=np.float32),
+            "bias": rng.standard_normal(BIAS, dtype=np.float32),
+        }
+        for _ in range(k)
+    ]
+
+
+def cases(k: int) -> list[tuple[str, str, dict]]:
+    """(label, rule, kwargs) measured for K updates."""
+    f = 2 if k == 10 else 10
+    return [
+        ("fedavg", "fedavg", {}),
+        ("fedavg weighted", "fedavg", {"weights": list(range(1, k + 1))}),
+        ("median", "median", {}),
+        ("trimmed_mean β=0.1", "trimmed_mean", {"beta": 0.1}),
+        (f"multi_krum f={f} m={k - f}", "multi_krum", {"f": f}),
+        (f"krum f={f}", "krum", {"f": f}),
+        ("norm_bounded_mean", "norm_bounded_mean", {"clip_norm": 1.0}),
+    ]
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median (CPU seconds of this thread, wall seconds) of `repeats` calls."""
+    cpu, wall = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        fn()
+        cpu.append(time.thread_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak bytes allocated during one call (numpy allocations are traced)."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from threadpoolctl import threadpool_limits
+
+    from components.aggregation.rules import aggregate
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-gb", type=float, default=4.5)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    args = parser.parse_args(argv)
+
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; one BLAS thread")
+    header = f"{'K':>4} {'P':>9} {'GB':>6}  {'rule':<24} {'GB/s':>7} {'vs sum':>7} {'peak mem':>10}"
+    misses: list[str] = []
+    started = time.perf_counter()
+    with threadpool_limits(1):
+        aggregate(make_updates(12, 10 * BIAS), "median")  # warm up caches and imports
+        for k in KS:
+            for p in PS:
+                gb = k * p * 4 / 1e9
+                if gb > args.max_gb:
+                    print(f"skip K={k} P={p:.0e}: {gb:.1f} GB of input > --max-gb {args.max_gb}")
+                    continue
+                updates = make_updates(k, p)
+                repeats = args.repeats if gb < 1 else 1
+                ref = timed(lambda u=updates: [x.sum() for d in u for x in d.values()], repeats)
+                print(header)
+                print(
+                    f"{k:>4} {p:>9.0e} {gb:>6.2f}  {'numpy sum (bandwidth)':<24} "
+                    f"{gb / ref:>7.2f} {1.0:>7.2f} {'-':>10}"
+                )
+                if p == 1_000_000:
+                    stacked = np.stack([np.concatenate([d["bias"], d["kernel"].ravel()]) for d in updates])
+                    t = timed(lambda s=stacked: np.median(s, axis=0), 1)
+                    print(f"{k:>4} {p:>9.0e} {gb:>6.2f}  {'np.median(axis=0)':<24} {gb / t:>7.2f} {ref / t:>7.2f} {'-':>10}")
+                    del stacked
+                for label, rule, kw in cases(k):
+                    kw = dict(kw)
+                    weights = kw.pop("weights", None)
+                    call = lambda r=rule, w=weights, kw=kw, u=updates: aggregate(u, r, w, **kw)  # noqa: E731
+                    seconds = timed(call, repeats)
+                    peak = peak_bytes(call) / (p * 4)
+                    rate = gb / seconds
+                    print(
+                        f"{k:>4} {p:>9.0e} {gb:>6.2f}  {label:<24} {rate:>7.2f} "
+                        f"{ref / seconds:>7.2f} {peak:>8.2f}×P"
+                    )
+                    target = TARGETS.get(rule)
+                    if target and p >= 1_000_000 and rate < target and "weighted" not in label:
+                        misses.append(f"K={k} P={p:.0e} {label}: {rate:.2f} < {target} GB/s")
+                del updates
+    print(f"total {time.perf_counter() - started:.0f} s")
+    for miss in misses:
+        print(f"MISSED {miss}")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Generated federations of any size, cloned from the example in `sites/` and `policies/`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.config.loader import Federation, federation_from_models, load_federation
+from pipelines.config.models import Site
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def generated_federation(
+    n_sites: int, template: Federation | None = None, prefix: str = "site"
+) -> Federation:
+    """`n_sites` member sites `<prefix>-0001`..., cloned round-robin from the template's sites.
+
+    Each clone keeps its template's jurisdiction and policy and gets its own id, bucket,
+    Secret, node label and toleration; coordinator and policies are the template's.
+    """
+    if n_sites < 1:
+        raise ValueError(f"n_sites must be at least 1, got {n_sites}")
+    template = template or load_federation(REPO / "sites", REPO / "policies")
+    members = list(template.sites.values())
+    sites = [_clone(members[i % len(members)], f"{prefix}-{i + 1:04d}") for i in range(n_sites)]
+    return federation_from_models([*sites, template.coordinator], template.policies.values())
+
+
+def _clone(site: Site, site_id: str) -> Site:
+    doc = site.dict()
+    bucket = f"{site_id}-fl"
+    doc["id"] = site_id
+    doc["region"] = f"{site.region}-{site_id}"
+    doc["placement"] = {
+        "node_selector": {"fedpipe.dev/site": site_id},
+        "tolerations": [
+            {
+                "key": "fedpipe.dev/site",
+                "operator": "Equal",
+                "value": site_id,
+                "effect": "NoSchedule",
+            }
+        ],
+    }
+    doc["object_store"] = {
+        **doc["object_store"],
+        "endpoint": f"minio.{site_id}.svc:9000",
+        "bucket": bucket,
+        "secret_name": f"{site_id}-object-store",
+    }
+    doc["data"] = {
+        **doc["data"],
+        "uri": f"s3://{bucket}/data/train.csv",
+        "holdout_uri": f"s3://{bucket}/data/holdout.csv",
+    }
+    return Site.parse_obj(doc)

@@ -1,0 +1,100 @@
+"""Component declarations: contract inputs, declared classes, the executor call pattern."""
+
+import json
+from pathlib import Path
+
+import pytest
+from kfp import dsl, local
+from kfp.dsl import Artifact, Input, Output
+
+from components.common.artifact_classes import ArtifactClass
+from components.common.declare import parse_class
+from components.common.kfp_args import plain_arguments
+from components.evaluate.component import evaluate
+from components.export.component import export
+from components.initialize.component import initialize
+from components.train.component import train
+from components.validate.component import validate
+
+COMMON = {
+    "site_id": "String",
+    "policy_digest": "String",
+    "data_snapshot": "String",
+    "site_json": "String",
+    "policy_json": "String",
+    "run_id": "String",
+    "kfp_job_id": "String",
+    "round_index": "Integer",
+}
+
+
+@pytest.mark.parametrize("component", [validate, train, export, evaluate])
+def test_site_components_take_the_common_inputs(component):
+    inputs = component.component_spec.inputs
+    for name, kind in COMMON.items():
+        assert name in inputs, name
+        assert inputs[name].type == kind, name
+
+
+@pytest.mark.parametrize(
+    ("component", "expected"),
+    [
+        (initialize, {"global_model": ArtifactClass.GLOBAL_MODEL}),
+        (validate, {"summary": ArtifactClass.VALIDATION_SUMMARY}),
+        (train, {"local_model": ArtifactClass.LOCAL_MODEL}),
+        (export, {"update": ArtifactClass.DP_UPDATE}),
+        (evaluate, {"evaluation": ArtifactClass.METRICS}),
+    ],
+)
+def test_declared_output_classes(component, expected):
+    outputs = component.component_spec.outputs
+    assert {k: parse_class(v.description) for k, v in outputs.items()} == expected
+
+
+def test_plain_arguments_turns_artifacts_into_paths():
+    class FakeArtifact:
+        path = "/tmp/x"
+
+    assert plain_arguments({"a": 1, "b": "s", "m": FakeArtifact()}) == {
+        "a": 1,
+        "b": "s",
+        "m": "/tmp/x",
+    }
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def make_input(out: Output[Artifact]):
+    import os
+
+    os.makedirs(out.path, exist_ok=True)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def echo_arguments(site_id: str, round_index: int, model: Input[Artifact], out: Output[Artifact]):
+    arguments = dict(locals())
+    import json
+    import os
+
+    from components.common.kfp_args import plain_arguments
+
+    plain = plain_arguments(arguments)
+    os.makedirs(out.path, exist_ok=True)
+    with open(os.path.join(out.path, "args.json"), "w") as handle:
+        json.dump(plain, handle)
+
+
+@pytest.mark.e2e
+def test_body_pattern_passes_plain_values_and_paths_in_kfp_local(tmp_path: Path):
+    @dsl.pipeline(name="echo")
+    def echo():
+        model = make_input().outputs["out"]
+        echo_arguments(site_id="site-a", round_index=3, model=model)
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
+    echo()
+    (found,) = list(tmp_path.rglob("args.json"))
+    args = json.loads(found.read_text())
+    assert set(args) == {"site_id", "round_index", "model", "out"}
+    assert args["site_id"] == "site-a" and args["round_index"] == 3
+    assert Path(args["model"]).is_dir()
+    assert args["out"] == str(found.parent)
