@@ -1,6 +1,7 @@
 """Local DP-SGD training of a registry model with TensorFlow Privacy (arrays in, tensors out).
 
-Mechanism: `VectorizedDPKerasSGDOptimizer` with one microbatch per example, so every
+Mechanism: `DPKerasSGDOptimizer` (TF Privacy's Gaussian sum query) with one microbatch per
+example, so every
 example's gradient is clipped to L2 norm `l2_norm_clip`, the clipped gradients are summed,
 Gaussian noise N(0, (l2_norm_clip * noise_multiplier)^2) is added to the sum and the result
 is divided by the batch size, then a plain SGD step with `learning_rate` is taken.
@@ -13,8 +14,10 @@ q = batch_size / N. Shuffled fixed-size batches are *not* Poisson subsampling; t
 epsilon is the customary Poisson figure (as TensorFlow Privacy reports it), not a proof for
 shuffling.
 
-Noise source: TensorFlow Privacy draws the noise with `tf.random.normal`, i.e. TensorFlow's
-Philox counter-based PRNG keyed by the global seed (`tf.random.set_seed`) and per-op seeds.
+Noise source: TensorFlow Privacy's `GaussianSumQuery` draws the noise with
+`tf.random_normal_initializer` (its TF2 path; that is `tf.random.normal`), i.e. TensorFlow's Philox counter-based PRNG keyed by the global
+seed (`tf.random.set_seed`) and per-op seeds; the model is built and traced afresh after the
+seed is set, so every training starts from that seed.
 * `noise_seed=int` (test/simulation mode): reproducible noise. Anyone who knows the seed can
   subtract the noise: never use it for real data.
 * `noise_seed=None` (production mode, the default): the global seed is 62 bits from the OS
@@ -101,7 +104,7 @@ def train_dp_sgd(
 ) -> TrainResult:
     """Train `model_name` from `initial` on (x float32 [n, f], y int [n]); see module doc."""
     import tensorflow as tf
-    from tensorflow_privacy import VectorizedDPKerasSGDOptimizer
+    from tensorflow_privacy import DPKerasSGDOptimizer
 
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
@@ -119,7 +122,7 @@ def train_dp_sgd(
 
     model = model_from_tensors(model_name, x.shape[1], num_classes, initial)
     if config.dp_enabled:
-        optimizer = VectorizedDPKerasSGDOptimizer(
+        optimizer = DPKerasSGDOptimizer(
             l2_norm_clip=config.l2_norm_clip,
             noise_multiplier=config.noise_multiplier,
             num_microbatches=None,  # one microbatch per example: per-example clipping
