@@ -86,12 +86,26 @@ class Published:
     latest_generation: int
 
 
-def read_latest(bucket: Bucket, run_id: str) -> LatestPointer | None:
-    """The run's latest pointer, or None when nothing was published for `run_id` yet."""
-    blob = bucket.get_blob(latest_key(run_id))
-    if blob is None:
-        return None
-    data = blob.download_as_bytes(if_generation_match=blob.generation)
+def read_latest(bucket: Bucket, run_id: str, attempts: int = 3) -> LatestPointer | None:
+    """The run's latest pointer, or None when nothing was published for `run_id` yet.
+
+    Body and generation are read as one (the download is conditional on the generation the
+    metadata read saw); a pointer replaced in between is read again, up to `attempts` times.
+    """
+    from google.api_core.exceptions import NotFound, PreconditionFailed
+
+    for attempt in range(attempts):
+        blob = bucket.get_blob(latest_key(run_id))
+        if blob is None:
+            return None
+        try:
+            data = blob.download_as_bytes(if_generation_match=blob.generation)
+            break
+        except (PreconditionFailed, NotFound):
+            if attempt == attempts - 1:
+                raise PublishConflictError(
+                    f"gs://{bucket.name}/{latest_key(run_id)} kept changing while being read"
+                ) from None
     try:
         body = json.loads(data)
         return LatestPointer(
