@@ -57,6 +57,32 @@ def epsilon_summary(collected: Collected) -> dict[str, dict[str, Any]]:
     }
 
 
+def check_settings(
+    rule: str,
+    rule_params: Mapping[str, Any],
+    server_optimizer: str,
+    server_learning_rate: float,
+    optimizer_params: Mapping[str, Any],
+) -> None:
+    """Refuse an unknown rule, rule parameter or optimizer setting before any update is read."""
+    from components.aggregation.rules import RULES
+    from components.aggregation.server_optimizers import build_server_optimizer
+
+    if rule not in RULES:
+        raise AggregationError(f"unknown aggregation rule {rule!r}; choose from {sorted(RULES)}")
+    accepted = RULES[rule][0]
+    unknown = sorted(set(rule_params) - accepted)
+    if unknown:
+        raise AggregationError(
+            f"rule_params_json: {rule} takes no parameter(s) {unknown}; "
+            f"accepted: {sorted(accepted) or 'none'}"
+        )
+    try:
+        build_server_optimizer(server_optimizer, server_learning_rate, **optimizer_params)
+    except (ValueError, TypeError) as exc:
+        raise AggregationError(f"server optimizer {server_optimizer!r}: {exc}") from exc
+
+
 def combine(
     previous: GlobalModel,
     collected: Collected,
@@ -150,6 +176,7 @@ def run(
     }
     rule_params = _json_object(rule_params_json, "rule_params_json")
     optimizer_params = _json_object(optimizer_params_json, "optimizer_params_json")
+    check_settings(rule, rule_params, server_optimizer, server_learning_rate, optimizer_params)
 
     previous = read_global_model(previous_model)
     spec = model_spec(previous.tensors)

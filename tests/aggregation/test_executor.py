@@ -295,3 +295,23 @@ def test_two_coordinators_aggregating_the_same_round(env):
         PublishConflictError, match="is at version 1, but this round builds on version 0"
     ):
         env.aggregate(previous, updates)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"rule": "mean"}, "unknown aggregation rule 'mean'"),
+        (
+            {"rule": "trimmed_mean", "rule_params_json": '{"trim": 1}'},
+            r"no parameter\(s\) \['trim'\]",
+        ),
+        ({"rule_params_json": "[1]"}, "expected a JSON object"),
+        ({"server_optimizer": "adam"}, "unknown server optimizer 'adam'"),
+        ({"optimizer_params_json": '{"momentum": 2.0}'}, "fedavg"),
+    ],
+)
+def test_bad_settings_fail_before_any_update_is_read(env, settings, message):
+    # the update folder does not even exist: settings are checked first
+    with pytest.raises(AggregationError, match=message):
+        env.aggregate(env.previous(), {"a": str(env.tmp / "nowhere")}, **settings)
+    assert read_latest(env.bucket, RUN) is None
