@@ -87,6 +87,31 @@ def check_ref(ref: Mapping[str, Any], *, site_id: str, bucket: str, key: str) ->
         )
 
 
+def check_manifest_types(site_id: str, manifest: UpdateManifest) -> None:
+    """Field types a signed manifest must still have (a site's own key can sign nonsense)."""
+
+    def number_or_none(value: object) -> bool:
+        return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+    problems = []
+    if not isinstance(manifest.extra, dict):
+        problems.append("extra is not an object")
+    if not isinstance(manifest.dp, dict):
+        problems.append("dp is not an object")
+    if not isinstance(manifest.tensor_names, list) or not all(
+        isinstance(n, str) for n in manifest.tensor_names
+    ):
+        problems.append("tensor_names is not a list of strings")
+    for name in ("epsilon", "epsilon_pld", "delta"):
+        if not number_or_none(getattr(manifest, name)):
+            problems.append(f"{name} is not a number")
+    count = manifest.num_examples
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        problems.append("num_examples is not a positive integer")
+    if problems:
+        raise UpdateRejected(site_id, f"malformed manifest: {'; '.join(problems)}")
+
+
 def check_privacy(
     site_id: str, manifest: UpdateManifest, *, epsilon_per_round: float, allow_dp_off: bool
 ) -> None:
@@ -177,6 +202,7 @@ def verify_update(
             f"exported under policy digest {manifest.policy_digest[:12]}…, the coordinator holds "
             f"{policy_digest[:12]}… for this site's policy",
         )
+    check_manifest_types(site_id, manifest)
     based_on = manifest.extra.get("global_version")
     if global_version is not None and based_on is not None and based_on != global_version:
         raise UpdateRejected(

@@ -186,7 +186,7 @@ def signed_update(
         tensor_names=sorted(tensors),
         dp={"noise_multiplier": 1.1, "l2_norm_clip": 1.0},
         epsilon=epsilon,
-        epsilon_pld=None if epsilon is None else epsilon * 0.9,
+        epsilon_pld=epsilon * 0.9 if isinstance(epsilon, float | int) else None,
         delta=1e-5,
         num_examples=num_examples,
         policy_digest=policy_digest(kit.policy),

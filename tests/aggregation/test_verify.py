@@ -230,3 +230,20 @@ def test_residency_denies_a_coordinator_outside_the_rule(kit):
     nowhere = make_policy(dp_update=[])
     with pytest.raises(UpdateRejected, match="update not read"):
         residency_rule(kit.site, nowhere, make_coordinator("global-models"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("extra", [1], "extra is not an object"),
+        ("dp", "x", "dp is not an object"),
+        ("epsilon", "1.0", "epsilon is not a number"),
+        ("num_examples", 0, "num_examples is not a positive integer"),
+        ("tensor_names", "hidden/bias", "tensor_names is not a list of strings"),
+    ],
+)
+def test_signed_but_malformed_manifest_fields_are_refused(kit, field, value, problem):
+    npz, manifest = signed_update(
+        kit, constant_update(0.5), run_id=RUN, round_index=3, **{field: value}
+    )
+    assert rejected(kit, npz, manifest) == f"malformed manifest: {problem}"
