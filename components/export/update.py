@@ -61,9 +61,10 @@ def model_delta(
 
 @dataclass(frozen=True)
 class Destination:
-    """Where the update goes: bucket and the two object keys."""
+    """Where the update goes: bucket, the key prefix (`update_object_key`) and the two keys."""
 
     bucket: str
+    key: str
     tensors_key: str
     manifest_key: str
 
@@ -81,7 +82,7 @@ def check_destination(site: Any, run_id: str, round_: int) -> Destination:
             "S3-compatible (MinIO) bucket only"
         )
     prefix = update_object_key(run_id, round_, site.id)
-    return Destination(store.bucket, prefix + TENSORS_SUFFIX, prefix + MANIFEST_SUFFIX)
+    return Destination(store.bucket, prefix, prefix + TENSORS_SUFFIX, prefix + MANIFEST_SUFFIX)
 
 
 def build_manifest(

@@ -87,9 +87,10 @@ def test_export_writes_signed_delta_with_sse_and_retention(site, minio, tmp_path
     ref = _export(site, local, global_model, "run-x", tmp_path / "upd")
     assert ref["status"] == "exported"
     assert json.loads((tmp_path / "upd" / "ref.json").read_text()) == ref
-    assert ref["key"] == "updates/run-x/round-0001/hospital-berlin.npz"
+    assert ref["key"] == "updates/run-x/round-0001/hospital-berlin"
+    assert ref["tensors_key"] == ref["key"] + ".npz"
 
-    payload = _read(minio, site.bucket, ref["key"])
+    payload = _read(minio, site.bucket, ref["tensors_key"])
     signed = SignedManifest.from_json(_read(minio, site.bucket, ref["manifest_key"]))
     m = verify_manifest(
         signed,
@@ -117,7 +118,7 @@ def test_export_writes_signed_delta_with_sse_and_retention(site, minio, tmp_path
 
     # SSE requested and honoured; object-lock retention set (eu-health: 30 days)
     assert ref["stored"]["server_side_encryption"] == "AES256"
-    for key in (ref["key"], ref["manifest_key"]):
+    for key in (ref["tensors_key"], ref["manifest_key"]):
         stat = minio.stat_object(site.bucket, key)
         assert stat.metadata.get("x-amz-server-side-encryption") == "AES256"
         assert stat.metadata.get("x-amz-object-lock-mode") == "COMPLIANCE"
@@ -136,9 +137,12 @@ def test_sample_count_revealed_only_when_policy_says_so(site, minio, tmp_path):
 def test_export_twice_is_refused_and_first_object_unchanged(site, minio, tmp_path):
     local, global_model, _ = _trained(site, tmp_path, "run-y")
     ref = _export(site, local, global_model, "run-y", tmp_path / "u1")
-    before = (_read(minio, site.bucket, ref["key"]), _read(minio, site.bucket, ref["manifest_key"]))
+    before = (
+        _read(minio, site.bucket, ref["tensors_key"]),
+        _read(minio, site.bucket, ref["manifest_key"]),
+    )
     versions = (
-        minio.stat_object(site.bucket, ref["key"]).version_id,
+        minio.stat_object(site.bucket, ref["tensors_key"]).version_id,
         minio.stat_object(site.bucket, ref["manifest_key"]).version_id,
     )
     # A second training of the same round (a retry) tries to export to the same key.
@@ -157,10 +161,13 @@ def test_export_twice_is_refused_and_first_object_unchanged(site, minio, tmp_pat
     # Export of a *different* trained model for the same (run, round, site) is refused:
     with pytest.raises(ExportExistsError, match="already exists"):
         _export(site, local, global_model, "run-y", tmp_path / "u2")
-    after = (_read(minio, site.bucket, ref["key"]), _read(minio, site.bucket, ref["manifest_key"]))
+    after = (
+        _read(minio, site.bucket, ref["tensors_key"]),
+        _read(minio, site.bucket, ref["manifest_key"]),
+    )
     assert after == before
     assert (
-        minio.stat_object(site.bucket, ref["key"]).version_id,
+        minio.stat_object(site.bucket, ref["tensors_key"]).version_id,
         minio.stat_object(site.bucket, ref["manifest_key"]).version_id,
     ) == versions
     objects = list(
@@ -190,7 +197,7 @@ def test_conditional_put_refused_by_server_even_without_stat(site, minio):
 def _signed_update(site, minio, tmp_path):
     local, global_model, _ = _trained(site, tmp_path, "run-t")
     ref = _export(site, local, global_model, "run-t", tmp_path / "u")
-    payload = _read(minio, site.bucket, ref["key"])
+    payload = _read(minio, site.bucket, ref["tensors_key"])
     return payload, SignedManifest.from_json(_read(minio, site.bucket, ref["manifest_key"]))
 
 
@@ -314,3 +321,19 @@ def test_abstained_training_exports_nothing(site, minio, tmp_path):
     ref = _export(site, str(local), initial_global(site), "run-a", tmp_path / "u")
     assert ref["status"] == "abstained" and "null labels" in ref["reason"]
     assert list(minio.list_objects(site.bucket, prefix="updates/", recursive=True)) == []
+
+
+def test_no_raw_value_of_the_site_data_leaves_in_ref_or_manifest(site, minio, tmp_path):
+    from train.site_env import federation_split
+
+    local, global_model, _ = _trained(site, tmp_path, "run-leak")
+    ref = _export(site, local, global_model, "run-leak", tmp_path / "u")
+    text = (tmp_path / "u" / "ref.json").read_text() + _read(
+        minio, site.bucket, ref["manifest_key"]
+    ).decode()
+    frame = federation_split().sites[site.site_id].train
+    # Every distinct cell value with enough digits to be identifying (e.g. 17.99, 0.1184).
+    values = {v for v in frame.drop(columns=["label"]).to_numpy().ravel() if len(repr(v)) >= 5}
+    leaked = sorted(v for v in values if repr(v) in text)
+    assert leaked == [], f"raw values found in exported JSON: {leaked[:5]}"
+    assert str(len(frame)) not in json.dumps(ref["manifest"]["manifest"]["dp"])
