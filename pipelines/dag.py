@@ -107,11 +107,11 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             l2_norm_clip: Per-example gradient L2 clipping norm.
             dp_enabled: Train with DP-SGD; false only where every policy allows dp off.
             seed: Seed of model init, data order and DP noise.
-            rule: Aggregation rule: fedavg, median, trimmed_mean, multi_krum, norm_clipped_mean.
-            rule_params_json: JSON object of the rule's parameters (e.g. {"trim": 1}).
-            server_optimizer: Server optimizer applied to the aggregate: fedavg, fedadam, ...
+            rule: fedavg, median, trimmed_mean, krum, multi_krum or norm_bounded_mean.
+            rule_params_json: JSON object of the rule's parameters (e.g. {"beta": 0.1}).
+            server_optimizer: Server optimizer: fedavg, fedavgm, fedadam or fedyogi.
             server_learning_rate: Server optimizer learning rate (1.0 = plain FedAvg step).
-            optimizer_params_json: JSON object of the server optimizer's extra parameters.
+            optimizer_params_json: JSON object of server optimizer parameters ({"beta_1": 0.9}).
             resume: Start from the latest global model in the coordinator's bucket.
         """
         job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
