@@ -9,7 +9,9 @@ tensor file format, tensor names, shapes and dtypes against the global model, fi
 
 from __future__ import annotations
 
+import io
 import math
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +86,24 @@ def check_ref(ref: Mapping[str, Any], *, site_id: str, bucket: str, key: str) ->
     if manifest_key is not None and manifest_key != key + ".manifest.json":
         raise UpdateRejected(
             site_id, f"ref.json names manifest_key {manifest_key!r}, expected {key}.manifest.json"
+        )
+
+
+def check_container(site_id: str, npz_bytes: bytes, max_bytes: int) -> None:
+    """The .npz must be a plain stored zip (as `dump_tensors` writes it) whose entries unpack
+    to at most `max_bytes` in total: no compressed entries, so no zip bomb gets unpacked."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(npz_bytes)) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise UpdateRejected(site_id, f"not a valid tensor file: {exc}") from exc
+    compressed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    if compressed:
+        raise UpdateRejected(site_id, f"compressed entries {compressed[:3]} (only stored .npz)")
+    unpacked = sum(e.file_size for e in entries)
+    if unpacked > max_bytes:
+        raise UpdateRejected(
+            site_id, f"oversize: entries unpack to {unpacked} bytes > limit {max_bytes}"
         )
 
 
@@ -211,6 +231,7 @@ def verify_update(
             f"version {global_version}",
         )
     check_privacy(site_id, manifest, epsilon_per_round=epsilon_per_round, allow_dp_off=allow_dp_off)
+    check_container(site_id, npz_bytes, max_bytes)
     try:
         tensors = load_tensors(npz_bytes)
     except TensorFormatError as exc:

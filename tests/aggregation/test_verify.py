@@ -247,3 +247,14 @@ def test_signed_but_malformed_manifest_fields_are_refused(kit, field, value, pro
         kit, constant_update(0.5), run_id=RUN, round_index=3, **{field: value}
     )
     assert rejected(kit, npz, manifest) == f"malformed manifest: {problem}"
+
+
+def test_compressed_npz_is_refused_before_unpacking(kit):
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **constant_update(0.5))
+    npz, manifest = signed_update(
+        kit, constant_update(0.5), run_id=RUN, round_index=3, raw_npz=buf.getvalue()
+    )
+    assert "compressed entries" in rejected(kit, npz, manifest)
