@@ -49,6 +49,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("runs/simulate"), help="output folder (model.npz)"
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        metavar="MODEL_NPZ",
+        help="a pipeline run's global model (runs/<run>/global_model/model.npz): print the max"
+        " absolute difference and exit 1 when it exceeds --tolerance",
+    )
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="default 1e-4")
+
+
+def max_abs_difference(a: dict, b: dict) -> float:
+    """Largest |a - b| over all tensors; ValueError naming tensors that differ in name/shape."""
+    import numpy as np
+
+    if sorted(a) != sorted(b):
+        raise ValueError(f"tensor names differ: {sorted(a)} vs {sorted(b)}")
+    for name in a:
+        if a[name].shape != b[name].shape:
+            raise ValueError(f"tensor {name}: shape {a[name].shape} vs {b[name].shape}")
+    return max(
+        (float(np.max(np.abs(a[n].astype(np.float64) - b[n]))) for n in a if a[n].size),
+        default=0.0,
+    )
 
 
 def choose_weighting(requested: str, reveal: list[bool]) -> str:
@@ -60,7 +84,7 @@ def choose_weighting(requested: str, reveal: list[bool]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from pipelines.config.loader import ConfigError, load_federation
-    from pipelines.simulate.reaper import install_reaper, reap_children
+    from pipelines.simulate.reaper import install_reaper
 
     install_reaper()
     try:
@@ -101,10 +125,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ValueError, KeyError) as exc:
         raise CommandError(str(exc)) from exc
-    try:
-        result = run_tff(spec, data)
-    finally:
-        reap_children()
+    result = run_tff(spec, data)  # TFF's worker binary is reaped at exit (atexit)
     acc = accuracy(spec, data, result.tensors)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "model.npz").write_bytes(dump_tensors(result.tensors))
@@ -123,4 +144,15 @@ def run(args: argparse.Namespace) -> int:
         f"TFF FedAvg ({spec.weighting}) over {', '.join(site_ids)}: pooled test accuracy"
         f" {acc:.4f} on {len(data.test.y)} examples; wrote {args.out / 'model.npz'}"
     )
-    return 0
+    if args.compare is None:
+        return 0
+    from components.common.tensors import TensorFormatError, load_tensors
+
+    try:
+        other = load_tensors(args.compare.read_bytes())
+        diff = max_abs_difference(result.tensors, other)
+    except (OSError, TensorFormatError, ValueError) as exc:
+        raise CommandError(f"--compare {args.compare}: {exc}") from exc
+    verdict = "agree" if diff <= args.tolerance else "DIFFER"
+    print(f"max |TFF - {args.compare}| = {diff:.3g}: {verdict} (tolerance {args.tolerance:g})")
+    return 0 if diff <= args.tolerance else 1

@@ -10,7 +10,10 @@ reaped at exit (`pipelines.simulate.reaper`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +30,21 @@ class SimulationResult:
 
     tensors: dict[str, np.ndarray]
     rounds: list[dict[str, float]] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _worker_output_to_devnull() -> Iterator[None]:
+    """TFF starts its worker binary with `stdout=sys.stdout, stderr=sys.stderr`: point both at
+    /dev/null meanwhile, so the worker neither holds the caller's pipes open (a piped
+    `fedpipe simulate | tail` would wait for it) nor needs a real file descriptor behind
+    `sys.stdout` (pytest's capture has none)."""
+    with open(os.devnull, "w") as devnull:
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = devnull
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved
 
 
 def _names_in_order(spec: FederationSpec, data: FederatedData) -> list[str]:
@@ -81,12 +99,16 @@ def run_tff(
         if spec.weighting == "num_examples"
         else tff.learning.algorithms.build_unweighted_fed_avg
     )
+    # A fresh local C++ execution context: its worker binary starts on first use, so a worker
+    # reaped earlier in this process (`reap_children`, a test's teardown) is not reused.
+    tff.backends.native.set_sync_local_cpp_execution_context()
     process = builder(
         model_fn,
         client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=spec.learning_rate),
         server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0),
     )
-    state = process.initialize()
+    with _worker_output_to_devnull():
+        state = process.initialize()  # starts the worker binary of the fresh context
     start = process.get_model_weights(state)
     state = process.set_model_weights(
         state,

@@ -94,3 +94,18 @@ def test_reap_children_kills_a_lingering_child() -> None:
     assert child.pid in reap_children(timeout_s=5.0)
     assert child.wait(timeout=5) is not None
     assert not psutil.pid_exists(child.pid) or psutil.Process(child.pid).status() == "zombie"
+
+
+def test_max_abs_difference() -> None:
+    from pipelines.commands.simulate import choose_weighting, max_abs_difference
+
+    a = {"w": np.array([1.0, 2.0], np.float32), "b": np.zeros(0, np.float32)}
+    b = {"w": np.array([1.5, 1.0], np.float32), "b": np.zeros(0, np.float32)}
+    assert max_abs_difference(a, b) == 1.0
+    with pytest.raises(ValueError, match="names differ"):
+        max_abs_difference(a, {"w": a["w"]})
+    with pytest.raises(ValueError, match="shape"):
+        max_abs_difference(a, {**a, "w": np.zeros(3, np.float32)})
+    assert choose_weighting("auto", [True, True]) == "num_examples"
+    assert choose_weighting("auto", [True, False]) == "uniform"
+    assert choose_weighting("uniform", [True, True]) == "uniform"

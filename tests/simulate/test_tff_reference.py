@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.simulate.data import FederatedData, federated_data
-from pipelines.simulate.reaper import reap_children
 from pipelines.simulate.reference import accuracy, fedavg_reference
 from pipelines.simulate.spec import FederationSpec
 
@@ -20,12 +18,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 SITES = ("clinic-boston", "hospital-berlin", "hospital-paris")
 IID = FederationSpec("breast_cancer", SITES, rounds=3, batch_size=16, learning_rate=0.1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _reap() -> Iterator[None]:
-    yield
-    reap_children()  # TFF's worker binary
 
 
 @pytest.fixture(scope="module")
@@ -94,22 +86,18 @@ def test_cli_writes_named_tensors(tmp_path: Path, capsys: pytest.CaptureFixture[
 
     from components.common.tensors import load_tensors
 
-    code = main(
-        [
-            "simulate",
-            "--sites",
-            str(REPO / "sites"),
-            "--policies",
-            str(REPO / "policies"),
-            "--rounds",
-            "1",
-            "--dataset",
-            "breast_cancer",
-            "--out",
-            str(tmp_path),
-        ]
-    )
-    assert code == 0
+    args = [
+        "simulate",
+        "--sites",
+        str(REPO / "sites"),
+        "--policies",
+        str(REPO / "policies"),
+        "--rounds",
+        "1",
+        "--dataset",
+        "breast_cancer",
+    ]
+    assert main([*args, "--out", str(tmp_path)]) == 0
     tensors = load_tensors((tmp_path / "model.npz").read_bytes())
     assert sorted(tensors) == ["dense/bias", "dense/kernel"]
     meta = json.loads((tmp_path / "meta.json").read_text())
@@ -117,3 +105,29 @@ def test_cli_writes_named_tensors(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert meta["spec"]["weighting"] == "uniform"  # the example policies hide sample counts
     assert len(meta["rounds"]) == 1
     assert "pooled test accuracy" in capsys.readouterr().out
+
+    # --compare: the same run, one weight moved by 2e-4, is outside the 1e-4 tolerance
+    from components.common.tensors import dump_tensors
+
+    moved = dict(tensors)
+    moved["dense/bias"] = tensors["dense/bias"] + np.float32(2e-4) * np.array([1, 0], np.float32)
+    (tmp_path / "moved.npz").write_bytes(dump_tensors(moved))
+    again = [*args, "--out", str(tmp_path / "again"), "--compare", str(tmp_path / "moved.npz")]
+    assert main(again) == 1
+    out = capsys.readouterr().out
+    assert "DIFFER (tolerance 0.0001)" in out
+    diff = float(out.split("| = ")[1].split(":")[0])
+    assert 1.9e-4 < diff < 2.1e-4
+
+
+def test_runs_again_after_the_worker_was_reaped(
+    iid_data: FederatedData, initial: dict[str, np.ndarray], tff_iid: dict[str, np.ndarray]
+) -> None:
+    """tests/conftest.py and the CLI reap TFF's worker binary; a later run starts a new one."""
+    from pipelines.simulate.reaper import reap_children
+    from pipelines.simulate.tff_runtime import simulate_federation
+
+    reap_children()
+    one_round = FederationSpec(**{**IID.__dict__, "rounds": 1})
+    again = simulate_federation(one_round, iid_data, initial)
+    assert _max_abs_diff(again, initial) > 1e-3
