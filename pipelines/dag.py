@@ -201,6 +201,8 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
 
         reported = named(report, "report")(
             sites_json=sites_json,
+            model_name=model_name,
+            dp_enabled=dp_enabled,
             **{
                 report_component.validation_input(i): validations[s.id].outputs["summary"]
                 for i, s in enumerate(sites, start=1)

@@ -23,6 +23,8 @@ PARAMETERS: tuple[tuple[str, str], ...] = (
     ("sites_json", "str"),
     ("run_id", "str"),
     ("kfp_job_id", "str"),
+    ("model_name", "str"),
+    ("dp_enabled", "bool"),
 )
 
 _LOG_LINES = (
