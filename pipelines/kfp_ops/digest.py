@@ -4,7 +4,8 @@ Contract with the compiler (`fedpipe compile`): the first YAML document's
 `pipelineInfo.description` contains the pipeline digest as `digest: sha256:<64 hex>` (the
 prefix may be omitted). The digest is the sha256 of the pipeline spec, the sites and the
 policies (`pipelines.compiler.pipeline_version`), so it names the pipeline version on the host,
-always in the form `sha256:<hex>` that `fedpipe compile` prints.
+read in the form `sha256:<hex>` that `fedpipe compile` prints; on the host the version is
+named `sha256-<hex>` (`version_name_for`: Kubernetes object names allow no colon).
 """
 
 from __future__ import annotations
@@ -71,10 +72,22 @@ def pipeline_digest_of(yaml_text: str, source: str = "pipeline YAML") -> str:
     return "sha256:" + match.group(1).lower()
 
 
+def version_name_for(digest: str) -> str:
+    """The KFP pipeline version name of a digest: `sha256:<hex>` → `sha256-<hex>`.
+
+    A colon is not allowed in a Kubernetes object name, and KFP's Kubernetes pipeline store
+    uses the version name as one; `sha256-<hex>` (71 characters) is valid in both stores.
+    """
+    return digest.replace(":", "-", 1)
+
+
 def normalize_version_ref(ref: str) -> str:
-    """A user's `--version`: bare hex (or a prefix of it) gets the `sha256:` prefix."""
+    """A user's `--version` as a version name (prefix): `sha256:<hex>`, `sha256-<hex>` and bare
+    hex (or prefixes of them) all become `sha256-<hex…>`; other names are kept."""
     ref = ref.strip()
-    return "sha256:" + ref.lower() if re.fullmatch(r"[0-9a-fA-F]+", ref) else ref
+    if re.fullmatch(r"[0-9a-fA-F]+", ref):
+        return "sha256-" + ref.lower()
+    return version_name_for(ref) if ref.startswith("sha256:") else ref
 
 
 def parameters_of(spec: dict[str, Any]) -> tuple[PipelineParameter, ...]:

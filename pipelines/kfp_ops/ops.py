@@ -20,6 +20,7 @@ from pipelines.kfp_ops.digest import (
     parameters_of,
     pipeline_info_of,
     version_description,
+    version_name_for,
 )
 from pipelines.kfp_ops.params import parse_params
 
@@ -92,7 +93,7 @@ def find_version(client: Any, pipeline_id: str, name: str) -> Any | None:
 
 def resolve_version(client: Any, pipeline_id: str, pipeline_name: str, ref: str) -> Any:
     """The version named `ref`, or the only one whose name starts with `ref` (a digest prefix;
-    bare hex is read as `sha256:<hex>`)."""
+    `sha256:<hex>` and bare hex are read as the version name `sha256-<hex>`)."""
     ref = normalize_version_ref(ref)
     exact = find_version(client, pipeline_id, ref)
     if exact is not None:
@@ -119,7 +120,7 @@ class UploadResult:
     pipeline_id: str
     pipeline_name: str
     version_id: str
-    version_name: str  # = the pipeline digest
+    version_name: str  # sha256-<hex>: the pipeline digest (`version_name_for`)
     created_pipeline: bool
     created_version: bool
 
@@ -152,15 +153,16 @@ def upload(client: Any, package_path: Path, pipeline_name: str | None = None) ->
         pipeline_id = client.pipelines.pipeline_service_create_pipeline(body=body).pipeline_id
         created_pipeline = True
 
-    existing = find_version(client, pipeline_id, info.digest)
+    version_name = version_name_for(info.digest)
+    existing = find_version(client, pipeline_id, version_name)
     if existing is not None:
         return UploadResult(
-            pipeline_id, name, existing.pipeline_version_id, info.digest, created_pipeline, False
+            pipeline_id, name, existing.pipeline_version_id, version_name, created_pipeline, False
         )
     try:
         version = client.upload_pipeline_version(
             str(package_path),
-            pipeline_version_name=info.digest,
+            pipeline_version_name=version_name,
             pipeline_id=pipeline_id,
             description=version_description(info),
         )
@@ -168,14 +170,14 @@ def upload(client: Any, package_path: Path, pipeline_name: str | None = None) ->
         if exc.status != 409:
             raise
         # uploaded concurrently by someone else: the same digest, so the same content
-        version = find_version(client, pipeline_id, info.digest)
+        version = find_version(client, pipeline_id, version_name)
         if version is None:
             raise
         return UploadResult(
-            pipeline_id, name, version.pipeline_version_id, info.digest, created_pipeline, False
+            pipeline_id, name, version.pipeline_version_id, version_name, created_pipeline, False
         )
     return UploadResult(
-        pipeline_id, name, version.pipeline_version_id, info.digest, created_pipeline, True
+        pipeline_id, name, version.pipeline_version_id, version_name, created_pipeline, True
     )
 
 
@@ -184,7 +186,7 @@ class ScheduleRequest:
     """A recurring run of one pipeline version. Defaults: one run at a time, no catch-up."""
 
     pipeline_name: str
-    version: str  # digest, or a unique prefix of it
+    version: str  # digest (sha256:<hex> or sha256-<hex> or bare hex), or a unique prefix
     cron: str  # 6 fields, seconds first
     max_concurrency: int = 1
     catchup: bool = False

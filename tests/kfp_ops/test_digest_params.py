@@ -11,6 +11,7 @@ from pipelines.kfp_ops.digest import (
     pipeline_digest_of,
     pipeline_info_of,
     version_description,
+    version_name_for,
 )
 from pipelines.kfp_ops.params import ParamError, parse_params
 
@@ -34,8 +35,10 @@ platforms: {{kubernetes: {{}}}}
 def test_digest_read_from_description() -> None:
     assert pipeline_digest_of(SPEC) == f"sha256:{HEX}"
     assert pipeline_digest_of(SPEC.replace("sha256:", "")) == f"sha256:{HEX}"
-    assert normalize_version_ref("ABC1") == "sha256:abc1"
-    assert normalize_version_ref("sha256:abc1") == "sha256:abc1"
+    assert version_name_for(f"sha256:{HEX}") == f"sha256-{HEX}"
+    assert normalize_version_ref("ABC1") == "sha256-abc1"
+    assert normalize_version_ref("sha256:abc1") == "sha256-abc1"
+    assert normalize_version_ref("sha256-abc1") == "sha256-abc1"
     assert normalize_version_ref("my-version") == "my-version"
 
 

@@ -4,6 +4,7 @@ The server parses every request body with the `kfp-server-api` models and record
 assertions are on what kfp 2.13's client really sent.
 """
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
-from pipelines.kfp_ops.digest import pipeline_digest_of
+from pipelines.kfp_ops.digest import pipeline_digest_of, version_name_for
 from pipelines.localstack.kfp_api import KfpApiServer
 
 pytestmark = pytest.mark.integration
@@ -62,6 +63,8 @@ def test_upload_same_digest_is_a_noop_and_changed_sites_add_a_version(
     example, changed = packages
     digest = pipeline_digest_of(example.read_text())
     assert digest.startswith("sha256:")
+    name = version_name_for(digest)  # sha256-<hex>: a valid Kubernetes object name
+    assert re.fullmatch(r"sha256-[0-9a-f]{64}", name)
 
     assert _upload(kfp_host, example) == 0
     assert "created" in capsys.readouterr().out
@@ -77,13 +80,13 @@ def test_upload_same_digest_is_a_noop_and_changed_sites_add_a_version(
     assert "Residency-checked federated training" in created[0].body.description
     [pipeline_id] = kfp_host.state.pipelines
     assert created[1].query["pipelineid"] == pipeline_id
-    assert created[1].query["name"] == digest
+    assert created[1].query["name"] == name
     assert (
         created[1].query["description"].startswith(f"fedpipe pipeline {PIPELINE}, digest {digest}")
     )
     assert created[1].upload == example.read_bytes()
     versions = list(kfp_host.state.versions.values())
-    assert [v.display_name for v in versions] == [digest]
+    assert [v.display_name for v in versions] == [name]
     # the UI shows the root parameters with their defaults and descriptions
     spec = versions[0].pipeline_spec["pipeline_spec"]  # wrapped with its platform spec
     params = spec["root"]["inputDefinitions"]["parameters"]
@@ -96,7 +99,7 @@ def test_upload_same_digest_is_a_noop_and_changed_sites_add_a_version(
     assert _upload(kfp_host, changed) == 0
     assert len(kfp_host.state.pipelines) == 1
     assert sorted(v.display_name for v in kfp_host.state.versions.values()) == sorted(
-        [digest, new_digest]
+        [name, version_name_for(new_digest)]
     )
     assert len(kfp_host.calls("POST", "/pipelines/upload_version")) == 2
 
@@ -197,7 +200,7 @@ def test_schedule_names_missing_pipeline_and_version(
     assert _upload(kfp_host, packages[0]) == 0
     assert _upload(kfp_host, packages[1]) == 0
     assert _schedule(kfp_host, "--version", "ffff", "--cron", "0 0 2 * * *") == 2
-    assert "has no version 'sha256:ffff'" in capsys.readouterr().err
+    assert "has no version 'sha256-ffff'" in capsys.readouterr().err
     assert _schedule(kfp_host, "--version", "sha256:", "--cron", "0 0 2 * * *") == 2
     assert "is ambiguous" in capsys.readouterr().err
 
