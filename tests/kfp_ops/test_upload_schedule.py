@@ -71,6 +71,7 @@ def test_upload_same_digest_is_a_noop_and_changed_sites_add_a_version(
     assert _upload(kfp_host, example) == 0
     assert "already there (no-op)" in capsys.readouterr().out
 
+    assert kfp_host.calls("GET", "/healthz")  # kfp.Client() asks when no namespace is set
     created = kfp_host.calls("POST", "/pipelines")
     assert [r.path for r in created] == [
         "/apis/v2beta1/pipelines",
