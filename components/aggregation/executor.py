@@ -255,6 +255,11 @@ def run(
     )
     report["published"] = published.uri
     meta["published"] = published.uri
+    if published.reused:
+        report["notes"]["publish"] = (
+            f"version {version} was already published with this exact model (a retried or "
+            f"resumed round); confirmed, nothing rewritten"
+        )
 
     write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
     out = Path(round_report)

@@ -13,6 +13,11 @@ A conflict raises `PublishConflictError` and removes what this call wrote (its o
 only), so the bucket holds no partial version. The library's own retries could make a write
 look like a conflict with itself; every object carries a per-call writer token in its metadata,
 so such a "conflict" is recognised as our own success.
+
+Idempotent for the very same model: publishing version r again with a byte-identical model on
+the same parent (a retried task, a resumed run replaying its rounds, a crash between the
+version's objects and the pointer) confirms it (`Published.reused`) instead of failing; only
+a *different* model for a taken version is a conflict.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from components.common.tensors import sha256_hex
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
 
 WRITER_KEY = "fedpipe-writer"
 SHA_KEY = "fedpipe-sha256"
+PARENT_KEY = "fedpipe-parent-version"
 
 
 class PublishConflictError(RuntimeError):
@@ -66,24 +72,34 @@ class LatestPointer:
 
 
 @dataclass(frozen=True)
-class PublishPlan:
-    """What a publish will write, fixed before any write: the latest generation it builds on."""
-
-    run_id: str
-    version: int
-    parent_version: int
-    expected_latest_generation: int  # 0 = no pointer yet
-    writer: str
-
-
-@dataclass(frozen=True)
 class Published:
-    """A version that is now `latest`."""
+    """A version that is now reachable from `latest`.
+
+    reused: an identical version (same model sha256, same parent) had already been published,
+    by an earlier attempt of this round (a retry, a resumed run); nothing new was written.
+    """
 
     version: int
     uri: str  # gs://bucket/models/<run>/v<version>
     model_generation: int
     latest_generation: int
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """What a publish will write, fixed before any write: the latest generation it builds on.
+
+    done: set when the identical version is already published (nothing to write).
+    """
+
+    run_id: str
+    version: int
+    parent_version: int
+    model_sha256: str
+    expected_latest_generation: int  # 0 = no pointer yet
+    writer: str
+    done: Published | None = None
 
 
 def read_latest(bucket: Bucket, run_id: str, attempts: int = 3) -> LatestPointer | None:
@@ -120,49 +136,102 @@ def read_latest(bucket: Bucket, run_id: str, attempts: int = 3) -> LatestPointer
         raise PublishError(f"gs://{bucket.name}/{latest_key(run_id)}: bad pointer: {exc}") from exc
 
 
-def plan_publish(bucket: Bucket, *, run_id: str, version: int, parent_version: int) -> PublishPlan:
+def _identical_version(
+    bucket: Bucket, run_id: str, version: int, parent_version: int, model_sha256: str
+) -> Blob | None:
+    """`v<version>/model.npz` when it holds exactly `model_sha256` built on `parent_version`.
+
+    Uses the object's metadata; objects copied without it (a restored bucket mirror) are
+    judged by their content hash and the `parent_version` recorded in `meta.json`.
+    """
+    prefix = version_prefix(run_id, version)
+    blob = bucket.get_blob(f"{prefix}/model.npz")
+    if blob is None:
+        return None
+    tags = blob.metadata or {}
+    if SHA_KEY in tags and PARENT_KEY in tags:
+        same = tags[SHA_KEY] == model_sha256 and tags[PARENT_KEY] == str(parent_version)
+        return blob if same else None
+    meta_blob = bucket.get_blob(f"{prefix}/meta.json")
+    if meta_blob is None:
+        return None
+    try:
+        recorded_parent = json.loads(meta_blob.download_as_bytes()).get("parent_version")
+    except (ValueError, AttributeError):
+        return None
+    if recorded_parent != parent_version:
+        return None
+    return blob if sha256_hex(blob.download_as_bytes()) == model_sha256 else None
+
+
+def plan_publish(
+    bucket: Bucket, *, run_id: str, version: int, parent_version: int, model_sha256: str
+) -> PublishPlan:
     """Read `latest` and check that it is the parent this version builds on.
 
     parent_version 0 = the seeded initial model (never published), valid only while the run
-    has no pointer. Raises PublishConflictError when `latest` is elsewhere.
+    has no pointer. When `latest` is already at or past `version` and that version is this
+    very model (same sha256 and parent: a retried or resumed round), the plan is `done`.
+    Otherwise a `latest` elsewhere raises PublishConflictError.
     """
     if version != parent_version + 1:
         raise ValueError(f"version {version} does not follow parent version {parent_version}")
     latest = read_latest(bucket, run_id)
     current = latest.version if latest is not None else 0
-    if current != parent_version:
-        raise PublishConflictError(
-            f"gs://{bucket.name}/{latest_key(run_id)} is at version {current}, but this round "
-            f"builds on version {parent_version}: another coordinator has published; "
-            f"nothing written (resume from latest to continue)"
-        )
-    return PublishPlan(
+    plan = PublishPlan(
         run_id=run_id,
         version=version,
         parent_version=parent_version,
+        model_sha256=model_sha256,
         expected_latest_generation=latest.generation if latest is not None else 0,
         writer=uuid.uuid4().hex,
     )
+    if current == parent_version:
+        return plan
+    if latest is not None and current >= version:
+        same = _identical_version(bucket, run_id, version, parent_version, model_sha256)
+        if same is not None:
+            done = Published(
+                version=version,
+                uri=f"gs://{bucket.name}/{version_prefix(run_id, version)}",
+                model_generation=int(same.generation),
+                latest_generation=latest.generation,
+                reused=True,
+            )
+            return replace(plan, done=done)
+    raise PublishConflictError(
+        f"gs://{bucket.name}/{latest_key(run_id)} is at version {current}, but this round "
+        f"builds on version {parent_version} (and version {version} there, if any, is another "
+        f"model): another coordinator has published; nothing written"
+    )
 
 
-def _create(bucket: Bucket, name: str, data: bytes, content_type: str, writer: str) -> Blob:
-    """Create-only upload; returns the blob (with its generation) or raises conflict."""
+class _Exists(Exception):
+    """A create-only upload found the object already there (written by someone else)."""
+
+    def __init__(self, blob: Blob | None) -> None:
+        super().__init__()
+        self.blob = blob
+
+
+def _create(
+    bucket: Bucket, name: str, data: bytes, content_type: str, metadata: dict[str, str]
+) -> Blob:
+    """Create-only upload; returns the blob (with its generation) or raises `_Exists`."""
     from google.api_core.exceptions import PreconditionFailed
 
     blob = bucket.blob(name)
-    blob.metadata = {WRITER_KEY: writer, SHA_KEY: sha256_hex(data)}
+    blob.metadata = {**metadata, SHA_KEY: sha256_hex(data)}
     try:
         blob.upload_from_string(data, content_type=content_type, if_generation_match=0)
         return blob
     except PreconditionFailed as exc:
         existing = bucket.get_blob(name)
-        if existing is not None and (existing.metadata or {}).get(WRITER_KEY) == writer:
+        if existing is not None and (existing.metadata or {}).get(WRITER_KEY) == metadata.get(
+            WRITER_KEY
+        ):
             return existing  # our own write, retried by the library
-        raise PublishConflictError(
-            f"gs://{bucket.name}/{name} already exists (generation "
-            f"{existing.generation if existing else '?'}, another writer): "
-            f"version not published, nothing overwritten"
-        ) from exc
+        raise _Exists(existing) from exc
 
 
 def _remove(bucket: Bucket, blobs: list[Blob]) -> None:
@@ -186,43 +255,59 @@ def commit_publish(
 ) -> Published:
     """Write the version create-only, then move `latest` from the planned generation.
 
-    Raises PublishConflictError (after removing its own objects) when the version exists or
-    `latest` moved since `plan_publish`.
+    A version folder left by an earlier attempt with this very model (same sha256 and parent)
+    is adopted as is. Raises PublishConflictError (after removing what this call created)
+    when the version holds another model or `latest` moved to something else since
+    `plan_publish`.
     """
     from google.api_core.exceptions import PreconditionFailed
 
+    if plan.done is not None:
+        return plan.done
+    if sha256_hex(model_bytes) != plan.model_sha256:
+        raise ValueError("model_bytes differ from the sha256 the plan was made for")
     prefix = version_prefix(plan.run_id, plan.version)
-    model_sha = sha256_hex(model_bytes)
+    tags = {WRITER_KEY: plan.writer, PARENT_KEY: str(plan.parent_version)}
+    objects: list[tuple[str, bytes, str]] = [("model.npz", model_bytes, "application/octet-stream")]
+    if optimizer_bytes is not None:
+        objects.append(("optimizer.npz", optimizer_bytes, "application/octet-stream"))
+    # parent and hash also in the content: they survive copies that drop object metadata
+    stamped = {**meta, "parent_version": plan.parent_version, "model_sha256": plan.model_sha256}
+    meta_bytes = json.dumps(stamped, sort_keys=True, indent=1).encode()
+    objects.append(("meta.json", meta_bytes, "application/json"))
+
     written: list[Blob] = []
-    try:
-        model_blob = _create(
-            bucket, f"{prefix}/model.npz", model_bytes, "application/octet-stream", plan.writer
-        )
-        written.append(model_blob)
-        if optimizer_bytes is not None:
-            written.append(
-                _create(
-                    bucket,
-                    f"{prefix}/optimizer.npz",
-                    optimizer_bytes,
-                    "application/octet-stream",
-                    plan.writer,
+    adopted = False  # the version folder is an earlier identical attempt's
+    model_blob: Blob | None = None
+    for name, data, content_type in objects:
+        try:
+            blob = _create(bucket, f"{prefix}/{name}", data, content_type, tags)
+            written.append(blob)
+        except _Exists as exists:
+            if name == "model.npz":
+                same = _identical_version(
+                    bucket, plan.run_id, plan.version, plan.parent_version, plan.model_sha256
                 )
-            )
-        meta_bytes = json.dumps(dict(meta), sort_keys=True, indent=1).encode()
-        written.append(
-            _create(bucket, f"{prefix}/meta.json", meta_bytes, "application/json", plan.writer)
-        )
-    except PublishConflictError:
-        # the first create failed: `written` is empty; a later one: remove ours
-        _remove(bucket, written)
-        raise
+                adopted = same is not None
+            if not adopted or exists.blob is None:
+                _remove(bucket, written)
+                generation = exists.blob.generation if exists.blob is not None else "?"
+                raise PublishConflictError(
+                    f"gs://{bucket.name}/{prefix}/{name} already exists (generation "
+                    f"{generation}, another writer, another model): version not published, "
+                    f"nothing overwritten"
+                ) from None
+            blob = exists.blob
+        if name == "model.npz":
+            model_blob = blob
+    assert model_blob is not None
+
     pointer = {
         "run_id": plan.run_id,
         "version": plan.version,
         "parent": plan.parent_version,
         "prefix": prefix,
-        "model_sha256": model_sha,
+        "model_sha256": plan.model_sha256,
         "model_generation": int(model_blob.generation),
         "has_optimizer": optimizer_bytes is not None,
         "writer": plan.writer,
@@ -235,9 +320,28 @@ def commit_publish(
             content_type="application/json",
             if_generation_match=plan.expected_latest_generation,
         )
+        latest_generation = int(latest.generation)
     except PreconditionFailed as exc:
-        current = bucket.get_blob(latest_key(plan.run_id))
-        if current is None or (current.metadata or {}).get(WRITER_KEY) != plan.writer:
+        current = read_latest(bucket, plan.run_id)
+        if current is not None and current.body.get("writer") == plan.writer:
+            latest_generation = current.generation  # our own write, retried by the library
+        elif (
+            current is not None
+            and current.version >= plan.version
+            and _identical_version(
+                bucket, plan.run_id, plan.version, plan.parent_version, plan.model_sha256
+            )
+            is not None
+        ):
+            # an identical twin of this round got there first: same model, nothing lost
+            return Published(
+                version=plan.version,
+                uri=f"gs://{bucket.name}/{prefix}",
+                model_generation=int(model_blob.generation),
+                latest_generation=current.generation,
+                reused=True,
+            )
+        else:
             _remove(bucket, written)
             raise PublishConflictError(
                 f"gs://{bucket.name}/{latest_key(plan.run_id)} moved since it was read "
@@ -245,12 +349,12 @@ def commit_publish(
                 f"{current.generation if current else 'deleted'}): version {plan.version} "
                 f"withdrawn, the pointer left as the other writer set it"
             ) from exc
-        latest = current
     return Published(
         version=plan.version,
         uri=f"gs://{bucket.name}/{prefix}",
         model_generation=int(model_blob.generation),
-        latest_generation=int(latest.generation),
+        latest_generation=latest_generation,
+        reused=adopted,
     )
 
 
@@ -265,7 +369,13 @@ def publish_version(
     meta: Mapping[str, Any],
 ) -> Published:
     """`plan_publish` then `commit_publish`: the one call the aggregate executor makes."""
-    plan = plan_publish(bucket, run_id=run_id, version=version, parent_version=parent_version)
+    plan = plan_publish(
+        bucket,
+        run_id=run_id,
+        version=version,
+        parent_version=parent_version,
+        model_sha256=sha256_hex(model_bytes),
+    )
     return commit_publish(
         bucket, plan, model_bytes=model_bytes, optimizer_bytes=optimizer_bytes, meta=meta
     )

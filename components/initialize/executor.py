@@ -4,8 +4,9 @@ Seeded: `components.train.models.initial_weights(model_name, num_features, num_c
 with the shapes of the dataset's contract; version 0, parent null, no optimizer state.
 Resume: the version `models/<run>/latest.json` points at in the coordinator's bucket (model,
 server-optimizer state, meta), sha256-checked; when the run has published nothing yet, a seeded
-init. Without resume, a run that already published versions is refused (its next aggregate
-would conflict anyway; better to fail before any site trains).
+init. Without resume, a run that already published versions starts again from the same seeded
+init: its aggregates then confirm the identical versions already published (a rerun of the
+same run id replays its rounds) and refuse any different one (`PublishConflictError`).
 """
 
 from __future__ import annotations
@@ -71,13 +72,17 @@ def run(
     bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
     where = f"gs://{bucket.name}/{latest_key(run_name)}"
     if not resume:
+        model = seeded_model(model_name, dataset, seed, run_name)
         pointer = read_latest(bucket, run_name)
         if pointer is not None:
-            raise InitializeError(
-                f"run {run_name!r} already published up to version {pointer.version} ({where}); "
-                f"set resume=true to continue it, or use a new run_id"
+            log.warning(
+                "run %s already published up to version %d (%s): replaying from the seeded "
+                "init; only identical versions will be confirmed",
+                run_name,
+                pointer.version,
+                where,
             )
-        model = seeded_model(model_name, dataset, seed, run_name)
+            model.meta["replay_of_published"] = pointer.version
     else:
         latest = load_latest(bucket, run_name)
         if latest is None:

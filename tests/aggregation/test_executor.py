@@ -104,7 +104,7 @@ class Env:
         return report, out
 
 
-def expected(offset: float) -> dict[str, np.ndarray]:
+def expected(offset: float) -> dict[str, np.ndarray]:  # global + offset everywhere
     return {k: v + np.float32(offset) for k, v in global_tensors().items()}
 
 
@@ -264,17 +264,18 @@ def test_krum_with_too_few_updates_fails_before_publishing(env):
 
 
 def test_two_coordinators_aggregating_the_same_round(env):
-    env.site("a")
-    env.site("b")
-    updates = {"a": env.export("a", 0.1), "b": env.export("b", 0.3)}
+    for name in ("a", "b", "c"):
+        env.site(name)
+    updates = {"a": env.export("a", 0.1), "b": env.export("b", 0.3), "c": env.export("c", 0.8)}
     previous = env.previous()
+    rules = ["fedavg", "median"]  # two coordinators configured differently: 0.4 vs 0.3
     results: list[object] = [None, None]
     barrier = threading.Barrier(2)
 
     def coordinator(i: int) -> None:
         barrier.wait(timeout=30)
         try:
-            results[i] = env.aggregate(previous, updates, kfp_job_id=f"job-{i}")
+            results[i] = env.aggregate(previous, updates, rule=rules[i], kfp_job_id=f"job-{i}")
         except Exception as exc:  # collected and asserted below
             results[i] = exc
 
@@ -285,16 +286,18 @@ def test_two_coordinators_aggregating_the_same_round(env):
         t.join()
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(errors) == 1 and isinstance(errors[0], PublishConflictError), results
-    winner = next(r for r in results if not isinstance(r, Exception))
+    assert "nothing" in str(errors[0])
+    won = next(i for i, r in enumerate(results) if not isinstance(r, Exception))
     latest = load_latest(env.bucket, RUN)
     assert latest.pointer.version == 1
-    assert latest.meta["kfp_job_id"] == f"job-{results.index(winner)}"
-    assert_model(load_tensors(latest.model_bytes), expected(0.2))
-    # a third coordinator late for the same round is refused before writing anything
-    with pytest.raises(
-        PublishConflictError, match="is at version 1, but this round builds on version 0"
-    ):
-        env.aggregate(previous, updates)
+    assert latest.meta["kfp_job_id"] == f"job-{won}" and latest.meta["rule"] == rules[won]
+    assert_model(load_tensors(latest.model_bytes), expected([0.4, 0.3][won]))
+    # the loser, retried, is still refused; the winner's task, retried, is confirmed
+    with pytest.raises(PublishConflictError, match="is at version 1, but this round builds on"):
+        env.aggregate(previous, updates, rule=rules[1 - won])
+    report, _ = env.aggregate(previous, updates, rule=rules[won])
+    assert "already published with this exact model" in report["notes"]["publish"]
+    assert read_latest(env.bucket, RUN).generation == latest.pointer.generation
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,11 @@ import threading
 import pytest
 
 from components.aggregation.publish import (
+    PARENT_KEY,
+    WRITER_KEY,
     PublishConflictError,
     PublishError,
+    _create,
     commit_publish,
     latest_key,
     load_latest,
@@ -31,6 +34,10 @@ def bucket(gcs):
 
 def model_bytes(value: float) -> bytes:
     return dump_tensors(constant_update(value))
+
+
+def sha(value: float) -> str:
+    return sha256_hex(model_bytes(value))
 
 
 def publish(bucket, run: str, version: int, value: float, **meta):
@@ -71,11 +78,16 @@ def test_versions_and_latest_pointer(bucket):
     assert pointer.model_sha256 == sha256_hex(model_bytes(0.2))
     loaded = load_latest(bucket, "r1")
     assert loaded.model_bytes == model_bytes(0.2)
-    assert loaded.meta == {"version": 2, "writer_value": 0.2}
+    assert loaded.meta == {
+        "version": 2,
+        "writer_value": 0.2,
+        "parent_version": 1,
+        "model_sha256": sha(0.2),
+    }
     assert loaded.optimizer_bytes is not None
     # v1 is still there, untouched
     v1_meta = json.loads(bucket.blob("models/r1/v1/meta.json").download_as_bytes())
-    assert v1_meta == {"version": 1, "writer_value": 0.1, "contributors": ["a", "b"]}
+    assert v1_meta["contributors"] == ["a", "b"] and v1_meta["parent_version"] == 0
 
 
 def test_stale_parent_is_a_conflict_before_any_write(bucket):
@@ -97,8 +109,8 @@ def test_stale_parent_is_a_conflict_before_any_write(bucket):
 
 def test_existing_version_is_never_overwritten(bucket):
     """Both planned against the same latest; the second finds the version already created."""
-    plan_a = plan_publish(bucket, run_id="r1", version=1, parent_version=0)
-    plan_b = plan_publish(bucket, run_id="r1", version=1, parent_version=0)
+    plan_a = plan_publish(bucket, run_id="r1", version=1, parent_version=0, model_sha256=sha(0.1))
+    plan_b = plan_publish(bucket, run_id="r1", version=1, parent_version=0, model_sha256=sha(0.9))
     commit_publish(bucket, plan_a, model_bytes=model_bytes(0.1), optimizer_bytes=None, meta={})
     with pytest.raises(PublishConflictError, match=r"models/r1/v1/model.npz already exists"):
         commit_publish(
@@ -117,7 +129,7 @@ def test_existing_version_is_never_overwritten(bucket):
 def test_moved_pointer_is_a_conflict_and_the_version_is_withdrawn(bucket):
     """latest rewritten between plan and commit (e.g. an operator's rollback): no lost update."""
     publish(bucket, "r1", 1, 0.1)
-    plan = plan_publish(bucket, run_id="r1", version=2, parent_version=1)
+    plan = plan_publish(bucket, run_id="r1", version=2, parent_version=1, model_sha256=sha(0.2))
     pointer_blob = bucket.blob(latest_key("r1"))
     rewritten = pointer_blob.download_as_bytes()
     pointer_blob.upload_from_string(rewritten)  # same body, new generation
@@ -127,7 +139,7 @@ def test_moved_pointer_is_a_conflict_and_the_version_is_withdrawn(bucket):
     assert bucket.blob(latest_key("r1")).download_as_bytes() == rewritten
 
 
-def race(bucket, run: str, version: int, parent: int, n: int) -> list[object]:
+def race(bucket, run: str, version: int, parent: int, n: int, same: bool = False) -> list[object]:
     """`n` coordinators, each with its own client, publish `version` at the same instant."""
     from google.cloud import storage
 
@@ -142,12 +154,18 @@ def race(bucket, run: str, version: int, parent: int, n: int) -> list[object]:
         )
         own_bucket = client.bucket(bucket.name)
         try:
-            plan = plan_publish(own_bucket, run_id=run, version=version, parent_version=parent)
+            plan = plan_publish(
+                own_bucket,
+                run_id=run,
+                version=version,
+                parent_version=parent,
+                model_sha256=sha(version + (0 if same else i / 10)),
+            )
             barrier.wait(timeout=30)  # all have read latest before anyone writes
             results[i] = commit_publish(
                 own_bucket,
                 plan,
-                model_bytes=model_bytes(version + i / 10),
+                model_bytes=model_bytes(version + (0 if same else i / 10)),
                 optimizer_bytes=None,
                 meta={"writer": i},
             )
@@ -174,7 +192,7 @@ def test_concurrent_coordinators_exactly_one_wins(bucket):
         winner = results.index(winners[0])
         loaded = load_latest(bucket, "r1")
         assert loaded.pointer.version == version
-        assert loaded.meta == {"writer": winner}
+        assert loaded.meta["writer"] == winner
         assert loaded.model_bytes == model_bytes(version + winner / 10)
     # every version is there once, none lost
     assert [n for n in object_names(bucket) if n.endswith("model.npz")] == [
@@ -201,4 +219,58 @@ def test_corrupt_model_behind_latest_is_refused(bucket):
 
 def test_version_must_follow_parent(bucket):
     with pytest.raises(ValueError, match="does not follow"):
-        plan_publish(bucket, run_id="r1", version=3, parent_version=1)
+        plan_publish(bucket, run_id="r1", version=3, parent_version=1, model_sha256=sha(0))
+
+
+def test_identical_republish_is_confirmed_without_writing(bucket):
+    first = publish(bucket, "r1", 1, 0.1)
+    before = {b.name: b.generation for b in bucket.list_blobs()}
+    again = publish(bucket, "r1", 1, 0.1, note="a retry with other metadata")
+    assert again.reused and not first.reused
+    assert again.latest_generation == first.latest_generation
+    assert {b.name: b.generation for b in bucket.list_blobs()} == before
+    assert "note" not in load_latest(bucket, "r1").meta  # the first publish's meta stays
+    # replaying v1 after v2 exists (a resumed run) is confirmed too; another model is not
+    publish(bucket, "r1", 2, 0.2)
+    assert publish(bucket, "r1", 1, 0.1).reused
+    with pytest.raises(PublishConflictError, match="is at version 2"):
+        publish(bucket, "r1", 1, 0.15)
+
+
+def test_orphan_of_a_crashed_attempt_is_adopted_only_when_identical(bucket):
+    # an earlier attempt wrote v1/model.npz and crashed before meta.json and the pointer
+    _create(
+        bucket,
+        "models/r1/v1/model.npz",
+        model_bytes(0.1),
+        "application/octet-stream",
+        {WRITER_KEY: "crashed-attempt", PARENT_KEY: "0"},
+    )
+    with pytest.raises(PublishConflictError, match="another model"):
+        publish(bucket, "r1", 1, 0.9)
+    assert object_names(bucket) == ["models/r1/v1/model.npz"]  # not ours: left alone
+    done = publish(bucket, "r1", 1, 0.1)
+    assert done.reused
+    loaded = load_latest(bucket, "r1")
+    assert loaded.model_bytes == model_bytes(0.1) and loaded.pointer.version == 1
+    assert "models/r1/v1/meta.json" in object_names(bucket)
+
+
+def test_concurrent_identical_coordinators_write_once(bucket):
+    results = race(bucket, "r3", 1, 0, n=3, same=True)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(r.reused for r in results) == [False, True, True]
+    assert len({r.model_generation for r in results}) == 1
+    assert read_latest(bucket, "r3").version == 1
+
+
+def test_identity_survives_a_copy_without_object_metadata(bucket, gcs):
+    """A bucket mirrored and restored (local runs) loses custom metadata; content decides."""
+    publish(bucket, "r1", 1, 0.1)
+    copy = gcs.create_bucket(unique("restored"))
+    for blob in bucket.list_blobs():
+        copy.blob(blob.name).upload_from_string(blob.download_as_bytes())
+    assert copy.get_blob("models/r1/v1/model.npz").metadata in (None, {})
+    assert publish(copy, "r1", 1, 0.1).reused
+    with pytest.raises(PublishConflictError):
+        publish(copy, "r1", 1, 0.3)
