@@ -3,8 +3,10 @@
 Checks, in order, each refusal raising `UpdateRejected` with the site and a one-line reason:
 size limit (before parsing anything), manifest well-formed, Ed25519 signature against the
 site's public key, manifest version, site id, run id and round (a replay from another round or
-run is refused), content hash of the tensor bytes, policy digest, DP epsilon against the policy,
-tensor file format, tensor names, shapes and dtypes against the global model, finite values.
+run is refused), content hash of the tensor bytes, manifest field types, policy digest, the
+global version the delta was computed against, DP epsilon against the policy, container (a
+stored, uncompressed .npz: no zip bomb), tensor names, shapes and dtypes against the global
+model, finite values. `residency_rule` is the run-time residency gate (before any read).
 """
 
 from __future__ import annotations
