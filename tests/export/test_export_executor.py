@@ -26,6 +26,7 @@ from components.export.executor import run as export
 from components.export.store import ExportExistsError
 from components.export.update import DestinationError, ExportError
 from components.train.executor import run as train
+from components.train.ledger_store import LedgerStore
 
 pytestmark = pytest.mark.integration
 
@@ -157,6 +158,8 @@ def test_export_twice_is_refused_and_first_object_unchanged(site, minio, tmp_pat
         noise_seed=6,
     )
     assert meta2["status"] == "resumed"  # train sees the export and does not retrain
+    assert not (local2 / "model.npz").exists()
+    assert len(LedgerStore(minio, site.bucket, site.site_id).entries()) == 1  # nothing spent
     assert meta2["epsilon"] == pytest.approx(ref["manifest"]["manifest"]["epsilon"])
     # Export of a *different* trained model for the same (run, round, site) is refused:
     with pytest.raises(ExportExistsError, match="already exists"):
