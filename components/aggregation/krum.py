@@ -15,6 +15,7 @@ import numpy as np
 
 from components.aggregation.updates import Layout, Update, block_width, column_blocks
 
+GEMV_MAX_K = 16
 _MANTISSA_10_BITS = np.int32(-(1 << 13))  # float32 bit mask clearing the low 13 mantissa bits
 
 
@@ -37,14 +38,27 @@ def check_krum(k: int, f: int, m: int) -> None:
 
 
 def gram_matrix(updates: Sequence[Update], layout: Layout) -> np.ndarray:
-    """K×K float64 Gram matrix of the (block-wise centred) flattened updates."""
+    """K×K float64 Gram matrix of the (block-wise centred) flattened updates.
+
+    Per block: one BLAS syrk (`np.dot(B, B.T)`), or for K ≤ GEMV_MAX_K one matrix-vector
+    product per row, which OpenBLAS runs faster than syrk on so few rows.
+    """
     k = len(updates)
     gram = np.zeros((k, k), dtype=np.float64)
-    for _, _, _, block in column_blocks(updates, layout, block_width(k, budget_bytes=2 << 20)):
-        centre = block.mean(axis=0)
+    width = block_width(k, budget_bytes=2 << 20)
+    centre_buf = np.empty(width, dtype=np.float32)
+    inv_k = np.float32(1.0 / k)
+    for _, _, _, block in column_blocks(updates, layout, width):
+        centre = centre_buf[: block.shape[1]]
+        np.add.reduce(block, axis=0, out=centre)
+        centre *= inv_k
         centre.view(np.int32)[...] &= _MANTISSA_10_BITS
         block -= centre
-        gram += np.dot(block, block.T)
+        if k <= GEMV_MAX_K:
+            for i in range(k):
+                gram[i] += block @ block[i]
+        else:
+            gram += np.dot(block, block.T)
     return gram
 
 

@@ -66,15 +66,42 @@ def pruned_network(n: int, ranks: tuple[int, ...]) -> tuple[Comparator, ...]:
     return tuple(kept)
 
 
-def _run_network(block: np.ndarray, ranks: Iterable[int]) -> list[np.ndarray]:
-    """Rows of `block` after the pruned network: row r holds rank r for every r in `ranks`.
+def extremes_network(n: int, trim: int) -> tuple[tuple[Comparator, ...], tuple[int, ...]]:
+    """Comparators that move the `trim` smallest and `trim` largest of n wires onto wires of
+    their own, and the wires left holding the other n − 2·trim values (in no order).
 
-    Destroys `block`'s contents (rows are permuted in place); allocates one spare row.
+    Each pass pairs the remaining wires (min to one side), runs a max chain over the high
+    side and a min chain over the low side (about 1.5·n comparators), then sets the two
+    extremes aside. Every comparator keeps both outputs, so the wires always hold a
+    permutation of the input values.
     """
-    k = block.shape[0]
+    wires = list(range(n))
+    comps: list[Comparator] = []
+    for _ in range(trim):
+        m = len(wires)
+        half = m // 2
+        lows, highs = wires[:half], wires[m - half :]
+        middle = [wires[half]] if m % 2 else []
+        comps += [(lo, hi, True, True) for lo, hi in zip(lows, highs[::-1], strict=True)]
+        top = highs[0]
+        comps += [(w, top, True, True) for w in highs[1:] + middle]
+        bottom = lows[0]
+        comps += [(bottom, w, True, True) for w in lows[1:] + middle]
+        wires = [w for w in wires if w not in (top, bottom)]
+    return tuple(comps), tuple(wires)
+
+
+def _cost(comps: tuple[Comparator, ...]) -> int:
+    """Row passes a network makes (a comparator keeping both outputs makes two)."""
+    return sum(int(a) + int(b) for _, _, a, b in comps)
+
+
+def _run_comparators(block: np.ndarray, comps: tuple[Comparator, ...]) -> list[np.ndarray]:
+    """Rows of `block` after `comps` (min to the first wire, max to the second); destroys
+    `block`'s contents and allocates one spare row."""
     rows = list(block)
     spare = np.empty_like(rows[0])
-    for a, b, want_min, want_max in pruned_network(k, tuple(sorted(set(ranks)))):
+    for a, b, want_min, want_max in comps:
         lo, hi = rows[a], rows[b]
         if want_min and want_max:
             np.minimum(lo, hi, out=spare)
@@ -85,6 +112,25 @@ def _run_network(block: np.ndarray, ranks: Iterable[int]) -> list[np.ndarray]:
         else:
             np.maximum(lo, hi, out=hi)
     return rows
+
+
+def _run_network(block: np.ndarray, ranks: Iterable[int]) -> list[np.ndarray]:
+    """Rows of `block` after the pruned network: row r holds rank r for every r in `ranks`.
+
+    Destroys `block`'s contents (rows are permuted in place); allocates one spare row.
+    """
+    return _run_comparators(block, pruned_network(block.shape[0], tuple(sorted(set(ranks)))))
+
+
+@lru_cache(maxsize=256)
+def trim_plan(n: int, trim: int) -> tuple[tuple[Comparator, ...], tuple[int, ...]]:
+    """The cheaper of (sorting network pruned to the middle ranks, extremes network) for a
+    trimmed sum: (comparators, wires holding the kept values)."""
+    sorted_mid = pruned_network(n, tuple(range(trim, n - trim)))
+    extremes, rest = extremes_network(n, trim)
+    if _cost(extremes) < _cost(sorted_mid):
+        return extremes, rest
+    return sorted_mid, tuple(range(trim, n - trim))
 
 
 def _sorted_columns(block: np.ndarray) -> np.ndarray:
@@ -131,9 +177,10 @@ def trimmed_sum_into(block: np.ndarray, trim: int, out: np.ndarray, method: str 
         np.sum(block, axis=0, out=out)
         return
     if _method(k, method) == "network":
-        rows = _run_network(block, range(trim, k - trim))
-        out[...] = rows[trim]
-        for r in range(trim + 1, k - trim):
+        comps, kept = trim_plan(k, trim)
+        rows = _run_comparators(block, comps)
+        out[...] = rows[kept[0]]
+        for r in kept[1:]:
             out += rows[r]
     else:
         s = _sorted_columns(block)

@@ -36,7 +36,7 @@ from components.aggregation.updates import (
 
 Tensors = dict[str, np.ndarray]
 
-MEAN_BLOCK = 32768  # columns per block when accumulating means (128 KiB of float32)
+MEAN_BLOCK = 131072  # columns per block when accumulating means (512 KiB of float32)
 
 
 class AggregationError(ValueError):
@@ -63,29 +63,36 @@ def check_weights(weights: Sequence[float], k: int) -> np.ndarray:
 def linear_combination(
     updates: Sequence[Update], layout: Layout, coeffs: np.ndarray | None
 ) -> Tensors:
-    """Σₖ cₖ·xₖ per tensor (`coeffs` None: the plain mean), accumulated block by block in
-    float32 so only O(P) output plus one block of scratch is allocated."""
+    """Σₖ cₖ·xₖ per tensor (`coeffs` None: the plain mean, Σₖ xₖ / K), accumulated block by
+    block in float32: one read of every update, O(P) output plus one block of scratch."""
     k = len(updates)
+    used = list(range(k))
     if coeffs is not None:
         coeffs = np.asarray(coeffs, dtype=np.float32)
+        used = [i for i in range(k) if coeffs[i] != 0]
     out: Tensors = {}
     scratch = np.empty(MEAN_BLOCK, dtype=np.float32)
     for name, shape in zip(layout.names, layout.shapes, strict=True):
-        rows = [flat(u[name]) for u in updates]
-        used = range(k) if coeffs is None else [i for i in range(k) if coeffs[i] != 0]
-        result = np.zeros(rows[0].size, dtype=np.float32)
-        for start in range(0, result.size, MEAN_BLOCK):
-            stop = min(result.size, start + MEAN_BLOCK)
+        rows = [flat(updates[i][name]) for i in used]
+        scale = None if coeffs is None else [coeffs[i] for i in used]
+        size = flat(updates[0][name]).size
+        result = np.empty(size, dtype=np.float32)
+        for start in range(0, size, MEAN_BLOCK):
+            stop = min(size, start + MEAN_BLOCK)
             acc = result[start:stop]
-            tmp = scratch[: stop - start]
-            for i in used:
-                if coeffs is None:
-                    acc += rows[i][start:stop]
-                else:
-                    np.multiply(rows[i][start:stop], coeffs[i], out=tmp)
-                    acc += tmp
-            if coeffs is None:
-                acc /= np.float32(k)
+            if not rows:
+                acc[...] = 0
+            elif scale is None:
+                np.copyto(acc, rows[0][start:stop])
+                for row in rows[1:]:
+                    np.add(acc, row[start:stop], out=acc)
+                np.divide(acc, np.float32(k), out=acc)
+            else:
+                tmp = scratch[: stop - start]
+                np.multiply(rows[0][start:stop], scale[0], out=acc)
+                for row, c in zip(rows[1:], scale[1:], strict=True):
+                    np.multiply(row[start:stop], c, out=tmp)
+                    np.add(acc, tmp, out=acc)
         out[name] = result.reshape(shape)
     return out
 
