@@ -9,6 +9,7 @@ import pytest
 
 from components.aggregation.order_stats import (
     batcher_network,
+    extremes_network,
     median_into,
     pruned_network,
     trimmed_sum_into,
@@ -40,6 +41,24 @@ def test_hand_counted_network_sizes_and_pruning():
     assert pruned_network(3, (1,)) == ((0, 1, True, True), (0, 2, False, True), (1, 2, True, False))
     # the minimum of 3 needs just two mins
     assert pruned_network(3, (0,)) == ((0, 1, True, False), (0, 2, True, False))
+
+
+def test_extremes_network_by_hand_and_on_random_ties():
+    # 4 wires, trim 1: pair (0,3) (1,2); max chain into wire 2; min chain into wire 0.
+    t = (True, True)
+    comps, kept = extremes_network(4, 1)
+    assert comps == ((0, 3, *t), (1, 2, *t), (3, 2, *t), (0, 1, *t))
+    assert kept == (1, 3)
+    rng = np.random.default_rng(0)
+    for n in range(1, 25):
+        for trim in range((n - 1) // 2 + 1):
+            comps, kept = extremes_network(n, trim)
+            for _ in range(20):
+                x = list(rng.integers(0, 3, n))
+                y = list(x)
+                for a, b, _, _ in comps:
+                    y[a], y[b] = min(y[a], y[b]), max(y[a], y[b])
+                assert sorted(y[w] for w in kept) == sorted(x)[trim : n - trim]
 
 
 @pytest.mark.parametrize("method", ["network", "sort"])
