@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 _DPI = 100
 
@@ -59,6 +60,7 @@ def accuracy_plot(summary: Mapping[str, Any]) -> str | None:
         plt.close(fig)
         return None
     ax.set_xlabel("round")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy per round")
     ax.grid(alpha=0.3)
@@ -89,8 +91,10 @@ def epsilon_plot(summary: Mapping[str, Any]) -> str | None:
         plt.close(fig)
         return None
     ax.set_xlabel("round")
-    ax.set_ylabel("epsilon spent (cumulative)")
-    ax.set_title("Privacy spent per site")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("epsilon spent this run (cumulative)")
+    method = summary.get("epsilon_cumulative_method") or ""
+    ax.set_title(f"Privacy spent per site {f'({method})' if method else ''}".strip())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return _to_data_uri(fig)

@@ -141,14 +141,33 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _confusion_html(final: Mapping[str, Any]) -> str:
+def confusion_rows(final: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the summed confusion matrix; `n+ (k suppressed)` marks lower bounds."""
     labels = [str(x) for x in final.get("labels") or []]
     matrix = final.get("confusion_matrix") or []
-    if not matrix:
+    hidden = final.get("confusion_suppressed") or [[0] * len(r) for r in matrix]
+    rows = []
+    for i, row in enumerate(matrix):
+        cells = []
+        for j, count in enumerate(row):
+            k = hidden[i][j] if i < len(hidden) and j < len(hidden[i]) else 0
+            cells.append(f"{count}+ ({k} suppressed)" if k else str(count))
+        rows.append([labels[i] if i < len(labels) else str(i), *cells])
+    return ["true \\ predicted", *labels], rows
+
+
+CONFUSION_NOTE = (
+    "Rows: true label, columns: predicted; sums of the counts the sites revealed. "
+    "n+ (k suppressed): k sites withheld that cell (below their policy's minimum cell count), "
+    "so n is a lower bound."
+)
+
+
+def _confusion_html(final: Mapping[str, Any]) -> str:
+    if not final.get("confusion_matrix"):
         return "<p>No confusion matrix.</p>"
-    rows = [[labels[i], *[_fmt(c) for c in row]] for i, row in enumerate(matrix)]
-    note = "<p class='note'>Rows: true label, columns: predicted. – = suppressed (below the policy's minimum cell count at a site).</p>"
-    return _html_table(["true \\ predicted", *labels], rows) + note
+    header, rows = confusion_rows(final)
+    return _html_table(header, rows) + f"<p class='note'>{html.escape(CONFUSION_NOTE)}</p>"
 
 
 _CSS = """
@@ -213,4 +232,9 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     parts += ["", "## Sites (final round)", "", _md_table(SITE_HEADER, site_rows(summary))]
     header, rows = epsilon_rows(summary)
     parts += ["", "## Epsilon per round (RDP / PLD)", "", _md_table(header, rows), ""]
+    final = summary.get("final") or {}
+    if final.get("confusion_matrix"):
+        c_header, c_rows = confusion_rows(final)
+        parts += ["## Confusion matrix (final round)", "", _md_table(c_header, c_rows), ""]
+        parts += [CONFUSION_NOTE, ""]
     return "\n".join(parts)

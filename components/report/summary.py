@@ -70,6 +70,7 @@ def build_summary(
     ledgers: Mapping[str, Mapping[str, Any]] | None = None,
     dp_enabled: bool | None = None,
     validations: Mapping[str, Mapping[str, Any]] | None = None,
+    composed: Mapping[str, Mapping[int, tuple[float | None, float | None]]] | None = None,
 ) -> dict[str, Any]:
     """Combine round reports and evaluations into the run summary.
 
@@ -83,6 +84,9 @@ def build_summary(
     ledgers: optional {site: ledger summary} as read from the sites' buckets; when given its
       `epsilon`/`epsilon_pld` totals are the authoritative totals.
     validations: optional {site: validate's `summary.json`}; passed/row count/reason only.
+    composed: optional {site: {round: (RDP, PLD)}}: the run's epsilon up to that round,
+      composed by an accountant (from the ledger). Without it the cumulative figures are the
+      sum of the per-round epsilons, an upper bound.
     Returns a JSON-serialisable dict (see README, "What `make run` writes").
     """
     reports = sorted(round_reports, key=lambda d: _round_of(d, "round report"))
@@ -123,6 +127,12 @@ def build_summary(
                 cumulative[site]["rdp"] += eps_rdp
             if eps_pld is not None:
                 cumulative[site]["pld"] += eps_pld
+            exact = (composed or {}).get(site, {}).get(rnd)
+            if exact is not None:
+                if exact[0] is not None:
+                    cumulative[site]["rdp"] = float(exact[0])
+                if exact[1] is not None:
+                    cumulative[site]["pld"] = float(exact[1])
             per_site[site] = {
                 "accuracy": _float_or_none(ev.get("accuracy")) if ev else None,
                 "loss": _float_or_none(ev.get("loss")) if ev else None,
@@ -188,6 +198,9 @@ def build_summary(
         "sites": ordered_sites,
         "rounds": rounds_out,
         "epsilon_total": totals,
+        "epsilon_cumulative_method": (
+            "composed (site ledger)" if composed else "sum of per-round epsilons (upper bound)"
+        ),
         "validation": {
             site: {
                 "passed": bool(v.get("passed")),
@@ -214,9 +227,10 @@ def _final(
             "test_accuracy": None,
             "labels": [],
             "confusion_matrix": [],
+            "confusion_suppressed": [],
         }
     last = rounds_out[-1]
-    labels, matrix = sum_confusion(evals_by_round.get(last["round"], {}).values())
+    labels, matrix, hidden = sum_confusion(evals_by_round.get(last["round"], {}).values())
     return {
         "round": last["round"],
         "accuracy": last["global"]["accuracy"],
@@ -225,19 +239,23 @@ def _final(
         "test_loss": last["global"]["test_loss"],
         "labels": labels,
         "confusion_matrix": matrix,
+        "confusion_suppressed": hidden,
     }
 
 
 def sum_confusion(
     evaluations: Iterable[Mapping[str, Any]],
-) -> tuple[list[Any], list[list[int | None]]]:
-    """Cell-wise sum of the sites' confusion matrices.
+) -> tuple[list[Any], list[list[int]], list[list[int]]]:
+    """Cell-wise sum of the sites' revealed confusion-matrix counts.
 
-    A cell suppressed (null) at any site stays null in the sum: adding a known count to an
-    unknown one would reveal nothing useful and could invite differencing.
+    Returns (labels, counts, suppressed): `counts` adds only the cells a site revealed, so a
+    cell that any site suppressed (null: below its policy's minimum) is a lower bound;
+    `suppressed` counts, per cell, the sites that suppressed it. Summing revealed counts
+    discloses nothing a site did not already disclose.
     """
     labels: list[Any] = []
-    total: list[list[int | None]] | None = None
+    total: list[list[int]] | None = None
+    hidden: list[list[int]] = []
     for ev in evaluations:
         matrix = ev.get("confusion_matrix")
         if not matrix:
@@ -246,15 +264,18 @@ def sum_confusion(
         if total is None:
             labels = ev_labels
             total = [[0 for _ in row] for row in matrix]
+            hidden = [[0 for _ in row] for row in matrix]
         if ev_labels != labels or len(matrix) != len(total):
             raise SummaryError(
                 f"site {ev.get('site_id')}: confusion matrix labels {ev_labels} differ from {labels}"
             )
         for i, row in enumerate(matrix):
             for j, cell in enumerate(row):
-                cur = total[i][j]
-                total[i][j] = None if cell is None or cur is None else cur + int(cell)
-    return labels, total or []
+                if cell is None:
+                    hidden[i][j] += 1
+                else:
+                    total[i][j] += int(cell)
+    return labels, total or [], hidden
 
 
 def kfp_metrics(summary: Mapping[str, Any]) -> dict[str, float]:

@@ -351,11 +351,14 @@ def execute_pipeline(
 
 def read_ledgers(
     stores: LocalStores, federation: Federation, sites: dict[str, Site], run_id: str
-) -> dict[str, dict[str, Any]]:
-    """Per site: this run's and the lifetime epsilon, re-accounted from the ledger entries."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[int, tuple[float | None, float | None]]]]:
+    """Per site: this run's and the lifetime epsilon, re-accounted from the ledger entries;
+    and per site and round the run's epsilon composed up to that round (RDP, PLD)."""
+    from components.train.accounting import epsilons
     from components.train.ledger import LedgerEntry, ledger_summary, site_prefix
 
-    out: dict[str, dict[str, Any]] = {}
+    totals: dict[str, dict[str, Any]] = {}
+    composed: dict[str, dict[int, tuple[float | None, float | None]]] = {}
     for site_id, site in sites.items():
         delta = federation.policy_of(site_id).dp.delta
         entries = []
@@ -366,7 +369,7 @@ def read_ledgers(
         mine = [e for e in entries if e.run_id == run_id]
         run_sum = ledger_summary(mine, delta)
         life = ledger_summary(entries, delta)
-        out[site_id] = {
+        totals[site_id] = {
             "epsilon": run_sum["lifetime_epsilon"],
             "epsilon_pld": run_sum["lifetime_epsilon_pld"],
             "run_entries": run_sum["entries"],
@@ -375,7 +378,16 @@ def read_ledgers(
             "lifetime_entries": life["entries"],
             "delta": delta,
         }
-    return out
+        per_round: dict[int, tuple[float | None, float | None]] = {}
+        for rnd in sorted({e.round for e in mine}):
+            eps = epsilons([e.event for e in mine if e.round <= rnd], delta)
+            per_round[rnd] = (_finite(eps.rdp), _finite(eps.pld))
+        composed[site_id] = per_round
+    return totals, composed
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value == value and value not in (float("inf"), float("-inf")) else None
 
 
 def run_local(options: RunOptions, emit: Callable[[str], None] = print) -> RunResult:
@@ -499,6 +511,20 @@ def _run_with_stores(
     if unknown:
         raise RunError(f"the compiled pipeline has no parameter(s) {', '.join(unknown)}")
     settings = {**{k: v for k, v in params.items() if v is not None}, **arguments}
+    if options.dp and "noise_multiplier" not in options.overrides and "noise_multiplier" in params:
+        choice = _fit_noise(federation, options, settings, data_paths)
+        if choice.noise != float(settings["noise_multiplier"]):
+            emit(
+                f"DP: noise multiplier {choice.noise:g} instead of the compiled default "
+                f"{float(settings['noise_multiplier']):g}, so that every site stays within its "
+                "policy's epsilon per round"
+            )
+        arguments["noise_multiplier"] = settings["noise_multiplier"] = choice.noise
+        emit(
+            f"DP: worst site spends ε {choice.round_epsilon:.2f} per round, "
+            f"{choice.run_epsilon:.2f} over {options.rounds} rounds (RDP); "
+            "set --param noise_multiplier=X to choose yourself"
+        )
     emit(f"compiled {yaml_path} ({options.rounds} rounds); running it with kfp.local")
 
     tasks = task_map(spec)
@@ -518,14 +544,40 @@ def _run_with_stores(
     if pipeline_dir is None:
         raise RunError(f"kfp.local left no pipeline folder under {run_dir / 'kfp'}")
     artifacts = collect_mod.collect(pipeline_dir, tasks)
-    ledgers = read_ledgers(stores, federation, federation.sites, run_id)
-    summary = _host_summary(options, federation, run_id, settings, artifacts, data_paths, ledgers)
+    ledgers, composed = read_ledgers(stores, federation, federation.sites, run_id)
+    summary = _host_summary(
+        options, federation, run_id, settings, artifacts, data_paths, ledgers, composed
+    )
     timings["host_s"] = time.monotonic() - t
     timings["total_s"] = time.monotonic() - t_start
     summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     _write_outputs(run_dir, summary, artifacts)
     _print_result(summary, run_dir, emit)
     return RunResult(run_id, run_dir, summary, timings, progress.seconds)
+
+
+def _fit_noise(
+    federation: Federation,
+    options: RunOptions,
+    settings: dict[str, Any],
+    data_paths: dict[str, dict[str, Path]],
+):
+    from pipelines.local_run.dpfit import fit_noise
+
+    try:
+        return fit_noise(
+            {s: _rows(data_paths[s]["train"]) for s in federation.sites},
+            {
+                s: (federation.policy_of(s).dp.epsilon_per_round, federation.policy_of(s).dp.delta)
+                for s in federation.sites
+            },
+            batch_size=int(settings.get("batch_size") or 32),
+            local_epochs=int(settings.get("local_epochs") or 1),
+            rounds=options.rounds,
+            floor=float(settings["noise_multiplier"]),
+        )
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
 
 
 def _rows(path: Path) -> int:
@@ -555,6 +607,7 @@ def _host_summary(
     artifacts: collect_mod.RunArtifacts,
     data_paths: dict[str, dict[str, Path]],
     ledgers: dict[str, dict[str, Any]],
+    composed: dict[str, dict[int, tuple[float | None, float | None]]],
 ) -> dict[str, Any]:
     from components.common.global_model import read_global_model
     from components.report.executor import read_json_artifact
@@ -597,6 +650,7 @@ def _host_summary(
         test_accuracy=test_scores,
         baseline=baseline,
         ledgers=ledgers,
+        composed=composed,
         dp_enabled=options.dp,
         validations={
             s: read_json_artifact(p, "summary.json") for s, p in artifacts.validations.items()

@@ -44,6 +44,7 @@ def test_markdown_has_round_rows_and_reasons() -> None:
     assert "| 2 | 2 | 94.00% | 0.2200 | 96.00% | hospital-berlin |" in md
     assert "clinic-boston: lifetime budget would be exceeded" in md
     assert "| 1 | 1.000 / 0.800 | 1.500 / 1.250 | 2.000 / 1.500 |" in md
+    assert "| 0 | 47 | 2+ (2 suppressed) |" in md
 
 
 def test_no_plots_without_data() -> None:
@@ -89,5 +90,5 @@ def test_executor_writes_files_and_returns_kfp_values(tmp_path: Path) -> None:
     assert doc["validation"]["clinic-boston"]["row_count"] == 120
     assert (tmp_path / "out" / "report.html").read_text().count("data:image/png") == 3
     assert "fedpipe federated training report" in (tmp_path / "out" / "report.md").read_text()
-    assert out["confusion_matrix"] == {"categories": ["0", "1"], "matrix": [[47, 0], [0, 47]]}
+    assert out["confusion_matrix"] == {"categories": ["0", "1"], "matrix": [[47, 2], [1, 47]]}
     assert out["metrics"]["final_accuracy"] == doc["final"]["accuracy"]

@@ -57,12 +57,14 @@ def test_participation_and_reasons_are_kept() -> None:
     assert r2["rejected"] == {"hospital-paris": "signature does not verify"}
 
 
-def test_confusion_sum_keeps_suppressed_cells_suppressed() -> None:
+def test_confusion_sum_adds_revealed_counts_and_counts_suppressions() -> None:
     s = build_summary(round_reports(), evaluations())
     assert s["final"]["labels"] == [0, 1]
-    assert s["final"]["confusion_matrix"] == [[47, None], [None, 47]]
-    labels, m = sum_confusion(e for e in evaluations() if e["round"] == 1)
-    assert m == [[40, 11], [6, 43]]
+    # boston [[5,-],[-,5]] + berlin [[14,-],[-,13]] + paris [[28,2],[1,29]]
+    assert s["final"]["confusion_matrix"] == [[47, 2], [1, 47]]
+    assert s["final"]["confusion_suppressed"] == [[0, 2], [2, 0]]
+    labels, m, hidden = sum_confusion(e for e in evaluations() if e["round"] == 1)
+    assert m == [[40, 11], [6, 43]] and hidden == [[0, 0], [0, 0]]
 
 
 def test_confusion_label_mismatch_is_refused() -> None:
@@ -109,3 +111,14 @@ def test_small_helpers() -> None:
 def test_empty_run_has_empty_final() -> None:
     s = build_summary([], [])
     assert s["rounds"] == [] and s["final"]["accuracy"] is None
+
+
+def test_composed_cumulative_epsilon_replaces_the_sum() -> None:
+    composed = {"hospital-berlin": {1: (1.5, 1.25), 2: (1.8, 1.4)}}
+    s = build_summary(round_reports(), evaluations(), composed=composed)
+    r2 = s["rounds"][1]["sites"]["hospital-berlin"]
+    assert r2["epsilon"] == pytest.approx(0.5)  # this round alone, from the round report
+    assert r2["epsilon_cumulative"] == pytest.approx(1.8)
+    assert r2["epsilon_pld_cumulative"] == pytest.approx(1.4)
+    assert s["rounds"][1]["sites"]["hospital-paris"]["epsilon_cumulative"] == pytest.approx(4.0)
+    assert s["epsilon_cumulative_method"] == "composed (site ledger)"
