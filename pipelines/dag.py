@@ -84,7 +84,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         local_epochs: int = 1,
         batch_size: int = 32,
         learning_rate: float = 0.1,
-        noise_multiplier: float = 1.1,
+        noise_multiplier: float = 1.5,
         l2_norm_clip: float = 1.0,
         dp_enabled: bool = True,
         seed: int = 0,
