@@ -161,3 +161,21 @@ def test_compile_check_fails_on_a_violation(config_copy, capsys):
     args = ["compile-check", "--sites", str(sites), "--policies", str(policies)]
     assert main([*args, "--golden", str(GOLDEN)]) == 1
     assert "DENIED" in capsys.readouterr().err
+
+
+def test_two_processes_give_byte_identical_yaml(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"out{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed, "FEDPIPE_GENERATED_DIR": str(tmp_path / seed)}
+        subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "compile", "--sites", str(SITES_DIR),
+             "--policies", str(POLICIES_DIR), "--out", str(out)],
+            check=True, env=env, cwd=REPO, capture_output=True,
+        )  # fmt: skip
+        outputs.append((out / PIPELINE_FILE).read_bytes())
+    assert outputs[0] == outputs[1]

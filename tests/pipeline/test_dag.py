@@ -159,3 +159,20 @@ def test_no_secret_value_in_the_yaml(monkeypatch, tmp_path):
         assert value not in text
     assert "PRIVATE KEY" not in text
     assert "secretKey: signing-key" in text  # referenced by name only
+
+
+def test_site_image_registry_rewrites_only_that_sites_images():
+    from pipelines.config.loader import federation_from_models
+
+    sites = dict(FED.sites)
+    sites["clinic-boston"] = sites["clinic-boston"].copy(
+        update={"image_registry": "registry.boston.example/mirror"}
+    )
+    fed = federation_from_models([*sites.values(), FED.coordinator], FED.policies.values())
+    spec, _ = yaml.safe_load_all(compile_federation(fed).pipeline_yaml)
+    for name in _tasks(spec):
+        image = spec["deploymentSpec"]["executors"][_executor_of(spec, name)]["container"]["image"]
+        if "clinic-boston" in name:
+            assert image == "registry.boston.example/mirror/fedpipe/fedpipe:0.1.0", name
+        else:
+            assert image == "ghcr.io/fedpipe/fedpipe:0.1.0", name
