@@ -17,12 +17,25 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from minio import Minio
     from minio.retention import Retention
     from minio.sse import Sse
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    from minio.error import MinioException
+    from urllib3.exceptions import HTTPError
+
+    # MinioException: S3Error and server errors; urllib3 HTTPError: MaxRetryError and other
+    # connection failures; OSError: socket errors that escape urllib3.
+    return (MinioException, HTTPError, OSError)
+
+
+STORE_ERRORS: tuple[type[BaseException], ...] = _store_errors()
+"""What a failed request to the object store raises (for `except STORE_ERRORS`)."""
 
 MAX_SINGLE_PUT = 5 * 1024**3  # S3's single PutObject limit (bytes)
 _EXISTS_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
@@ -117,3 +130,18 @@ def remove_if_ours(client: Minio, written: WriteResult) -> bool:
         return False
     client.remove_object(written.bucket, written.key)
     return True
+
+
+def sse_for_policy(policy: Any, site_id: str) -> Sse | None:
+    """The SSE request for `policy.encryption.at_rest`: `SseS3()` for sse-s3, `SseKMS` with the
+    key id from the site's `SSE_KMS_KEY_ID` secret for sse-kms, None for none."""
+    from minio.sse import SseKMS, SseS3
+
+    from components.common.secrets import site_secret
+
+    at_rest = policy.encryption.at_rest
+    if at_rest == "sse-s3":
+        return SseS3()
+    if at_rest == "sse-kms":
+        return SseKMS(site_secret(site_id, "SSE_KMS_KEY_ID"), {})
+    return None

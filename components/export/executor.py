@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from components.common.create_only import sse_for_policy
 from components.common.global_model import read_global_model
 from components.common.manifest import (
     ManifestError,
@@ -43,7 +44,7 @@ from components.export.update import (
     encode_delta,
     model_delta,
 )
-from components.train.executor import META_FILE, MODEL_FILE, sse_for
+from components.train.executor import META_FILE, MODEL_FILE
 
 REF_FILE = "ref.json"
 
@@ -120,6 +121,12 @@ def run(
             f"site {site_id}: local model meta {meta_path} unreadable: {exc}"
         ) from None
     status = train_meta.get("status")
+    identity = (train_meta.get("site_id"), train_meta.get("run_id"), train_meta.get("round"))
+    if identity != (site_id, task.run_id, round_index):
+        raise ExportError(
+            f"site {site_id}: local model was trained for site/run/round {identity}, this export "
+            f"is for {(site_id, task.run_id, round_index)}; refusing to publish it under this key"
+        )
     if status == "abstained":
         return _write_ref(
             update, {**ref, "status": "abstained", "reason": train_meta.get("reason")}
@@ -155,7 +162,17 @@ def run(
 
     # The delta, its manifest, the signature: all checked before anything is written.
     gm = read_global_model(global_model)
-    local = load_tensors((Path(local_model) / MODEL_FILE).read_bytes())
+    if train_meta.get("global_version") != gm.version:
+        raise ExportError(
+            f"site {site_id}: local model started from global version "
+            f"{train_meta.get('global_version')}, the export's global model is version "
+            f"{gm.version}; the delta would be wrong"
+        )
+    model_file = Path(local_model) / MODEL_FILE
+    try:
+        local = load_tensors(model_file.read_bytes())
+    except OSError as exc:
+        raise ExportError(f"site {site_id}: trained model {model_file} unreadable: {exc}") from None
     delta = model_delta(local, gm.tensors, site_id)
     payload = encode_delta(delta)
     manifest = build_manifest(
@@ -198,7 +215,7 @@ def run(
         site_id=site_id,
         run_id=task.run_id,
         round_=round_index,
-        sse=sse_for(policy, site_id),
+        sse=sse_for_policy(policy, site_id),
         retention_days=policy.retention.days if policy.retention.object_lock else None,
         policy_id=policy.id,
         now=now,

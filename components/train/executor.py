@@ -29,6 +29,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from components.common.create_only import STORE_ERRORS, sse_for_policy
 from components.common.global_model import read_global_model
 from components.common.manifest import SignedManifest, update_object_key
 from components.common.secrets import MissingSecretError
@@ -42,6 +43,7 @@ from components.train.accounting import DpSgdEvent, dp_sgd_event, epsilons
 from components.train.dpsgd import DpSgdConfig, TrainingError, train_dp_sgd
 from components.train.ledger import (
     LedgerEntry,
+    LedgerError,
     check_budget,
     ledger_summary,
     new_entry,
@@ -66,21 +68,6 @@ def _derive_seed(base: int, *parts: str | int) -> int:
     """A 62-bit seed from `base` and the task identity (different per site/round/attempt)."""
     text = json.dumps([int(base), *[str(p) for p in parts]])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 2
-
-
-def sse_for(policy: Any, site_id: str):
-    """The SSE request for `policy.encryption.at_rest`: SseS3, SseKMS (key id from the site's
-    `SSE_KMS_KEY_ID` secret) or None."""
-    from minio.sse import SseKMS, SseS3
-
-    from components.common.secrets import site_secret
-
-    at_rest = policy.encryption.at_rest
-    if at_rest == "sse-s3":
-        return SseS3()
-    if at_rest == "sse-kms":
-        return SseKMS(site_secret(site_id, "SSE_KMS_KEY_ID"), {})
-    return None
 
 
 def _write(folder: Path, meta: dict[str, Any], tensors: dict | None) -> dict[str, Any]:
@@ -111,6 +98,11 @@ def _base_meta(task: SiteTask, model_name: str, dataset: str) -> dict[str, Any]:
 
 def _abstain(folder: Path, meta: dict[str, Any], reason: str) -> dict[str, Any]:
     return _write(folder, {**meta, "status": "abstained", "reason": reason}, None)
+
+
+def _store_failure(bucket: str, exc: BaseException) -> str:
+    code = getattr(exc, "code", None) or type(exc).__name__
+    return f"its bucket {bucket!r} is unreachable or refused the request ({code})"
 
 
 def _existing_export(client: Any, bucket: str, key: str) -> SignedManifest | None:
@@ -205,7 +197,10 @@ def run(
 
     # 2. resume: an export of this (run, round, site) exists -> nothing to train or spend.
     manifest_key = update_object_key(task.run_id, round_index, site_id) + MANIFEST_SUFFIX
-    existing = _existing_export(client, bucket, manifest_key)
+    try:
+        existing = _existing_export(client, bucket, manifest_key)
+    except STORE_ERRORS as exc:
+        return _abstain(out, meta, f"site {site_id}: {_store_failure(bucket, exc)}")
     if existing is not None:
         m = existing.manifest
         return _write(
@@ -269,8 +264,13 @@ def run(
     )
 
     # 6. budget, before anything is trained or charged
-    store = LedgerStore(client, bucket, site_id, sse=sse_for(policy, site_id))
-    entries = store.entries()
+    store = LedgerStore(client, bucket, site_id, sse=sse_for_policy(policy, site_id))
+    try:
+        entries = store.entries()
+    except (LedgerError, *STORE_ERRORS) as exc:
+        return _abstain(
+            out, meta, f"site {site_id}: privacy ledger unreadable, not training: {exc}"
+        )
     decision = None
     if dp_enabled:
         decision = check_budget(
@@ -306,8 +306,12 @@ def run(
             created_at=created,
         )
 
-    entry = store.charge(task.run_id, round_index, make_entry)
-    entries = store.entries()
+    try:
+        entry = store.charge(task.run_id, round_index, make_entry)
+        entries = store.entries()
+    except (LedgerError, *STORE_ERRORS) as exc:
+        # The charge may or may not have landed; either way nothing is trained.
+        return _abstain(out, meta, f"site {site_id}: could not charge the privacy ledger: {exc}")
     summary = ledger_summary(entries, delta)
     lifetime = summary["lifetime_epsilon"]
     if dp_enabled and (lifetime is None or lifetime > policy.dp.lifetime_epsilon):

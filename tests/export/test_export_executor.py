@@ -340,3 +340,15 @@ def test_no_raw_value_of_the_site_data_leaves_in_ref_or_manifest(site, minio, tm
     leaked = sorted(v for v in values if repr(v) in text)
     assert leaked == [], f"raw values found in exported JSON: {leaked[:5]}"
     assert str(len(frame)) not in json.dumps(ref["manifest"]["manifest"]["dp"])
+
+
+def test_local_model_of_another_round_or_global_version_is_refused(site, minio, tmp_path):
+    local, global_model, _ = _trained(site, tmp_path, "run-m")
+    with pytest.raises(ExportError, match="site/run/round"):
+        _export(site, local, global_model, "run-m", tmp_path / "u", round_index=2)
+    other_global = site.write_global(
+        load_tensors((Path(global_model) / "model.npz").read_bytes()), 3, "global-v3"
+    )
+    with pytest.raises(ExportError, match="global version"):
+        _export(site, local, other_global, "run-m", tmp_path / "u2")
+    assert list(minio.list_objects(site.bucket, prefix="updates/", recursive=True)) == []

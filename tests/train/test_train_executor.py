@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from minio import Minio
+from urllib3 import PoolManager, Retry
 
 from components.common.tensors import load_tensors
 from components.train.accounting import dp_sgd_event, rdp_epsilon
@@ -147,3 +149,22 @@ def test_failed_validation_abstains(minio, tmp_path, monkeypatch):
         noise_seed=1,
     )
     assert meta["status"] == "abstained" and "validation failed" in meta["reason"]
+
+
+def test_unreachable_bucket_abstains_without_training(minio, tmp_path, monkeypatch):
+    env = make_site_env(minio, tmp_path, monkeypatch)
+    dead = Minio("127.0.0.1:1", access_key="x", secret_key="y", secure=False)  # nothing listens
+    dead._http = PoolManager(retries=Retry(total=0), timeout=1.0)
+    out = tmp_path / "lm"
+    meta = run(
+        **env.common("run-h", 1),
+        **HYPER,
+        validation=env.write_validation(),
+        global_model=initial_global(env),
+        local_model=str(out),
+        client_factory=lambda: dead,
+        noise_seed=1,
+    )
+    assert meta["status"] == "abstained"
+    assert "hospital-berlin" in meta["reason"] and env.bucket in meta["reason"]
+    assert not (out / "model.npz").exists()
