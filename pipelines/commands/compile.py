@@ -14,6 +14,7 @@ from pipelines.commands._federation_args import add_federation_arguments, load_o
 from pipelines.residency import ResidencyViolationError
 
 HELP = "compile the residency-checked pipeline YAML and its residency report"
+ETCD_LIMIT_BYTES = int(1.5 * 2**20)  # Kubernetes objects live in etcd (~1.5 MiB per object)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,4 +46,12 @@ def run(args: argparse.Namespace) -> int:
     )
     for path in paths:
         print(f"wrote {path}")
+    size = len(compiled.pipeline_yaml.encode("utf-8"))
+    if size > ETCD_LIMIT_BYTES:
+        print(
+            f"fedpipe compile: warning: the pipeline YAML is {size / 2**20:.2f} MiB; a Kubeflow "
+            f"workflow above about 1.5 MiB may not fit in etcd (split the federation or use "
+            f"fewer rounds per run)",
+            file=sys.stderr,
+        )
     return 0
