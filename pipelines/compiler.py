@@ -12,6 +12,7 @@ and code give byte-identical output.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -147,8 +148,6 @@ def write_outputs(files: dict[str, str], out_dir: str | Path) -> list[Path]:
 
 def unified_diff(golden: str, fresh: str, golden_name: str, context: int = 2) -> Sequence[str]:
     """Unified diff lines between two YAML texts (sdkVersion stripped from both)."""
-    import difflib
-
     return list(
         difflib.unified_diff(
             strip_sdk_version(golden).splitlines(),

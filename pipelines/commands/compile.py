@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pipelines.commands._federation_args import add_federation_arguments, load_or_fail
 from pipelines.residency import ResidencyViolationError
@@ -31,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.rounds < 1:
         raise CommandError(f"--rounds must be at least 1, got {args.rounds}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise CommandError(f"--out {args.out} exists and is not a folder")
     federation = load_or_fail(args)
     try:
         compiled = compile_federation(federation, args.rounds)
