@@ -2,9 +2,8 @@
 
 Squared distances come from the K×K Gram matrix G of the updates, accumulated over column
 blocks (‖xᵢ−xⱼ‖² = Gᵢᵢ + Gⱼⱼ − 2Gᵢⱼ): one BLAS call per block instead of K² pairwise passes.
-Each block is centred on its column mean first (distances are translation invariant), so
-the subtraction cancels against the spread of the updates, not their magnitude. The mean is
-rounded to 10 mantissa bits, which keeps small-integer inputs exact (ties stay ties).
+Each block is taken relative to update 0 (distances are translation invariant), so the
+subtraction cancels against the spread of the updates, not a component they share.
 """
 
 from __future__ import annotations
@@ -13,10 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from components.aggregation.updates import Layout, Update, block_width, column_blocks
+from components.aggregation.updates import Layout, Update, block_width, flat
 
 GEMV_MAX_K = 16
-_MANTISSA_10_BITS = np.int32(-(1 << 13))  # float32 bit mask clearing the low 13 mantissa bits
 
 
 class KrumConfigError(ValueError):
@@ -38,27 +36,31 @@ def check_krum(k: int, f: int, m: int) -> None:
 
 
 def gram_matrix(updates: Sequence[Update], layout: Layout) -> np.ndarray:
-    """K×K float64 Gram matrix of the (block-wise centred) flattened updates.
+    """K×K float64 Gram matrix of the flattened updates minus update 0.
 
-    Per block: one BLAS syrk (`np.dot(B, B.T)`), or for K ≤ GEMV_MAX_K one matrix-vector
-    product per row, which OpenBLAS runs faster than syrk on so few rows.
+    Distances are translation invariant, so each block is gathered as xᵢ − x₀ (one pass,
+    the subtraction fused into the copy): a component common to all updates cancels before
+    the products. Per block: one BLAS syrk (`np.dot(B, B.T)`), or for K ≤ GEMV_MAX_K one
+    matrix-vector product per row, which OpenBLAS runs faster than syrk on so few rows.
     """
     k = len(updates)
     gram = np.zeros((k, k), dtype=np.float64)
-    width = block_width(k, budget_bytes=2 << 20)
-    centre_buf = np.empty(width, dtype=np.float32)
-    inv_k = np.float32(1.0 / k)
-    for _, _, _, block in column_blocks(updates, layout, width):
-        centre = centre_buf[: block.shape[1]]
-        np.add.reduce(block, axis=0, out=centre)
-        centre *= inv_k
-        centre.view(np.int32)[...] &= _MANTISSA_10_BITS
-        block -= centre
-        if k <= GEMV_MAX_K:
-            for i in range(k):
-                gram[i] += block @ block[i]
-        else:
-            gram += np.dot(block, block.T)
+    width = block_width(k, budget_bytes=4 << 20)
+    buf = np.empty(k * width, dtype=np.float32)
+    for name in layout.names:
+        rows = [flat(u[name]) for u in updates]
+        size = rows[0].size
+        for start in range(0, size, width):
+            stop = min(size, start + width)
+            block = buf[: k * (stop - start)].reshape(k, stop - start)
+            ref = rows[0][start:stop]
+            for i, row in enumerate(rows):
+                np.subtract(row[start:stop], ref, out=block[i])
+            if k <= GEMV_MAX_K:
+                for i in range(1, k):
+                    gram[i] += block @ block[i]
+            else:
+                gram += np.dot(block, block.T)
     return gram
 
 
