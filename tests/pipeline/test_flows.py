@@ -81,3 +81,15 @@ def test_output_without_class_is_a_violation():
 def test_no_platform_spec_means_every_task_unplaced():
     edges = flow_edges(_spec("fedpipe.artifact_class=metrics"), None)
     assert {e.source for e in edges} == {UNPLACED}
+
+
+def test_compiled_crossings_match_the_static_standard_flows():
+    from pipelines.compiler import compile_federation
+    from pipelines.residency import standard_flows
+
+    fed = example_federation()
+    compiled = {
+        (e.source, e.dest, e.artifact_class) for e in compile_federation(fed).edges if e.crosses
+    }
+    standard = {(e.source, e.dest, e.artifact_class) for e in standard_flows(fed)}
+    assert compiled == standard
