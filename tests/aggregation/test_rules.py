@@ -231,3 +231,28 @@ def test_inputs_are_not_modified():
         aggregate(ups, rule, **params)
     for u, b in zip(ups, before, strict=True):
         np.testing.assert_array_equal(u["w"], b)
+
+
+def brute_force_selection(ups, f, m):
+    """Multi-Krum selection from float64 pairwise distances (the definition, no Gram)."""
+    x = np.stack([np.concatenate([u[n].ravel() for n in sorted(u)]) for u in ups]).astype(
+        np.float64
+    )
+    k = len(ups)
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    scores = [np.sort(np.delete(d[i], i))[: k - f - 2].sum() for i in range(k)]
+    return sorted(np.argsort(scores, kind="stable")[:m].tolist())
+
+
+@pytest.mark.parametrize("k", [7, 20])  # the gemv path (K ≤ 16) and the syrk path
+def test_krum_selection_matches_the_definition_despite_a_large_common_component(k):
+    # Full weights instead of deltas: every update shares a component 10⁴ times its spread.
+    rng = np.random.default_rng(k)
+    common = rng.normal(0, 1e4, size=3000).astype(np.float32)
+    ups = [
+        {"w": common + rng.normal(0, 1, 3000).astype(np.float32) * (1 + i % 3)} for i in range(k)
+    ]
+    ups[1] = {"w": common + np.float32(5)}  # one outlier
+    f = (k - 3) // 2
+    assert multi_krum_selection(ups, f=f, m=k - f) == brute_force_selection(ups, f, k - f)
+    assert 1 not in multi_krum_selection(ups, f=f, m=k - f)
