@@ -39,7 +39,7 @@ from components.datasets.features import DataError, fit_scaler, frame_to_arrays
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket, load_site_data
 from components.export.update import MANIFEST_SUFFIX
-from components.train.accounting import DpSgdEvent, dp_sgd_event, epsilons
+from components.train.accounting import DpSgdEvent, dp_sgd_event
 from components.train.dpsgd import DpSgdConfig, TrainingError, train_dp_sgd
 from components.train.ledger import (
     LedgerEntry,
@@ -345,7 +345,6 @@ def run(
         raise TrainingError(
             f"site {site_id}: trained {result.steps} steps, accounted {event.steps}"
         )
-    eps = epsilons([event], delta)
     meta.update(
         status="trained",
         reason=(
@@ -367,7 +366,7 @@ def run(
             "noise": result.noise_mode if dp_enabled else None,
         },
         epsilon=entry.epsilon if dp_enabled else None,
-        epsilon_pld=eps.pld if dp_enabled else None,
+        epsilon_pld=entry.epsilon_pld if dp_enabled else None,
         final_loss=result.final_loss,
         ledger={
             **summary,

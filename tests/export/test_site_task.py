@@ -1,0 +1,70 @@
+"""Per-site task inputs are cross-checked before a task touches the site's bucket (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.common.site_task import TaskInputError, effective_run_id, parse_site_task
+from pipelines.config.canonical import canonical_json, policy_digest
+from pipelines.config.loader import load_federation
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def fed():
+    return load_federation(REPO / "sites", REPO / "policies")
+
+
+def _inputs(fed, site_id: str = "hospital-berlin", policy_id: str = "eu-health", **changes):
+    policy = fed.policies[policy_id]
+    body = {
+        "site_id": site_id,
+        "policy_digest": policy_digest(policy),
+        "site_json": canonical_json(fed.sites["hospital-berlin"]),
+        "policy_json": canonical_json(policy),
+        "run_id": "run-1",
+        "kfp_job_id": "job-1",
+        "round_index": 1,
+    }
+    return {**body, **changes}
+
+
+def test_consistent_inputs_parse(fed) -> None:
+    task = parse_site_task(**_inputs(fed))
+    assert task.site.id == "hospital-berlin" and task.policy.id == "eu-health"
+    assert task.run_id == "run-1"
+    assert parse_site_task(**_inputs(fed, run_id="")).run_id == "job-1"
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"site_id": "hospital-paris"}, "site_json describes site 'hospital-berlin'"),
+        ({"policy_digest": "0" * 64}, "does not match policy 'eu-health'"),
+        ({"round_index": 0}, "round_index"),
+        ({"run_id": "../escape"}, "not usable in object keys"),
+        ({"site_json": "{}"}, "not a valid Site"),
+    ],
+)
+def test_inconsistent_inputs_refused(fed, changes, match) -> None:
+    with pytest.raises(TaskInputError, match=match):
+        parse_site_task(**_inputs(fed, **changes))
+
+
+def test_another_sites_policy_refused(fed) -> None:
+    with pytest.raises(TaskInputError, match="governed by 'eu-health'"):
+        parse_site_task(**_inputs(fed, policy_id="us-health"))
+
+
+def test_coordinator_spec_refused(fed) -> None:
+    inputs = _inputs(fed, site_id=fed.coordinator.id, site_json=canonical_json(fed.coordinator))
+    with pytest.raises(TaskInputError, match="role is 'coordinator'"):
+        parse_site_task(**inputs)
+
+
+def test_empty_run_ids_refused() -> None:
+    with pytest.raises(TaskInputError, match="both run_id and kfp_job_id are empty"):
+        effective_run_id("", "", "s")
