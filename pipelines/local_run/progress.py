@@ -161,7 +161,8 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
     if stage == "validate" and "summary.json" in docs:
         s = docs["summary.json"]
         if s.get("passed"):
-            return f"data passed its contract ({s.get('row_count')} rows)"
+            rows = s.get("row_count")
+            return "data passed its contract" + (f" ({rows} rows)" if rows is not None else "")
         return f"data FAILED its contract: {s.get('reason')} (site abstains)"
     if stage == "initialize" and "meta.json" in docs:
         m = docs["meta.json"]
@@ -170,7 +171,10 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
         m = docs["meta.json"]
         if m.get("status") == "abstained":
             return f"ABSTAINED: {m.get('reason')}"
-        text = f"trained on {m.get('num_examples')} rows"
+        if m.get("status") == "resumed":
+            return f"RESUMED, no budget spent: {m.get('reason')}"
+        rows = m.get("num_examples")
+        text = "trained" + (f" on {rows} rows" if rows is not None else "")
         if m.get("epsilon") is not None:
             text += (
                 f", ε this round {_eps(m.get('epsilon'))} RDP / {_eps(m.get('epsilon_pld'))} PLD"

@@ -440,9 +440,12 @@ def run_local(options: RunOptions, emit: Callable[[str], None] = print) -> RunRe
                 options, federation, all_sites, stores, run_id, run_dir, emit, timings, t_start
             )
         finally:
-            with contextlib.suppress(Exception):
-                saved = stores.save_state(all_sites, runs_dir / STATE_DIR)
-                emit(f"bucket state saved ({saved} objects) to {runs_dir / STATE_DIR}")
+            if stores.state_loaded:  # never replace the saved state with a partial one
+                try:
+                    saved = stores.save_state(all_sites, runs_dir / STATE_DIR)
+                    emit(f"bucket state saved ({saved} objects) to {runs_dir / STATE_DIR}")
+                except Exception as exc:
+                    emit(f"WARNING: bucket state not saved ({exc}); {runs_dir / STATE_DIR} kept")
             stores.stop()
 
 
@@ -459,12 +462,13 @@ def _run_with_stores(
 ) -> RunResult:
     runs_dir = run_dir.parent
     t = time.monotonic()
+    object_lock = {sid: federation.policy_of(sid).retention.object_lock for sid in all_sites}
+    stores.create_buckets(all_sites, object_lock)
     restored = stores.restore_state(all_sites, runs_dir / STATE_DIR)
+    stores.state_loaded = True  # from now on the buckets hold the whole state: save it on exit
     secrets_dir = run_dir / "secrets"
     stores.write_credentials(secrets_dir)
     public_keys = ensure_signing_keys(secrets_dir, list(federation.sites))
-    object_lock = {sid: federation.policy_of(sid).retention.object_lock for sid in all_sites}
-    stores.create_buckets(all_sites, object_lock)
     if restored:
         emit(f"restored {restored} objects (ledgers, global models) from earlier local runs")
     timings["setup_s"] = time.monotonic() - t

@@ -68,6 +68,7 @@ class LocalStores:
 
     s3: dict[str, S3Server] = field(default_factory=dict)
     gcs: GcsServer | None = None
+    state_loaded: bool = False  # set once restore_state has filled the fresh buckets
 
     def start(self, members: Mapping[str, Site], coordinator: Site) -> None:
         """Start one S3 server per member and a GCS emulator if the coordinator uses GCS."""
