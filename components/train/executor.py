@@ -31,7 +31,7 @@ from typing import Any
 
 from components.common.create_only import STORE_ERRORS, sse_for_policy
 from components.common.global_model import read_global_model
-from components.common.manifest import SignedManifest, update_object_key
+from components.common.manifest import ManifestError, SignedManifest, update_object_key
 from components.common.secrets import MissingSecretError
 from components.common.site_task import SiteTask, TaskInputError, parse_site_task
 from components.common.tensors import dump_tensors
@@ -201,6 +201,13 @@ def run(
         existing = _existing_export(client, bucket, manifest_key)
     except STORE_ERRORS as exc:
         return _abstain(out, meta, f"site {site_id}: {_store_failure(bucket, exc)}")
+    except ManifestError as exc:
+        return _abstain(
+            out,
+            meta,
+            f"site {site_id}: s3://{bucket}/{manifest_key} exists but is not a valid manifest "
+            f"({exc}); the key is taken, not training",
+        )
     if existing is not None:
         m = existing.manifest
         return _write(
