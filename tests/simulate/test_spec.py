@@ -9,7 +9,7 @@ import numpy as np
 import psutil
 import pytest
 
-from pipelines.simulate.reaper import reap_children
+from pipelines.simulate.reaper import is_tff_worker, reap_children
 from pipelines.simulate.spec import (
     FederationSpec,
     batch_order,
@@ -89,11 +89,18 @@ def test_spec_refuses(kwargs: dict, fragment: str) -> None:
         FederationSpec(**args)
 
 
-def test_reap_children_kills_a_lingering_child() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    assert child.pid in reap_children(timeout_s=5.0)
-    assert child.wait(timeout=5) is not None
-    assert not psutil.pid_exists(child.pid) or psutil.Process(child.pid).status() == "zombie"
+def test_reap_children_kills_only_what_matches() -> None:
+    """(Never reap every child in a test: the session's S3/GCS servers are children too.)"""
+    keep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    lingering = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert reap_children(lambda p: p.pid == lingering.pid, timeout_s=5.0) == [lingering.pid]
+        assert lingering.wait(timeout=5) is not None
+        assert keep.poll() is None
+        assert not is_tff_worker(psutil.Process(keep.pid))
+    finally:
+        keep.kill()
+        keep.wait()
 
 
 def test_max_abs_difference() -> None:

@@ -123,11 +123,13 @@ def test_cli_writes_named_tensors(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_runs_again_after_the_worker_was_reaped(
     iid_data: FederatedData, initial: dict[str, np.ndarray], tff_iid: dict[str, np.ndarray]
 ) -> None:
-    """tests/conftest.py and the CLI reap TFF's worker binary; a later run starts a new one."""
-    from pipelines.simulate.reaper import reap_children
+    """The CLI (atexit) and tests/conftest.py reap TFF's worker binary; a later run in the same
+    process starts a new one."""
+    from pipelines.simulate.reaper import reap_tff_workers
     from pipelines.simulate.tff_runtime import simulate_federation
 
-    reap_children()
+    assert reap_tff_workers(), "the runs above should have left a TFF worker binary running"
     one_round = FederationSpec(**{**IID.__dict__, "rounds": 1})
     again = simulate_federation(one_round, iid_data, initial)
     assert _max_abs_diff(again, initial) > 1e-3
+    assert reap_tff_workers(), "the run started a new worker binary"
