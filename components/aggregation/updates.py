@@ -56,10 +56,14 @@ def check_updates(updates: Sequence[Update]) -> Layout:
             )
         for name, shape in zip(names, shapes, strict=True):
             arr = update[name]
-            if not isinstance(arr, np.ndarray) or arr.dtype != np.float32:
-                dtype = getattr(arr, "dtype", type(arr).__name__)
+            if not isinstance(arr, np.ndarray):
                 raise UpdateShapeError(
-                    f"update {k}: tensor {name!r} has dtype {dtype}, expected float32"
+                    f"update {k}: tensor {name!r} is a {type(arr).__name__}, "
+                    f"expected a float32 numpy array"
+                )
+            if arr.dtype != np.float32:
+                raise UpdateShapeError(
+                    f"update {k}: tensor {name!r} has dtype {arr.dtype}, expected float32"
                 )
             if arr.shape != shape:
                 raise UpdateShapeError(
