@@ -274,3 +274,57 @@ def test_identity_survives_a_copy_without_object_metadata(bucket, gcs):
     assert publish(copy, "r1", 1, 0.1).reused
     with pytest.raises(PublishConflictError):
         publish(copy, "r1", 1, 0.3)
+
+
+PUBLISHER = """
+import json, os, sys, time
+from pathlib import Path
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+from components.aggregation.publish import PublishConflictError, publish_version
+from components.common.tensors import dump_tensors
+import numpy as np
+
+url, bucket_name, value, go = sys.argv[1], sys.argv[2], float(sys.argv[3]), Path(sys.argv[4])
+client = storage.Client(
+    project="p", credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
+)
+bucket = client.bucket(bucket_name)
+model = dump_tensors({"w": np.full(3, value, np.float32)})
+while not go.exists():
+    time.sleep(0.001)
+try:
+    done = publish_version(bucket, run_id="rp", version=1, parent_version=0,
+                           model_bytes=model, optimizer_bytes=None, meta={"value": value})
+    print(json.dumps({"ok": done.uri, "reused": done.reused}))
+except PublishConflictError as exc:
+    print(json.dumps({"conflict": str(exc)}))
+"""
+
+
+def test_two_coordinator_processes_exactly_one_wins(bucket, gcs_server, tmp_path):
+    import subprocess
+    import sys
+
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PUBLISHER, gcs_server.url, bucket.name, str(v), str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for v in (1.0, 2.0)
+    ]
+    go.touch()  # both processes start publishing at once
+    outputs = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in procs]
+    assert sorted("ok" in o for o in outputs) == [False, True], outputs
+    loser = next(o for o in outputs if "conflict" in o)
+    assert "nothing" in loser["conflict"]
+    winner = outputs.index(next(o for o in outputs if "ok" in o))
+    loaded = load_latest(bucket, "rp")
+    assert loaded.meta["value"] == (1.0, 2.0)[winner]
+    assert [b.name for b in bucket.list_blobs(prefix="models/rp/")] == [
+        "models/rp/latest.json",
+        "models/rp/v1/meta.json",
+        "models/rp/v1/model.npz",
+    ]
