@@ -256,3 +256,32 @@ def test_krum_selection_matches_the_definition_despite_a_large_common_component(
     f = (k - 3) // 2
     assert multi_krum_selection(ups, f=f, m=k - f) == brute_force_selection(ups, f, k - f)
     assert 1 not in multi_krum_selection(ups, f=f, m=k - f)
+
+
+@pytest.mark.parametrize(
+    ("rule", "params"),
+    [
+        ("fedavg", {}),
+        ("median", {}),
+        ("trimmed_mean", {"beta": 0.4}),
+        ("norm_bounded_mean", {"clip_norm": 10.0}),
+    ],
+)
+def test_a_single_update_comes_back_unchanged(rule, params):
+    eq(aggregate([upd([[1.5, -2]], [3])], rule, **params), w=[[1.5, -2]], b=[3])
+
+
+@pytest.mark.parametrize(
+    ("rule", "params"),
+    [
+        ("fedavg", {}),
+        ("median", {}),
+        ("trimmed_mean", {"beta": 0.2}),
+        ("krum", {"f": 1}),
+        ("multi_krum", {"f": 1}),
+        ("norm_bounded_mean", {"clip_norm": 1.0}),
+    ],
+)
+def test_all_zero_updates_give_zero_without_warnings(rule, params):
+    with np.errstate(all="raise"):
+        eq(aggregate([upd([0, 0], [0])] * 5, rule, **params), w=[0, 0], b=[0])
