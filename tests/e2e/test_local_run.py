@@ -1,0 +1,126 @@
+"""`fedpipe run --local` end to end: real servers, real data, the compiled pipeline in kfp.local.
+
+One 2-round run on breast cancer (about 2 minutes on 2 cores) is shared by the assertions;
+the failure test stops after round 1's aggregate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.train.accounting import epsilons
+from components.train.ledger import LedgerEntry
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_ID = "e2e-two-rounds"
+SITES = ["clinic-boston", "hospital-berlin", "hospital-paris"]
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def fedpipe(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("FEDPIPE_SECRETS_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-c", "from pipelines.cli import main; raise SystemExit(main())", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def two_round_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    runs = tmp_path_factory.mktemp("runs")
+    proc = fedpipe("run", "--local", "--rounds", "2", "--runs-dir", str(runs), "--run-id", RUN_ID)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return runs, proc.stdout
+
+
+def _ledger(runs: Path, site: str) -> list[LedgerEntry]:
+    root = runs / ".state" / "s3" / f"{site}-fl" / "ledger" / site
+    return [LedgerEntry.from_json(p.read_bytes()) for p in sorted(root.rglob("*.json"))]
+
+
+def test_summary_has_every_round_and_a_model_that_learned(two_round_run) -> None:
+    runs, stdout = two_round_run
+    summary = json.loads((runs / RUN_ID / "summary.json").read_text())
+    assert summary["run_id"] == RUN_ID and summary["dataset"] == "breast_cancer"
+    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    for rnd in summary["rounds"]:
+        assert rnd["contributors"] == SITES
+        assert rnd["abstained"] == {} and rnd["rejected"] == {}
+        for site in SITES:
+            assert rnd["sites"][site]["accuracy"] is not None
+            assert rnd["sites"][site]["epsilon"] > 0
+        assert rnd["global"]["test_accuracy"] is not None
+    # the majority class of the pooled test set is ~63%: a model that learned nothing fails
+    assert summary["final"]["test_accuracy"] >= 0.80
+    assert summary["final"]["accuracy"] >= 0.80
+    assert summary["baseline"]["test_accuracy"] >= 0.90
+    assert "round 2/2" in stdout and "federated test accuracy" in stdout
+
+
+def test_epsilon_in_summary_equals_the_site_ledgers(two_round_run) -> None:
+    runs, _ = two_round_run
+    summary = json.loads((runs / RUN_ID / "summary.json").read_text())
+    for site in SITES:
+        entries = [e for e in _ledger(runs, site) if e.run_id == RUN_ID]
+        assert sorted((e.round, e.attempt) for e in entries) == [(1, 1), (2, 1)]
+        eps = epsilons([e.event for e in entries], entries[0].delta)
+        total = summary["epsilon_total"][site]
+        assert total["source"] == "site ledger"
+        assert total["rdp"] == pytest.approx(eps.rdp, rel=1e-9)
+        assert total["pld"] == pytest.approx(eps.pld, rel=1e-6)
+        assert summary["rounds"][1]["sites"][site]["epsilon_cumulative"] == pytest.approx(eps.rdp)
+        assert 0 < eps.rdp <= 8.0
+
+
+def test_outputs_exist_and_rerun_is_refused(two_round_run) -> None:
+    runs, _ = two_round_run
+    run_dir = runs / RUN_ID
+    assert (runs / "latest").resolve() == run_dir.resolve()
+    page = (run_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3
+    assert "centralized baseline" in page
+    assert (run_dir / "report.md").is_file()
+    assert (run_dir / "global_model" / "model.npz").stat().st_size > 0
+    meta = json.loads((run_dir / "global_model" / "meta.json").read_text())
+    assert meta["version"] == 2
+    residency = json.loads((run_dir / "residency-report.json").read_text())
+    assert residency  # the compiler's decisions ship with the run
+    key = run_dir / "secrets" / "hospital-berlin" / "signing_key"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    again = fedpipe("run", "--local", "--rounds", "2", "--runs-dir", str(runs), "--run-id", RUN_ID)
+    assert again.returncode == 2 and "already finished" in again.stderr
+    assert len(_ledger(runs, "hospital-berlin")) == 2  # nothing charged by the refused rerun
+
+
+def test_a_failing_task_stops_the_run_naming_task_and_site(tmp_path: Path) -> None:
+    # every site abstains (batch larger than its data), so aggregation misses its quorum
+    proc = fedpipe(
+        "run",
+        "--local",
+        "--rounds",
+        "2",
+        "--runs-dir",
+        str(tmp_path),
+        "--run-id",
+        "e2e-fail",
+        "--no-baseline",
+        "--param",
+        "batch_size=100000",
+    )
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "task aggregate-r1 (aggregate, site coordinator, round 1) failed" in proc.stderr
+    assert "quorum" in proc.stderr.lower()
+    assert "ABSTAINED" in proc.stdout
+    assert not (tmp_path / "e2e-fail" / "summary.json").exists()
