@@ -71,6 +71,7 @@ class RunOptions:
     baseline: bool = True
     workers: int = 2  # tasks run at once (1 = kfp.local's own sequential orchestrator)
     overrides: dict[str, Any] = field(default_factory=dict)  # extra pipeline parameters
+    task_env: dict[str, str] = field(default_factory=dict)  # extra env of every task (bench)
 
 
 @dataclass
@@ -536,7 +537,7 @@ def _run_with_stores(
     progress = Progress(
         tasks, options.rounds, run_dir / "kfp", pipeline_name, run_dir / "logs" / "tasks", emit
     )
-    env = _child_env(stores.env(secrets_dir), run_dir)
+    env = {**_child_env(stores.env(secrets_dir), run_dir), **options.task_env}
     t = time.monotonic()
     code = execute_pipeline(yaml_path, arguments, run_dir, env, progress, options.workers)
     timings["pipeline_s"] = time.monotonic() - t
