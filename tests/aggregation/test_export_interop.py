@@ -54,6 +54,10 @@ def test_export_output_is_aggregated(monkeypatch, s3_server, minio, gcs, tmp_pat
             "delta": 1e-5,
             "model_name": "mlp",
             "dataset": "digits",
+            "site_id": kit.id,
+            "run_id": RUN,
+            "round": 1,
+            "global_version": 0,
         }
         write_global_model(
             tmp_path / f"local-{kit.id}", GlobalModel(local, {**meta0, **train_meta}, None)
