@@ -20,7 +20,10 @@ NO_WRAP = 1 << 30
 
 
 class _Dumper(_BASE):  # type: ignore[misc, valid-type]
-    """Safe dumper: literal blocks for multi-line strings."""
+    """Safe dumper: literal blocks for multi-line strings, never anchors/aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
