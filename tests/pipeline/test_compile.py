@@ -179,3 +179,26 @@ def test_two_processes_give_byte_identical_yaml(tmp_path: Path):
         )  # fmt: skip
         outputs.append((out / PIPELINE_FILE).read_bytes())
     assert outputs[0] == outputs[1]
+
+
+def test_write_outputs_is_all_or_nothing(tmp_path: Path, monkeypatch):
+    from pipelines import compiler
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    real_write = Path.write_text
+    calls = []
+
+    def failing_write(self, text, *args, **kwargs):
+        calls.append(self.name)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_write(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        compiler.write_outputs({"a.yaml": "a", "b.json": "b", "c.md": "c"}, out)
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert not list(tmp_path.glob(".out-staging-*"))
