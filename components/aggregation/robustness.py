@@ -189,6 +189,12 @@ def accuracy_table(
     return clean, runs
 
 
+def gap_points(run: RunResult, clean: RunResult, n_test: int) -> float:
+    """Accuracy difference run − clean in points, from whole test-sample counts (so a gap
+    of exactly 9 of 450 samples is exactly -2.0, not -2.0000000000000018)."""
+    return 100.0 * (round(run.final * n_test) - round(clean.final * n_test)) / n_test
+
+
 def format_table(clean: RunResult, runs: Sequence[RunResult]) -> str:
     """Markdown table of final accuracies (percent) and the gap to the clean FedAvg run."""
     lines = [

@@ -16,11 +16,12 @@ SEEDS = (0, 1, 2)
 
 
 def main() -> int:
-    from components.aggregation.robustness import accuracy_table, digits_federation
+    from components.aggregation.robustness import accuracy_table, digits_federation, gap_points
 
     started = time.perf_counter()
     # the seed draws the test/site split, the local shuffles and the Gaussian attack
-    tables = {seed: accuracy_table(digits_federation(seed=seed), seed=seed) for seed in SEEDS}
+    feds = {seed: digits_federation(seed=seed) for seed in SEEDS}
+    tables = {seed: accuracy_table(feds[seed], seed=seed) for seed in SEEDS}
     seeds = " | ".join(f"seed {s}" for s in SEEDS)
     print(f"| rule | attack | f | {seeds} | worst gap (points) |")
     print("|---|---|---|" + "---|" * len(SEEDS) + "---|")
@@ -32,7 +33,10 @@ def main() -> int:
     n_runs = len(tables[SEEDS[0]][1])
     for i in range(n_runs):
         runs = [tables[s][1][i] for s in SEEDS]
-        gaps = [100 * (r.final - c) for r, c in zip(runs, cleans, strict=True)]
+        gaps = [
+            gap_points(r, tables[s][0], len(feds[s].y_test))
+            for r, s in zip(runs, SEEDS, strict=True)
+        ]
         first = runs[0]
         print(
             f"| {first.rule} | {first.attack or 'none'} | {first.n_malicious} | "
