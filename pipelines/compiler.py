@@ -26,6 +26,7 @@ from typing import Any
 from pipelines.config.loader import Federation
 from pipelines.dag import PIPELINE_NAME, build_pipeline
 from pipelines.flows import flow_edges
+from pipelines.kfp_speed import gc_paused
 from pipelines.residency import (
     FlowEdge,
     ResidencyDecision,
@@ -97,6 +98,11 @@ def flow_graph(pipeline: Any) -> list[FlowEdge]:
 
 def compile_federation(federation: Federation, rounds: int = 1) -> Compiled:
     """Build, check and compile; ResidencyViolationError (nothing produced) on any violation."""
+    with gc_paused():
+        return _compile(federation, rounds)
+
+
+def _compile(federation: Federation, rounds: int) -> Compiled:
     pipeline = build_pipeline(federation, rounds, describe(federation, rounds, VERSION_PLACEHOLDER))
     spec, platform = pipeline_documents(pipeline)
     edges = flow_edges(spec, platform)
