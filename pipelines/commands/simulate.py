@@ -19,7 +19,12 @@ HELP = "run the same federation in TFF's simulator (DP off, FedAvg)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sites", type=Path, default=Path("sites"), help="sites/ folder")
     parser.add_argument("--policies", type=Path, default=Path("policies"), help="policies/ folder")
-    parser.add_argument("--dataset", default="breast_cancer", help="breast_cancer | digits")
+    parser.add_argument(
+        "--dataset",
+        choices=["breast_cancer", "digits"],
+        default="breast_cancer",
+        help="scikit-learn dataset split over the sites, as `fedpipe run --local --dataset`",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--model", default="logreg", help="registry model (default logreg)")
     parser.add_argument("--local-epochs", type=int, default=1, help="default 1")
@@ -93,10 +98,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     site_ids = tuple(federation.sites)  # sorted by id, as the loader returns them
     other = [s.id for s in federation.sites.values() if s.data and s.data.dataset != args.dataset]
-    if other:
-        raise CommandError(
-            f"--dataset {args.dataset}: site(s) {', '.join(other)} hold another dataset"
-        )
+    if other:  # as `fedpipe run --local --dataset` does, the chosen dataset replaces theirs
+        print(f"note: --dataset {args.dataset} replaces the dataset of {', '.join(other)}")
     reveal = [federation.policy_of(s).export.reveal_num_examples for s in site_ids]
 
     from components.common.tensors import dump_tensors
