@@ -93,6 +93,8 @@ class KfpApiServer:
         self.api = kfp_server_api.ApiClient()
         self.state = KfpState()
         self.requests: list[Recorded] = []
+        # "METHOD /apis/v2beta1/..." -> HTTP status to answer once (tests of failure paths)
+        self.fail_once: dict[str, int] = {}
         self.lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -164,6 +166,9 @@ class KfpApiServer:
         try:
             with self.lock:
                 self.requests.append(record)
+                injected = self.fail_once.pop(f"{method} {url.path}", None)
+                if injected is not None:
+                    raise ApiError(injected, f"injected failure of {method} {url.path}")
                 status, payload = self._route(method, url.path, query, raw, h.headers, record)
         except ApiError as exc:
             status = exc.http_status

@@ -169,6 +169,26 @@ def test_schedule_sends_one_at_a_time_no_catchup_and_resume(
     assert len(kfp_host.calls("DELETE", "/recurringruns/")) == 1
 
 
+def test_failed_replacement_keeps_the_old_recurring_run(
+    kfp_host: KfpApiServer, packages: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _upload(kfp_host, packages[0]) == 0
+    digest = pipeline_digest_of(packages[0].read_text())
+    assert _schedule(kfp_host, "--version", digest, "--cron", "0 0 2 * * *") == 0
+    [old] = kfp_host.state.recurring_runs.values()
+
+    kfp_host.fail_once["POST /apis/v2beta1/recurringruns"] = 500
+    assert _schedule(kfp_host, "--version", digest, "--cron", "0 0 3 * * *") == 2
+    assert "answered 500" in capsys.readouterr().err
+    assert list(kfp_host.state.recurring_runs.values()) == [old]
+    assert old.mode == "ENABLE"  # disabled for the swap, enabled again after the failure
+    assert [r.path.rsplit(":", 1)[1] for r in kfp_host.calls("POST", "/recurringruns/")] == [
+        "disable",
+        "enable",
+    ]
+    assert old.trigger.cron_schedule.cron == "0 0 2 * * *"
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
