@@ -7,7 +7,7 @@ the YAML (it reads it with `inspect.getsource`), so the function is written as a
 module file and imported from there. The text depends only on the arguments
 (deterministic), the file name on its sha256, so compiling twice gives the same YAML.
 
-Files go to `$FEDPIPE_GENERATED_DIR` (default: `<tempdir>/fedpipe-fanin`).
+Files go to `$FEDPIPE_GENERATED_DIR` (default: `<tempdir>/fedpipe-fanin-<uid>`).
 """
 
 from __future__ import annotations
@@ -100,9 +100,8 @@ def _indent_rest(text: str, width: int) -> str:
 
 def generated_dir() -> Path:
     """Folder for generated module files."""
-    return Path(
-        os.environ.get("FEDPIPE_GENERATED_DIR") or Path(tempfile.gettempdir(), "fedpipe-fanin")
-    )
+    default = Path(tempfile.gettempdir(), f"fedpipe-fanin-{os.getuid()}")
+    return Path(os.environ.get("FEDPIPE_GENERATED_DIR") or default)
 
 
 def load_function(name: str, source: str) -> Callable[..., Any]:
