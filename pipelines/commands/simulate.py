@@ -63,6 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " absolute difference and exit 1 when it exceeds --tolerance",
     )
     parser.add_argument("--tolerance", type=float, default=1e-4, help="default 1e-4")
+    parser.add_argument(
+        "--like",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="reproduce a finished `fedpipe run --local --no-dp` run (runs/<id>): its settings"
+        " from summary.json, compared with its global_model/model.npz (overrides the options"
+        " above)",
+    )
 
 
 def max_abs_difference(a: dict, b: dict) -> float:
@@ -97,36 +106,45 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise CommandError(str(exc)) from exc
     site_ids = tuple(federation.sites)  # sorted by id, as the loader returns them
-    other = [s.id for s in federation.sites.values() if s.data and s.data.dataset != args.dataset]
-    if other:  # as `fedpipe run --local --dataset` does, the chosen dataset replaces theirs
-        print(f"note: --dataset {args.dataset} replaces the dataset of {', '.join(other)}")
     reveal = [federation.policy_of(s).export.reveal_num_examples for s in site_ids]
 
     from components.common.tensors import dump_tensors
     from pipelines.simulate.data import federated_data
+    from pipelines.simulate.from_run import spec_from_summary
     from pipelines.simulate.reference import accuracy
     from pipelines.simulate.spec import FederationSpec
     from pipelines.simulate.tff_runtime import run_tff
 
+    weighting = choose_weighting(args.weighting, reveal)
     try:
-        spec = FederationSpec(
-            dataset=args.dataset,
-            site_ids=site_ids,
-            model_name=args.model,
-            rounds=args.rounds,
-            local_epochs=args.local_epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-            data_seed=args.data_seed,
-            run_id=args.run_id,
-            weighting=choose_weighting(args.weighting, reveal),
-            alpha=args.alpha,
-        )
+        if args.like is not None:
+            summary = json.loads((args.like / "summary.json").read_text(encoding="utf-8"))
+            spec = spec_from_summary(summary, site_ids, weighting)
+            args.compare = args.compare or args.like / "global_model" / "model.npz"
+        else:
+            spec = FederationSpec(
+                dataset=args.dataset,
+                site_ids=site_ids,
+                model_name=args.model,
+                rounds=args.rounds,
+                local_epochs=args.local_epochs,
+                batch_size=args.batch_size,
+                learning_rate=args.learning_rate,
+                seed=args.seed,
+                data_seed=args.data_seed,
+                run_id=args.run_id,
+                weighting=weighting,
+                alpha=args.alpha,
+            )
+        other = [
+            s.id for s in federation.sites.values() if s.data and s.data.dataset != spec.dataset
+        ]
+        if other:  # as `fedpipe run --local --dataset` does, the chosen dataset replaces theirs
+            print(f"note: dataset {spec.dataset} replaces the dataset of {', '.join(other)}")
         data = federated_data(
             spec.dataset, spec.site_ids, data_seed=spec.split_seed, alpha=spec.alpha
         )
-    except (ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError) as exc:
         raise CommandError(str(exc)) from exc
     result = run_tff(spec, data)  # TFF's worker binary is reaped at exit (atexit)
     acc = accuracy(spec, data, result.tensors)
