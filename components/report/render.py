@@ -91,7 +91,8 @@ def _validation_cell(entry: Mapping[str, Any] | None) -> str:
     if not entry:
         return "–"
     if entry.get("passed"):
-        return f"passed ({_fmt(entry.get('row_count'))} rows)"
+        rows = entry.get("row_count")
+        return "passed" + (f" ({rows} rows)" if rows is not None else "")
     return f"failed: {entry.get('reason') or 'no reason given'}"
 
 

@@ -472,6 +472,14 @@ def _run_with_stores(
     public_keys = ensure_signing_keys(secrets_dir, list(federation.sites))
     if restored:
         emit(f"restored {restored} objects (ledgers, global models) from earlier local runs")
+    published = stores.list_keys(federation.coordinator, f"models/{run_id}/")
+    if published:
+        raise RunError(
+            f"run {run_id} already published global models ({len(published)} objects under "
+            f"models/{run_id}/ in the coordinator's bucket): a pipeline run restarts at round 1, "
+            "so it cannot continue this run id; start a new --run-id (the sites' ledgers keep "
+            "what was spent)"
+        )
     timings["setup_s"] = time.monotonic() - t
 
     t = time.monotonic()
