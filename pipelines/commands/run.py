@@ -28,6 +28,35 @@ def _param(text: str) -> tuple[str, object]:
     return name, value
 
 
+class _Terminal:
+    """Permanent progress lines, plus (on a terminal) one transient 'running: ...' line."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.current = ""
+
+    def line(self, text: str) -> None:
+        if self.tty and self.current:
+            sys.stdout.write("\r\033[K")
+        print(text, flush=True)
+        if self.tty and self.current:
+            sys.stdout.write(self.current[: _width()])
+            sys.stdout.flush()
+
+    def status(self, text: str) -> None:
+        if not self.tty:
+            return
+        self.current = text
+        sys.stdout.write("\r\033[K" + text[: _width()])
+        sys.stdout.flush()
+
+
+def _width() -> int:
+    import shutil
+
+    return max(20, shutil.get_terminal_size().columns - 1)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--local", action="store_true", required=True, help="run with kfp.local (required)"
@@ -90,12 +119,11 @@ def run(args: argparse.Namespace) -> int:
         overrides=dict(args.param),
     )
 
-    def emit(line: str) -> None:
-        print(line, flush=True)
-
+    term = _Terminal(sys.stdout.isatty())
     try:
-        run_local(options, emit=emit)
+        run_local(options, emit=term.line, status=term.status if term.tty else None)
     except RunError as exc:
+        term.status("")
         text = str(exc)
         if text.startswith("task "):
             print(f"fedpipe run: {text}", file=sys.stderr)

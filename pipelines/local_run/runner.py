@@ -214,8 +214,10 @@ class Progress:
         pipeline_name: str,
         logs_dir: Path,
         emit: Callable[[str], None],
+        status: Callable[[str], None] | None = None,
     ) -> None:
         self.tasks = tasks
+        self.status = status
         self.rounds = rounds
         self.pipeline_root = pipeline_root
         self.pipeline_name = pipeline_name
@@ -249,6 +251,24 @@ class Progress:
                 self._finished(event.task, event.status, event.log)
             elif event.kind == "pipeline":
                 self.pipeline_status = event.status
+            self._show_running()
+
+    def running(self) -> list[str]:
+        """'stage site rN' of the tasks started and not finished yet."""
+        out = []
+        for name in self.started:
+            if name in self.seconds:
+                continue
+            info = self.info(name)
+            where = f" r{info.round_index}" if info.round_index else ""
+            out.append(f"{info.stage} {info.site_id or ''}{where}".replace("  ", " "))
+        return out
+
+    def _show_running(self) -> None:
+        if self.status is not None:
+            now = self.running()
+            elapsed = time.monotonic() - self.t0
+            self.status(f"[{elapsed:6.1f}s] running: {', '.join(now)}" if now else "")
 
     def _finished(self, name: str, status: str, log: list[str]) -> None:
         info = self.info(name)
@@ -391,7 +411,11 @@ def _finite(value: float) -> float | None:
     return float(value) if value == value and value not in (float("inf"), float("-inf")) else None
 
 
-def run_local(options: RunOptions, emit: Callable[[str], None] = print) -> RunResult:
+def run_local(
+    options: RunOptions,
+    emit: Callable[[str], None] = print,
+    status: Callable[[str], None] | None = None,
+) -> RunResult:
     """Run the federation locally end to end; RunError with a clear message on failure."""
     import warnings
 
@@ -438,7 +462,16 @@ def run_local(options: RunOptions, emit: Callable[[str], None] = print) -> RunRe
                 + (f", coordinator gcs {stores.gcs.url}" if stores.gcs else "")
             )
             return _run_with_stores(
-                options, federation, all_sites, stores, run_id, run_dir, emit, timings, t_start
+                options,
+                federation,
+                all_sites,
+                stores,
+                run_id,
+                run_dir,
+                emit,
+                timings,
+                t_start,
+                status,
             )
         finally:
             if stores.state_loaded:  # never replace the saved state with a partial one
@@ -460,6 +493,7 @@ def _run_with_stores(
     emit: Callable[[str], None],
     timings: dict[str, float],
     t_start: float,
+    status: Callable[[str], None] | None = None,
 ) -> RunResult:
     runs_dir = run_dir.parent
     t = time.monotonic()
@@ -543,7 +577,13 @@ def _run_with_stores(
     tasks = task_map(spec)
     pipeline_name = (spec.get("pipelineInfo") or {}).get("name", "")
     progress = Progress(
-        tasks, options.rounds, run_dir / "kfp", pipeline_name, run_dir / "logs" / "tasks", emit
+        tasks,
+        options.rounds,
+        run_dir / "kfp",
+        pipeline_name,
+        run_dir / "logs" / "tasks",
+        emit,
+        status,
     )
     env = {**_child_env(stores.env(secrets_dir), run_dir), **options.task_env}
     t = time.monotonic()
