@@ -93,6 +93,7 @@ def epsilon_plot(summary: Mapping[str, Any]) -> str | None:
     ax.set_xlabel("round")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("epsilon spent this run (cumulative)")
+    ax.set_ylim(bottom=0)
     method = summary.get("epsilon_cumulative_method") or ""
     ax.set_title(f"Privacy spent per site {f'({method})' if method else ''}".strip())
     ax.grid(alpha=0.3)

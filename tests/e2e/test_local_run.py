@@ -110,7 +110,7 @@ def test_a_failing_task_stops_the_run_naming_task_and_site(tmp_path: Path) -> No
         "run",
         "--local",
         "--rounds",
-        "2",
+        "1",
         "--runs-dir",
         str(tmp_path),
         "--run-id",
