@@ -16,6 +16,7 @@ on 2 cores); `--only bc-iid-nodp` runs one.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -55,8 +56,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", default=None, help="configuration names")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pipeline parameter for every configuration (e.g. local_epochs=3)",
+    )
     args = parser.parse_args(argv)
     repo = Path(__file__).resolve().parents[2]
+    overrides = {}
+    for item in args.param:
+        name, _, raw = item.partition("=")
+        try:
+            overrides[name] = json.loads(raw)
+        except ValueError:
+            overrides[name] = raw
     chosen = [c for c in CONFIGS if not args.only or c.name in args.only]
     rows = []
     missed = []
@@ -75,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     policies_dir=repo / "policies",
                     runs_dir=Path(tmp),
                     seed=args.seed,
+                    overrides=overrides,
                 ),
                 emit=lambda line: None,
             )

@@ -44,6 +44,7 @@ from pipelines.local_run.progress import (
 )
 from pipelines.local_run.siteconf import write_local_config
 from pipelines.local_run.stores import LocalStores, ensure_signing_keys
+from pipelines.localstack.servers import ServerStartError
 
 RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PIPELINE_FILE = "federated-training.yaml"
@@ -454,7 +455,10 @@ def run_local(
         all_sites = federation.all_sites
         try:
             t = time.monotonic()
-            stores.start(federation.sites, federation.coordinator)
+            try:
+                stores.start(federation.sites, federation.coordinator)
+            except ServerStartError as exc:
+                raise RunError(f"local object stores: {exc}") from None
             timings["servers_s"] = time.monotonic() - t
             emit(
                 "object stores: "
