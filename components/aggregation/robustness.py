@@ -3,7 +3,9 @@
 10 IID sites train locally (seeded minibatch SGD, numpy only) from the global model and send
 their change Δ; f of them are malicious and send instead
 
-* `sign_flip`: −Δ,   * `scaled`: −10·Δ,   * `gaussian`: N(0, σ²) with σ = 200.
+* `sign_flip`: −Δ,   * `scaled`: −10·Δ,   * `gaussian`: N(0, σ²) with σ = 200,
+
+or nothing (`absent`: the reference of FedAvg over the honest sites only).
 
 The coordinator combines the Δs with a rule (`rules.aggregate`) and takes a plain FedAvg
 step (x ← x + Δ̄). `accuracy_table` gives the held-out accuracy after the last round for
@@ -23,6 +25,7 @@ from components.aggregation.server_optimizers import FedAvgStep
 
 Tensors = dict[str, np.ndarray]
 ATTACKS = ("sign_flip", "scaled", "gaussian")
+ABSENT = "absent"  # reference: the f sites send nothing (FedAvg over the honest sites only)
 GAUSSIAN_SIGMA = 200.0
 SCALE = -10.0
 
@@ -48,9 +51,9 @@ class Federation:
 class TrainConfig:
     """Local training: epochs of minibatch SGD on the softmax cross-entropy."""
 
-    epochs: int = 5
-    batch_size: int = 16
-    learning_rate: float = 0.1
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 0.2
     rounds: int = 20
 
 
@@ -160,6 +163,8 @@ def run_federation(
             local = local_train(model, x, y, cfg, rngs[s])
             delta = {n: local[n] - model[n] for n in model}
             if s < n_malicious:
+                if attack == ABSENT:
+                    continue
                 delta = attack_update(delta, attack, attack_rng)  # type: ignore[arg-type]
             deltas.append(delta)
         combined = aggregate(deltas, rule, **(rule_params or {}))
@@ -176,11 +181,13 @@ def accuracy_table(
     cfg: TrainConfig | None = None,
     seed: int = 0,
 ) -> tuple[RunResult, list[RunResult]]:
-    """(clean FedAvg run, one run per rule × attack × f, plus the plain-mean control with
-    one scaled site)."""
+    """(clean FedAvg run, runs): the plain-mean control with one scaled site, FedAvg over
+    the honest sites only (`absent`, the best any rule can do) for each f, then one run per
+    rule × (no attack, each attack × f)."""
     cfg = cfg or TrainConfig()
     clean = run_federation(fed, "fedavg", cfg=cfg, seed=seed)
     runs = [run_federation(fed, "fedavg", None, "scaled", 1, cfg, seed)]
+    runs += [run_federation(fed, "fedavg", None, ABSENT, f, cfg, seed) for f in malicious]
     for rule, params in rules.items():
         runs.append(run_federation(fed, rule, params, cfg=cfg, seed=seed))
         for attack in attacks:

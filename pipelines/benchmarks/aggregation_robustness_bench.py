@@ -4,7 +4,8 @@
 Prints the final test accuracy (%) of every (rule, attack, f) run per seed beside the clean
 FedAvg run, and the plain-mean control with one scaled site. Claim checked: median, trimmed
 mean (β=0.3) and Multi-Krum (f=3) stay within 2 points of the clean run for f ≤ 2 and
-within 3 points for f = 3; the control collapses (< 50 %). Exit 1 when a claim fails.
+within 3 points for f = 3; the control collapses (< 50 %). Rows `fedavg | absent` are the
+reference of FedAvg over the 10 − f honest sites only. Exit 1 when a claim fails.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ SEEDS = (0, 1, 2)
 
 
 def main() -> int:
-    from components.aggregation.robustness import accuracy_table, digits_federation, gap_points
+    from components.aggregation.robustness import (
+        ATTACKS,
+        accuracy_table,
+        digits_federation,
+        gap_points,
+    )
 
     started = time.perf_counter()
     # the seed draws the test/site split, the local shuffles and the Gaussian attack
@@ -43,10 +49,10 @@ def main() -> int:
             + " | ".join(f"{100 * r.final:.1f}" for r in runs)
             + f" | {min(gaps):+.1f} |"
         )
-        if first.rule == "fedavg":
+        if first.rule == "fedavg" and first.attack == "scaled":
             if max(r.final for r in runs) >= 0.5:
                 failures.append("plain mean with one scaled site did not collapse")
-        elif first.attack is not None:
+        elif first.attack in ATTACKS:
             bound = 2.0 if first.n_malicious <= 2 else 3.0
             if min(gaps) < -bound:
                 failures.append(
