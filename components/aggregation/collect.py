@@ -2,13 +2,15 @@
 
 Each site ends in exactly one of `verified`, `abstained` (its export said so) or `rejected`
 (with the reason). Nothing is fetched from a site whose policy does not let this coordinator
-read its `dp_update`.
+read its `dp_update`. Sites are fetched and verified on a few threads (network-bound); the
+outcome does not depend on their timing (merged in site order).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,16 +68,15 @@ def _one(
     max_bytes: int,
     global_version: int | None,
     client_for: Callable[[Site], Minio],
-    out: Collected,
-) -> None:
+) -> tuple[str, str] | tuple[VerifiedUpdate, str]:
+    """("abstained", reason) or (the verified update, the residency rule); else UpdateRejected."""
     try:
         ref = read_ref(folder)
     except (OSError, ValueError) as exc:
         raise UpdateRejected(site_id, f"{REF_FILE} unreadable: {exc}") from exc
     status = ref.get("status")
     if status == "abstained":
-        out.abstained[site_id] = str(ref.get("reason") or "abstained (no reason given)")
-        return
+        return "abstained", str(ref.get("reason") or "abstained (no reason given)")
     if status != "exported":
         raise UpdateRejected(site_id, f"{REF_FILE} status {status!r} (expected exported)")
     if policy.id != site.policy:
@@ -91,7 +92,7 @@ def _one(
     except MissingSecretError as exc:
         raise UpdateRejected(site_id, f"cannot read the site's bucket: {exc}") from exc
     raw = fetch_update(client, site_id=site_id, bucket=bucket, key=key, max_bytes=max_bytes)
-    out.verified[site_id] = verify_update(
+    verified = verify_update(
         site_id=site_id,
         npz_bytes=raw.npz_bytes,
         manifest_bytes=raw.manifest_bytes,
@@ -105,7 +106,7 @@ def _one(
         allow_dp_off=policy.dp.allow_dp_off,
         global_version=global_version,
     )
-    out.residency[site_id] = rule
+    return verified, rule
 
 
 def collect_updates(
@@ -120,10 +121,12 @@ def collect_updates(
     max_bytes: int,
     client_for: Callable[[Site], Minio],
     global_version: int | None = None,
+    max_workers: int = 8,
 ) -> Collected:
     """Gate, fetch and verify the update of every site in `updates` ({site_id: ref folder}).
 
     global_version: the version the round starts from (stale deltas are refused).
+    max_workers: sites fetched and verified at once (threads; results merged in site order).
     A site missing from `sites` or `policies` is a configuration error (ValueError), not a
     rejection: the pipeline was compiled from the same files.
     """
@@ -132,10 +135,10 @@ def collect_updates(
         raise ValueError(
             f"updates from site(s) {sorted(set(unknown))} that sites_json/policies_json lack"
         )
-    out = Collected()
-    for site_id in sorted(updates):
+
+    def one(site_id: str) -> tuple[str, str] | tuple[VerifiedUpdate, str] | UpdateRejected:
         try:
-            _one(
+            return _one(
                 site_id,
                 updates[site_id],
                 site=sites[site_id],
@@ -147,8 +150,20 @@ def collect_updates(
                 max_bytes=max_bytes,
                 global_version=global_version,
                 client_for=client_for,
-                out=out,
             )
         except UpdateRejected as exc:
-            out.rejected[site_id] = exc.reason
+            return exc
+
+    order = sorted(updates)
+    workers = max(1, min(max_workers, len(order)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        outcomes = list(pool.map(one, order))
+    out = Collected()
+    for site_id, outcome in zip(order, outcomes, strict=True):
+        if isinstance(outcome, UpdateRejected):
+            out.rejected[site_id] = outcome.reason
+        elif isinstance(outcome[0], VerifiedUpdate):
+            out.verified[site_id], out.residency[site_id] = outcome  # type: ignore[assignment]
+        else:
+            out.abstained[site_id] = outcome[1]
     return out
