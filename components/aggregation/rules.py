@@ -141,7 +141,7 @@ def trimmed_mean(updates: Sequence[Update], layout: Layout, beta: float = 0.1) -
     k = len(updates)
     if not 0 <= beta < 0.5:
         raise AggregationError(f"trimmed_mean: beta must be in [0, 0.5), got {beta}")
-    trim = int(np.floor(beta * k))
+    trim = min(int(np.floor(beta * k + 1e-9)), (k - 1) // 2)  # 0.29·100 is 28.999…
     if trim == 0:
         return linear_combination(updates, layout, None)
     keep = np.float32(k - 2 * trim)

@@ -98,6 +98,15 @@ def test_trimmed_mean_with_no_trim_is_the_mean_and_refuses_bad_beta():
         aggregate(ups, "trimmed_mean", beta=0.5)
 
 
+def test_trimmed_mean_trim_count_is_floor_of_beta_k_without_float_artefacts():
+    # 0.29 · 100 = 28.999999999999996 in floating point: still 29 trimmed per side, so the
+    # mean of i² over ranks 29..70 (28 trimmed would average ranks 28..71).
+    ups = [upd([float(i * i)]) for i in range(100)]
+    expected = sum(i * i for i in range(29, 71)) / 42
+    out = aggregate(ups, "trimmed_mean", beta=0.29)
+    np.testing.assert_allclose(out["w"], [expected], rtol=1e-6)
+
+
 def test_trimmed_mean_of_identical_and_zero_updates():
     eq(aggregate([upd([0, 0])] * 5, "trimmed_mean", beta=0.2), w=[0, 0])
     eq(aggregate([upd([7, -1])] * 4, "trimmed_mean", beta=0.25), w=[7, -1])
