@@ -238,6 +238,7 @@ def run(
         "dataset": previous.meta["dataset"],
         "parent": f"v{previous.version}",
         "parent_version": previous.version,
+        "parent_uri": previous.meta.get("published"),  # None for the unpublished seeded init
         "run_id": run_name,
         "kfp_job_id": kfp_job_id,
         "model_sha256": sha256_hex(model_bytes),

@@ -46,8 +46,11 @@ class PublishError(RuntimeError):
     """The bucket holds something unreadable (a corrupt pointer, a hash mismatch)."""
 
 
+RUNS_PREFIX = "models"
+
+
 def run_prefix(run_id: str) -> str:
-    return f"models/{run_id}"
+    return f"{RUNS_PREFIX}/{run_id}"
 
 
 def version_prefix(run_id: str, version: int) -> str:
@@ -169,10 +172,11 @@ def plan_publish(
 ) -> PublishPlan:
     """Read `latest` and check that it is the parent this version builds on.
 
-    parent_version 0 = the seeded initial model (never published), valid only while the run
-    has no pointer. When `latest` is already at or past `version` and that version is this
-    very model (same sha256 and parent: a retried or resumed round), the plan is `done`.
-    Otherwise a `latest` elsewhere raises PublishConflictError.
+    While the run has no pointer, any parent is accepted: version 0 (the seeded init, never
+    published) or a version resumed from another run (continuation across runs); the pointer's
+    create-only write still lets only one coordinator win. When `latest` is already at or past
+    `version` and that version is this very model (same sha256 and parent: a retried or resumed
+    round), the plan is `done`. Otherwise a `latest` elsewhere raises PublishConflictError.
     """
     if version != parent_version + 1:
         raise ValueError(f"version {version} does not follow parent version {parent_version}")
@@ -186,7 +190,7 @@ def plan_publish(
         expected_latest_generation=latest.generation if latest is not None else 0,
         writer=uuid.uuid4().hex,
     )
-    if current == parent_version:
+    if latest is None or current == parent_version:
         return plan
     if latest is not None and current >= version:
         same = _identical_version(bucket, run_id, version, parent_version, model_sha256)
@@ -416,3 +420,33 @@ def load_latest(bucket: Bucket, run_id: str) -> LatestVersion | None:
     except ValueError as exc:
         raise PublishError(f"gs://{bucket.name}/{pointer.prefix}/meta.json: {exc}") from exc
     return LatestVersion(pointer, model_bytes, optimizer_bytes, meta)
+
+
+def newest_across_runs(
+    bucket: Bucket, *, model_name: str, dataset: str, exclude_run: str | None = None
+) -> tuple[str, LatestVersion] | None:
+    """The newest published version of any run (by the time its `latest.json` was written)
+    whose meta has this `model_name` and `dataset`, as (run id, version); None when none.
+
+    For continuation across runs (a recurring pipeline whose run id is the KFP job id).
+    """
+    runs = bucket.list_blobs(prefix=f"{RUNS_PREFIX}/", delimiter="/")
+    for _ in runs.pages:  # the prefixes are known once every page was read
+        pass
+    candidates = []
+    for prefix in runs.prefixes:
+        run = prefix[len(RUNS_PREFIX) + 1 : -1]
+        if run == exclude_run:
+            continue
+        blob = bucket.get_blob(latest_key(run))
+        if blob is not None and blob.updated is not None:
+            candidates.append((blob.updated, run))
+    for _, run in sorted(candidates, reverse=True):
+        latest = load_latest(bucket, run)
+        if (
+            latest is not None
+            and latest.meta.get("model_name") == model_name
+            and latest.meta.get("dataset") == dataset
+        ):
+            return run, latest
+    return None

@@ -3,8 +3,10 @@
 Seeded: `components.train.models.initial_weights(model_name, num_features, num_classes, seed)`
 with the shapes of the dataset's contract; version 0, parent null, no optimizer state.
 Resume: the version `models/<run>/latest.json` points at in the coordinator's bucket (model,
-server-optimizer state, meta), sha256-checked; when the run has published nothing yet, a seeded
-init. Without resume, a run that already published versions starts again from the same seeded
+server-optimizer state, meta), sha256-checked; when this run has published nothing yet, the
+newest published version of the same model and dataset from any other run (continuation
+across runs, e.g. a recurring pipeline whose run id is the KFP job id; version numbers go on),
+else a seeded init. Without resume, a run that already published versions starts again from the same seeded
 init: its aggregates then confirm the identical versions already published (a rerun of the
 same run id replays its rounds) and refuse any different one (`PublishConflictError`).
 """
@@ -14,7 +16,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from components.aggregation.publish import latest_key, load_latest, read_latest
+from components.aggregation.publish import (
+    latest_key,
+    load_latest,
+    newest_across_runs,
+    read_latest,
+)
 from components.common.global_model import GlobalModel, write_global_model
 from components.common.object_store import coordinator_gcs_client
 from components.common.tensors import load_tensors
@@ -86,9 +93,19 @@ def run(
     else:
         latest = load_latest(bucket, run_name)
         if latest is None:
-            log.warning("resume: %s does not exist; starting from a seeded init", where)
+            found = newest_across_runs(
+                bucket, model_name=model_name, dataset=dataset, exclude_run=run_name
+            )
+            if found is not None:
+                log.info("resume: %s does not exist; continuing run %s", where, found[0])
+                latest = found[1]
+        if latest is None:
+            log.warning("resume: nothing published for %s/%s; seeded init", model_name, dataset)
             model = seeded_model(model_name, dataset, seed, run_name)
-            model.meta["source"] = f"seeded init (resume: nothing published at {where})"
+            model.meta["source"] = (
+                f"seeded init (resume: no {model_name}/{dataset} model published in "
+                f"gs://{bucket.name})"
+            )
         else:
             for field, wanted in (("model_name", model_name), ("dataset", dataset)):
                 if latest.meta.get(field) != wanted:
@@ -104,6 +121,7 @@ def run(
                 "run_id": run_name,
                 "seed": seed,
                 "source": f"resumed from gs://{bucket.name}/{latest.pointer.prefix}",
+                "published": f"gs://{bucket.name}/{latest.pointer.prefix}",
             }
             optimizer = (
                 load_tensors(latest.optimizer_bytes) if latest.optimizer_bytes is not None else None

@@ -99,4 +99,36 @@ def test_resume_without_anything_published_is_a_seeded_init(coordinator, tmp_pat
     site, _ = coordinator
     meta = init(site, tmp_path / "m", run_id="run-new", resume=True)
     assert meta["version"] == 0
-    assert meta["source"].startswith("seeded init (resume: nothing published at gs://")
+    assert meta["source"].startswith("seeded init (resume: no logreg/digits model published")
+
+
+def publish_run(bucket, run_id: str, versions: int, dataset: str, first: int = 1) -> None:
+    for version in range(first, first + versions):
+        tensors = {
+            "dense/kernel": np.full((64, 10), version, np.float32),
+            "dense/bias": np.full(10, version, np.float32),
+        }
+        publish_version(
+            bucket,
+            run_id=run_id,
+            version=version,
+            parent_version=version - 1,
+            model_bytes=dump_tensors(tensors),
+            optimizer_bytes=None,
+            meta={"version": version, "model_name": "logreg", "dataset": dataset},
+        )
+
+
+def test_resume_continues_the_newest_run_of_the_same_model(coordinator, tmp_path):
+    """A recurring pipeline: every run has a new id (the KFP job id) and goes on from the last."""
+    site, bucket = coordinator
+    publish_run(bucket, "job-old", 2, "digits")
+    publish_run(bucket, "job-other-data", 5, "breast_cancer")  # newer, but another dataset
+    meta = init(site, tmp_path / "m", run_id="", resume=True)  # run id = kfp job id
+    assert meta["version"] == 2
+    assert meta["published"] == f"gs://{bucket.name}/models/job-old/v2"
+    model = read_global_model(tmp_path / "m")
+    np.testing.assert_array_equal(model.tensors["dense/bias"], np.full(10, 2))
+    # the new run publishes version 3 under its own id, its first pointer
+    publish_run(bucket, "job-xyz", 1, "digits", first=3)
+    assert init(site, tmp_path / "n", run_id="job-next", resume=True)["version"] == 3
