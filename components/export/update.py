@@ -4,8 +4,10 @@
 * The manifest carries run, round, site, DP parameters, epsilon (RDP and PLD), delta, the
   content hash and the policy digest. With `export.reveal_num_examples: false` it omits the
   sample count *and* the two DP fields that would give it away (sampling rate q = batch/N and
-  the step count, epochs * N // batch); epsilon itself stays (it is what the coordinator must
-  see), and it depends on N only weakly.
+  the step count, epochs * N // batch). Epsilon itself stays (it is what the coordinator must
+  check against the policy), and it is a function of q and the steps: with batch size, epochs
+  and noise multiplier (pipeline parameters, known to the coordinator) N can be estimated by
+  inverting the accountant. Hiding the count is therefore best-effort, not a guarantee.
 * The destination is the site's own bucket from its own spec, an s3 store: anything else is
   refused at run time (defence in depth behind the compiler's residency check).
 """
