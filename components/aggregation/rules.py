@@ -83,10 +83,14 @@ def linear_combination(
             if not rows:
                 acc[...] = 0
             elif scale is None:
-                np.copyto(acc, rows[0][start:stop])
-                for row in rows[1:]:
+                if len(rows) == 1:
+                    np.copyto(acc, rows[0][start:stop])
+                else:
+                    np.add(rows[0][start:stop], rows[1][start:stop], out=acc)
+                for row in rows[2:]:
                     np.add(acc, row[start:stop], out=acc)
-                np.divide(acc, np.float32(k), out=acc)
+                if k > 1:
+                    np.divide(acc, np.float32(k), out=acc)
             else:
                 tmp = scratch[: stop - start]
                 np.multiply(rows[0][start:stop], scale[0], out=acc)
