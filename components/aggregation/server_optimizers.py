@@ -63,7 +63,9 @@ def _check(params: Mapping[str, np.ndarray], delta: Mapping[str, np.ndarray]) ->
             )
 
 
-def _slots(state: Mapping[str, np.ndarray], prefix: str, params: Mapping[str, np.ndarray]):
+def _slots(
+    state: Mapping[str, np.ndarray], prefix: str, params: Mapping[str, np.ndarray]
+) -> Tensors:
     """The state tensors `prefix/<name>` of every param; refuses missing or misshaped ones."""
     out = {}
     for name, value in params.items():
@@ -108,7 +110,12 @@ class FedAvgStep:
     def init_state(self, params: Mapping[str, np.ndarray]) -> Tensors:
         return {}
 
-    def apply(self, params, delta, state) -> tuple[Tensors, Tensors]:
+    def apply(
+        self,
+        params: Mapping[str, np.ndarray],
+        delta: Mapping[str, np.ndarray],
+        state: Mapping[str, np.ndarray],
+    ) -> tuple[Tensors, Tensors]:
         _check(params, delta)
         lr = np.float32(self.learning_rate)
         return {n: _f32(params[n]) + lr * _f32(delta[n]) for n in params}, {}
@@ -128,7 +135,12 @@ class FedAvgM:
     def init_state(self, params: Mapping[str, np.ndarray]) -> Tensors:
         return {f"momentum/{n}": np.zeros(np.shape(p), np.float32) for n, p in params.items()}
 
-    def apply(self, params, delta, state) -> tuple[Tensors, Tensors]:
+    def apply(
+        self,
+        params: Mapping[str, np.ndarray],
+        delta: Mapping[str, np.ndarray],
+        state: Mapping[str, np.ndarray],
+    ) -> tuple[Tensors, Tensors]:
         _check(params, delta)
         v = _slots(state, "momentum", params)
         lr, beta = np.float32(self.learning_rate), np.float32(self.momentum)
@@ -170,7 +182,12 @@ class _Adaptive:
             state[f"v/{n}"] = np.full(np.shape(p), v0, np.float32)
         return state
 
-    def apply(self, params, delta, state) -> tuple[Tensors, Tensors]:
+    def apply(
+        self,
+        params: Mapping[str, np.ndarray],
+        delta: Mapping[str, np.ndarray],
+        state: Mapping[str, np.ndarray],
+    ) -> tuple[Tensors, Tensors]:
         _check(params, delta)
         m, v = _slots(state, "m", params), _slots(state, "v", params)
         if "step" not in state:
