@@ -16,7 +16,6 @@ on 2 cores); `--only bc-iid-nodp` runs one.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -65,13 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     repo = Path(__file__).resolve().parents[2]
+    from pipelines.commands.run import parse_value
+
     overrides = {}
     for item in args.param:
         name, _, raw = item.partition("=")
-        try:
-            overrides[name] = json.loads(raw)
-        except ValueError:
-            overrides[name] = raw
+        overrides[name] = parse_value(raw)
     chosen = [c for c in CONFIGS if not args.only or c.name in args.only]
     rows = []
     missed = []

@@ -21,11 +21,16 @@ def _param(text: str) -> tuple[str, object]:
     name, sep, raw = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"{text!r}: use NAME=VALUE")
+    return name, parse_value(raw)
+
+
+def parse_value(raw: str) -> object:
+    """A JSON number, string, true/false or null as such; anything else (objects too) as text."""
     try:
-        value: object = json.loads(raw)
+        value = json.loads(raw)
     except ValueError:
-        value = raw
-    return name, value
+        return raw
+    return value if isinstance(value, int | float | bool | str) or value is None else raw
 
 
 class _Terminal:

@@ -125,6 +125,25 @@ def exclusive_lock(path: Path, what: str) -> Iterator[None]:
         handle.close()
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt (main thread only), so servers stop and state is saved."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def update_latest(runs_dir: Path, run_id: str) -> None:
     """Point `<runs>/latest` at `run_id` (relative symlink, replaced atomically)."""
     link = runs_dir / "latest"
@@ -443,7 +462,7 @@ def run_local(
             "add nothing. Pick a new --run-id (or omit it)."
         )
     resuming = run_dir.exists()
-    with exclusive_lock(runs_dir / ".lock", f"runs folder {runs_dir}"):
+    with exclusive_lock(runs_dir / ".lock", f"runs folder {runs_dir}"), _sigterm_as_interrupt():
         run_dir.mkdir(parents=True, exist_ok=True)
         update_latest(runs_dir, run_id)
         if resuming:
