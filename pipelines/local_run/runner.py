@@ -2,10 +2,11 @@
 
 Steps: load sites/policies; start one S3-compatible server per site and a GCS emulator for
 the coordinator (state restored from `<runs>/.state`); per-site credentials and Ed25519
-signing keys under `<run>/secrets` (0600); local copies of the site files (local endpoint,
-local public key); data prepared from scikit-learn's bundled set and uploaded to each site's
-bucket; the federation compiled into `<run>/compiled`; the pipeline executed by kfp.local in a
-child process whose log becomes one progress line per task; then the host scores every global
+signing keys under `<run>/secrets` (0600); local copies of the site files (local public
+key, dataset; endpoints via FEDPIPE_ENDPOINT_OVERRIDES); data prepared from scikit-learn's bundled set and uploaded to each site's
+bucket; the federation compiled into `<run>/compiled`; the pipeline executed with kfp.local in
+a child process (two independent tasks at a time by default, `pipelines.local_run.parallel`)
+whose output becomes one progress line per task; then the host scores every global
 model on the pooled test set, trains the centralized baseline, reads the site ledgers and
 writes `summary.json`, `report.html`, `report.md`, the global model and the residency report.
 Servers are stopped and bucket state saved on every exit path (Ctrl-C included).
