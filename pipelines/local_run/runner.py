@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from components.common.secrets import MissingSecretError
 from pipelines.config.loader import Federation, load_federation
 from pipelines.config.models import Site
 from pipelines.local_run import collect as collect_mod
@@ -44,7 +45,7 @@ from pipelines.local_run.progress import (
     task_map,
 )
 from pipelines.local_run.siteconf import write_local_config
-from pipelines.local_run.stores import LocalStores, ensure_signing_keys
+from pipelines.local_run.stores import LocalStores, configured_endpoints, ensure_signing_keys
 from pipelines.localstack.servers import ServerStartError
 
 RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -476,13 +477,19 @@ def run_local(
         try:
             t = time.monotonic()
             try:
-                stores.start(federation.sites, federation.coordinator)
-            except ServerStartError as exc:
-                raise RunError(f"local object stores: {exc}") from None
+                configured = configured_endpoints(
+                    federation.sites, federation.coordinator, os.environ
+                )
+                if configured is None:
+                    stores.start(federation.sites, federation.coordinator)
+                else:
+                    stores.connect(*configured)
+            except (ServerStartError, ValueError, MissingSecretError) as exc:
+                raise RunError(f"object stores: {exc}") from None
             timings["servers_s"] = time.monotonic() - t
             emit(
                 "object stores: "
-                + ", ".join(f"{s} s3://127.0.0.1:{srv.port}" for s, srv in stores.s3.items())
+                + ", ".join(f"{s} s3://{srv.endpoint}" for s, srv in stores.s3.items())
                 + (f", coordinator gcs {stores.gcs.url}" if stores.gcs else "")
             )
             return _run_with_stores(
@@ -523,8 +530,10 @@ def _run_with_stores(
     t = time.monotonic()
     object_lock = {sid: federation.policy_of(sid).retention.object_lock for sid in all_sites}
     stores.create_buckets(all_sites, object_lock)
-    restored = stores.restore_state(all_sites, runs_dir / STATE_DIR)
-    stores.state_loaded = True  # from now on the buckets hold the whole state: save it on exit
+    restored = 0
+    if not stores.external:  # already running stores keep their own state
+        restored = stores.restore_state(all_sites, runs_dir / STATE_DIR)
+        stores.state_loaded = True  # the buckets now hold the whole state: save it on exit
     secrets_dir = run_dir / "secrets"
     stores.write_credentials(secrets_dir)
     public_keys = ensure_signing_keys(secrets_dir, list(federation.sites))

@@ -63,12 +63,73 @@ def ensure_signing_keys(secrets_dir: Path, site_ids: list[str]) -> dict[str, str
 
 
 @dataclass
+class ExternalS3:
+    """An S3-compatible endpoint that is already running (FEDPIPE_ENDPOINT_OVERRIDES)."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def stop(self) -> None:
+        """Not ours to stop."""
+
+
+@dataclass
+class ExternalGcs:
+    """A GCS emulator that is already running (STORAGE_EMULATOR_HOST)."""
+
+    url: str
+
+    def client(self, project: str = "fedpipe-local"):
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(
+            project=project,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": self.url},
+        )
+
+    def stop(self) -> None:
+        """Not ours to stop."""
+
+
+def configured_endpoints(
+    members: Mapping[str, Site], coordinator: Site, environ: Mapping[str, str]
+) -> tuple[dict[str, str], str | None] | None:
+    """({site: host:port}, GCS emulator URL) when the environment names every store, else None.
+
+    Every member needs an entry in FEDPIPE_ENDPOINT_OVERRIDES (JSON) and a GCS coordinator
+    needs STORAGE_EMULATOR_HOST; partial configuration is an error (ValueError).
+    """
+    raw = environ.get("FEDPIPE_ENDPOINT_OVERRIDES")
+    if not raw:
+        return None
+    try:
+        overrides = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"FEDPIPE_ENDPOINT_OVERRIDES is not JSON: {exc}") from None
+    missing = [s for s in members if s not in overrides]
+    gcs = environ.get("STORAGE_EMULATOR_HOST")
+    if coordinator.object_store.type == "gcs" and not gcs:
+        missing.append(f"{coordinator.id} (STORAGE_EMULATOR_HOST)")
+    if missing:
+        raise ValueError(
+            "FEDPIPE_ENDPOINT_OVERRIDES is set but does not name every store: missing "
+            + ", ".join(missing)
+            + " (unset it to let fedpipe start local servers)"
+        )
+    return {s: str(overrides[s]) for s in members}, gcs
+
+
+@dataclass
 class LocalStores:
     """Running servers for a federation: `s3[site_id]` and `gcs` (None when not started)."""
 
-    s3: dict[str, S3Server] = field(default_factory=dict)
-    gcs: GcsServer | None = None
+    s3: dict[str, S3Server | ExternalS3] = field(default_factory=dict)
+    gcs: GcsServer | ExternalGcs | None = None
     state_loaded: bool = False  # set once restore_state has filled the fresh buckets
+    external: bool = False  # connected to stores fedpipe did not start
 
     def start(self, members: Mapping[str, Site], coordinator: Site) -> None:
         """Start one S3 server per member and a GCS emulator if the coordinator uses GCS."""
@@ -83,6 +144,20 @@ class LocalStores:
             server = S3Server()
             self.s3[coordinator.id] = server
             server.start()
+
+    def connect(self, endpoints: Mapping[str, str], gcs_url: str | None) -> None:
+        """Use already running stores; credentials from the sites' secrets (CONTRACT.md)."""
+        from components.common.secrets import site_secret
+
+        for site_id, endpoint in endpoints.items():
+            self.s3[site_id] = ExternalS3(
+                endpoint.removeprefix("http://"),
+                site_secret(site_id, "S3_ACCESS_KEY"),
+                site_secret(site_id, "S3_SECRET_KEY"),
+            )
+        if gcs_url:
+            self.gcs = ExternalGcs(gcs_url)
+        self.external = True
 
     def stop(self) -> None:
         """Stop every server; idempotent, never raises for an already dead one."""

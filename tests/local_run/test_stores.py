@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -74,3 +75,34 @@ def test_servers_buckets_keys_and_state_survive_a_restart(tmp_path: Path) -> Non
     assert b.signing is not None and b.signing.public_key == keys["hospital-berlin"]
     assert b.data is not None and b.data.dataset == "digits"
     assert "127.0.0.1" not in (REPO / "sites" / "hospital-berlin.yaml").read_text()
+
+
+def test_configured_endpoints_all_or_nothing() -> None:
+    from pipelines.local_run.stores import configured_endpoints
+
+    fed = load_federation(REPO / "sites", REPO / "policies")
+    assert configured_endpoints(fed.sites, fed.coordinator, {}) is None
+    every = {s: f"127.0.0.1:{9000 + i}" for i, s in enumerate(fed.sites)}
+    env = {"FEDPIPE_ENDPOINT_OVERRIDES": json.dumps(every), "STORAGE_EMULATOR_HOST": "http://x:1"}
+    assert configured_endpoints(fed.sites, fed.coordinator, env) == (every, "http://x:1")
+    partial = {"FEDPIPE_ENDPOINT_OVERRIDES": json.dumps({"hospital-berlin": "h:1"})}
+    with pytest.raises(ValueError, match="clinic-boston") as info:
+        configured_endpoints(fed.sites, fed.coordinator, partial)
+    assert "STORAGE_EMULATOR_HOST" in str(info.value)
+
+
+@pytest.mark.integration
+def test_connect_uses_running_servers_with_site_credentials(
+    s3_server, gcs_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed = load_federation(REPO / "sites", REPO / "policies")
+    monkeypatch.setenv("FEDPIPE_S3_ACCESS_KEY", s3_server.access_key)
+    monkeypatch.setenv("FEDPIPE_S3_SECRET_KEY", s3_server.secret_key)
+    stores = LocalStores()
+    stores.connect({s: s3_server.endpoint for s in fed.sites}, gcs_server.url)
+    stores.create_buckets(fed.all_sites, {})
+    berlin = fed.sites["hospital-berlin"]
+    assert stores.minio("hospital-berlin").bucket_exists(berlin.object_store.bucket)
+    assert stores.external and stores.env(Path("/s"))["STORAGE_EMULATOR_HOST"] == gcs_server.url
+    stores.stop()  # not ours: the fixture's servers keep running
+    assert s3_server.proc is not None and s3_server.proc.poll() is None
