@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 def fedpipe(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
-    env.pop("FEDPIPE_SECRETS_DIR", None)
+    for name in ("FEDPIPE_SECRETS_DIR", "FEDPIPE_ENDPOINT_OVERRIDES", "STORAGE_EMULATOR_HOST"):
+        env.pop(name, None)  # the run starts its own stores
     return subprocess.run(
         [sys.executable, "-c", "from pipelines.cli import main; raise SystemExit(main())", *args],
         cwd=REPO,
