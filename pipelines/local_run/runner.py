@@ -197,9 +197,14 @@ def pipeline_parameters(spec: dict[str, Any]) -> dict[str, Any]:
 def pipeline_arguments(
     params: dict[str, Any], run_id: str, options: RunOptions
 ) -> tuple[dict[str, Any], list[str]]:
-    """Arguments for the pipeline (only names it declares) and the names it did not know."""
+    """Arguments for the pipeline (only names it declares) and the names it did not know.
+
+    The dataset's training recipe (`pipelines.local_run.recipes`) comes first; overrides win."""
+    from pipelines.local_run.recipes import recipe_arguments
+
     wanted: dict[str, Any] = {"run_id": run_id, "dp_enabled": options.dp, "seed": options.seed}
     wanted["dataset"] = options.dataset
+    wanted.update(recipe_arguments(options.dataset, params, options.overrides))
     wanted.update(options.overrides)
     args = {k: v for k, v in wanted.items() if k in params}
     unknown = sorted(k for k in options.overrides if k not in params)
