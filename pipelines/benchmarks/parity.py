@@ -9,6 +9,8 @@ and the gap in points against the claim:
 * DP off: within 1.5 points on breast cancer and digits, IID and Dirichlet(0.5);
 * DP on (default noise fitted to the policies): within 4 points on breast cancer.
 
+Settings: the dataset's recipe (`pipelines.local_run.recipes`) unless `--param` overrides it.
+
 Exit 1 when a claim is missed. Not part of `make bench` (about 3–6 minutes per configuration
 on 2 cores); `--only bc-iid-nodp` runs one.
 """
