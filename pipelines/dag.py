@@ -9,8 +9,10 @@ Task names: `initialize`, `validate-<site>`, `train-<site>-r<r>`, `export-<site>
 digest and data snapshot as explicit inputs (KFP caching keys on inputs, not on node
 selectors or secrets). Caching is off for tasks with side effects: initialize (reads the
 mutable latest model on resume), train (privacy ledger), export (create-only upload),
-aggregate (create-only publish). validate, evaluate and report may be cached: their keys
-include site id, policy digest, data snapshot and the KFP job id.
+aggregate (create-only publish), validate (its privacy pre-flight reads the ledger). evaluate
+and report may be cached: their keys include site id, policy digest, data snapshot and the
+KFP job id. Every round-1 train waits for every site's validate, so a run that would exceed
+any site's lifetime budget stops before anyone trains.
 """
 
 import copy
@@ -133,9 +135,16 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         validations: dict[str, PipelineTask] = {}
         for site in sites:
             task = named(validate, site_task_name("validate", site.id))(
-                dataset=dataset, **site_inputs(site.id, VALIDATE_ROUND)
+                dataset=dataset,
+                rounds=rounds,
+                batch_size=batch_size,
+                local_epochs=local_epochs,
+                noise_multiplier=noise_multiplier,
+                dp_enabled=dp_enabled,
+                **site_inputs(site.id, VALIDATE_ROUND),
             )
-            validations[site.id] = place_site_task(task, site)
+            # it reads the privacy ledger (pre-flight lifetime budget): never from cache
+            validations[site.id] = _no_cache(place_site_task(task, site))
 
         model = init.outputs["global_model"]
         round_reports: dict[str, Any] = {}
@@ -158,6 +167,8 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                     **site_inputs(site.id, r),
                 )
                 _no_cache(place_site_task(trained, site))
+                if r == 1:  # nobody trains before every site passed its budget pre-flight
+                    trained.after(*validations.values())
                 exported = named(export, site_task_name("export", site.id, r))(
                     local_model=trained.outputs["local_model"],
                     global_model=model,

@@ -227,3 +227,46 @@ def ledger_summary(entries: Sequence[LedgerEntry], delta: float) -> dict[str, fl
         "non_private_entries": sum(1 for e in entries if e.non_private),
         "delta": delta,
     }
+
+
+def check_run_budget(
+    entries: Sequence[LedgerEntry],
+    planned_round: DpSgdEvent,
+    *,
+    rounds: int,
+    site_id: str,
+    run_id: str,
+    lifetime_epsilon: float,
+    delta: float,
+    policy_id: str,
+) -> BudgetDecision:
+    """Can `site_id` afford the whole run before it trains at all?
+
+    The rounds of `run_id` not yet charged in `entries` (a resumed run pays only what is left)
+    each spend `planned_round`; refused when the lifetime composition (RDP at `delta`) would
+    then exceed `lifetime_epsilon`. `round_epsilon` is one planned round on its own.
+    """
+    if rounds < 1:
+        raise LedgerError(f"rounds must be >= 1, got {rounds}")
+    charged = {e.round for e in entries if e.run_id == run_id}
+    remaining = sum(1 for r in range(1, rounds + 1) if r not in charged)
+    all_events = [e.event for e in entries]
+    before = rdp_epsilon(all_events, delta)
+    after = rdp_epsilon([*all_events, *([planned_round] * remaining)], delta)
+    reason = None
+    if after > lifetime_epsilon:
+        reason = (
+            f"site {site_id}: this run's {remaining} remaining round(s) would take its lifetime "
+            f"epsilon from {before:.4f} to {after:.4f} (RDP, delta {delta:g}) > {policy_id} "
+            f"dp.lifetime_epsilon {lifetime_epsilon:g}; the run stops before any training"
+        )
+    return BudgetDecision(
+        allowed=reason is None,
+        reason=reason,
+        round_epsilon=rdp_epsilon([planned_round], delta),
+        lifetime_before=before,
+        lifetime_after=after,
+        epsilon_per_round=float("nan"),
+        lifetime_epsilon=lifetime_epsilon,
+        delta=delta,
+    )

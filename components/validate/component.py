@@ -21,9 +21,18 @@ def validate(
     kfp_job_id: str,
     round_index: int,
     dataset: str,
+    rounds: int,
+    batch_size: int,
+    local_epochs: int,
+    noise_multiplier: float,
+    dp_enabled: bool,
     summary: Output[Artifact],
 ):
-    """Validate the site's data against its data contract; writes summary.json only."""
+    """Validate the site's data against its data contract; writes summary.json only.
+
+    Also the run's privacy pre-flight: fails (naming the site) when `rounds` rounds at these
+    DP settings would exceed the site's lifetime epsilon, before any site trains.
+    """
     arguments = dict(locals())
     from components.common.kfp_args import plain_arguments
     from components.validate.executor import run

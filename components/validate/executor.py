@@ -44,20 +44,31 @@ def validate_site(
     `reveal_row_count` False (policy `export.reveal_num_examples: false`): `row_count` is null,
     so the summary does not disclose the training sample count the manifest hides.
     """
+    return _validate_site(site_json, site_id, dataset, client_factory, reveal_row_count)[0]
+
+
+def _validate_site(
+    site_json: str,
+    site_id: str,
+    dataset: str,
+    client_factory: ClientFactory | None,
+    reveal_row_count: bool,
+) -> tuple[dict[str, Any], int | None]:
+    """(summary, training rows read — None when the table could not be read)."""
     data = load_site_data(site_json, site_id, dataset)
     factory = client_factory or site_client_factory(data.site)
     try:
         check_own_bucket(data.site, data.train_uri)
         frame = read_site_table(data.train_uri, factory, site_id)
     except DataError as exc:
-        return abstention(site_id, f"data check {exc.check!r} failed: {exc.detail}")
+        return abstention(site_id, f"data check {exc.check!r} failed: {exc.detail}"), None
     except MissingSecretError as exc:
-        return abstention(site_id, f"cannot read its data: {exc}")
+        return abstention(site_id, f"cannot read its data: {exc}"), None
     try:
         outcomes = run_suite(data.contract, frame)
     except Exception as exc:  # a GX-internal failure must not crash the round
-        return abstention(site_id, f"validation engine error ({type(exc).__name__})")
-    return summarize(site_id, len(frame) if reveal_row_count else None, outcomes)
+        return abstention(site_id, f"validation engine error ({type(exc).__name__})"), len(frame)
+    return summarize(site_id, len(frame) if reveal_row_count else None, outcomes), len(frame)
 
 
 def write_summary(folder: str | Path, summary: dict[str, Any]) -> Path:
@@ -81,16 +92,42 @@ def run(
     round_index: int,
     dataset: str,
     summary: str,
+    rounds: int | None = None,
+    batch_size: int | None = None,
+    local_epochs: int | None = None,
+    noise_multiplier: float | None = None,
+    dp_enabled: bool | None = None,
     client_factory: ClientFactory | None = None,
 ) -> dict[str, Any]:
     """Validate the site's data; write `<summary>/summary.json` (components/CONTRACT.md).
 
     `row_count` is null when the policy hides sample counts (`export.reveal_num_examples`).
+    With the run's `rounds` and DP settings given (the pipeline passes them), a site whose
+    data passed is also checked against its privacy ledger: a run that would take it past
+    its lifetime budget raises `BudgetExceededError` naming the site, so the run stops before
+    any site trains (every round-1 train waits for every validate).
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     Returns the summary written.
     """
-    del policy_digest, data_snapshot, run_id, kfp_job_id, round_index  # cache keys only
+    del data_snapshot, round_index  # cache keys only
     reveal = reveals_row_count(policy_json, site_id)
-    body = validate_site(site_json, site_id, dataset, client_factory, reveal_row_count=reveal)
+    body, rows = _validate_site(site_json, site_id, dataset, client_factory, reveal)
+    if rounds is not None and dp_enabled and body.get("passed") and rows:
+        from components.validate.budget import preflight_budget
+
+        preflight_budget(
+            site_id=site_id,
+            policy_digest=policy_digest,
+            site_json=site_json,
+            policy_json=policy_json,
+            run_id=run_id,
+            kfp_job_id=kfp_job_id,
+            num_examples=rows,
+            rounds=rounds,
+            batch_size=int(batch_size or 0),
+            local_epochs=int(local_epochs or 0),
+            noise_multiplier=float(noise_multiplier or 0.0),
+            client_factory=client_factory,
+        )
     write_summary(summary, body)
     return body

@@ -106,7 +106,7 @@ def test_caching_off_for_side_effects_only(compiled):
     for name, task in _tasks(spec).items():
         stage = name.split("-")[0]
         enabled = task.get("cachingOptions", {}).get("enableCache", False)
-        assert enabled == (stage in ("validate", "evaluate", "report")), name
+        assert enabled == (stage in ("evaluate", "report")), name
 
 
 def test_only_export_gets_the_signing_key_and_aggregate_reads_every_site(compiled):
@@ -176,3 +176,13 @@ def test_site_image_registry_rewrites_only_that_sites_images():
             assert image == "registry.boston.example/mirror/fedpipe/fedpipe:0.1.0", name
         else:
             assert image == "ghcr.io/fedpipe/fedpipe:0.1.0", name
+
+
+def test_round_one_training_waits_for_every_budget_preflight(compiled):
+    _, spec, _ = compiled
+    tasks = _tasks(spec)
+    validates = {n for n in tasks if n.startswith("validate-")}
+    assert len(validates) == len(SITES)
+    for name, task in tasks.items():
+        if name.startswith("train-") and name.endswith("-r1"):
+            assert validates <= set(task.get("dependentTasks", [])), name
