@@ -150,7 +150,7 @@ def test_a_run_beyond_the_lifetime_budget_stops_before_training(
     )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     # the validate pre-flight of the first site checked fails the run, naming the site
-    failed = re.search(r"task validate-(\S+) \(validate, site (\S+)", proc.stderr)
+    failed = re.search(r"task validate-(\S+) \(validate, site ([^,)\s]+)", proc.stderr)
     assert failed is not None, proc.stderr[-3000:]
     site = failed.group(2)
     assert site in SITES and failed.group(1) == site
