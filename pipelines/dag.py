@@ -83,9 +83,9 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
     def federated_training(
         run_id: str = "",
         model_name: str = "logreg",
-        local_epochs: int = 1,
-        batch_size: int = 32,
-        learning_rate: float = 0.1,
+        local_epochs: int = 5,
+        batch_size: int = 8,
+        learning_rate: float = 0.05,
         noise_multiplier: float = 1.5,
         l2_norm_clip: float = 1.0,
         dp_enabled: bool = True,

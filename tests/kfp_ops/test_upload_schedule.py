@@ -92,7 +92,7 @@ def test_upload_same_digest_is_a_noop_and_changed_sites_add_a_version(
     spec = versions[0].pipeline_spec["pipeline_spec"]  # wrapped with its platform spec
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["resume"]["defaultValue"] is False
-    assert params["learning_rate"]["defaultValue"] == 0.1
+    assert params["learning_rate"]["defaultValue"] == 0.05
     assert all(p.get("description") for p in params.values())
 
     new_digest = pipeline_digest_of(changed.read_text())
