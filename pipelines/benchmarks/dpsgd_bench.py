@@ -10,24 +10,16 @@ machine (a round's train task must not dominate it). Exit 1 when the target is m
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 
 import numpy as np
 
+from pipelines.benchmarks.timing import median_seconds
+
 REPEATS = 3
 TARGET_TRAIN_SECONDS = 10.0
 SITES = ["hospital-berlin", "hospital-paris", "clinic-boston"]
-
-
-def _median_seconds(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -64,11 +56,11 @@ def main() -> int:
             )
 
         steps = once().steps
-        used = _median_seconds(once)
+        used = median_seconds(once, REPEATS)
         original = tensorflow_privacy.DPKerasSGDOptimizer
         tensorflow_privacy.DPKerasSGDOptimizer = tensorflow_privacy.VectorizedDPKerasSGDOptimizer
         try:
-            vectorized = _median_seconds(once)
+            vectorized = median_seconds(once, REPEATS)
         finally:
             tensorflow_privacy.DPKerasSGDOptimizer = original
         if model == "logreg":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from pipelines.benchmarks.timing import median_seconds
 
 TARGET_S = 300.0
 
@@ -53,12 +54,8 @@ def import_seconds(lines: Iterable[str]) -> float:
 
 def bare_start_seconds(repeat: int = 5) -> float:
     """Median wall time of `python -I -S -c pass` (interpreter start, no site imports)."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-I", "-S", "-c", "pass"], check=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    argv = [sys.executable, "-I", "-S", "-c", "pass"]
+    return median_seconds(lambda: subprocess.run(argv, check=True), repeat)
 
 
 def stage_table(

@@ -8,24 +8,16 @@ validate task must not dominate it). Exit 1 when the target is missed.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 
 import numpy as np
 
+from pipelines.benchmarks.timing import median_seconds
+
 REPEATS = 3
 TARGET_VALIDATE_SECONDS = 10.0
 SITES = ["hospital-berlin", "hospital-paris", "clinic-boston"]
-
-
-def _median_seconds(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -46,7 +38,7 @@ def main() -> int:
         contract = get_contract(dataset)
         fed = split_federation(load_frame(dataset), dataset, SITES, np.random.default_rng(0))
         train = fed.sites[SITES[0]].train
-        validate_s = _median_seconds(lambda c=contract, t=train: run_suite(c, t))
+        validate_s = median_seconds(lambda c=contract, t=train: run_suite(c, t), REPEATS)
         worst = max(worst, validate_s)
         x, _ = frame_to_arrays(contract, train, SITES[0])
         xt, yt = frame_to_arrays(contract, fed.test, "pooled-test")
@@ -61,7 +53,7 @@ def main() -> int:
             probs = predict_proba("logreg", t, z, c.num_classes)
             classification_metrics(yt, probs, list(c.labels), 5)
 
-        evaluate_s = _median_seconds(evaluate)
+        evaluate_s = median_seconds(evaluate, REPEATS)
         print(
             f"{dataset:>14} {len(train):>5} {len(expectation_specs(contract)):>6} "
             f"{validate_s:>10.3f} {evaluate_s * 1000:>11.2f}",
