@@ -59,9 +59,14 @@ def test_whole_run_is_composed_with_what_was_spent() -> None:
 
 def test_resumed_run_pays_only_the_rounds_not_yet_charged() -> None:
     spent = [_entry("run-b", 1), _entry("run-b", 2)]  # this run already charged rounds 1, 2
-    decision = _decide(spent, rounds=3, lifetime=100.0)
-    assert decision.lifetime_after == pytest.approx(rdp_epsilon([EVENT] * 3, DELTA), abs=1e-9)
-    assert "1 remaining" not in (decision.reason or "")
+    # only round 3 is left: the whole run fits a budget of exactly three rounds ...
+    three = rdp_epsilon([EVENT] * 3, DELTA)
+    decision = _decide(spent, rounds=3, lifetime=three + 1e-6)
+    assert decision.allowed
+    assert decision.lifetime_after == pytest.approx(three, abs=1e-9)
+    # ... and a budget just below it names the one remaining round
+    refused = _decide(spent, rounds=3, lifetime=three - 1e-3)
+    assert "this run's 1 remaining round(s)" in refused.reason
 
 
 @pytest.mark.integration
