@@ -17,7 +17,8 @@ loading the bundled digits data; every random draw comes from a seeded
 
 Known limit (measured, `aggregation_robustness_bench`): with f = 3 of 10 sites attacking,
 median and trimmed mean lose 1.3 points on average over the three attacks, but sign-flip or
-scaled updates cost them up to 3.1 points (seed 1 of seeds 0..4) and 5.3 (seed 6 of 5..14).
+scaled updates cost them up to 3.1 points (seed 1 of seeds 0..4) and 5.3 (seed 6 of 5..14;
+there f = 2 also misses its 2-point limit: −2.7 median, −2.4 trimmed mean).
 Not read-out noise: the clean run moves ≤ 0.7 points over its last 5 rounds (seeds 0..4),
 the gap persists over the last 10 rounds and grows with more rounds (seed 1, worst of the
 four: −3.1 / −3.8 / −4.5 points after 20 / 40 / 80 rounds). Cause: with 135 images per site

@@ -73,6 +73,7 @@ def test_mean_follows_the_honest_sites_and_an_attacked_median_lags():
 # median and trimmed mean lose 3.1 points (14 of 449 test images; the limit is 13.47) at
 # f = 3 under sign-flip / scaled attacks. No trainer setting tried fixes it without costing
 # the clean run, so that part of the claim is checked on seed 0 only; everything else on both.
+# Seeds 5..14 (`--seeds 5-14`) miss on seed 6 as well, there also at f = 2 (−2.7 points).
 KNOWN_MISSES = {1: {("median", 3), ("trimmed_mean", 3)}}
 
 
