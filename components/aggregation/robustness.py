@@ -32,7 +32,7 @@ point. Trainer changes applied to every run (10 → 2, 3, 5 or 20 epochs, lr 0.0
 full-batch last epoch, full-batch training, in-round or per-round lr decay, L2 1e-3 to
 3e-2) moved the mean sign-flip/scaled f = 3 gap of these two rules (−1.7 now) only to −1.4
 to −2.3 and the worst over seeds 0..4 to −2.4 to −3.8; the three that stay within 3 points
-there cost the clean run 1–3 points (2 epochs, full batches) or still miss on fresh seeds
+there cost the clean run 1.1–3.3 points (2 epochs, full batches) or still miss on fresh seeds
 (full-batch last epoch: −4.5 on seed 6). Class-stratified shards do not help either (worst
 −3.3 at f = 3, −3.6 at f = 2 over seeds 0..9). Multi-Krum (f=3) stays within 1.8 points.
 """
