@@ -17,6 +17,9 @@ any site's lifetime budget stops before anyone trains.
 
 import copy
 import dataclasses
+import inspect
+import re
+from collections.abc import Callable
 from typing import Any
 
 from kfp import dsl
@@ -29,7 +32,7 @@ from components.initialize.component import initialize
 from components.report import component as report_component
 from components.train.component import train
 from components.validate.component import validate
-from pipelines.config.canonical import canonical_dumps, canonical_json, policy_digest
+from pipelines.config.canonical import canonical_dumps, canonical_json, policy_digest, site_digest
 from pipelines.config.loader import Federation
 from pipelines.config.models import Site
 from pipelines.kfp_speed import memoized_task_names
@@ -59,6 +62,138 @@ def federation_dataset(federation: Federation) -> str:
     return datasets[0]
 
 
+# The run's knobs, shown in the Kubeflow UI's run form: (name, type, default, description).
+USER_PARAMS: tuple[tuple[str, type, Any, str], ...] = (
+    (
+        "run_id",
+        str,
+        "",
+        "Names this run's objects in the buckets and ledgers; empty = the KFP job id.",
+    ),
+    ("model_name", str, "logreg", "Model architecture trained by every site (e.g. logreg)."),
+    ("local_epochs", int, 5, "Passes over the site's data per round."),
+    ("batch_size", int, 8, "Examples per DP-SGD step."),
+    ("learning_rate", float, 0.05, "Local SGD learning rate."),
+    ("noise_multiplier", float, 1.5, "DP-SGD Gaussian noise stddev, in units of l2_norm_clip."),
+    ("l2_norm_clip", float, 1.0, "Per-example gradient L2 clipping norm."),
+    ("dp_enabled", bool, True, "Train with DP-SGD; false only where every policy allows dp off."),
+    ("seed", int, 0, "Seed of model init, data order and DP noise."),
+    ("rule", str, "fedavg", "fedavg, median, trimmed_mean, krum, multi_krum or norm_bounded_mean."),
+    ("rule_params_json", str, "{}", 'JSON object of the rule\'s parameters (e.g. {"beta": 0.1}).'),
+    ("server_optimizer", str, "fedavg", "Server optimizer: fedavg, fedavgm, fedadam or fedyogi."),
+    (
+        "server_learning_rate",
+        float,
+        1.0,
+        "Server optimizer learning rate (1.0 = plain FedAvg step).",
+    ),
+    (
+        "optimizer_params_json",
+        str,
+        "{}",
+        'JSON object of server optimizer parameters ({"beta_1": 0.9}).',
+    ),
+    ("resume", bool, False, "Start from the latest global model in the coordinator's bucket."),
+)
+
+# Compiled configuration: pipeline inputs with the federation's specs as defaults, so each
+# spec is written once and tasks reference it (a constant per task repeated it ~4x per site
+# per round). Tasks refuse a value whose digest differs from their compiled constant.
+CONFIG_PREFIX = "config_"
+CONFIG_COORDINATOR = "config_coordinator"
+CONFIG_SITES = "config_sites"
+CONFIG_POLICIES = "config_policies"
+CONFIG_NOTE = "Compiled from sites/ and policies/; do not edit (tasks check its digest)."
+
+
+def _param_suffix(ident: str) -> str:
+    return re.sub(r"[^a-z0-9]", "_", ident.lower())
+
+
+def site_param(site_id: str) -> str:
+    """Pipeline input holding site `site_id`'s spec as JSON (`config_site_hospital_berlin`)."""
+    return f"{CONFIG_PREFIX}site_{_param_suffix(site_id)}"
+
+
+def policy_param(policy_id: str) -> str:
+    """Pipeline input holding policy `policy_id` as JSON (`config_policy_eu_health`)."""
+    return f"{CONFIG_PREFIX}policy_{_param_suffix(policy_id)}"
+
+
+def compiled_config(federation: Federation) -> dict[str, tuple[str, str]]:
+    """{pipeline input name: (JSON default, description)} for the compiled configuration.
+
+    One input per site and per governing policy (what site tasks read), the coordinator, all
+    sites ({site_id: Site}) and all governing policies ({policy_id: Policy}) for the fan-in
+    tasks. ValueError when two ids map to the same input name.
+    """
+    site_ids = list(federation.sites)
+    policies = {p.id: p for p in (federation.policy_of(sid) for sid in site_ids)}
+    config: dict[str, tuple[str, str]] = {
+        CONFIG_COORDINATOR: (
+            canonical_json(federation.coordinator),
+            f"Coordinator spec. {CONFIG_NOTE}",
+        ),
+        CONFIG_SITES: (
+            canonical_dumps({sid: federation.sites[sid].dict() for sid in site_ids}),
+            f"All site specs, {{site_id: Site}}. {CONFIG_NOTE}",
+        ),
+        CONFIG_POLICIES: (
+            canonical_dumps({pid: p.dict() for pid, p in sorted(policies.items())}),
+            f"The sites' policies, {{policy_id: Policy}}. {CONFIG_NOTE}",
+        ),
+    }
+    owners: dict[str, str] = {}
+
+    def add(name: str, owner: str, value: str, what: str) -> None:
+        if name in owners:
+            raise ValueError(
+                f"{owner} and {owners[name]} both map to pipeline input {name}; rename one"
+            )
+        owners[name] = owner
+        config[name] = (value, f"{what} {CONFIG_NOTE}")
+
+    for sid in site_ids:
+        add(
+            site_param(sid),
+            f"site {sid}",
+            canonical_json(federation.sites[sid]),
+            f"Spec of site {sid}.",
+        )
+    for pid, policy in sorted(policies.items()):
+        add(policy_param(pid), f"policy {pid}", canonical_json(policy), f"Policy {pid}.")
+    return config
+
+
+def pipeline_entry(
+    body: Callable[..., None], config: dict[str, tuple[str, str]]
+) -> Callable[..., None]:
+    """The pipeline function KFP sees: USER_PARAMS then the config inputs (with defaults and
+    descriptions), forwarding to `body(**user_params, cfg={config input: channel})`."""
+    names = [n for n, *_ in USER_PARAMS]
+    params = [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=t, default=d)
+        for n, t, d, _ in USER_PARAMS
+    ]
+    params += [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str, default=v)
+        for n, (v, _) in config.items()
+    ]
+    docs = [f"    {n}: {d}" for n, *_, d in USER_PARAMS]
+    docs += [f"    {n}: {d}" for n, (_, d) in config.items()]
+
+    def federated_training(*channels: Any) -> None:
+        values = dict(zip([p.name for p in params], channels, strict=True))
+        body(**{n: values[n] for n in names}, cfg={n: values[n] for n in config})
+
+    federated_training.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    federated_training.__doc__ = (
+        "Residency-checked federated training, rounds unrolled for the compiled sites.\n\n"
+        "Args:\n" + "\n".join(docs) + "\n"
+    )
+    return federated_training
+
+
 def quorum(federation: Federation) -> int:
     """Fewest sites per aggregate: the strictest `aggregation.min_sites` of any governing policy."""
     return max(p.aggregation.min_sites for p in federation.governing.values())
@@ -73,57 +208,44 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
     coordinator = federation.coordinator
     dataset = federation_dataset(federation)
     min_sites = quorum(federation)
-    coordinator_json = canonical_json(coordinator)
-    sites_json = canonical_dumps({sid: federation.sites[sid].dict() for sid in site_ids})
-    policies_json = canonical_dumps({sid: federation.policy_of(sid).dict() for sid in site_ids})
+    config = compiled_config(federation)
     common_static = {sid: _site_inputs(federation, federation.sites[sid]) for sid in site_ids}
     aggregate = aggregate_component.build(site_ids)
     report = report_component.build(site_ids, rounds)
 
     def federated_training(
-        run_id: str = "",
-        model_name: str = "logreg",
-        local_epochs: int = 5,
-        batch_size: int = 8,
-        learning_rate: float = 0.05,
-        noise_multiplier: float = 1.5,
-        l2_norm_clip: float = 1.0,
-        dp_enabled: bool = True,
-        seed: int = 0,
-        rule: str = "fedavg",
-        rule_params_json: str = "{}",
-        server_optimizer: str = "fedavg",
-        server_learning_rate: float = 1.0,
-        optimizer_params_json: str = "{}",
-        resume: bool = False,
+        run_id: str,
+        model_name: str,
+        local_epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        noise_multiplier: float,
+        l2_norm_clip: float,
+        dp_enabled: bool,
+        seed: int,
+        rule: str,
+        rule_params_json: str,
+        server_optimizer: str,
+        server_learning_rate: float,
+        optimizer_params_json: str,
+        resume: bool,
+        cfg: dict[str, Any],
     ):
-        """Residency-checked federated training, rounds unrolled for the compiled sites.
-
-        Args:
-            run_id: Names this run's objects in the buckets and ledgers; empty = the KFP job id.
-            model_name: Model architecture trained by every site (e.g. logreg).
-            local_epochs: Passes over the site's data per round.
-            batch_size: Examples per DP-SGD step.
-            learning_rate: Local SGD learning rate.
-            noise_multiplier: DP-SGD Gaussian noise stddev, in units of l2_norm_clip.
-            l2_norm_clip: Per-example gradient L2 clipping norm.
-            dp_enabled: Train with DP-SGD; false only where every policy allows dp off.
-            seed: Seed of model init, data order and DP noise.
-            rule: fedavg, median, trimmed_mean, krum, multi_krum or norm_bounded_mean.
-            rule_params_json: JSON object of the rule's parameters (e.g. {"beta": 0.1}).
-            server_optimizer: Server optimizer: fedavg, fedavgm, fedadam or fedyogi.
-            server_learning_rate: Server optimizer learning rate (1.0 = plain FedAvg step).
-            optimizer_params_json: JSON object of server optimizer parameters ({"beta_1": 0.9}).
-            resume: Start from the latest global model in the coordinator's bucket.
-        """
         job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         run = {"run_id": run_id, "kfp_job_id": job_id}
 
         def site_inputs(site_id: str, round_index: int) -> dict[str, Any]:
-            return {**common_static[site_id], **run, "round_index": round_index}
+            site = federation.sites[site_id]
+            return {
+                **common_static[site_id],
+                "site_json": cfg[site_param(site_id)],
+                "policy_json": cfg[policy_param(site.policy)],
+                **run,
+                "round_index": round_index,
+            }
 
         init = named(initialize, "initialize")(
-            coordinator_json=coordinator_json,
+            coordinator_json=cfg[CONFIG_COORDINATOR],
             model_name=model_name,
             dataset=dataset,
             seed=seed,
@@ -146,6 +268,9 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             # it reads the privacy ledger (pre-flight lifetime budget): never from cache
             validations[site.id] = _no_cache(place_site_task(task, site))
 
+        # nobody trains before every site passed its budget pre-flight: every train needs
+        # initialize's model, and initialize waits for every validate (O(sites) edges)
+        init.after(*validations.values())
         model = init.outputs["global_model"]
         round_reports: dict[str, Any] = {}
         evaluations: dict[str, Any] = {}
@@ -167,8 +292,6 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                     **site_inputs(site.id, r),
                 )
                 _no_cache(place_site_task(trained, site))
-                if r == 1:  # nobody trains before every site passed its budget pre-flight
-                    trained.after(*validations.values())
                 exported = named(export, site_task_name("export", site.id, r))(
                     local_model=trained.outputs["local_model"],
                     global_model=model,
@@ -178,9 +301,9 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                 updates[aggregate_component.update_input(i)] = exported.outputs["update"]
 
             aggregated = named(aggregate, f"aggregate-r{r}")(
-                coordinator_json=coordinator_json,
-                sites_json=sites_json,
-                policies_json=policies_json,
+                coordinator_json=cfg[CONFIG_COORDINATOR],
+                sites_json=cfg[CONFIG_SITES],
+                policies_json=cfg[CONFIG_POLICIES],
                 round_index=r,
                 rule=rule,
                 rule_params_json=rule_params_json,
@@ -211,7 +334,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                 ]
 
         reported = named(report, "report")(
-            sites_json=sites_json,
+            sites_json=cfg[CONFIG_SITES],
             model_name=model_name,
             dp_enabled=dp_enabled,
             **{
@@ -224,8 +347,9 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         )
         place_coordinator_task(reported, coordinator)
 
+    entry = pipeline_entry(federated_training, config)
     with memoized_task_names():
-        return dsl.pipeline(name=PIPELINE_NAME, description=description or None)(federated_training)
+        return dsl.pipeline(name=PIPELINE_NAME, description=description or None)(entry)
 
 
 def _site_inputs(federation: Federation, site: Site) -> dict[str, str]:
@@ -236,9 +360,8 @@ def _site_inputs(federation: Federation, site: Site) -> dict[str, str]:
     return {
         "site_id": site.id,
         "policy_digest": policy_digest(policy),
+        "site_digest": site_digest(site),
         "data_snapshot": site.data.snapshot,
-        "site_json": canonical_json(site),
-        "policy_json": canonical_json(policy),
     }
 
 

@@ -5,6 +5,11 @@ header comments, the pipeline spec, then the platform spec), emitted with libyam
 (`CSafeDumper`, ~10× faster than the pure-Python emitter kfp uses) and with multi-line
 strings (component source, shell scripts) as literal `|` blocks and no line folding, so a
 component change reads as a code diff in `compile-check`. Deterministic: keys sorted.
+Collections holding only scalars are written in flow style (`{componentInputParameter: seed}`,
+PyYAML's `default_flow_style=None`): the same documents, a third fewer bytes at 100 sites,
+where the Argo workflow has to fit in etcd.
+The header comment abbreviates string defaults longer than HEADER_DEFAULT_MAX characters
+(the compiled site and policy specs): the full value is in `root.inputDefinitions`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from kfp.compiler import pipeline_spec_builder as builder
 
 _BASE = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 NO_WRAP = 1 << 30
+HEADER_DEFAULT_MAX = 80
 
 
 class _Dumper(_BASE):  # type: ignore[misc, valid-type]
@@ -42,9 +48,34 @@ def pipeline_documents(pipeline: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def dump_pipeline(spec: dict[str, Any], platform: dict[str, Any], description: str | None) -> str:
     """The YAML text: kfp's header comments, the spec and (if any) the platform spec."""
-    header = builder.extract_comments_from_pipeline_spec(spec, description)
+    header = builder.extract_comments_from_pipeline_spec(_header_view(spec), description)
     documents = [spec, platform] if platform.get("platforms") else [spec]
     body = yaml.dump_all(
-        documents, Dumper=_Dumper, sort_keys=True, width=NO_WRAP, allow_unicode=True
+        documents,
+        Dumper=_Dumper,
+        sort_keys=True,
+        width=NO_WRAP,
+        allow_unicode=True,
+        default_flow_style=None,
     )
     return header + body
+
+
+def _header_view(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` with long string defaults of the root inputs abbreviated (for the header only)."""
+    params = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    short = {}
+    for name, body in params.items():
+        value = body.get("defaultValue")
+        if isinstance(value, str) and len(value) > HEADER_DEFAULT_MAX:
+            body = {**body, "defaultValue": f"<{len(value)} characters, see root.inputDefinitions>"}
+        short[name] = body
+    root = (
+        {
+            **spec["root"],
+            "inputDefinitions": {**spec["root"]["inputDefinitions"], "parameters": short},
+        }
+        if params
+        else spec.get("root")
+    )
+    return {**spec, "root": root}

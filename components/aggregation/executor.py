@@ -171,9 +171,10 @@ def run(
         raise AggregationError("run_id and kfp_job_id are both empty")
     coordinator = Site.parse_raw(coordinator_json)
     sites = {k: Site.parse_obj(v) for k, v in _json_object(sites_json, "sites_json").items()}
-    policies = {
+    by_id = {
         k: Policy.parse_obj(v) for k, v in _json_object(policies_json, "policies_json").items()
     }
+    policies = {sid: by_id[s.policy] for sid, s in sites.items() if s.policy in by_id}
     rule_params = _json_object(rule_params_json, "rule_params_json")
     optimizer_params = _json_object(optimizer_params_json, "optimizer_params_json")
     check_settings(rule, rule_params, server_optimizer, server_learning_rate, optimizer_params)

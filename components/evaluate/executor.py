@@ -116,6 +116,7 @@ def run(
     *,
     site_id: str,
     policy_digest: str,
+    site_digest: str,
     data_snapshot: str,
     site_json: str,
     policy_json: str,
@@ -132,7 +133,19 @@ def run(
 
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     """
-    del policy_digest, data_snapshot, run_id, kfp_job_id  # cache keys only
+    from components.common.site_task import parse_site_task
+
+    parse_site_task(  # refuses a spec or policy that is not the compiled one
+        site_id=site_id,
+        policy_digest=policy_digest,
+        site_digest=site_digest,
+        site_json=site_json,
+        policy_json=policy_json,
+        run_id=run_id,
+        kfp_job_id=kfp_job_id,
+        round_index=round_index,
+    )
+    del data_snapshot  # cache key only
     body = evaluate_site(
         site_id=site_id,
         site_json=site_json,

@@ -84,6 +84,7 @@ def run(
     *,
     site_id: str,
     policy_digest: str,
+    site_digest: str,
     data_snapshot: str,
     site_json: str,
     policy_json: str,
@@ -105,11 +106,23 @@ def run(
     With the run's `rounds` and DP settings given (the pipeline passes them), a site whose
     data passed is also checked against its privacy ledger: a run that would take it past
     its lifetime budget raises `BudgetExceededError` naming the site, so the run stops before
-    any site trains (every round-1 train waits for every validate).
+    any site trains (initialize waits for every validate, every train for initialize).
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     Returns the summary written.
     """
-    del data_snapshot, round_index  # cache keys only
+    from components.common.site_task import parse_site_task
+
+    parse_site_task(  # refuses a spec or policy that is not the compiled one
+        site_id=site_id,
+        policy_digest=policy_digest,
+        site_digest=site_digest,
+        site_json=site_json,
+        policy_json=policy_json,
+        run_id=run_id,
+        kfp_job_id=kfp_job_id,
+        round_index=round_index,
+    )
+    del data_snapshot  # cache key only
     reveal = reveals_row_count(policy_json, site_id)
     body, rows = _validate_site(site_json, site_id, dataset, client_factory, reveal)
     if rounds is not None and dp_enabled and body.get("passed") and rows:
@@ -118,6 +131,7 @@ def run(
         preflight_budget(
             site_id=site_id,
             policy_digest=policy_digest,
+            site_digest=site_digest,
             site_json=site_json,
             policy_json=policy_json,
             run_id=run_id,

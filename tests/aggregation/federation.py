@@ -273,4 +273,4 @@ def sites_json(kits: list[SiteKit]) -> str:
 
 
 def policies_json(kits: list[SiteKit]) -> str:
-    return json.dumps({k.id: json.loads(canonical_json(k.policy)) for k in kits})
+    return json.dumps({k.policy.id: json.loads(canonical_json(k.policy)) for k in kits})

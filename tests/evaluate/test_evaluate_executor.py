@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from datasets.helpers import leaked_values, policy_json, site_json
+from datasets.helpers import config_digests, leaked_values, policy_json, site_json
 
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.datasets.contracts import get_contract
@@ -77,7 +77,6 @@ def _setup(minio, tmp_path, dataset: str, model_meta: dict | None = None):
 def _run(minio, tmp_path, dataset, train_uri, holdout_uri, min_cell_count=5, **overrides):
     kwargs = dict(
         site_id=SITE,
-        policy_digest="sha256:test",
         data_snapshot="2026-11-01",
         site_json=site_json(SITE, dataset=dataset, train_uri=train_uri, holdout_uri=holdout_uri),
         policy_json=policy_json(min_cell_count),
@@ -91,6 +90,7 @@ def _run(minio, tmp_path, dataset, train_uri, holdout_uri, min_cell_count=5, **o
         client_factory=lambda: minio,
     )
     kwargs.update(overrides)
+    kwargs.update(config_digests(kwargs["site_json"], kwargs["policy_json"]))
     returned = run(**kwargs)
     text = (tmp_path / "evaluation" / "metrics.json").read_text()
     assert json.loads(text) == returned

@@ -27,6 +27,8 @@ from components.export.store import ExportExistsError
 from components.export.update import DestinationError, ExportError
 from components.train.executor import run as train
 from components.train.ledger_store import LedgerStore
+from pipelines.config.canonical import canonical_json
+from pipelines.config.models import Site
 
 pytestmark = pytest.mark.integration
 
@@ -297,15 +299,10 @@ def test_object_lock_required_but_bucket_has_none(minio, tmp_path, monkeypatch):
 
 def test_destination_must_be_a_site_s3_bucket_with_tls(site, tmp_path):
     local, global_model, _ = _trained(site, tmp_path, "run-d")
-    insecure = dataclasses.replace(
-        site,
-        site_json=json.dumps(
-            {
-                **json.loads(site.site_json),
-                "object_store": {**json.loads(site.site_json)["object_store"], "secure": False},
-            }
-        ),
-    )
+    spec = json.loads(site.site_json)
+    spec["object_store"]["secure"] = False
+    changed = Site.parse_obj(spec)  # a compiled spec: its digest travels with it
+    insecure = dataclasses.replace(site, site=changed, site_json=canonical_json(changed))
     with pytest.raises(DestinationError, match="in_transit"):
         _export(insecure, local, global_model, "run-d", tmp_path / "u")
 

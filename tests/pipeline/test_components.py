@@ -19,6 +19,7 @@ from components.validate.component import validate
 COMMON = {
     "site_id": "String",
     "policy_digest": "String",
+    "site_digest": "String",
     "data_snapshot": "String",
     "site_json": "String",
     "policy_json": "String",

@@ -183,6 +183,18 @@ def test_round_one_training_waits_for_every_budget_preflight(compiled):
     tasks = _tasks(spec)
     validates = {n for n in tasks if n.startswith("validate-")}
     assert len(validates) == len(SITES)
-    for name, task in tasks.items():
-        if name.startswith("train-") and name.endswith("-r1"):
-            assert validates <= set(task.get("dependentTasks", [])), name
+    # through initialize: it waits for every validate, every train needs its model
+    assert validates == set(tasks["initialize"].get("dependentTasks", []))
+
+    def upstream(name: str) -> set[str]:
+        direct = set(tasks[name].get("dependentTasks", []))
+        return direct.union(*(upstream(d) for d in direct))
+
+    trains = [n for n in tasks if n.startswith("train-") and n.endswith("-r1")]
+    assert len(trains) == len(SITES)
+    for name in trains:
+        assert validates <= upstream(name), name
+        # O(sites) edges, not sites²: a train names only its own validate
+        assert {d for d in tasks[name]["dependentTasks"] if d.startswith("validate-")} == {
+            name.replace("train-", "validate-").removesuffix("-r1")
+        }

@@ -7,8 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from datasets.helpers import leaked_values, policy_json, site_json
+from datasets.helpers import config_digests, leaked_values, policy_json, site_json
 
+from components.common.site_task import TaskInputError
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
 from components.datasets.site import SiteConfigError
 from components.validate.executor import run
@@ -41,7 +42,6 @@ def _put(client, key: str, data: bytes) -> str:
 def _run(tmp_path, client, uri: str, **overrides) -> tuple[dict, dict]:
     kwargs = dict(
         site_id=SITE,
-        policy_digest="sha256:test",
         data_snapshot="2026-11-01",
         site_json=site_json(SITE, train_uri=uri),
         policy_json=policy_json(),
@@ -53,6 +53,7 @@ def _run(tmp_path, client, uri: str, **overrides) -> tuple[dict, dict]:
         client_factory=lambda: client,
     )
     kwargs.update(overrides)
+    kwargs.update(config_digests(kwargs["site_json"], kwargs["policy_json"]))
     returned = run(**kwargs)
     written = json.loads((tmp_path / "summary" / "summary.json").read_text())
     return returned, written
@@ -115,9 +116,7 @@ def test_missing_credentials_abstain(tmp_path, monkeypatch):
 
 
 def test_task_wired_to_another_site_raises(tmp_path, bucket):
-    with pytest.raises(
-        SiteConfigError, match="describes site 'val-berlin', task input site_id 'x'"
-    ):
+    with pytest.raises(TaskInputError, match="describes site 'val-berlin', task input site_id 'x'"):
         _run(tmp_path, bucket, f"s3://{BUCKET}/data/train.csv", site_id="x")
     with pytest.raises(SiteConfigError, match="task dataset 'digits' differs"):
         _run(tmp_path, bucket, f"s3://{BUCKET}/data/train.csv", dataset="digits")

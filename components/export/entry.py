@@ -1,0 +1,29 @@
+"""The `export` component function (runtime-safe: imported by the executor in the image).
+
+Declared as a component in `components/export/component.py`; no `from __future__ import
+annotations` here (KFP reads the annotations at run time).
+"""
+
+from kfp.dsl import Artifact, Input, Model, Output
+
+
+def export(
+    site_id: str,
+    policy_digest: str,
+    site_digest: str,
+    data_snapshot: str,
+    site_json: str,
+    policy_json: str,
+    run_id: str,
+    kfp_job_id: str,
+    round_index: int,
+    local_model: Input[Model],
+    global_model: Input[Model],
+    update: Output[Artifact],
+):
+    """Export the signed model delta to the site's bucket; the artifact is a reference (ref.json)."""
+    arguments = dict(locals())
+    from components.common.kfp_args import plain_arguments
+    from components.export.executor import run
+
+    run(**plain_arguments(arguments))
