@@ -1,18 +1,21 @@
 """The federated-training DAG, unrolled at compile time from a `Federation`.
 
-initialize (coordinator) → validate (each site, once per run) → per round r:
-train → export (each site), aggregate (coordinator, fan-in), evaluate (each site, the new
-global model) → report (coordinator, fan-in over all rounds).
+validate (each site, once per run) → initialize (coordinator, after every validate) → per
+round r: train → export (each site), aggregate (coordinator, fan-in), evaluate (each site, the
+new global model) → report (coordinator, fan-in over all rounds).
 
 Task names: `initialize`, `validate-<site>`, `train-<site>-r<r>`, `export-<site>-r<r>`,
 `aggregate-r<r>`, `evaluate-<site>-r<r>`, `report`. Every site task gets its site id, policy
 digest and data snapshot as explicit inputs (KFP caching keys on inputs, not on node
-selectors or secrets). Caching is off for tasks with side effects: initialize (reads the
-mutable latest model on resume), train (privacy ledger), export (create-only upload),
-aggregate (create-only publish), validate (its privacy pre-flight reads the ledger). evaluate
-and report may be cached: their keys include site id, policy digest, data snapshot and the
-KFP job id. Every round-1 train waits for every site's validate, so a run that would exceed
-any site's lifetime budget stops before anyone trains.
+selectors or secrets). validate takes the site spec, its policy and the run's settings and
+emits an `admission` (components/common/admission.py) that the site's train, export and
+evaluate tasks take instead (same placement: it never leaves the site). Caching is off for
+tasks with side effects: initialize (reads the mutable latest model on resume), train
+(privacy ledger), export (create-only upload), aggregate (create-only publish), validate (its
+privacy pre-flight reads the ledger). evaluate and report may be cached: their keys include
+site id, policy digest, data snapshot and the run ids. initialize waits for every validate
+and every train needs initialize's model, so a run that would exceed any site's lifetime
+budget stops before anyone trains (O(sites) edges, not sites²).
 """
 
 import copy
@@ -32,7 +35,7 @@ from components.initialize.component import initialize
 from components.report import component as report_component
 from components.train.component import train
 from components.validate.component import validate
-from pipelines.config.canonical import canonical_dumps, canonical_json, policy_digest, site_digest
+from pipelines.config.canonical import canonical_dumps, canonical_json, policy_digest
 from pipelines.config.loader import Federation
 from pipelines.config.models import Site
 from pipelines.kfp_speed import memoized_task_names
@@ -96,9 +99,9 @@ USER_PARAMS: tuple[tuple[str, type, Any, str], ...] = (
     ("resume", bool, False, "Start from the latest global model in the coordinator's bucket."),
 )
 
-# Compiled configuration: pipeline inputs with the federation's specs as defaults, so each
-# spec is written once and tasks reference it (a constant per task repeated it ~4x per site
-# per round). Tasks refuse a value whose digest differs from their compiled constant.
+# Compiled configuration shared by many tasks: pipeline inputs with the specs as defaults, so
+# each is written once and tasks reference it. A site task refuses a policy whose digest is
+# not its compiled `policy_digest` constant.
 CONFIG_PREFIX = "config_"
 CONFIG_COORDINATOR = "config_coordinator"
 CONFIG_SITES = "config_sites"
@@ -110,11 +113,6 @@ def _param_suffix(ident: str) -> str:
     return re.sub(r"[^a-z0-9]", "_", ident.lower())
 
 
-def site_param(site_id: str) -> str:
-    """Pipeline input holding site `site_id`'s spec as JSON (`config_site_hospital_berlin`)."""
-    return f"{CONFIG_PREFIX}site_{_param_suffix(site_id)}"
-
-
 def policy_param(policy_id: str) -> str:
     """Pipeline input holding policy `policy_id` as JSON (`config_policy_eu_health`)."""
     return f"{CONFIG_PREFIX}policy_{_param_suffix(policy_id)}"
@@ -123,9 +121,10 @@ def policy_param(policy_id: str) -> str:
 def compiled_config(federation: Federation) -> dict[str, tuple[str, str]]:
     """{pipeline input name: (JSON default, description)} for the compiled configuration.
 
-    One input per site and per governing policy (what site tasks read), the coordinator, all
-    sites ({site_id: Site}) and all governing policies ({policy_id: Policy}) for the fan-in
-    tasks. ValueError when two ids map to the same input name.
+    One input per policy of a member site (what validate reads), the coordinator, all sites
+    ({site_id: Site}) and their policies ({policy_id: Policy}) for the fan-in tasks.
+    ValueError when two policy ids map to the same input name. (A site's own spec is a
+    constant of its validate task, which hands it on in its admission.)
     """
     site_ids = list(federation.sites)
     policies = {p.id: p for p in (federation.policy_of(sid) for sid in site_ids)}
@@ -153,13 +152,6 @@ def compiled_config(federation: Federation) -> dict[str, tuple[str, str]]:
         owners[name] = owner
         config[name] = (value, f"{what} {CONFIG_NOTE}")
 
-    for sid in site_ids:
-        add(
-            site_param(sid),
-            f"site {sid}",
-            canonical_json(federation.sites[sid]),
-            f"Spec of site {sid}.",
-        )
     for pid, policy in sorted(policies.items()):
         add(policy_param(pid), f"policy {pid}", canonical_json(policy), f"Policy {pid}.")
     return config
@@ -235,14 +227,9 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         run = {"run_id": run_id, "kfp_job_id": job_id}
 
         def site_inputs(site_id: str, round_index: int) -> dict[str, Any]:
-            site = federation.sites[site_id]
-            return {
-                **common_static[site_id],
-                "site_json": cfg[site_param(site_id)],
-                "policy_json": cfg[policy_param(site.policy)],
-                **run,
-                "round_index": round_index,
-            }
+            """Cache keys and round; the rest comes with validate's admission."""
+            admission = validations[site_id].outputs["admission"]
+            return {**common_static[site_id], "round_index": round_index, "admission": admission}
 
         init = named(initialize, "initialize")(
             coordinator_json=cfg[CONFIG_COORDINATOR],
@@ -257,13 +244,21 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         validations: dict[str, PipelineTask] = {}
         for site in sites:
             task = named(validate, site_task_name("validate", site.id))(
+                **common_static[site.id],
+                site_json=canonical_json(site),
+                policy_json=cfg[policy_param(site.policy)],
+                round_index=VALIDATE_ROUND,
                 dataset=dataset,
                 rounds=rounds,
-                batch_size=batch_size,
+                model_name=model_name,
                 local_epochs=local_epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
                 noise_multiplier=noise_multiplier,
+                l2_norm_clip=l2_norm_clip,
                 dp_enabled=dp_enabled,
-                **site_inputs(site.id, VALIDATE_ROUND),
+                seed=seed,
+                **run,
             )
             # it reads the privacy ledger (pre-flight lifetime budget): never from cache
             validations[site.id] = _no_cache(place_site_task(task, site))
@@ -278,15 +273,6 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             updates: dict[str, Any] = {}
             for i, site in enumerate(sites, start=1):
                 trained = named(train, site_task_name("train", site.id, r))(
-                    dataset=dataset,
-                    model_name=model_name,
-                    local_epochs=local_epochs,
-                    batch_size=batch_size,
-                    learning_rate=learning_rate,
-                    noise_multiplier=noise_multiplier,
-                    l2_norm_clip=l2_norm_clip,
-                    dp_enabled=dp_enabled,
-                    seed=seed,
                     validation=validations[site.id].outputs["summary"],
                     global_model=model,
                     **site_inputs(site.id, r),
@@ -323,8 +309,6 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
 
             for i, site in enumerate(sites, start=1):
                 evaluated = named(evaluate, site_task_name("evaluate", site.id, r))(
-                    dataset=dataset,
-                    model_name=model_name,
                     global_model=model,
                     **site_inputs(site.id, r),
                 )
@@ -360,7 +344,6 @@ def _site_inputs(federation: Federation, site: Site) -> dict[str, str]:
     return {
         "site_id": site.id,
         "policy_digest": policy_digest(policy),
-        "site_digest": site_digest(site),
         "data_snapshot": site.data.snapshot,
     }
 

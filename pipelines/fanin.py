@@ -136,8 +136,19 @@ def fanin_component(
     body: Sequence[str],
     base_image: str,
     output_classes: Mapping[str, ArtifactClass],
+    program: str | None = None,
 ):
-    """A `@dsl.component` built from generated source, its outputs' classes declared."""
+    """A `@dsl.component` built from generated source, its outputs' classes declared.
+
+    program: the executor's component program instead of the generated source, e.g.
+    `from components.aggregate.component import function\naggregate = function([...])\n`,
+    which regenerates the same function in the image (the source grows with sites × rounds,
+    the program only with sites).
+    """
     func = load_function(name, function_source(name, params, docstring, body))
     component = dsl.component(base_image=base_image, install_kfp_package=False)(func)
+    if program is not None:
+        from components.common.module_component import with_program
+
+        with_program(component, program)
     return declare_output_classes(component, output_classes)

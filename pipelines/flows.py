@@ -8,7 +8,8 @@ what is checked is exactly what ships:
   one gets the placement `UNPLACED` (not a site, so any edge touching it is denied);
 * class of an output = `fedpipe.artifact_class=<class>` in its output description; none
   gives `artifact_class=None` (denied by default);
-* one edge per (producer output, consumer task input), sorted.
+* one edge per (producer output, consumer task input), sorted; parameter outputs consumed
+  by another task (`taskOutputParameter`) are edges of kind "parameter" (no class).
 """
 
 from __future__ import annotations
@@ -56,6 +57,21 @@ def flow_edges(
     placements = task_placements(pipeline_spec, platform_spec)
     edges = []
     for consumer, task in tasks.items():
+        for ref in task.get("inputs", {}).get("parameters", {}).values():
+            source = ref.get("taskOutputParameter")
+            if source is not None:
+                producer = source["producerTask"]
+                edges.append(
+                    FlowEdge(
+                        task=producer,
+                        artifact=source["outputParameterKey"],
+                        artifact_class=None,
+                        source=placements[producer],
+                        dest_task=consumer,
+                        dest=placements[consumer],
+                        kind="parameter",
+                    )
+                )
         for ref in task.get("inputs", {}).get("artifacts", {}).values():
             source = ref.get("taskOutputArtifact")
             if source is None:

@@ -5,6 +5,7 @@ site, `i` 1-based in the order of `site_ids`; the body hands the executor
 `updates={site_id: path}` (components/CONTRACT.md).
 """
 
+import json
 from collections.abc import Sequence
 
 from components.common.artifact_classes import ArtifactClass
@@ -38,8 +39,34 @@ def update_input(index: int) -> str:
 
 
 def build(site_ids: Sequence[str]):
-    """The aggregate component for `site_ids` (one update input per site, in that order)."""
-    from pipelines.fanin import Param, call_lines, dict_literal, fanin_component
+    """The aggregate component for `site_ids` (one update input per site, in that order).
+
+    Its executor regenerates the function in the image (`function(site_ids)`) instead of
+    carrying the generated source.
+    """
+    from pipelines.fanin import fanin_component
+
+    program = (
+        f"from {__name__} import function\naggregate = function({json.dumps(list(site_ids))})\n"
+    )
+    return fanin_component(
+        **_generated(site_ids),
+        base_image=FEDPIPE_IMAGE,
+        output_classes=OUTPUT_CLASSES,
+        program=program,
+    )
+
+
+def function(site_ids: Sequence[str]):
+    """The generated component function for `site_ids` (what `build` declares)."""
+    from pipelines.fanin import function_source, load_function
+
+    return load_function("aggregate", function_source(**_generated(site_ids)))
+
+
+def _generated(site_ids: Sequence[str]) -> dict:
+    """name, params, docstring and body of the generated function."""
+    from pipelines.fanin import Param, call_lines, dict_literal
 
     if not site_ids:
         raise ValueError("aggregate: a federation needs at least one site")
@@ -56,11 +83,9 @@ def build(site_ids: Sequence[str]):
         ("round_report", "round_report.path"),
     ]
     body = ["from components.aggregate.executor import run", "", *call_lines("run", kwargs)]
-    return fanin_component(
-        name="aggregate",
-        params=params,
-        docstring="Aggregate the sites' verified DP updates into the next global model.",
-        body=body,
-        base_image=FEDPIPE_IMAGE,
-        output_classes=OUTPUT_CLASSES,
-    )
+    return {
+        "name": "aggregate",
+        "params": params,
+        "docstring": "Aggregate the sites' verified DP updates into the next global model.",
+        "body": body,
+    }

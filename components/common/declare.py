@@ -44,11 +44,19 @@ def parse_class(description: str | None) -> ArtifactClass | None:
 def declare_output_classes(component: C, classes: Mapping[str, ArtifactClass]) -> C:
     """Stamp `classes` ({output name: class}) into `component`'s output specs; returns it.
 
-    Raises UndeclaredArtifactClassError naming the component and output when an output has
-    no class or `classes` names an output the component does not have.
+    Raises UndeclaredArtifactClassError naming the component and output when an artifact
+    output has no class or `classes` names an artifact output the component does not have.
+    Parameter outputs (plain values) take no class: they may never leave their task's
+    placement (`pipelines/flows.py` checks that edge by edge).
     """
+    from kfp.dsl.types import type_utils
+
     spec = component.component_spec  # type: ignore[attr-defined]
-    outputs = spec.outputs or {}
+    outputs = {
+        name: out
+        for name, out in (spec.outputs or {}).items()
+        if not type_utils.is_parameter_type(out.type)
+    }
     missing = sorted(set(outputs) - set(classes))
     unknown = sorted(set(classes) - set(outputs))
     if missing or unknown:

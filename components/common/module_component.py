@@ -34,12 +34,17 @@ def import_program(func: Callable[..., Any]) -> str:
     return f"from {func.__module__} import {func.__name__}\n"
 
 
-def module_component(func: Callable[..., Any], base_image: str = FEDPIPE_IMAGE) -> Any:
-    """`dsl.component(func)` (no kfp install, `base_image`), executor = import of `func`."""
-    component = dsl.component(base_image=base_image, install_kfp_package=False)(func)
+def with_program(component: Any, program: str) -> Any:
+    """Make `program` the text KFP writes to `ephemeral_component.py` (returns `component`)."""
     container = component.component_spec.implementation.container
-    command = ["sh", "-ec", LAUNCHER, import_program(func)]
+    command = ["sh", "-ec", LAUNCHER, program]
     component.component_spec.implementation.container = dataclasses.replace(
         container, command=command
     )
     return component
+
+
+def module_component(func: Callable[..., Any], base_image: str = FEDPIPE_IMAGE) -> Any:
+    """`dsl.component(func)` (no kfp install, `base_image`), executor = import of `func`."""
+    component = dsl.component(base_image=base_image, install_kfp_package=False)(func)
+    return with_program(component, import_program(func))

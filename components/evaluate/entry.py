@@ -10,21 +10,15 @@ from kfp.dsl import Artifact, Input, Model, Output
 def evaluate(
     site_id: str,
     policy_digest: str,
-    site_digest: str,
     data_snapshot: str,
-    site_json: str,
-    policy_json: str,
-    run_id: str,
-    kfp_job_id: str,
     round_index: int,
-    dataset: str,
-    model_name: str,
+    admission: str,
     global_model: Input[Model],
     evaluation: Output[Artifact],
 ):
     """Evaluate the round's global model on the site's holdout; writes metrics.json."""
     arguments = dict(locals())
-    from components.common.kfp_args import plain_arguments
+    from components.common.admission import stage_arguments
     from components.evaluate.executor import run
 
-    run(**plain_arguments(arguments))
+    run(**stage_arguments(arguments, "evaluate"))

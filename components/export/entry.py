@@ -10,20 +10,16 @@ from kfp.dsl import Artifact, Input, Model, Output
 def export(
     site_id: str,
     policy_digest: str,
-    site_digest: str,
     data_snapshot: str,
-    site_json: str,
-    policy_json: str,
-    run_id: str,
-    kfp_job_id: str,
     round_index: int,
+    admission: str,
     local_model: Input[Model],
     global_model: Input[Model],
     update: Output[Artifact],
 ):
     """Export the signed model delta to the site's bucket; the artifact is a reference (ref.json)."""
     arguments = dict(locals())
-    from components.common.kfp_args import plain_arguments
+    from components.common.admission import stage_arguments
     from components.export.executor import run
 
-    run(**plain_arguments(arguments))
+    run(**stage_arguments(arguments, "export"))

@@ -6,6 +6,7 @@ executor gets dicts and returns the figures this wrapper logs to Metrics/Classif
 (components/CONTRACT.md).
 """
 
+import json
 from collections.abc import Sequence
 
 from components.common.artifact_classes import ArtifactClass
@@ -52,8 +53,30 @@ def evaluation_input(round_index: int, site_index: int) -> str:
 
 
 def build(site_ids: Sequence[str], rounds: int):
-    """The report component for `site_ids` × `rounds`."""
-    from pipelines.fanin import Param, call_lines, dict_literal, fanin_component
+    """The report component for `site_ids` × `rounds`; its executor regenerates the function
+    in the image (`function(site_ids, rounds)`) instead of carrying the generated source."""
+    from pipelines.fanin import fanin_component
+
+    sites = json.dumps(list(site_ids))
+    program = f"from {__name__} import function\nreport = function({sites}, {int(rounds)})\n"
+    return fanin_component(
+        **_generated(site_ids, rounds),
+        base_image=FEDPIPE_IMAGE,
+        output_classes=OUTPUT_CLASSES,
+        program=program,
+    )
+
+
+def function(site_ids: Sequence[str], rounds: int):
+    """The generated component function for `site_ids` × `rounds` (what `build` declares)."""
+    from pipelines.fanin import function_source, load_function
+
+    return load_function("report", function_source(**_generated(site_ids, rounds)))
+
+
+def _generated(site_ids: Sequence[str], rounds: int) -> dict:
+    """name, params, docstring and body of the generated function."""
+    from pipelines.fanin import Param, call_lines, dict_literal
 
     if not site_ids or rounds < 1:
         raise ValueError("report: needs at least one site and one round")
@@ -93,11 +116,9 @@ def build(site_ids: Sequence[str], rounds: int):
         *call_lines("run", kwargs, result="result"),
         *_LOG_LINES,
     ]
-    return fanin_component(
-        name="report",
-        params=params,
-        docstring="Render the run's KFP UI report from round reports and per-site metrics.",
-        body=body,
-        base_image=FEDPIPE_IMAGE,
-        output_classes=OUTPUT_CLASSES,
-    )
+    return {
+        "name": "report",
+        "params": params,
+        "docstring": "Render the run's KFP UI report from round reports and per-site metrics.",
+        "body": body,
+    }

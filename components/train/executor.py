@@ -137,7 +137,6 @@ def run(
     *,
     site_id: str,
     policy_digest: str,
-    site_digest: str,
     data_snapshot: str,
     site_json: str,
     policy_json: str,
@@ -170,7 +169,6 @@ def run(
     task = parse_site_task(
         site_id=site_id,
         policy_digest=policy_digest,
-        site_digest=site_digest,
         site_json=site_json,
         policy_json=policy_json,
         run_id=run_id,

@@ -20,7 +20,6 @@ def preflight_budget(
     *,
     site_id: str,
     policy_digest: str,
-    site_digest: str,
     site_json: str,
     policy_json: str,
     run_id: str,
@@ -38,7 +37,6 @@ def preflight_budget(
     task = parse_site_task(
         site_id=site_id,
         policy_digest=policy_digest,
-        site_digest=site_digest,
         site_json=site_json,
         policy_json=policy_json,
         run_id=run_id,

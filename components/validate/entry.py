@@ -4,13 +4,12 @@ Declared as a component in `components/validate/component.py`; no `from __future
 annotations` here (KFP reads the annotations at run time).
 """
 
-from kfp.dsl import Artifact, Output
+from kfp.dsl import Artifact, Output, OutputPath
 
 
 def validate(
     site_id: str,
     policy_digest: str,
-    site_digest: str,
     data_snapshot: str,
     site_json: str,
     policy_json: str,
@@ -19,19 +18,30 @@ def validate(
     round_index: int,
     dataset: str,
     rounds: int,
-    batch_size: int,
+    model_name: str,
     local_epochs: int,
+    batch_size: int,
+    learning_rate: float,
     noise_multiplier: float,
+    l2_norm_clip: float,
     dp_enabled: bool,
+    seed: int,
     summary: Output[Artifact],
+    admission: OutputPath(str),
 ):
     """Validate the site's data against its data contract; writes summary.json only.
 
     Also the run's privacy pre-flight: fails (naming the site) when `rounds` rounds at these
-    DP settings would exceed the site's lifetime epsilon, before any site trains.
+    DP settings would exceed the site's lifetime epsilon, before any site trains. Then emits
+    `admission` (components/common/admission.py): the checked site spec, policy and run
+    settings the site's train, export and evaluate tasks act on.
     """
     arguments = dict(locals())
-    from components.common.kfp_args import plain_arguments
+    from pathlib import Path
+
+    from components.common.admission import validate_arguments
     from components.validate.executor import run
 
-    run(**plain_arguments(arguments))
+    kwargs, admitted = validate_arguments(arguments)
+    run(**kwargs)
+    Path(admission).write_text(admitted)

@@ -84,7 +84,6 @@ def run(
     *,
     site_id: str,
     policy_digest: str,
-    site_digest: str,
     data_snapshot: str,
     site_json: str,
     policy_json: str,
@@ -115,7 +114,6 @@ def run(
     parse_site_task(  # refuses a spec or policy that is not the compiled one
         site_id=site_id,
         policy_digest=policy_digest,
-        site_digest=site_digest,
         site_json=site_json,
         policy_json=policy_json,
         run_id=run_id,
@@ -131,7 +129,6 @@ def run(
         preflight_budget(
             site_id=site_id,
             policy_digest=policy_digest,
-            site_digest=site_digest,
             site_json=site_json,
             policy_json=policy_json,
             run_id=run_id,

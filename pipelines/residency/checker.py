@@ -1,6 +1,7 @@
 """The residency checker: every artifact edge that crosses a placement is checked (pure).
 
 Deny by default: an edge is a violation when its artifact has no (or an unknown) class, when
+a parameter (plain value, no class) would cross a placement, when
 its source or destination placement is unknown, when the source site has no policy, or when no
 rule of the source site's policy lets that class reach the destination. Edges that stay on one
 placement are allowed without a rule (they need a valid class all the same).
@@ -29,6 +30,9 @@ class FlowEdge:
     dest_task: name of the consuming task.
     dest: placement of the consuming task (site id or the coordinator's site id).
 
+    kind: "artifact", or "parameter" for a plain-value output (no class; it may never cross a
+        placement, e.g. validate's `admission` to the same site's train).
+
     One edge per (producer output, consumer task); an output consumed by three tasks is three
     edges. The edge crosses a placement when `source != dest`.
     """
@@ -39,6 +43,7 @@ class FlowEdge:
     source: str
     dest_task: str
     dest: str
+    kind: str = "artifact"
 
     @property
     def crosses(self) -> bool:
@@ -101,6 +106,16 @@ def decide(edge: FlowEdge, federation: Federation) -> ResidencyDecision:
     def deny(reason: str, rule: str | None = None, text: str = "") -> ResidencyDecision:
         return ResidencyDecision(edge, False, rule, text, reason)
 
+    if edge.kind == "parameter":
+        for label, placement in (("source", edge.source), ("destination", edge.dest)):
+            if placement not in known:
+                return deny(f"{label} placement {placement!r} is not a site of the federation")
+        if edge.crosses:
+            return deny(
+                "a parameter output never crosses placements (it has no artifact class); "
+                "pass an artifact with a declared class instead"
+            )
+        return ResidencyDecision(edge, True, None, "", "same placement, does not cross")
     if cls is None:
         return deny("the artifact declares no artifact class (deny by default)")
     if cls not in ARTIFACT_CLASSES:

@@ -61,7 +61,7 @@ def report_data(
     crossing = [d for d in decisions if d.crossing]
     denied = [d for d in decisions if not d.allowed]
     local = Counter(
-        (d.edge.source, d.edge.artifact_class or "<none>")
+        (d.edge.source, d.edge.artifact_class or f"<{d.edge.kind}>")
         for d in decisions
         if not d.crossing and d.allowed
     )

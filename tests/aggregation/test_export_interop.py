@@ -12,7 +12,7 @@ from components.aggregation.executor import run as aggregate
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.secrets import secret_env_name
 from components.export.executor import run as export
-from pipelines.config import canonical_json, policy_digest, site_digest
+from pipelines.config import canonical_json, policy_digest
 from tests.aggregation.federation import (
     constant_update,
     global_tensors,
@@ -66,7 +66,6 @@ def test_export_output_is_aggregated(monkeypatch, s3_server, minio, gcs, tmp_pat
         export(
             site_id=kit.id,
             policy_digest=policy_digest(kit.policy),
-            site_digest=site_digest(kit.site),
             data_snapshot="s1",
             site_json=canonical_json(kit.site),
             policy_json=canonical_json(kit.policy),

@@ -72,9 +72,10 @@ def test_mean_follows_the_honest_sites_and_an_attacked_median_lags():
 # Measured miss (`make bench`, components/aggregation/robustness.py docstring): on split seed 1,
 # median and trimmed mean lose 3.1 points (14 of 449 test images; the limit is 13.47) at
 # f = 3 under sign-flip / scaled attacks. No trainer setting tried fixes it without costing
-# the clean run, so that part of the claim is checked on seed 0 only; everything else on both.
-# Seeds 5..14 (`--seeds 5-14`) miss on seed 6 as well, there also at f = 2 (−2.7 points).
-KNOWN_MISSES = {1: {("median", 3), ("trimmed_mean", 3)}}
+# the clean run, so there those two cases are held to 4 points (a regression still fails);
+# every other case to the 2 / 3 points. Seeds 5..14 (`--seeds 5-14`) miss on seed 6
+# as well, there also at f = 2 (−2.7 points). {seed: {(rule, f): limit in points}}:
+KNOWN_MISSES = {1: {("median", 3): 4.0, ("trimmed_mean", 3): 4.0}}
 
 
 @pytest.mark.slow
@@ -94,11 +95,14 @@ def test_robust_rules_stay_near_the_clean_run_and_the_mean_collapses(seed):
         for f in (1, 2, 3)
     }
     n_test = len(fed.y_test)
-    checked = [r for r in attacked if (r.rule, r.n_malicious) not in KNOWN_MISSES.get(seed, ())]
-    assert len(checked) == len(attacked) - len(ATTACKS) * len(KNOWN_MISSES.get(seed, ()))
+    known = KNOWN_MISSES.get(seed, {})
+
+    def limit(run) -> float:
+        return known.get((run.rule, run.n_malicious), 2.0 if run.n_malicious <= 2 else 3.0)
+
     misses = [
         f"{r.rule}/{r.attack}/f={r.n_malicious}: {100 * r.final:.1f} % vs {100 * clean.final:.1f} %"
-        for r in checked
-        if gap_points(r, clean, n_test) < -(2.0 if r.n_malicious <= 2 else 3.0)
+        for r in attacked
+        if gap_points(r, clean, n_test) < -limit(r)
     ]
     assert not misses, misses

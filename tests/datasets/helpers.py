@@ -133,18 +133,13 @@ def write_csv(path: Path, frame: pd.DataFrame) -> str:
     return path.resolve().as_uri()
 
 
-def config_digests(site_json_text: str, policy_json_text: str) -> dict[str, str]:
-    """{"site_digest", "policy_digest"} a compiled task would carry for these specs (the
-    sha256 of the raw text where a spec does not parse, so the task refuses it)."""
-    from pipelines.config.canonical import policy_digest, sha256_hex, site_digest
-    from pipelines.config.models import Policy, Site
+def config_digests(policy_json_text: str) -> dict[str, str]:
+    """{"policy_digest": ...} a compiled task would carry for this policy (the sha256 of the
+    raw text where it does not parse, so the task refuses it)."""
+    from pipelines.config.canonical import policy_digest, sha256_hex
+    from pipelines.config.models import Policy
 
     try:
-        site = site_digest(Site.parse_raw(site_json_text))
+        return {"policy_digest": policy_digest(Policy.parse_raw(policy_json_text))}
     except ValueError:
-        site = sha256_hex(site_json_text)
-    try:
-        policy = policy_digest(Policy.parse_raw(policy_json_text))
-    except ValueError:
-        policy = sha256_hex(policy_json_text)
-    return {"site_digest": site, "policy_digest": policy}
+        return {"policy_digest": sha256_hex(policy_json_text)}

@@ -90,7 +90,7 @@ def _run(minio, tmp_path, dataset, train_uri, holdout_uri, min_cell_count=5, **o
         client_factory=lambda: minio,
     )
     kwargs.update(overrides)
-    kwargs.update(config_digests(kwargs["site_json"], kwargs["policy_json"]))
+    kwargs.update(config_digests(kwargs["policy_json"]))
     returned = run(**kwargs)
     text = (tmp_path / "evaluation" / "metrics.json").read_text()
     assert json.loads(text) == returned

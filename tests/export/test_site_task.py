@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from components.common.site_task import TaskInputError, effective_run_id, parse_site_task
-from pipelines.config.canonical import canonical_json, policy_digest, site_digest
+from pipelines.config.canonical import canonical_json, policy_digest
 from pipelines.config.loader import load_federation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +23,6 @@ def _inputs(fed, site_id: str = "hospital-berlin", policy_id: str = "eu-health",
     body = {
         "site_id": site_id,
         "policy_digest": policy_digest(policy),
-        "site_digest": site_digest(fed.sites["hospital-berlin"]),
         "site_json": canonical_json(fed.sites["hospital-berlin"]),
         "policy_json": canonical_json(policy),
         "run_id": "run-1",

@@ -16,25 +16,32 @@ from components.initialize.component import initialize
 from components.train.component import train
 from components.validate.component import validate
 
+# explicit cache keys of every per-site task (components/CONTRACT.md)
 COMMON = {
     "site_id": "String",
     "policy_digest": "String",
-    "site_digest": "String",
     "data_snapshot": "String",
-    "site_json": "String",
-    "policy_json": "String",
-    "run_id": "String",
-    "kfp_job_id": "String",
     "round_index": "Integer",
 }
+# validate gets the specs and the run's settings; the later stages its admission
+VALIDATE_ONLY = {"site_json": "String", "policy_json": "String", "run_id": "String"}
 
 
 @pytest.mark.parametrize("component", [validate, train, export, evaluate])
 def test_site_components_take_the_common_inputs(component):
     inputs = component.component_spec.inputs
-    for name, kind in COMMON.items():
+    extra = VALIDATE_ONLY if component is validate else {"admission": "String"}
+    for name, kind in {**COMMON, **extra}.items():
         assert name in inputs, name
         assert inputs[name].type == kind, name
+    if component is not validate:
+        assert not set(VALIDATE_ONLY) & set(inputs), "later stages read the admission"
+
+
+def test_validate_emits_the_admission_as_a_parameter():
+    outputs = validate.component_spec.outputs
+    assert outputs["admission"].type == "String"
+    assert outputs["admission"].description is None  # a parameter: no residency class
 
 
 @pytest.mark.parametrize(
@@ -49,7 +56,8 @@ def test_site_components_take_the_common_inputs(component):
 )
 def test_declared_output_classes(component, expected):
     outputs = component.component_spec.outputs
-    assert {k: parse_class(v.description) for k, v in outputs.items()} == expected
+    artifacts = {k: v for k, v in outputs.items() if v.type != "String"}
+    assert {k: parse_class(v.description) for k, v in artifacts.items()} == expected
 
 
 def test_plain_arguments_turns_artifacts_into_paths():

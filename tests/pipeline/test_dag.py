@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from pipelines.compiler import compile_federation
-from pipelines.config.canonical import policy_digest
+from pipelines.config.canonical import canonical_json, policy_digest
 from pipelines.flows import kubernetes_executors
 from pipelines.placement import SITE_LABEL
 
@@ -82,9 +82,16 @@ def test_every_site_task_has_explicit_site_policy_and_snapshot_inputs(compiled):
         assert params["site_id"] == site_id, name
         assert params["policy_digest"] == policy_digest(FED.policy_of(site_id)), name
         assert params["data_snapshot"] == FED.sites[site_id].data.snapshot, name
-        assert task["inputs"]["parameters"]["kfp_job_id"]["runtimeValue"]["constant"] == (
-            "{{$.pipeline_job_uuid}}"
-        )
+        inputs = task["inputs"]["parameters"]
+        if stage == "validate":
+            assert inputs["kfp_job_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+            assert params["site_json"] == canonical_json(FED.sites[site_id]), name
+        else:  # the rest comes with this site's admission
+            source = inputs["admission"]["taskOutputParameter"]
+            assert source == {
+                "outputParameterKey": "admission",
+                "producerTask": f"validate-{site_id}",
+            }, name
 
 
 def test_every_site_executor_carries_its_node_selector(compiled):

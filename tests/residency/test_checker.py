@@ -167,3 +167,21 @@ def test_allowed_destinations(fed):
         "hospital-berlin",
         "hospital-paris",
     ]
+
+
+def _parameter_edge(dest: str, dest_task: str) -> FlowEdge:
+    return FlowEdge("validate-hospital-berlin", "admission", None, "hospital-berlin", dest_task,
+                    dest, kind="parameter")  # fmt: skip
+
+
+def test_parameter_stays_on_its_site(fed):
+    d = decide(_parameter_edge("hospital-berlin", "train-hospital-berlin-r1"), fed)
+    assert d.allowed and not d.crossing and d.reason.startswith("same placement")
+
+
+def test_parameter_never_crosses_even_where_a_class_could(fed):
+    # validation_summary may reach the EU coordinator, a class-less parameter may not
+    d = decide(_parameter_edge("coordinator", "aggregate-r1"), fed)
+    assert not d.allowed and "parameter output never crosses" in d.reason
+    d = decide(_parameter_edge("nowhere", "aggregate-r1"), fed)
+    assert not d.allowed and "'nowhere' is not a site" in d.reason

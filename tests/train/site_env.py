@@ -20,7 +20,7 @@ from components.common.manifest import generate_keypair
 from components.common.secrets import secret_env_name
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
 from components.train.models import initial_weights
-from pipelines.config.canonical import canonical_json, policy_digest, site_digest
+from pipelines.config.canonical import canonical_json, policy_digest
 from pipelines.config.models import Policy, Site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +76,6 @@ class SiteEnv:
         return {
             "site_id": self.site_id,
             "policy_digest": self.policy_digest,
-            "site_digest": site_digest(self.site),
             "data_snapshot": self.site.data.snapshot,
             "site_json": self.site_json,
             "policy_json": self.policy_json,

@@ -53,7 +53,7 @@ def _run(tmp_path, client, uri: str, **overrides) -> tuple[dict, dict]:
         client_factory=lambda: client,
     )
     kwargs.update(overrides)
-    kwargs.update(config_digests(kwargs["site_json"], kwargs["policy_json"]))
+    kwargs.update(config_digests(kwargs["policy_json"]))
     returned = run(**kwargs)
     written = json.loads((tmp_path / "summary" / "summary.json").read_text())
     return returned, written

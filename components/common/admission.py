@@ -1,0 +1,112 @@
+"""What `validate` admits for the run, handed to the site's later tasks (pure).
+
+`validate` receives the compiled site spec, its policy and the run's settings; after it has
+checked them (digests, data contract, privacy pre-flight) it emits one JSON string output,
+the admission: `{"site": Site, "policy": Policy, "run": {RUN_FIELDS}}`. The site's `train`,
+`export` and `evaluate` tasks take that one parameter instead of a dozen inputs each, so they
+act on exactly the settings the budget pre-flight checked, and the compiled YAML stays small
+(each task also keeps its explicit cache keys: site id, policy digest, data snapshot, round).
+The admission never leaves the site: parameter edges may not cross placements
+(`pipelines/flows.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from components.common.kfp_args import plain_arguments
+from components.common.site_task import TaskInputError
+
+# The run's settings an admission carries (pipeline parameters, as validate received them).
+RUN_FIELDS = (
+    "run_id",
+    "kfp_job_id",
+    "dataset",
+    "rounds",
+    "model_name",
+    "local_epochs",
+    "batch_size",
+    "learning_rate",
+    "noise_multiplier",
+    "l2_norm_clip",
+    "dp_enabled",
+    "seed",
+)
+_COMMON = ("run_id", "kfp_job_id")
+# The run settings each later stage's executor takes (besides site_json and policy_json).
+STAGE_RUN_FIELDS: dict[str, tuple[str, ...]] = {
+    "train": (
+        *_COMMON,
+        "dataset",
+        "model_name",
+        "local_epochs",
+        "batch_size",
+        "learning_rate",
+        "noise_multiplier",
+        "l2_norm_clip",
+        "dp_enabled",
+        "seed",
+    ),
+    "export": _COMMON,
+    "evaluate": (*_COMMON, "dataset", "model_name"),
+}
+# validate's own executor inputs among the run settings (the rest only travel on).
+VALIDATE_RUN_FIELDS = (
+    *_COMMON,
+    "dataset",
+    "rounds",
+    "batch_size",
+    "local_epochs",
+    "noise_multiplier",
+    "dp_enabled",
+)
+
+
+def admission_json(site_json: str, policy_json: str, run: Mapping[str, Any]) -> str:
+    """The admission text (sorted keys, compact). KeyError names a missing run field."""
+    missing = [f for f in RUN_FIELDS if f not in run]
+    if missing:
+        raise KeyError(f"admission: run settings missing {missing}")
+    body = {
+        "site": json.loads(site_json),
+        "policy": json.loads(policy_json),
+        "run": {f: run[f] for f in RUN_FIELDS},
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def validate_arguments(arguments: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """(validate executor kwargs, admission text) from validate's component arguments.
+
+    `arguments` holds everything validate's component received except the `admission`
+    output path, which the caller writes the text to after the executor succeeded.
+    """
+    args = plain_arguments({k: v for k, v in arguments.items() if k != "admission"})
+    text = admission_json(args["site_json"], args["policy_json"], args)
+    keep = {"site_id", "policy_digest", "data_snapshot", "site_json", "policy_json"}
+    keep |= {"round_index", "summary", *VALIDATE_RUN_FIELDS}
+    return {k: v for k, v in args.items() if k in keep}, text
+
+
+def stage_arguments(arguments: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """Executor kwargs for `stage` (train, export, evaluate) from its component arguments:
+    `admission` replaced by `site_json`, `policy_json` and the stage's run settings.
+
+    TaskInputError (naming the site) when the admission is not an admission.
+    """
+    args = plain_arguments(arguments)
+    site_id = args.get("site_id", "?")
+    try:
+        doc = json.loads(args.pop("admission"))
+        site, policy, run = doc["site"], doc["policy"], doc["run"]
+        fields = {f: run[f] for f in STAGE_RUN_FIELDS[stage]}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TaskInputError(
+            f"site {site_id}: {stage} input `admission` is not validate's admission "
+            f"(missing or malformed {exc}); wire it from this site's validate task"
+        ) from None
+    args["site_json"] = json.dumps(site, sort_keys=True, separators=(",", ":"))
+    args["policy_json"] = json.dumps(policy, sort_keys=True, separators=(",", ":"))
+    return {**args, **fields}
