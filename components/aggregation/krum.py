@@ -19,6 +19,7 @@ from components.aggregation.updates import Layout, Update, block_width, flat
 GEMV_MAX_K = 16
 GRAM_BLOCK_BYTES = 8 << 20  # K·width float32 per block (K=100: 16384 columns)
 SUMS_REACH = 4.0  # see mean_from_sums_is_accurate
+SUMS_GROUP_BYTES = 1 << 20  # rows of a Gram block summed at a time (K=100: 16 of 16384)
 
 
 class KrumConfigError(ValueError):
@@ -46,12 +47,14 @@ def gram_matrix(
 
     Distances are translation invariant, so each block is gathered as xᵢ − x₀ for i ≥ 1 (one
     pass, the subtraction fused into the copy; row and column 0 are zero): a component
-    common to all updates cancels before the products. Per block: one BLAS syrk (`np.dot(B, B.T)`), or for K ≤ GEMV_MAX_K one
-    matrix-vector product per row, which OpenBLAS runs faster than syrk on so few rows;
-    block products are float32, their sum across blocks float64.
+    common to all updates cancels before the products. Per block: one BLAS syrk
+    (`np.dot(B, B.T)`), or for K ≤ GEMV_MAX_K one matrix-vector product per row, which
+    OpenBLAS runs faster than syrk on so few rows; block products are float32, their sum
+    across blocks float64.
 
     `column_sums` ({name: float32 array of the tensor's size}, optional) is filled with
-    Σᵢ (xᵢ − x₀) per parameter, float32, from the same cached blocks (one gemv per block).
+    Σᵢ (xᵢ − x₀) per parameter, float32, from the same cached blocks (one gemv per group of
+    rows).
     """
     k = len(updates)
     gram = np.zeros((k, k), dtype=np.float64)
@@ -61,8 +64,12 @@ def gram_matrix(
     # 100): pad the block with rows of zeros
     height = -(-rest // 4) * 4 if syrk else rest
     width = block_width(max(height, 1), budget_bytes=GRAM_BLOCK_BYTES)
+    # column sums per group of rows just gathered, while they are still in L2 (measured:
+    # about half the cost of one pass over the whole block)
+    group = max(rest, 1) if column_sums is None else max(1, SUMS_GROUP_BYTES // (4 * width))
     buf = np.empty(height * width, dtype=np.float32)
-    ones = np.ones(height, dtype=np.float32)
+    part = np.empty(width, dtype=np.float32)
+    ones = np.ones(group, dtype=np.float32)
     subtract = np.subtract
     for name in layout.names:
         ref_row, *rows = [flat(u[name]) for u in updates]
@@ -71,16 +78,21 @@ def gram_matrix(
             stop = min(ref_row.size, start + width)
             block = buf[: height * (stop - start)].reshape(height, stop - start)
             ref = ref_row[start:stop]
-            for row, out in zip(rows, block[:rest], strict=True):
-                subtract(row[start:stop], ref, out)
+            if sums is not None:
+                sums[start:stop] = 0
+            for first in range(0, rest, group):
+                last = min(rest, first + group)
+                for row, out in zip(rows[first:last], block[first:last], strict=True):
+                    subtract(row[start:stop], ref, out)
+                if sums is not None:
+                    np.dot(ones[: last - first], block[first:last], out=part[: stop - start])
+                    sums[start:stop] += part[: stop - start]
             block[rest:] = 0
             if syrk:
                 gram[1:, 1:] += np.dot(block, block.T)[:rest, :rest]
             else:
                 for i in range(rest):
                     gram[i + 1, 1:] += block @ block[i]
-            if sums is not None:
-                np.dot(ones, block, out=sums[start:stop])
     return gram
 
 
