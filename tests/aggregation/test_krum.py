@@ -42,7 +42,7 @@ def test_gram_and_column_sums_by_hand_over_two_tensors():
 @pytest.mark.parametrize("k", [5, 18, 20])  # gemv path (K ≤ 16); syrk, 3 and 1 zero rows
 def test_gram_and_column_sums_over_several_partial_blocks(monkeypatch, k):
     # x_i = i·v: d_i = i·v, G_ij = i·j·|v|², column sums (0 + 1 + … + K-1)·v; small budget ->
-    # 1024-column blocks, 3000 = 1024 + 1024 + 952 (the last one reshapes the buffer).
+    # 960-column blocks, 3000 = 3·960 + 120 (the last one reshapes the buffer).
     monkeypatch.setattr(krum, "GRAM_BLOCK_BYTES", 1)
     v = (np.arange(3000) % 7 - 3).astype(np.float32)
     gram, sums = gram_and_sums(as_updates([i * v for i in range(k)]))
