@@ -82,6 +82,12 @@ def test_sums_shortcut_guard_by_hand():
     assert not krum.mean_from_sums_is_accurate(dist([50, 0, 1, 2, 3]), [1, 2, 3, 4])
     # identical updates: diameter 0, every distance 0
     assert krum.mean_from_sums_is_accurate(dist([7, 7, 7, 7, 7]), [0, 1, 2, 3])
+    # an overflowed Gram (inf, NaN distances) never takes the shortcut
+    overflowed = dist([0, 1, 2, 3, 4])
+    overflowed[0, 3] = overflowed[3, 0] = np.inf
+    assert not krum.mean_from_sums_is_accurate(overflowed, [0, 1, 2, 3])
+    overflowed[0, 3] = overflowed[3, 0] = np.nan
+    assert not krum.mean_from_sums_is_accurate(overflowed, [0, 1, 2, 3])
 
 
 @pytest.fixture
@@ -134,6 +140,13 @@ def test_multi_krum_sums_the_selected_when_a_rejected_update_is_far(direct_sums)
     gram, sums = gram_and_sums(ups)
     shortcut = rules.mean_from_column_sums(ups, check_updates(ups), sums, list(range(19)))
     assert shortcut["w"][0] != np.float32(2.5)  # what the guard protects against
+
+
+def test_multi_krum_of_all_zero_updates_from_column_sums(direct_sums):
+    with np.errstate(all="raise"):
+        out = aggregate(as_updates([[0, 0]] * 20), "multi_krum", f=3)
+    np.testing.assert_array_equal(out["w"], np.float32([0, 0]))
+    assert direct_sums == []
 
 
 def test_multi_krum_with_few_updates_sums_the_selected(direct_sums):
