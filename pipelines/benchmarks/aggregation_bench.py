@@ -8,7 +8,9 @@ bandwidth, measured in the same run), and the peak memory a call allocates (trac
 units of one update (P·4 bytes). BLAS is limited to one thread (threadpoolctl).
 
 Targets: mean ≥ 5 GB/s with O(P) memory, median and trimmed mean ≥ 1 GB/s, Multi-Krum
-≥ 2 GB/s, checked on the P ≥ 1e6 sizes (at 1e5, per-call overhead dominates). Exit 1 when
+≥ 2 GB/s, checked on the P ≥ 1e6 sizes (i.i.d. normal updates). At K=100 an extra row shows
+Multi-Krum on an attacked round (10 updates scaled by −10: outliers, so it sums the selected
+updates instead of finishing from column sums; no target) (at 1e5, per-call overhead dominates). Exit 1 when
 one is missed. `--max-gb X` skips inputs above X GB (default 4.5: all six sizes run; the
 largest is exactly 4.0 GB).
 """
@@ -152,6 +154,17 @@ def main(argv: list[str] | None = None) -> int:
                     rate = gb / cpu
                     if target and p >= 1_000_000 and rate < target and "weighted" not in label:
                         misses.append(f"K={k} P={p:.0e} {label}: {rate:.2f} < {target} GB/s")
+                if k > 16:  # an attacked round: f updates scaled by −10 (no target, shown)
+                    f = 10
+                    scaled = [
+                        {n: np.float32(-10) * v for n, v in u.items()} for u in updates[1 : f + 1]
+                    ]
+                    attacked = [updates[0], *scaled, *updates[f + 1 :]]
+                    cpu, wall = timed(
+                        lambda u=attacked, f=f: aggregate(u, "multi_krum", f=f), repeats
+                    )
+                    row(f"multi_krum, {f} at −10×", cpu, wall, "-")
+                    del scaled, attacked
                 del updates, arrays
     print(f"total {time.perf_counter() - started:.0f} s wall")
     for miss in misses:
