@@ -58,6 +58,13 @@ class Compiled:
     edges: tuple[FlowEdge, ...]
     decisions: tuple[ResidencyDecision, ...]
 
+    def pipeline_spec(self) -> dict[str, Any]:
+        """The pipeline spec document of the YAML as plain data."""
+        import yaml
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return next(iter(yaml.load_all(self.pipeline_yaml, Loader=loader)))
+
     def files(self) -> dict[str, str]:
         """{file name: text} of the three output files."""
         return {

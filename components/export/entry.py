@@ -19,7 +19,15 @@ def export(
 ):
     """Export the signed model delta to the site's bucket; the artifact is a reference (ref.json)."""
     arguments = dict(locals())
+    import tempfile
+    from pathlib import Path
+
     from components.common.admission import stage_arguments
     from components.export.executor import run
+    from components.train.model_stash import export_from_site_bucket
 
-    run(**stage_arguments(arguments, "export"))
+    # the model itself stays in the site's bucket; the artifact is a reference
+    with tempfile.TemporaryDirectory() as scratch:
+        export_from_site_bucket(
+            run, stage_arguments(arguments, "export"), Path(scratch) / "local_model"
+        )

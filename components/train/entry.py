@@ -19,7 +19,15 @@ def train(
 ):
     """Train locally (DP-SGD), account epsilon in the site's ledger; the model stays on site."""
     arguments = dict(locals())
+    import tempfile
+    from pathlib import Path
+
     from components.common.admission import stage_arguments
     from components.train.executor import run
+    from components.train.model_stash import train_into_site_bucket
 
-    run(**stage_arguments(arguments, "train"))
+    # the model itself stays in the site's bucket; the artifact is a reference
+    with tempfile.TemporaryDirectory() as scratch:
+        train_into_site_bucket(
+            run, stage_arguments(arguments, "train"), Path(scratch) / "local_model"
+        )

@@ -2,9 +2,11 @@
 
 Prints, per size: tasks, median wall time of `compile_federation` (build + flow check +
 KFP compile + version) over REPEATS runs, YAML size and the same documents as compact JSON
-(closer to what the KFP backend stores); then the growth from 100 to 300 sites
-(linear = 3.0×). Target: 100 sites ≤ 3 s and ≤ 1.5 MiB (the Argo workflow object has to fit
-in etcd). Exit 1 when the target is missed.
+(closer to what the KFP backend stores) and the largest inline inputs of one task (its
+executor input is one command-line argument, at most 128 KiB on Linux:
+`pipelines/task_inputs.py`); then the growth from 100 to 300 sites (linear = 3.0×).
+Target: 100 sites ≤ 3 s and ≤ 1.5 MiB (the Argo workflow object has to fit in etcd). Exit 1
+when the target is missed.
 """
 
 from __future__ import annotations
@@ -33,12 +35,18 @@ def measure(n_sites: int, repeats: int = REPEATS) -> dict[str, float]:
         times.append(time.perf_counter() - start)
         size = len(compiled.pipeline_yaml.encode("utf-8"))
         tasks = len({e.task for e in compiled.edges} | {e.dest_task for e in compiled.edges})
+    from pipelines.task_inputs import inline_input_bytes
+
+    inline = inline_input_bytes(compiled.pipeline_spec())
+    biggest = max(inline, key=inline.__getitem__)
     return {
         "sites": n_sites,
         "tasks": tasks,
         "seconds": statistics.median(times),
         "bytes": size,
         "json_bytes": ir_json_bytes(compiled.pipeline_yaml),
+        "inline_task": biggest,
+        "inline_bytes": inline[biggest],
     }
 
 
@@ -59,7 +67,7 @@ def main() -> int:
     print(f"warm-up (imports, 3 sites): {time.perf_counter() - warm:.2f} s")
     print(
         f"{'sites':>6} {'tasks':>6} {'median s':>9} {'YAML MiB':>9} {'KiB/site':>9} "
-        f"{'JSON MiB':>9}"
+        f"{'JSON MiB':>9}  largest inline inputs (limit 128 KiB per task)"
     )
     rows = {}
     for n in SIZES:
@@ -67,7 +75,8 @@ def main() -> int:
         rows[n] = row
         print(
             f"{n:>6} {row['tasks']:>6} {row['seconds']:>9.3f} {row['bytes'] / 2**20:>9.3f} "
-            f"{row['bytes'] / 1024 / n:>9.1f} {row['json_bytes'] / 2**20:>9.3f}",
+            f"{row['bytes'] / 1024 / n:>9.1f} {row['json_bytes'] / 2**20:>9.3f}  "
+            f"{row['inline_bytes'] / 1024:.0f} KiB ({row['inline_task']})",
             flush=True,
         )
     big, mid = rows[SIZES[-1]], rows[TARGET_SITES]

@@ -125,3 +125,16 @@ def test_a_failing_task_stops_the_run_naming_task_and_site(tmp_path: Path) -> No
     assert "quorum" in proc.stderr.lower()
     assert "ABSTAINED" in proc.stdout
     assert not (tmp_path / "e2e-fail" / "summary.json").exists()
+
+
+def test_trained_models_stay_in_the_site_buckets(two_round_run) -> None:
+    runs, _ = two_round_run
+    kfp_root = runs / RUN_ID / "kfp"  # the pipeline root: on a cluster, outside every site
+    folders = [p for p in kfp_root.rglob("local_model") if p.parent.name.startswith("train-")]
+    assert len(folders) == len(SITES) * 2
+    for folder in folders:
+        assert [p.name for p in folder.iterdir()] == ["ref.json"], folder
+    assert not list(kfp_root.rglob("train-*/**/model.npz"))
+    for site in SITES:
+        stashed = runs / ".state" / "s3" / f"{site}-fl" / "local-models" / RUN_ID
+        assert len(list(stashed.rglob("model.npz"))) == 2, site  # one per round
