@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,5 +55,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console_main() -> None:
+    """The `fedpipe` console script: `main()`, then exit.
+
+    After a command that started TensorFlow Federated's C++ runtime (`simulate`), the process
+    ends with `os._exit` once its TFF workers are reaped and output is flushed: TFF 0.87's
+    local executor (a gRPC stub and a worker subprocess) can crash the interpreter while it is
+    torn down, after the command already succeeded (seen as SIGSEGV, exit -11, in CI).
+    """
+    code = main()
+    if "tensorflow_federated" in sys.modules:
+        from pipelines.simulate.reaper import reap_tff_workers
+
+        reap_tff_workers()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console_main()

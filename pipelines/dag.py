@@ -29,6 +29,7 @@ from kfp import dsl
 from kfp.dsl import PipelineTask
 
 from components.aggregate import component as aggregate_component
+from components.common.config_digest import config_digest
 from components.evaluate.component import evaluate
 from components.export.component import export
 from components.initialize.component import initialize
@@ -101,7 +102,8 @@ USER_PARAMS: tuple[tuple[str, type, Any, str], ...] = (
 
 # Compiled configuration shared by many tasks: pipeline inputs with the specs as defaults, so
 # each is written once and tasks reference it. A site task refuses a policy whose digest is
-# not its compiled `policy_digest` constant.
+# not its compiled `policy_digest` constant; initialize and aggregate refuse config_* texts
+# whose digest is not their `config_digest` constant (components/common/config_digest.py).
 CONFIG_PREFIX = "config_"
 CONFIG_COORDINATOR = "config_coordinator"
 CONFIG_SITES = "config_sites"
@@ -201,6 +203,11 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
     dataset = federation_dataset(federation)
     min_sites = quorum(federation)
     config = compiled_config(federation)
+    fanin_digest = config_digest(
+        coordinator_json=config[CONFIG_COORDINATOR][0],
+        sites_json=config[CONFIG_SITES][0],
+        policies_json=config[CONFIG_POLICIES][0],
+    )
     common_static = {sid: _site_inputs(federation, federation.sites[sid]) for sid in site_ids}
     aggregate = aggregate_component.build(site_ids)
     report = report_component.build(site_ids, rounds)
@@ -233,6 +240,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
 
         init = named(initialize, "initialize")(
             coordinator_json=cfg[CONFIG_COORDINATOR],
+            config_digest=config_digest(coordinator_json=config[CONFIG_COORDINATOR][0]),
             model_name=model_name,
             dataset=dataset,
             seed=seed,
@@ -290,6 +298,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                 coordinator_json=cfg[CONFIG_COORDINATOR],
                 sites_json=cfg[CONFIG_SITES],
                 policies_json=cfg[CONFIG_POLICIES],
+                config_digest=fanin_digest,
                 round_index=r,
                 rule=rule,
                 rule_params_json=rule_params_json,

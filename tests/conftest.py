@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import psutil
@@ -39,10 +40,28 @@ def gcs(gcs_server: GcsServer):
     return gcs_server.client()
 
 
+_EXIT_STATUS: list[int] = []
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """TensorFlow Federated leaves a worker binary running that holds pipes open: reap it."""
+    """Reap leftover children (TFF's worker binary holds pipes open); remember the status."""
     for child in psutil.Process().children(recursive=True):
         try:
             child.kill()
         except psutil.NoSuchProcess:
             pass
+    _EXIT_STATUS.append(int(session.exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Once pytest has reported, end a process that loaded TensorFlow Federated without the
+    interpreter's teardown: TFF 0.87's local C++ executor can crash it there (its
+    `ServiceManager.__del__` runs after `subprocess` is gone; a `fedpipe simulate` process
+    died with SIGSEGV after succeeding), which would turn a green run red. The exit status
+    is pytest's own."""
+    if _EXIT_STATUS and "tensorflow_federated" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])

@@ -21,6 +21,7 @@ PARAMETERS: tuple[tuple[str, str], ...] = (
     ("coordinator_json", "str"),
     ("sites_json", "str"),
     ("policies_json", "str"),
+    ("config_digest", "str"),
     ("run_id", "str"),
     ("kfp_job_id", "str"),
     ("round_index", "int"),

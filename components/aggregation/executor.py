@@ -143,6 +143,7 @@ def run(
     coordinator_json: str,
     sites_json: str,
     policies_json: str,
+    config_digest: str,
     run_id: str,
     kfp_job_id: str,
     round_index: int,
@@ -164,8 +165,16 @@ def run(
     folders. Raises QuorumError (nothing published) or PublishConflictError (another
     coordinator published this version first; nothing of ours kept).
     """
+    from components.common.config_digest import check_config
     from pipelines.config.models import Policy, Site
 
+    check_config(
+        config_digest,
+        task=f"aggregate round {round_index}",
+        coordinator_json=coordinator_json,
+        sites_json=sites_json,
+        policies_json=policies_json,
+    )
     run_name = run_id or kfp_job_id
     if not run_name:
         raise AggregationError("run_id and kfp_job_id are both empty")

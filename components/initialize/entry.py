@@ -9,6 +9,7 @@ from kfp.dsl import Model, Output
 
 def initialize(
     coordinator_json: str,
+    config_digest: str,
     run_id: str,
     kfp_job_id: str,
     model_name: str,

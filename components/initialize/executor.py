@@ -63,6 +63,7 @@ def seeded_model(model_name: str, dataset: str, seed: int, run: str) -> GlobalMo
 def run(
     *,
     coordinator_json: str,
+    config_digest: str,
     run_id: str,
     kfp_job_id: str,
     model_name: str,
@@ -72,8 +73,10 @@ def run(
     global_model: str,
 ) -> dict[str, Any]:
     """Write the global_model artifact folder `global_model`; returns its meta."""
+    from components.common.config_digest import check_config
     from pipelines.config.models import Site
 
+    check_config(config_digest, task="initialize", coordinator_json=coordinator_json)
     run_name = effective_run_id(run_id, kfp_job_id)
     coordinator = Site.parse_raw(coordinator_json)
     bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)

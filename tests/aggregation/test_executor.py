@@ -13,6 +13,7 @@ import pytest
 from components.aggregation.executor import AggregationError, run
 from components.aggregation.publish import PublishConflictError, load_latest, read_latest
 from components.aggregation.quorum import QuorumError
+from components.common.config_digest import ConfigDigestError, config_digest
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.manifest import generate_keypair
 from components.common.tensors import load_tensors
@@ -100,6 +101,8 @@ class Env:
             "round_report": str(out / "round_report"),
         }
         args.update(kw)
+        texts = {k: args[k] for k in ("coordinator_json", "sites_json", "policies_json")}
+        args.setdefault("config_digest", config_digest(**texts))  # what the compiler passes
         report = run(**args)
         return report, out
 
@@ -317,4 +320,24 @@ def test_bad_settings_fail_before_any_update_is_read(env, settings, message):
     # the update folder does not even exist: settings are checked first
     with pytest.raises(AggregationError, match=message):
         env.aggregate(env.previous(), {"a": str(env.tmp / "nowhere")}, **settings)
+    assert read_latest(env.bucket, RUN) is None
+
+
+def test_edited_config_inputs_are_refused_before_anything_is_read(env):
+    env.site("a")
+    compiled = config_digest(
+        coordinator_json=canonical_json(env.coordinator),
+        sites_json=sites_json(list(env.kits.values())),
+        policies_json=policies_json(list(env.kits.values())),
+    )
+    # someone pointed site a at another endpoint in the run form
+    edited = json.loads(sites_json(list(env.kits.values())))
+    edited["a"]["object_store"]["endpoint"] = "attacker.example:9000"
+    with pytest.raises(ConfigDigestError, match="aggregate round 1: coordinator_json, "):
+        env.aggregate(
+            env.previous(),
+            {"a": str(env.tmp / "nowhere")},
+            sites_json=json.dumps(edited),
+            config_digest=compiled,
+        )
     assert read_latest(env.bucket, RUN) is None

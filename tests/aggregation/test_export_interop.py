@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from components.aggregation.executor import run as aggregate
+from components.common.config_digest import config_digest
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.secrets import secret_env_name
 from components.export.executor import run as export
@@ -77,10 +78,14 @@ def test_export_output_is_aggregated(monkeypatch, s3_server, minio, gcs, tmp_pat
             update=refs[kit.id],
         )
     bucket = gcs.create_bucket(unique("coord"))
+    texts = {
+        "coordinator_json": canonical_json(make_coordinator(bucket.name)),
+        "sites_json": sites_json(kits),
+        "policies_json": policies_json(kits),
+    }
     report = aggregate(
-        coordinator_json=canonical_json(make_coordinator(bucket.name)),
-        sites_json=sites_json(kits),
-        policies_json=policies_json(kits),
+        **texts,
+        config_digest=config_digest(**texts),
         run_id=RUN,
         kfp_job_id="job",
         round_index=1,

@@ -29,7 +29,7 @@ def fedpipe(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str
     for name in ("FEDPIPE_SECRETS_DIR", "FEDPIPE_ENDPOINT_OVERRIDES", "STORAGE_EMULATOR_HOST"):
         env.pop(name, None)  # the run starts its own stores
     return subprocess.run(
-        [sys.executable, "-c", "from pipelines.cli import main; raise SystemExit(main())", *args],
+        [sys.executable, "-c", "from pipelines.cli import console_main; console_main()", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from components.aggregation.publish import publish_version
+from components.common.config_digest import config_digest
 from components.common.global_model import read_global_model
 from components.common.tensors import dump_tensors
 from components.initialize.executor import InitializeError, run
@@ -24,6 +25,7 @@ def coordinator(gcs):
 def init(coordinator_site, folder, *, run_id="run-1", seed=3, resume=False, dataset="digits"):
     return run(
         coordinator_json=canonical_json(coordinator_site),
+        config_digest=config_digest(coordinator_json=canonical_json(coordinator_site)),
         run_id=run_id,
         kfp_job_id="job-xyz",
         model_name="logreg",

@@ -205,3 +205,23 @@ def test_round_one_training_waits_for_every_budget_preflight(compiled):
         assert {d for d in tasks[name]["dependentTasks"] if d.startswith("validate-")} == {
             name.replace("train-", "validate-").removesuffix("-r1")
         }
+
+
+def test_coordinator_tasks_carry_the_digest_of_their_config_inputs(compiled):
+    from components.common.config_digest import config_digest
+
+    _, spec, _ = compiled
+    defaults = {
+        name: body.get("defaultValue")
+        for name, body in spec["root"]["inputDefinitions"]["parameters"].items()
+    }
+    for name in ("initialize", "aggregate-r1"):
+        params = _tasks(spec)[name]["inputs"]["parameters"]
+        texts = {
+            key: defaults[ref["componentInputParameter"]]
+            for key, ref in params.items()
+            if key.endswith("_json")
+            and ref.get("componentInputParameter", "").startswith("config_")
+        }
+        assert set(texts) >= {"coordinator_json"}, name
+        assert params["config_digest"]["runtimeValue"]["constant"] == config_digest(**texts), name
