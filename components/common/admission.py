@@ -18,6 +18,7 @@ from typing import Any
 
 from components.common.kfp_args import plain_arguments
 from components.common.site_task import TaskInputError
+from pipelines.config.canonical import canonical_dumps
 
 # The run's settings an admission carries (pipeline parameters, as validate received them).
 RUN_FIELDS = (
@@ -37,18 +38,7 @@ RUN_FIELDS = (
 _COMMON = ("run_id", "kfp_job_id")
 # The run settings each later stage's executor takes (besides site_json and policy_json).
 STAGE_RUN_FIELDS: dict[str, tuple[str, ...]] = {
-    "train": (
-        *_COMMON,
-        "dataset",
-        "model_name",
-        "local_epochs",
-        "batch_size",
-        "learning_rate",
-        "noise_multiplier",
-        "l2_norm_clip",
-        "dp_enabled",
-        "seed",
-    ),
+    "train": tuple(f for f in RUN_FIELDS if f != "rounds"),  # every setting but the count
     "export": _COMMON,
     "evaluate": (*_COMMON, "dataset", "model_name"),
 }
@@ -74,7 +64,7 @@ def admission_json(site_json: str, policy_json: str, run: Mapping[str, Any]) -> 
         "policy": json.loads(policy_json),
         "run": {f: run[f] for f in RUN_FIELDS},
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return canonical_dumps(body)
 
 
 def validate_arguments(arguments: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
@@ -107,6 +97,6 @@ def stage_arguments(arguments: Mapping[str, Any], stage: str) -> dict[str, Any]:
             f"site {site_id}: {stage} input `admission` is not validate's admission "
             f"(missing or malformed {exc}); wire it from this site's validate task"
         ) from None
-    args["site_json"] = json.dumps(site, sort_keys=True, separators=(",", ":"))
-    args["policy_json"] = json.dumps(policy, sort_keys=True, separators=(",", ":"))
+    args["site_json"] = canonical_dumps(site)
+    args["policy_json"] = canonical_dumps(policy)
     return {**args, **fields}

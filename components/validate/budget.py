@@ -9,7 +9,7 @@ instead of training some rounds and abstaining later.
 from __future__ import annotations
 
 from components.common.create_only import STORE_ERRORS, sse_for_policy
-from components.common.site_task import parse_site_task
+from components.common.site_task import SiteTask
 from components.datasets.io import ClientFactory, site_client_factory
 from components.train.accounting import dp_sgd_event
 from components.train.ledger import BudgetExceededError, LedgerError, check_run_budget
@@ -17,13 +17,8 @@ from components.train.ledger_store import LedgerStore
 
 
 def preflight_budget(
+    task: SiteTask,
     *,
-    site_id: str,
-    policy_digest: str,
-    site_json: str,
-    policy_json: str,
-    run_id: str,
-    kfp_job_id: str,
     num_examples: int,
     rounds: int,
     batch_size: int,
@@ -33,20 +28,13 @@ def preflight_budget(
 ) -> None:
     """Raise BudgetExceededError (site named) when `rounds` rounds of DP-SGD at these settings
     would exceed the site's `dp.lifetime_epsilon`; also when the ledger cannot be read
-    (fail closed). Settings the trainer would refuse (batch > rows) are left to train."""
-    task = parse_site_task(
-        site_id=site_id,
-        policy_digest=policy_digest,
-        site_json=site_json,
-        policy_json=policy_json,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        round_index=1,
-    )
+    (fail closed). Settings the trainer would refuse (batch > rows) are left to train.
+    `task`: validate's parsed, cross-checked inputs (`parse_site_task`)."""
     if not 0 < batch_size <= num_examples or local_epochs < 1:
         return
     planned = dp_sgd_event(num_examples, batch_size, local_epochs, noise_multiplier)
     site, policy = task.site, task.policy
+    site_id = site.id
     client = (client_factory or site_client_factory(site))()
     store = LedgerStore(client, site.object_store.bucket, site_id, sse_for_policy(policy, site_id))
     try:

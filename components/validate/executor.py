@@ -15,20 +15,10 @@ from typing import Any
 from components.common.secrets import MissingSecretError
 from components.datasets.features import DataError
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
-from components.datasets.site import SiteConfigError, check_own_bucket, load_site_data
+from components.datasets.site import check_own_bucket, load_site_data
 from components.validate.suite import abstention, run_suite, summarize
 
 SUMMARY_FILE = "summary.json"
-
-
-def reveals_row_count(policy_json: str, site_id: str) -> bool:
-    """The policy's `export.reveal_num_examples`: may the training-table size leave the site?"""
-    from pipelines.config.models import Policy
-
-    try:
-        return bool(Policy.parse_raw(policy_json).export.reveal_num_examples)
-    except ValueError as exc:
-        raise SiteConfigError(f"site {site_id}: policy_json is not a valid Policy: {exc}") from None
 
 
 def validate_site(
@@ -111,7 +101,7 @@ def run(
     """
     from components.common.site_task import parse_site_task
 
-    parse_site_task(  # refuses a spec or policy that is not the compiled one
+    task = parse_site_task(  # refuses a spec or policy that is not the compiled one
         site_id=site_id,
         policy_digest=policy_digest,
         site_json=site_json,
@@ -121,18 +111,13 @@ def run(
         round_index=round_index,
     )
     del data_snapshot  # cache key only
-    reveal = reveals_row_count(policy_json, site_id)
+    reveal = bool(task.policy.export.reveal_num_examples)
     body, rows = _validate_site(site_json, site_id, dataset, client_factory, reveal)
     if rounds is not None and dp_enabled and body.get("passed") and rows:
         from components.validate.budget import preflight_budget
 
         preflight_budget(
-            site_id=site_id,
-            policy_digest=policy_digest,
-            site_json=site_json,
-            policy_json=policy_json,
-            run_id=run_id,
-            kfp_job_id=kfp_job_id,
+            task,
             num_examples=rows,
             rounds=rounds,
             batch_size=int(batch_size or 0),

@@ -133,7 +133,7 @@ def write_csv(path: Path, frame: pd.DataFrame) -> str:
     return path.resolve().as_uri()
 
 
-def config_digests(policy_json_text: str) -> dict[str, str]:
+def policy_digest_input(policy_json_text: str) -> dict[str, str]:
     """{"policy_digest": ...} a compiled task would carry for this policy (the sha256 of the
     raw text where it does not parse, so the task refuses it)."""
     from pipelines.config.canonical import policy_digest, sha256_hex

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from datasets.helpers import config_digests, leaked_values, policy_json, site_json
+from datasets.helpers import leaked_values, policy_digest_input, policy_json, site_json
 
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.datasets.contracts import get_contract
@@ -90,7 +90,7 @@ def _run(minio, tmp_path, dataset, train_uri, holdout_uri, min_cell_count=5, **o
         client_factory=lambda: minio,
     )
     kwargs.update(overrides)
-    kwargs.update(config_digests(kwargs["policy_json"]))
+    kwargs.update(policy_digest_input(kwargs["policy_json"]))
     returned = run(**kwargs)
     text = (tmp_path / "evaluation" / "metrics.json").read_text()
     assert json.loads(text) == returned

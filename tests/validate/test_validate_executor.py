@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from datasets.helpers import config_digests, leaked_values, policy_json, site_json
+from datasets.helpers import leaked_values, policy_digest_input, policy_json, site_json
 
 from components.common.site_task import TaskInputError
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
@@ -53,7 +53,7 @@ def _run(tmp_path, client, uri: str, **overrides) -> tuple[dict, dict]:
         client_factory=lambda: client,
     )
     kwargs.update(overrides)
-    kwargs.update(config_digests(kwargs["policy_json"]))
+    kwargs.update(policy_digest_input(kwargs["policy_json"]))
     returned = run(**kwargs)
     written = json.loads((tmp_path / "summary" / "summary.json").read_text())
     return returned, written
