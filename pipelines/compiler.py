@@ -35,6 +35,7 @@ from pipelines.residency import (
     render_report_json,
     render_report_markdown,
 )
+from pipelines.task_inputs import inline_input_bytes
 from pipelines.yaml_writer import dump_pipeline, pipeline_documents
 
 PIPELINE_FILE = "federated-training.yaml"
@@ -57,13 +58,7 @@ class Compiled:
     report_markdown: str
     edges: tuple[FlowEdge, ...]
     decisions: tuple[ResidencyDecision, ...]
-
-    def pipeline_spec(self) -> dict[str, Any]:
-        """The pipeline spec document of the YAML as plain data."""
-        import yaml
-
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return next(iter(yaml.load_all(self.pipeline_yaml, Loader=loader)))
+    inline_inputs: dict[str, int]  # task -> estimated bytes of inline inputs (task_inputs.py)
 
     def files(self) -> dict[str, str]:
         """{file name: text} of the three output files."""
@@ -133,6 +128,7 @@ def _compile(federation: Federation, rounds: int) -> Compiled:
         report_markdown=render_report_markdown(decisions, version, federation, extra),
         edges=tuple(edges),
         decisions=tuple(decisions),
+        inline_inputs=inline_input_bytes(spec),
     )
 
 

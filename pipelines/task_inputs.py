@@ -41,7 +41,12 @@ def inline_input_bytes(pipeline_spec: Mapping[str, Any]) -> dict[str, int]:
     return sizes
 
 
+def over_limit(sizes: Mapping[str, int]) -> dict[str, int]:
+    """The entries of `sizes` ({task: bytes}) that would not fit in one argument."""
+    limit = ARG_LIMIT_BYTES - HEADROOM_BYTES
+    return {t: n for t, n in sizes.items() if n > limit}
+
+
 def oversized_tasks(pipeline_spec: Mapping[str, Any]) -> dict[str, int]:
     """Tasks whose executor input would not fit in one argument: {task: estimated bytes}."""
-    limit = ARG_LIMIT_BYTES - HEADROOM_BYTES
-    return {t: n for t, n in inline_input_bytes(pipeline_spec).items() if n > limit}
+    return over_limit(inline_input_bytes(pipeline_spec))

@@ -35,9 +35,7 @@ def measure(n_sites: int, repeats: int = REPEATS) -> dict[str, float]:
         times.append(time.perf_counter() - start)
         size = len(compiled.pipeline_yaml.encode("utf-8"))
         tasks = len({e.task for e in compiled.edges} | {e.dest_task for e in compiled.edges})
-    from pipelines.task_inputs import inline_input_bytes
-
-    inline = inline_input_bytes(compiled.pipeline_spec())
+    inline = compiled.inline_inputs
     biggest = max(inline, key=inline.__getitem__)
     return {
         "sites": n_sites,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipelines.commands._federation_args import add_federation_arguments, load_or_fail
 from pipelines.residency import ResidencyViolationError
-from pipelines.task_inputs import ARG_LIMIT_BYTES, oversized_tasks
+from pipelines.task_inputs import ARG_LIMIT_BYTES, over_limit
 
 HELP = "compile the residency-checked pipeline YAML and its residency report"
 ETCD_LIMIT_BYTES = int(1.5 * 2**20)  # Kubernetes objects live in etcd (~1.5 MiB per object)
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for path in paths:
         print(f"wrote {path}")
-    for task, estimate in sorted(oversized_tasks(compiled.pipeline_spec()).items()):
+    for task, estimate in sorted(over_limit(compiled.inline_inputs).items()):
         print(
             f"fedpipe compile: warning: task {task} would receive about {estimate / 1024:.0f} KiB "
             f"of inline inputs; a Kubeflow pod gets them as one argument and Linux allows "

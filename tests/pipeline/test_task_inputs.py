@@ -8,6 +8,7 @@ from pipelines.task_inputs import (
     ARG_LIMIT_BYTES,
     OUTPUT_PARAMETER_GUESS,
     inline_input_bytes,
+    over_limit,
     oversized_tasks,
 )
 
@@ -48,10 +49,9 @@ def test_a_default_past_the_limit_is_flagged():
 
 
 def test_the_aggregate_outgrows_one_argument_between_100_and_300_sites():
-    fits = compile_federation(generated_federation(100), rounds=1).pipeline_spec()
-    assert oversized_tasks(fits) == {}
-    big = compile_federation(generated_federation(300), rounds=1).pipeline_spec()
+    fits = compile_federation(generated_federation(100), rounds=1).inline_inputs
+    assert over_limit(fits) == {}
+    sizes = compile_federation(generated_federation(300), rounds=1).inline_inputs
     # the fan-in tasks carry every site's spec (config_sites); site tasks stay small
-    assert set(oversized_tasks(big)) == {"aggregate-r1", "report"}
-    sizes = inline_input_bytes(big)
+    assert set(over_limit(sizes)) == {"aggregate-r1", "report"}
     assert max(n for t, n in sizes.items() if t.startswith(("train-", "validate-"))) < 16 * 1024
