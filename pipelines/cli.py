@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
@@ -56,21 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    """The `fedpipe` console script: `main()`, then exit.
+    """The `fedpipe` console script: `main()`, then exit; after a command that loaded
+    TensorFlow Federated (`simulate`) without interpreter teardown
+    (`pipelines.simulate.reaper.exit_now_if_tff_loaded`)."""
+    from pipelines.simulate.reaper import exit_now_if_tff_loaded
 
-    After a command that started TensorFlow Federated's C++ runtime (`simulate`), the process
-    ends with `os._exit` once its TFF workers are reaped and output is flushed: TFF 0.87's
-    local executor (a gRPC stub and a worker subprocess) can crash the interpreter while it is
-    torn down, after the command already succeeded (seen as SIGSEGV, exit -11, in CI).
-    """
     code = main()
-    if "tensorflow_federated" in sys.modules:
-        from pipelines.simulate.reaper import reap_tff_workers
-
-        reap_tff_workers()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    exit_now_if_tff_loaded(code)
     raise SystemExit(code)
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 
 import psutil
 import pytest
 
 from pipelines.localstack.servers import GcsServer, S3Server, minio_client
+from pipelines.simulate.reaper import exit_now_if_tff_loaded
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -56,12 +56,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Once pytest has reported, end a process that loaded TensorFlow Federated without the
-    interpreter's teardown: TFF 0.87's local C++ executor can crash it there (its
-    `ServiceManager.__del__` runs after `subprocess` is gone; a `fedpipe simulate` process
-    died with SIGSEGV after succeeding), which would turn a green run red. The exit status
-    is pytest's own."""
-    if _EXIT_STATUS and "tensorflow_federated" in sys.modules:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_EXIT_STATUS[-1])
+    """Once pytest has reported, a process that loaded TensorFlow Federated ends without the
+    interpreter's teardown, where TFF's C++ executor can crash it and turn a green run red
+    (`exit_now_if_tff_loaded`); the exit status is pytest's own."""
+    if _EXIT_STATUS:
+        exit_now_if_tff_loaded(_EXIT_STATUS[-1])
