@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
 ROUNDS ?= 5
 
-.PHONY: install run test lint format compile compile-check bench clean
+.PHONY: install run test test-fast lint format compile compile-check bench clean
 
 install: $(STAMP) $(TOOLS_STAMP)
 
@@ -31,6 +31,10 @@ run: install
 test: install
 	$(PY) -m ruff check pipelines components tests
 	$(PY) -m pytest
+
+# The edit loop: everything but kfp.local pipeline runs (e2e) and tests over ~30 s (slow).
+test-fast: install
+	$(PY) -m pytest -m "not e2e and not slow"
 
 lint: install
 	$(PY) -m ruff check pipelines components tests

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.config.loader import Federation
+from components.domain.federation import Federation
 from pipelines.dag import PIPELINE_NAME, build_pipeline
 from pipelines.flows import flow_edges
 from pipelines.kfp_speed import gc_paused

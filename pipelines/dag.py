@@ -30,15 +30,15 @@ from kfp.dsl import PipelineTask
 
 from components.aggregate import component as aggregate_component
 from components.common.config_digest import config_digest
+from components.domain.canonical import canonical_dumps, canonical_json, policy_digest
+from components.domain.federation import Federation
+from components.domain.models import Site
 from components.evaluate.component import evaluate
 from components.export.component import export
 from components.initialize.component import initialize
 from components.report import component as report_component
 from components.train.component import train
 from components.validate.component import validate
-from pipelines.config.canonical import canonical_dumps, canonical_json, policy_digest
-from pipelines.config.loader import Federation
-from pipelines.config.models import Site
 from pipelines.kfp_speed import memoized_task_names
 from pipelines.placement import place_coordinator_task, place_site_task
 

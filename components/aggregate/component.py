@@ -1,6 +1,6 @@
 """`aggregate` (coordinator, fan-in): verify the sites' DP updates, combine, publish the model.
 
-The signature is generated per federation (`pipelines/fanin.py`): one `update_<i>` input per
+The signature is generated per federation (`components/common/fanin.py`): one `update_<i>` input per
 site, `i` 1-based in the order of `site_ids`; the body hands the executor
 `updates={site_id: path}` (components/CONTRACT.md).
 """
@@ -8,8 +8,8 @@ site, `i` 1-based in the order of `site_ids`; the body hands the executor
 import json
 from collections.abc import Sequence
 
-from components.common.artifact_classes import ArtifactClass
 from components.common.image import FEDPIPE_IMAGE
+from components.domain.artifact_classes import ArtifactClass
 
 OUTPUT_CLASSES = {
     "global_model": ArtifactClass.GLOBAL_MODEL,
@@ -45,7 +45,7 @@ def build(site_ids: Sequence[str]):
     Its executor regenerates the function in the image (`function(site_ids)`) instead of
     carrying the generated source.
     """
-    from pipelines.fanin import fanin_component
+    from components.common.fanin import fanin_component
 
     program = (
         f"from {__name__} import function\naggregate = function({json.dumps(list(site_ids))})\n"
@@ -60,14 +60,14 @@ def build(site_ids: Sequence[str]):
 
 def function(site_ids: Sequence[str]):
     """The generated component function for `site_ids` (what `build` declares)."""
-    from pipelines.fanin import function_source, load_function
+    from components.common.fanin import function_source, load_function
 
     return load_function("aggregate", function_source(**_generated(site_ids)))
 
 
 def _generated(site_ids: Sequence[str]) -> dict:
     """name, params, docstring and body of the generated function."""
-    from pipelines.fanin import Param, call_lines, dict_literal
+    from components.common.fanin import Param, call_lines, dict_literal
 
     if not site_ids:
         raise ValueError("aggregate: a federation needs at least one site")

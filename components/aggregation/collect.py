@@ -26,12 +26,12 @@ from components.aggregation.verify import (
 )
 from components.common.manifest import update_object_key
 from components.common.secrets import MissingSecretError
-from pipelines.config import policy_digest
+from components.domain.canonical import policy_digest
+from components.domain.models import Policy, Site
 
 if TYPE_CHECKING:
     from minio import Minio
 
-    from pipelines.config.models import Policy, Site
 
 REF_FILE = "ref.json"
 

@@ -19,9 +19,12 @@ from components.aggregation.collect import Collected, collect_updates
 from components.aggregation.publish import publish_version
 from components.aggregation.quorum import check_quorum
 from components.aggregation.verify import model_spec, size_limit
+from components.common.config_digest import check_config
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.object_store import coordinator_gcs_client, site_minio_client
 from components.common.tensors import Tensors, dump_tensors, sha256_hex
+from components.domain.models import Policy, Site
+from components.domain.run_id import effective_run_id
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +168,6 @@ def run(
     folders. Raises QuorumError (nothing published) or PublishConflictError (another
     coordinator published this version first; nothing of ours kept).
     """
-    from components.common.config_digest import check_config
-    from pipelines.config.models import Policy, Site
-
     check_config(
         config_digest,
         task=f"aggregate round {round_index}",
@@ -175,9 +175,7 @@ def run(
         sites_json=sites_json,
         policies_json=policies_json,
     )
-    run_name = run_id or kfp_job_id
-    if not run_name:
-        raise AggregationError("run_id and kfp_job_id are both empty")
+    run_name = effective_run_id(run_id, kfp_job_id, f"aggregate round {round_index}")
     coordinator = Site.parse_raw(coordinator_json)
     sites = {k: Site.parse_obj(v) for k, v in _json_object(sites_json, "sites_json").items()}
     by_id = {

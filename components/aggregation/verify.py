@@ -27,7 +27,7 @@ from components.common.manifest import (
     verify_manifest,
 )
 from components.common.tensors import TensorFormatError, Tensors, load_tensors, sha256_hex
-from pipelines.config.models import Policy, Site
+from components.domain.models import Policy, Site
 
 # name -> shape of every tensor of the global model
 ModelSpec = dict[str, tuple[int, ...]]

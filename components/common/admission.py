@@ -18,7 +18,7 @@ from typing import Any
 
 from components.common.kfp_args import plain_arguments
 from components.common.site_task import TaskInputError
-from pipelines.config.canonical import canonical_dumps
+from components.domain.canonical import canonical_dumps
 
 # The run's settings an admission carries (pipeline parameters, as validate received them).
 RUN_FIELDS = (

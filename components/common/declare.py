@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import TypeVar
 
-from components.common.artifact_classes import ARTIFACT_CLASS_KEY, ArtifactClass
+from components.domain.artifact_classes import ARTIFACT_CLASS_KEY, ArtifactClass
 
 C = TypeVar("C")
 

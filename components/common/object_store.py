@@ -10,12 +10,11 @@ import os
 from typing import TYPE_CHECKING
 
 from components.common.secrets import object_store_endpoint, site_secret
+from components.domain.models import Site
 
 if TYPE_CHECKING:
     from google.cloud import storage
     from minio import Minio
-
-    from pipelines.config.models import Site
 
 
 def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:

@@ -8,11 +8,11 @@ and must not act on the site's bucket.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from components.domain.canonical import policy_digest as digest_of
+from components.domain.models import Policy, Site
+from components.domain.run_id import RunIdError, effective_run_id
 
 
 class TaskInputError(ValueError):
@@ -21,25 +21,12 @@ class TaskInputError(ValueError):
 
 @dataclass(frozen=True)
 class SiteTask:
-    """site: `pipelines.config.models.Site`; policy: its `Policy`; run_id: effective run id."""
+    """site: the task's site; policy: its governing policy; run_id: effective run id."""
 
-    site: Any
-    policy: Any
+    site: Site
+    policy: Policy
     run_id: str
     round_index: int
-
-
-def effective_run_id(run_id: str, kfp_job_id: str, site_id: str) -> str:
-    """`run_id`, or `kfp_job_id` when it is empty; must be usable in object keys."""
-    value = run_id or kfp_job_id
-    if not value:
-        raise TaskInputError(f"site {site_id}: both run_id and kfp_job_id are empty")
-    if not _RUN_ID.fullmatch(value) or ".." in value:
-        raise TaskInputError(
-            f"site {site_id}: run id {value!r} is not usable in object keys "
-            "([A-Za-z0-9._-], at most 128 characters)"
-        )
-    return value
 
 
 def parse_site_task(
@@ -58,9 +45,6 @@ def parse_site_task(
     policy_json arrives as a pipeline input (`config_policy_<id>`, editable in the run form);
     policy_digest is a compiled constant, so an edited policy is refused here.
     """
-    from pipelines.config.canonical import policy_digest as digest_of
-    from pipelines.config.models import Policy, Site
-
     try:
         site = Site.parse_raw(site_json)
     except ValueError as exc:
@@ -88,4 +72,8 @@ def parse_site_task(
         )
     if round_index < 1:
         raise TaskInputError(f"site {site_id}: round_index {round_index} must be >= 1")
-    return SiteTask(site, policy, effective_run_id(run_id, kfp_job_id, site_id), round_index)
+    try:
+        effective = effective_run_id(run_id, kfp_job_id, f"site {site_id}")
+    except RunIdError as exc:
+        raise TaskInputError(str(exc)) from None
+    return SiteTask(site, policy, effective, round_index)

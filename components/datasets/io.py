@@ -11,12 +11,13 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
 from components.datasets.features import DataError
+from components.domain.models import Site
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -49,8 +50,8 @@ def parse_uri(uri: str, site_id: str) -> TableUri:
     raise DataError(site_id, "uri", f"{uri!r}: unsupported scheme (use s3:// or file://)")
 
 
-def site_client_factory(site: Any) -> ClientFactory:
-    """A factory of `minio.Minio` clients for `site` (a `pipelines.config.models.Site`).
+def site_client_factory(site: Site) -> ClientFactory:
+    """A factory of `minio.Minio` clients for `site`.
 
     Delegates to `components.common.object_store.site_minio_client`: endpoint via
     `object_store_endpoint` (FEDPIPE_ENDPOINT_OVERRIDES; an override is plain HTTP unless it

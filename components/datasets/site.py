@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from components.datasets.contracts import DataContract, get_contract
 from components.datasets.features import DataError
 from components.datasets.io import parse_uri
+from components.domain.models import Site
 
 
 class SiteConfigError(ValueError):
@@ -18,7 +18,7 @@ class SiteConfigError(ValueError):
 class SiteData:
     """What a site task needs to read its tables."""
 
-    site: Any  # pipelines.config.models.Site
+    site: Site
     contract: DataContract
     train_uri: str
     holdout_uri: str
@@ -26,8 +26,6 @@ class SiteData:
 
 def load_site_data(site_json: str, site_id: str, dataset: str) -> SiteData:
     """Parse `site_json`, check it is `site_id`'s and holds `dataset`; SiteConfigError if not."""
-    from pipelines.config.models import Site
-
     try:
         site = Site.parse_raw(site_json)
     except ValueError as exc:
@@ -50,7 +48,7 @@ def load_site_data(site_json: str, site_id: str, dataset: str) -> SiteData:
     return SiteData(site, contract, site.data.uri, site.data.holdout_uri)
 
 
-def check_own_bucket(site: Any, uri: str) -> None:
+def check_own_bucket(site: Site, uri: str) -> None:
     """An s3:// table must live in the site's own bucket (raw data never crosses sites)."""
     loc = parse_uri(uri, site.id)
     if loc.scheme == "s3" and loc.bucket != site.object_store.bucket:

@@ -18,6 +18,7 @@ from components.common.secrets import MissingSecretError
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import SiteConfigError, SiteData, check_own_bucket, load_site_data
+from components.domain.models import Policy
 from components.evaluate.forward import predict_proba
 from components.evaluate.metrics import classification_metrics
 
@@ -68,7 +69,6 @@ def evaluate_site(
     client_factory: ClientFactory | None = None,
 ) -> dict[str, Any]:
     """The `metrics.json` body for this site and round."""
-    from pipelines.config.models import Policy
 
     data = load_site_data(site_json, site_id, dataset)
     try:

@@ -22,23 +22,18 @@ from components.aggregation.publish import (
     newest_across_runs,
     read_latest,
 )
+from components.common.config_digest import check_config
 from components.common.global_model import GlobalModel, write_global_model
 from components.common.object_store import coordinator_gcs_client
 from components.common.tensors import load_tensors
+from components.domain.models import Site
+from components.domain.run_id import effective_run_id
 
 log = logging.getLogger(__name__)
 
 
 class InitializeError(RuntimeError):
     """The starting model cannot be produced as asked (resume mismatch, run already used)."""
-
-
-def effective_run_id(run_id: str, kfp_job_id: str) -> str:
-    """`run_id`, or the KFP job id when the pipeline parameter is empty (CONTRACT)."""
-    chosen = run_id or kfp_job_id
-    if not chosen:
-        raise ValueError("run_id and kfp_job_id are both empty")
-    return chosen
 
 
 def seeded_model(model_name: str, dataset: str, seed: int, run: str) -> GlobalModel:
@@ -73,11 +68,8 @@ def run(
     global_model: str,
 ) -> dict[str, Any]:
     """Write the global_model artifact folder `global_model`; returns its meta."""
-    from components.common.config_digest import check_config
-    from pipelines.config.models import Site
-
     check_config(config_digest, task="initialize", coordinator_json=coordinator_json)
-    run_name = effective_run_id(run_id, kfp_job_id)
+    run_name = effective_run_id(run_id, kfp_job_id, "initialize")
     coordinator = Site.parse_raw(coordinator_json)
     bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
     where = f"gs://{bucket.name}/{latest_key(run_name)}"

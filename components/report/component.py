@@ -1,6 +1,6 @@
 """`report` (coordinator, fan-in): KFP UI artifacts from every round's reports and metrics.
 
-Generated signature (`pipelines/fanin.py`): `validation_<i>` per site, `round_report_<r>` per
+Generated signature (`components/common/fanin.py`): `validation_<i>` per site, `round_report_<r>` per
 round, `evaluation_<r>_<i>` per round and site (`i` 1-based in the order of `site_ids`). The
 executor gets dicts and returns the figures this wrapper logs to Metrics/ClassificationMetrics
 (components/CONTRACT.md).
@@ -9,8 +9,8 @@ executor gets dicts and returns the figures this wrapper logs to Metrics/Classif
 import json
 from collections.abc import Sequence
 
-from components.common.artifact_classes import ArtifactClass
 from components.common.image import FEDPIPE_IMAGE
+from components.domain.artifact_classes import ArtifactClass
 
 OUTPUT_CLASSES = {
     "html": ArtifactClass.METRICS,
@@ -55,7 +55,7 @@ def evaluation_input(round_index: int, site_index: int) -> str:
 def build(site_ids: Sequence[str], rounds: int):
     """The report component for `site_ids` × `rounds`; its executor regenerates the function
     in the image (`function(site_ids, rounds)`) instead of carrying the generated source."""
-    from pipelines.fanin import fanin_component
+    from components.common.fanin import fanin_component
 
     sites = json.dumps(list(site_ids))
     program = f"from {__name__} import function\nreport = function({sites}, {int(rounds)})\n"
@@ -69,14 +69,14 @@ def build(site_ids: Sequence[str], rounds: int):
 
 def function(site_ids: Sequence[str], rounds: int):
     """The generated component function for `site_ids` × `rounds` (what `build` declares)."""
-    from pipelines.fanin import function_source, load_function
+    from components.common.fanin import function_source, load_function
 
     return load_function("report", function_source(**_generated(site_ids, rounds)))
 
 
 def _generated(site_ids: Sequence[str], rounds: int) -> dict:
     """name, params, docstring and body of the generated function."""
-    from pipelines.fanin import Param, call_lines, dict_literal
+    from components.common.fanin import Param, call_lines, dict_literal
 
     if not site_ids or rounds < 1:
         raise ValueError("report: needs at least one site and one round")

@@ -16,10 +16,17 @@ import hashlib
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.common.global_model import MODEL_FILE
+from components.common.object_store import site_minio_client
+from components.domain.models import Policy, Site
+from components.domain.run_id import effective_run_id
+
+if TYPE_CHECKING:
+    from minio import Minio
 
 REF_FILE = "ref.json"
 REF_FORMAT = "fedpipe.dev/local-model-ref/v1"
@@ -43,11 +50,11 @@ def stash(
     files: Path,
     artifact: Path,
     *,
-    site: Any,
-    policy: Any,
+    site: Site,
+    policy: Policy,
     run_id: str,
     round_index: int,
-    client: Any,
+    client: Minio,
 ) -> dict[str, Any]:
     """Upload every file in `files` to the site's bucket and write `artifact/ref.json`.
 
@@ -79,7 +86,7 @@ def stash(
     return ref
 
 
-def unstash(artifact: Path, dest: Path, *, site: Any, client: Any) -> Path:
+def unstash(artifact: Path, dest: Path, *, site: Site, client: Minio) -> Path:
     """Download the files `artifact/ref.json` points at into `dest` (sha256-checked).
 
     StashError naming the site when the reference is missing, malformed, names another
@@ -126,13 +133,11 @@ def unstash(artifact: Path, dest: Path, *, site: Any, client: Any) -> Path:
     return dest
 
 
-def train_into_site_bucket(run: Any, kwargs: dict[str, Any], scratch: Path) -> None:
+def train_into_site_bucket(
+    run: Callable[..., object], kwargs: dict[str, Any], scratch: Path
+) -> None:
     """Call train's `run(**kwargs)` with its model written to `scratch`, then stash it and
     leave only the reference in the real `local_model` artifact folder."""
-    from components.common.object_store import site_minio_client
-    from components.common.site_task import effective_run_id
-    from pipelines.config.models import Policy, Site
-
     artifact = Path(kwargs["local_model"])
     run(**{**kwargs, "local_model": str(scratch)})
     if not (scratch / MODEL_FILE).exists():  # abstained: meta.json only, nothing to keep in
@@ -144,17 +149,16 @@ def train_into_site_bucket(run: Any, kwargs: dict[str, Any], scratch: Path) -> N
         artifact,
         site=site,
         policy=Policy.parse_raw(kwargs["policy_json"]),
-        run_id=effective_run_id(kwargs["run_id"], kwargs["kfp_job_id"], site.id),
+        run_id=effective_run_id(kwargs["run_id"], kwargs["kfp_job_id"], f"site {site.id}"),
         round_index=int(kwargs["round_index"]),
         client=site_minio_client(site),
     )
 
 
-def export_from_site_bucket(run: Any, kwargs: dict[str, Any], scratch: Path) -> None:
+def export_from_site_bucket(
+    run: Callable[..., object], kwargs: dict[str, Any], scratch: Path
+) -> None:
     """Fetch the stashed local model into `scratch`, then call export's `run(**kwargs)` on it."""
-    from components.common.object_store import site_minio_client
-    from pipelines.config.models import Site
-
     artifact = Path(kwargs["local_model"])
     if not (artifact / REF_FILE).exists() and not (artifact / MODEL_FILE).exists():
         run(**kwargs)  # train abstained: its meta.json says why, there is no model

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.config.loader import Federation, federation_from_models, load_federation
-from pipelines.config.models import Site
+from components.domain.federation import Federation
+from components.domain.models import Site
+from pipelines.config.loader import federation_from_models, load_federation
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from components.domain.federation import Federation
 from pipelines.cli import CommandError
-from pipelines.config.loader import ConfigError, Federation, load_federation
+from pipelines.config.loader import ConfigError, load_federation
 
 
 def add_federation_arguments(parser: argparse.ArgumentParser) -> None:

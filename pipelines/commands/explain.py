@@ -6,11 +6,11 @@ import argparse
 import json
 import textwrap
 
+from components.domain.canonical import policy_digest
+from components.domain.federation import Federation
+from components.domain.models import ARTIFACT_CLASSES, Policy, Site
 from pipelines.cli import CommandError
 from pipelines.commands._federation_args import add_federation_arguments, load_or_fail
-from pipelines.config.canonical import policy_digest
-from pipelines.config.loader import Federation
-from pipelines.config.models import ARTIFACT_CLASSES, Policy, Site
 from pipelines.residency.checker import describe_placement
 from pipelines.residency.standard import allowed_destinations
 

@@ -1,19 +1,19 @@
-"""Sites and policies: schemas (`models`), loading with cross-checks (`loader`), digests."""
+"""Sites and policies: loading the YAML files with cross-checks (`loader`), JSON Schemas.
 
-from pipelines.config.canonical import (
+The models, canonical JSON and digests are domain types in `components.domain`; they are
+re-exported here so `from pipelines.config import Site` keeps working.
+"""
+
+from components.domain.canonical import (
     canonical_dumps,
     canonical_json,
     config_digest,
     policy_digest,
     site_digest,
 )
-from pipelines.config.loader import (
-    ConfigError,
-    Federation,
-    federation_from_models,
-    load_federation,
-)
-from pipelines.config.models import API_VERSION, ARTIFACT_CLASSES, DestinationRule, Policy, Site
+from components.domain.federation import Federation
+from components.domain.models import API_VERSION, ARTIFACT_CLASSES, DestinationRule, Policy, Site
+from pipelines.config.loader import ConfigError, federation_from_models, load_federation
 
 __all__ = [
     "API_VERSION",

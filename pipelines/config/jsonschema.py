@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipelines.config.models import Policy, Site
+from components.domain.models import Policy, Site
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 SCHEMA_FILES = {"site.schema.json": Site, "policy.schema.json": Policy}

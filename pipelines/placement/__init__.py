@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from kfp.dsl import PipelineTask
 
-from pipelines.config.models import Site
+from components.domain.models import Site
 from pipelines.placement.credentials import use_site_credentials, use_sites_read_credentials
 from pipelines.placement.labels import JURISDICTION_LABEL, ROLE_LABEL, SITE_LABEL, label_placement
 from pipelines.placement.nodes import place_on_nodes

@@ -16,7 +16,7 @@ from kfp.kubernetes import common
 from kfp.kubernetes import kubernetes_executor_config_pb2 as pb
 
 from components.common.secrets import secret_env_name
-from pipelines.config.models import Site
+from components.domain.models import Site
 
 # Secret key -> secret name as the executors ask for it (site_secret(site_id, NAME)).
 READ_KEYS: dict[str, str] = {"access-key": "S3_ACCESS_KEY", "secret-key": "S3_SECRET_KEY"}

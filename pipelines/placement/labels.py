@@ -10,7 +10,7 @@ from google.protobuf import json_format
 from kfp.dsl import PipelineTask
 from kfp.kubernetes import common
 
-from pipelines.config.models import Site
+from components.domain.models import Site
 
 SITE_LABEL = "fedpipe.dev/site"
 ROLE_LABEL = "fedpipe.dev/role"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
-from pipelines.config.models import Site
+from components.domain.models import Site
 
 
 def place_on_nodes(task: PipelineTask, site: Site) -> PipelineTask:

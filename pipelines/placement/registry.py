@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kfp.dsl import PipelineTask
 
-from pipelines.config.models import Site
+from components.domain.models import Site
 
 
 def split_registry(image: str) -> tuple[str | None, str]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pipelines.config.loader import Federation
-from pipelines.config.models import ARTIFACT_CLASSES, Policy, Site
+from components.domain.federation import Federation
+from components.domain.models import ARTIFACT_CLASSES, Policy, Site
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipelines.config.canonical import policy_digest
-from pipelines.config.loader import Federation
+from components.domain.canonical import policy_digest
+from components.domain.federation import Federation
 from pipelines.residency.checker import ResidencyDecision
 
 REPORT_FORMAT = "fedpipe.dev/residency-report/v1"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.config.loader import Federation
-from pipelines.config.models import ARTIFACT_CLASSES, Policy
+from components.domain.federation import Federation
+from components.domain.models import ARTIFACT_CLASSES, Policy
 from pipelines.residency.checker import FlowEdge
 
 # (producing stage, output, class, consuming stage) of a site's outputs that reach the coordinator

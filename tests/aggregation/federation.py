@@ -19,8 +19,8 @@ from components.common.manifest import (
     update_object_key,
 )
 from components.common.tensors import dump_tensors, sha256_hex
-from pipelines.config import canonical_json, policy_digest
-from pipelines.config.models import Policy, Site
+from components.domain.canonical import canonical_json, policy_digest
+from components.domain.models import Policy, Site
 
 
 def make_policy(

@@ -17,7 +17,8 @@ from components.common.config_digest import ConfigDigestError, config_digest
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.manifest import generate_keypair
 from components.common.tensors import load_tensors
-from pipelines.config import canonical_json
+from components.domain.canonical import canonical_json
+from components.domain.run_id import RunIdError
 from tests.aggregation.federation import (
     SiteKit,
     abstain,
@@ -341,3 +342,11 @@ def test_edited_config_inputs_are_refused_before_anything_is_read(env):
             config_digest=compiled,
         )
     assert read_latest(env.bucket, RUN) is None
+
+
+@pytest.mark.parametrize("bad", ["../other-run", "a/b", ".."])
+def test_a_run_id_unsafe_as_an_object_key_is_refused_before_anything_is_read(env, bad):
+    # models/<run>/… on the coordinator's bucket: `../other-run` would reach another run's models
+    with pytest.raises(RunIdError, match="aggregate round 1: run id .* not usable in object keys"):
+        env.aggregate(env.previous(), {"a": str(env.tmp / "nowhere")}, run_id=bad)
+    assert list(env.bucket.list_blobs()) == []

@@ -12,8 +12,8 @@ from components.aggregation.executor import run as aggregate
 from components.common.config_digest import config_digest
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.secrets import secret_env_name
+from components.domain.canonical import canonical_json, policy_digest
 from components.export.executor import run as export
-from pipelines.config import canonical_json, policy_digest
 from tests.aggregation.federation import (
     constant_update,
     global_tensors,

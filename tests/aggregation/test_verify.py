@@ -15,7 +15,7 @@ from components.aggregation.verify import (
 )
 from components.common.manifest import generate_keypair
 from components.common.tensors import dump_tensors
-from pipelines.config import policy_digest
+from components.domain.canonical import policy_digest
 from tests.aggregation.federation import (
     constant_update,
     global_tensors,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.config import ConfigError, federation_from_models, load_federation
+from pipelines.config.loader import ConfigError, federation_from_models, load_federation
 
 REPO = Path(__file__).resolve().parents[2]
 

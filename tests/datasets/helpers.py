@@ -136,8 +136,8 @@ def write_csv(path: Path, frame: pd.DataFrame) -> str:
 def policy_digest_input(policy_json_text: str) -> dict[str, str]:
     """{"policy_digest": ...} a compiled task would carry for this policy (the sha256 of the
     raw text where it does not parse, so the task refuses it)."""
-    from pipelines.config.canonical import policy_digest, sha256_hex
-    from pipelines.config.models import Policy
+    from components.domain.canonical import policy_digest, sha256_hex
+    from components.domain.models import Policy
 
     try:
         return {"policy_digest": policy_digest(Policy.parse_raw(policy_json_text))}

@@ -19,7 +19,7 @@ from components.datasets.io import (
     write_site_table,
 )
 from components.datasets.prepare import load_frame, table_to_csv_bytes
-from pipelines.config.models import Site
+from components.domain.models import Site
 from pipelines.localstack.servers import free_port
 
 from .helpers import site_json

@@ -22,13 +22,13 @@ from components.common.manifest import (
 )
 from components.common.secrets import secret_env_name
 from components.common.tensors import dump_tensors, load_tensors, sha256_hex
+from components.domain.canonical import canonical_json
+from components.domain.models import Site
 from components.export.executor import run as export
 from components.export.store import ExportExistsError
 from components.export.update import DestinationError, ExportError
 from components.train.executor import run as train
 from components.train.ledger_store import LedgerStore
-from pipelines.config.canonical import canonical_json
-from pipelines.config.models import Site
 
 pytestmark = pytest.mark.integration
 

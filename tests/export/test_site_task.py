@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from components.common.site_task import TaskInputError, effective_run_id, parse_site_task
-from pipelines.config.canonical import canonical_json, policy_digest
+from components.common.site_task import TaskInputError, parse_site_task
+from components.domain.canonical import canonical_json, policy_digest
 from pipelines.config.loader import load_federation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +65,6 @@ def test_coordinator_spec_refused(fed) -> None:
         parse_site_task(**inputs)
 
 
-def test_empty_run_ids_refused() -> None:
-    with pytest.raises(TaskInputError, match="both run_id and kfp_job_id are empty"):
-        effective_run_id("", "", "s")
+def test_empty_run_ids_refused(fed) -> None:
+    with pytest.raises(TaskInputError, match="site hospital-berlin: both run_id and kfp_job_id"):
+        parse_site_task(**_inputs(fed, run_id="", kfp_job_id=""))

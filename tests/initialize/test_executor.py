@@ -9,8 +9,9 @@ from components.aggregation.publish import publish_version
 from components.common.config_digest import config_digest
 from components.common.global_model import read_global_model
 from components.common.tensors import dump_tensors
+from components.domain.canonical import canonical_json
+from components.domain.run_id import RunIdError
 from components.initialize.executor import InitializeError, run
-from pipelines.config import canonical_json
 from tests.aggregation.federation import make_coordinator, unique
 
 pytestmark = pytest.mark.integration
@@ -134,3 +135,14 @@ def test_resume_continues_the_newest_run_of_the_same_model(coordinator, tmp_path
     # the new run publishes version 3 under its own id, its first pointer
     publish_run(bucket, "job-xyz", 1, "digits", first=3)
     assert init(site, tmp_path / "n", run_id="job-next", resume=True)["version"] == 3
+
+
+@pytest.mark.parametrize("bad", ["../other-run", "a/b", ".."])
+def test_a_run_id_unsafe_as_an_object_key_is_refused_before_anything_is_written(
+    coordinator, tmp_path, bad
+):
+    site, bucket = coordinator
+    with pytest.raises(RunIdError, match="initialize: run id .* not usable in object keys"):
+        init(site, tmp_path / "m", run_id=bad)
+    assert not (tmp_path / "m").exists()
+    assert list(bucket.list_blobs()) == []

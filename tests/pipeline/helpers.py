@@ -7,7 +7,8 @@ import yaml
 from kfp import compiler, dsl
 from kfp.dsl import Artifact, Output, PipelineTask
 
-from pipelines.config.loader import Federation, load_federation
+from components.domain.federation import Federation
+from pipelines.config.loader import load_federation
 
 REPO = Path(__file__).resolve().parents[2]
 SITES_DIR = REPO / "sites"

@@ -7,9 +7,9 @@ import pytest
 from kfp import dsl, local
 from kfp.dsl import Artifact, Input, Output
 
-from components.common.artifact_classes import ArtifactClass
 from components.common.declare import parse_class
 from components.common.kfp_args import plain_arguments
+from components.domain.artifact_classes import ArtifactClass
 from components.evaluate.component import evaluate
 from components.export.component import export
 from components.initialize.component import initialize

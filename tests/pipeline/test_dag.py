@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
+from components.domain.canonical import canonical_json, policy_digest
 from pipelines.compiler import compile_federation
-from pipelines.config.canonical import canonical_json, policy_digest
 from pipelines.flows import kubernetes_executors
 from pipelines.placement import SITE_LABEL
 

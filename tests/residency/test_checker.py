@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import Federation, Site, federation_from_models, load_federation
+from components.domain.federation import Federation
+from components.domain.models import Site
+from pipelines.config.loader import federation_from_models, load_federation
 from pipelines.residency import (
     FlowEdge,
     ResidencyViolationError,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import load_federation, policy_digest
+from components.domain.canonical import policy_digest
+from pipelines.config.loader import load_federation
 from pipelines.residency import FlowEdge, check_flows, render_report_json, render_report_markdown
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,9 +19,9 @@ from components.common.global_model import GlobalModel, write_global_model
 from components.common.manifest import generate_keypair
 from components.common.secrets import secret_env_name
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
+from components.domain.canonical import canonical_json, policy_digest
+from components.domain.models import Policy, Site
 from components.train.models import initial_weights
-from pipelines.config.canonical import canonical_json, policy_digest
-from pipelines.config.models import Policy, Site
 
 REPO = Path(__file__).resolve().parents[2]
 SITE_IDS = ("hospital-berlin", "hospital-paris", "clinic-boston")

@@ -99,9 +99,7 @@ def test_missing_object_and_missing_reference_name_the_site(site, tmp_path):
 
 
 def test_glue_keeps_the_model_out_of_the_artifact_and_feeds_export(site, tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        "components.common.object_store.site_minio_client", lambda _site: site.client
-    )
+    monkeypatch.setattr("components.train.model_stash.site_minio_client", lambda _site: site.client)
     artifact = tmp_path / "local_model"
     seen: dict = {}
 
@@ -123,7 +121,7 @@ def test_an_abstained_train_passes_its_reason_through(site, tmp_path, monkeypatc
     def unreachable(_site):
         raise AssertionError("an abstention must not need the bucket")
 
-    monkeypatch.setattr("components.common.object_store.site_minio_client", unreachable)
+    monkeypatch.setattr("components.train.model_stash.site_minio_client", unreachable)
     artifact = tmp_path / "local_model"
 
     def abstaining_train(**kwargs):

@@ -9,9 +9,15 @@ import yaml
 from kfp import compiler, dsl, local
 from kfp.dsl import Artifact, Output
 
-from components.common.artifact_classes import ArtifactClass
 from components.common.declare import UndeclaredArtifactClassError, parse_class
-from pipelines.fanin import Param, call_lines, dict_literal, fanin_component, function_source
+from components.common.fanin import (
+    Param,
+    call_lines,
+    dict_literal,
+    fanin_component,
+    function_source,
+)
+from components.domain.artifact_classes import ArtifactClass
 
 SITES = ["site-a", "site-b", "site-c"]
 

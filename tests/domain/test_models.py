@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
 from components.common.manifest import generate_keypair
-from pipelines.config import canonical_json, policy_digest, site_digest
-from pipelines.config.models import DestinationRule, Policy, Site
+from components.domain.canonical import canonical_json, policy_digest, site_digest
+from components.domain.models import DestinationRule, Policy, Site
 
 _, PUBLIC_PEM = generate_keypair()
 

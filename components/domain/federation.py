@@ -1,0 +1,54 @@
+"""A checked federation: members, coordinator and policies by id (pure).
+
+Built by `pipelines.config.loader` (from the YAML files, with the cross-file checks) or by
+`pipelines.config.loader.federation_from_models` (in-memory models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from components.domain.canonical import config_digest
+from components.domain.models import Policy, Site
+
+
+@dataclass(frozen=True)
+class Federation:
+    """A checked federation.
+
+    sites: the members (role site) by id, sorted; the coordinator is separate.
+    policies: every loaded policy by id, sorted. files: site or policy id -> the file it came from
+    (keys `site:<id>` and `policy:<id>`).
+    """
+
+    sites: dict[str, Site]
+    coordinator: Site
+    policies: dict[str, Policy]
+    files: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def all_sites(self) -> dict[str, Site]:
+        """Members and the coordinator, by id (sorted)."""
+        merged = {**self.sites, self.coordinator.id: self.coordinator}
+        return dict(sorted(merged.items()))
+
+    def site(self, site_id: str) -> Site:
+        """A member or the coordinator by id; KeyError naming the known ids."""
+        found = self.all_sites.get(site_id)
+        if found is None:
+            raise KeyError(f"unknown site {site_id!r} (known: {', '.join(self.all_sites)})")
+        return found
+
+    def policy_of(self, site_id: str) -> Policy:
+        """The policy that governs `site_id` (member or coordinator)."""
+        return self.policies[self.site(site_id).policy]
+
+    @property
+    def governing(self) -> dict[str, Policy]:
+        """site id (members and coordinator) -> its governing policy."""
+        return {sid: self.policies[s.policy] for sid, s in self.all_sites.items()}
+
+    def digest(self) -> str:
+        """sha256 over all sites (coordinator included) and policies."""
+        return config_digest(self.all_sites.values(), self.policies.values())
