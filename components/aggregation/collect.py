@@ -8,7 +8,6 @@ outcome does not depend on their timing (merged in site order).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from components.aggregation.verify import (
     residency_rule,
     verify_update,
 )
+from components.common.artifact_files import REF_FILE, read_json
 from components.common.manifest import update_object_key
 from components.common.secrets import MissingSecretError
 from components.domain.canonical import policy_digest
@@ -31,9 +31,6 @@ from components.domain.models import Policy, Site
 
 if TYPE_CHECKING:
     from minio import Minio
-
-
-REF_FILE = "ref.json"
 
 
 @dataclass
@@ -49,7 +46,7 @@ class Collected:
 def read_ref(folder: str) -> dict[str, Any]:
     """The export's `ref.json` from its artifact folder (raises UpdateRejected-ready errors)."""
     path = Path(folder) / REF_FILE
-    body = json.loads(path.read_text())
+    body = read_json(folder, REF_FILE)
     if not isinstance(body, dict):
         raise ValueError(f"{path}: not a JSON object")
     return body

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,21 +17,18 @@ import numpy as np
 from components.aggregation.collect import Collected, collect_updates
 from components.aggregation.publish import publish_version
 from components.aggregation.quorum import check_quorum
+from components.aggregation.rules import AggregationError
 from components.aggregation.verify import model_spec, size_limit
+from components.common.artifact_files import ROUND_FILE, write_json
 from components.common.config_digest import check_config
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.object_store import coordinator_gcs_client, site_minio_client
-from components.common.tensors import Tensors, dump_tensors, sha256_hex
+from components.common.tensors import Tensors, dump_tensors
+from components.domain.canonical import sha256_hex
 from components.domain.models import Policy, Site
 from components.domain.run_id import effective_run_id
 
 log = logging.getLogger(__name__)
-
-ROUND_FILE = "round.json"
-
-
-class AggregationError(RuntimeError):
-    """The round cannot produce a valid next model (bad parameters, non-finite result)."""
 
 
 def _json_object(text: str, name: str) -> dict[str, Any]:
@@ -271,7 +267,5 @@ def run(
         )
 
     write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
-    out = Path(round_report)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ROUND_FILE).write_text(json.dumps(report, sort_keys=True, indent=1))
+    write_json(round_report, ROUND_FILE, report)
     return report

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from components.aggregation.verify import MAX_MANIFEST_BYTES, UpdateRejected
+from components.common.artifact_files import MANIFEST_SUFFIX, TENSORS_SUFFIX
 
 if TYPE_CHECKING:
     from minio import Minio
-
-NPZ_SUFFIX = ".npz"
-MANIFEST_SUFFIX = ".manifest.json"
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def fetch_update(
 
     try:
         manifest = _read_limited(client, site_id, bucket, key + MANIFEST_SUFFIX, MAX_MANIFEST_BYTES)
-        npz = _read_limited(client, site_id, bucket, key + NPZ_SUFFIX, max_bytes)
+        npz = _read_limited(client, site_id, bucket, key + TENSORS_SUFFIX, max_bytes)
     except (HTTPError, OSError) as exc:
         raise UpdateRejected(site_id, f"object store unreachable: {type(exc).__name__}") from exc
     return RawUpdate(npz, manifest)

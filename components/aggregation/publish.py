@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from components.common.tensors import sha256_hex
+from components.common.artifact_files import META_FILE, MODEL_FILE, OPTIMIZER_FILE, json_bytes
+from components.domain.canonical import sha256_hex
 
 if TYPE_CHECKING:
     from google.cloud.storage import Blob, Bucket
@@ -148,14 +149,14 @@ def _identical_version(
     judged by their content hash and the `parent_version` recorded in `meta.json`.
     """
     prefix = version_prefix(run_id, version)
-    blob = bucket.get_blob(f"{prefix}/model.npz")
+    blob = bucket.get_blob(f"{prefix}/{MODEL_FILE}")
     if blob is None:
         return None
     tags = blob.metadata or {}
     if SHA_KEY in tags and PARENT_KEY in tags:
         same = tags[SHA_KEY] == model_sha256 and tags[PARENT_KEY] == str(parent_version)
         return blob if same else None
-    meta_blob = bucket.get_blob(f"{prefix}/meta.json")
+    meta_blob = bucket.get_blob(f"{prefix}/{META_FILE}")
     if meta_blob is None:
         return None
     try:
@@ -272,13 +273,12 @@ def commit_publish(
         raise ValueError("model_bytes differ from the sha256 the plan was made for")
     prefix = version_prefix(plan.run_id, plan.version)
     tags = {WRITER_KEY: plan.writer, PARENT_KEY: str(plan.parent_version)}
-    objects: list[tuple[str, bytes, str]] = [("model.npz", model_bytes, "application/octet-stream")]
+    objects: list[tuple[str, bytes, str]] = [(MODEL_FILE, model_bytes, "application/octet-stream")]
     if optimizer_bytes is not None:
-        objects.append(("optimizer.npz", optimizer_bytes, "application/octet-stream"))
+        objects.append((OPTIMIZER_FILE, optimizer_bytes, "application/octet-stream"))
     # parent and hash also in the content: they survive copies that drop object metadata
     stamped = {**meta, "parent_version": plan.parent_version, "model_sha256": plan.model_sha256}
-    meta_bytes = json.dumps(stamped, sort_keys=True, indent=1).encode()
-    objects.append(("meta.json", meta_bytes, "application/json"))
+    objects.append((META_FILE, json_bytes(stamped), "application/json"))
 
     written: list[Blob] = []
     adopted = False  # the version folder is an earlier identical attempt's
@@ -288,7 +288,7 @@ def commit_publish(
             blob = _create(bucket, f"{prefix}/{name}", data, content_type, tags)
             written.append(blob)
         except _Exists as exists:
-            if name == "model.npz":
+            if name == MODEL_FILE:
                 same = _identical_version(
                     bucket, plan.run_id, plan.version, plan.parent_version, plan.model_sha256
                 )
@@ -302,7 +302,7 @@ def commit_publish(
                     f"nothing overwritten"
                 ) from None
             blob = exists.blob
-        if name == "model.npz":
+        if name == MODEL_FILE:
             model_blob = blob
     assert model_blob is not None
 
@@ -320,7 +320,7 @@ def commit_publish(
     latest.metadata = {WRITER_KEY: plan.writer}
     try:
         latest.upload_from_string(
-            json.dumps(pointer, sort_keys=True, indent=1).encode(),
+            json_bytes(pointer),
             content_type="application/json",
             if_generation_match=plan.expected_latest_generation,
         )
@@ -409,14 +409,14 @@ def load_latest(bucket: Bucket, run_id: str) -> LatestVersion | None:
             )
         return blob.download_as_bytes(if_generation_match=blob.generation)
 
-    model_bytes = get("model.npz")
+    model_bytes = get(MODEL_FILE)
     if sha256_hex(model_bytes) != pointer.model_sha256:
         raise PublishError(
-            f"gs://{bucket.name}/{pointer.prefix}/model.npz: sha256 differs from latest.json"
+            f"gs://{bucket.name}/{pointer.prefix}/{MODEL_FILE}: sha256 differs from latest.json"
         )
-    optimizer_bytes = get("optimizer.npz") if pointer.has_optimizer else None
+    optimizer_bytes = get(OPTIMIZER_FILE) if pointer.has_optimizer else None
     try:
-        meta = json.loads(get("meta.json"))
+        meta = json.loads(get(META_FILE))
     except ValueError as exc:
         raise PublishError(f"gs://{bucket.name}/{pointer.prefix}/meta.json: {exc}") from exc
     return LatestVersion(pointer, model_bytes, optimizer_bytes, meta)

@@ -46,8 +46,8 @@ import numpy as np
 
 from components.aggregation.rules import aggregate
 from components.aggregation.server_optimizers import FedAvgStep
+from components.common.tensors import Tensors
 
-Tensors = dict[str, np.ndarray]
 ATTACKS = ("sign_flip", "scaled", "gaussian")
 ABSENT = "absent"  # reference: the f sites send nothing (FedAvg over the honest sites only)
 GAUSSIAN_SIGMA = 200.0
@@ -62,7 +62,7 @@ ROBUST_RULES: dict[str, dict[str, float]] = {
 
 
 @dataclass(frozen=True)
-class Federation:
+class SiteShards:
     """Per-site training data and a shared held-out test set (features scaled to [0, 1])."""
 
     sites: list[tuple[np.ndarray, np.ndarray]]
@@ -99,7 +99,7 @@ class RunResult:
         return self.accuracy[-1]
 
 
-def digits_federation(n_sites: int = 10, test_fraction: float = 0.25, seed: int = 0) -> Federation:
+def digits_federation(n_sites: int = 10, test_fraction: float = 0.25, seed: int = 0) -> SiteShards:
     """scikit-learn's digits (1797 images 8×8, 10 classes), shuffled, split into a test set
     and `n_sites` equal IID shards."""
     from sklearn.datasets import load_digits
@@ -111,7 +111,7 @@ def digits_federation(n_sites: int = 10, test_fraction: float = 0.25, seed: int 
     n_test = int(round(test_fraction * len(y)))
     test, train = order[:n_test], order[n_test:]
     shards = np.array_split(train, n_sites)
-    return Federation([(x[s], y[s]) for s in shards], x[test], y[test], int(y.max()) + 1)
+    return SiteShards([(x[s], y[s]) for s in shards], x[test], y[test], int(y.max()) + 1)
 
 
 def init_model(n_features: int, n_classes: int) -> Tensors:
@@ -183,7 +183,7 @@ def follow_stats(combined: Tensors, honest: Sequence[Tensors]) -> tuple[float, f
 
 
 def run_federation(
-    fed: Federation,
+    fed: SiteShards,
     rule: str,
     rule_params: dict[str, float] | None = None,
     attack: str | None = None,
@@ -224,7 +224,7 @@ def run_federation(
 
 
 def accuracy_table(
-    fed: Federation,
+    fed: SiteShards,
     rules: dict[str, dict[str, float]] = ROBUST_RULES,
     attacks: Sequence[str] = ATTACKS,
     malicious: Sequence[int] = (1, 2, 3),

@@ -34,14 +34,14 @@ from components.aggregation.updates import (
     column_blocks,
     flat,
 )
-
-Tensors = dict[str, np.ndarray]
+from components.common.tensors import Tensors
 
 MEAN_BLOCK = 131072  # columns per block when accumulating means (512 KiB of float32)
 
 
 class AggregationError(ValueError):
-    """A rule, its parameters or the weights cannot be applied to these updates."""
+    """The round cannot produce a valid next model: a rule, its parameters or the weights
+    cannot be applied to these updates, a setting is unknown, or the result is not finite."""
 
 
 def check_weights(weights: Sequence[float], k: int) -> np.ndarray:

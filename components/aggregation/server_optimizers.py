@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-Tensors = dict[str, np.ndarray]
+from components.common.tensors import Tensors
 
 
 class OptimizerStateError(ValueError):

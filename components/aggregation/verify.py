@@ -20,13 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from components.common.artifact_files import MANIFEST_SUFFIX, TENSORS_SUFFIX
 from components.common.manifest import (
     ManifestError,
     SignedManifest,
     UpdateManifest,
     verify_manifest,
 )
-from components.common.tensors import TensorFormatError, Tensors, load_tensors, sha256_hex
+from components.common.tensors import TensorFormatError, Tensors, load_tensors
+from components.domain.canonical import sha256_hex
 from components.domain.models import Policy, Site
 
 # name -> shape of every tensor of the global model
@@ -82,12 +84,13 @@ def check_ref(ref: Mapping[str, Any], *, site_id: str, bucket: str, key: str) ->
             site_id, f"ref.json names bucket {ref.get('bucket')!r}, site spec has {bucket!r}"
         )
     # `key` is the prefix (CONTRACT) or the tensor object itself (`<prefix>.npz`).
-    if ref.get("key") not in (key, key + ".npz"):
+    if ref.get("key") not in (key, key + TENSORS_SUFFIX):
         raise UpdateRejected(site_id, f"ref.json names key {ref.get('key')!r}, expected {key!r}")
     manifest_key = ref.get("manifest_key")
-    if manifest_key is not None and manifest_key != key + ".manifest.json":
+    if manifest_key is not None and manifest_key != key + MANIFEST_SUFFIX:
         raise UpdateRejected(
-            site_id, f"ref.json names manifest_key {manifest_key!r}, expected {key}.manifest.json"
+            site_id,
+            f"ref.json names manifest_key {manifest_key!r}, expected {key}{MANIFEST_SUFFIX}",
         )
 
 

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.common.artifact_files import (
+    META_FILE,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    json_bytes,
+)
 from components.common.tensors import Tensors, dump_tensors, load_tensors
 
-MODEL_FILE = "model.npz"
-META_FILE = "meta.json"
-OPTIMIZER_FILE = "optimizer.npz"
 REQUIRED_META = ("version", "model_name", "dataset", "parent")
 
 
@@ -43,10 +46,11 @@ def write_global_model(folder: str | Path, model: GlobalModel) -> None:
     missing = [k for k in REQUIRED_META if k not in model.meta]
     if missing:
         raise GlobalModelError(f"global model meta lacks {missing} (folder {folder})")
+    meta = json_bytes(model.meta)  # before anything is written: NaN in meta leaves nothing
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     (path / MODEL_FILE).write_bytes(dump_tensors(model.tensors))
-    (path / META_FILE).write_text(json.dumps(model.meta, sort_keys=True, indent=1))
+    (path / META_FILE).write_bytes(meta)
     if model.optimizer_state is not None:
         (path / OPTIMIZER_FILE).write_bytes(dump_tensors(model.optimizer_state))
 

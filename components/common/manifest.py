@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from components.common.artifact_files import json_bytes
+
 MANIFEST_VERSION = "fedpipe.dev/update-manifest/v1"
 
 
@@ -59,7 +61,7 @@ class SignedManifest:
 
     def to_json(self) -> bytes:
         body = {"manifest": asdict(self.manifest), "signature": self.signature_b64}
-        return json.dumps(body, sort_keys=True, indent=1).encode()
+        return json_bytes(body)
 
     @staticmethod
     def from_json(data: bytes) -> SignedManifest:

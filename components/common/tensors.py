@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Mapping
 
@@ -33,8 +32,3 @@ def load_tensors(data: bytes) -> Tensors:
             return {name: npz[name] for name in npz.files}
     except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, EOFError
         raise TensorFormatError(f"not a valid tensor file: {exc}") from exc
-
-
-def sha256_hex(data: bytes) -> str:
-    """Hex SHA-256 of bytes."""
-    return hashlib.sha256(data).hexdigest()

@@ -127,7 +127,7 @@ class SiteSplit:
 
 
 @dataclass(frozen=True)
-class Federation:
+class FederatedSplit:
     """A dataset split over sites, plus the pooled test set no site holds."""
 
     dataset: str
@@ -145,7 +145,7 @@ def split_federation(
     holdout_fraction: float = 0.2,
     alpha: float | None = None,
     min_site_rows: int | None = None,
-) -> Federation:
+) -> FederatedSplit:
     """Split `frame` (from `load_frame`) over `site_ids`; alpha None = IID, else Dirichlet.
 
     Dirichlet draws are repeated until every site has `min_site_rows` rows; default: enough
@@ -175,7 +175,7 @@ def split_federation(
         sites[site_id] = SiteSplit(
             frame.iloc[train].reset_index(drop=True), frame.iloc[holdout].reset_index(drop=True)
         )
-    return Federation(dataset, frame.iloc[test_idx].reset_index(drop=True), sites)
+    return FederatedSplit(dataset, frame.iloc[test_idx].reset_index(drop=True), sites)
 
 
 def table_to_csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -183,7 +183,7 @@ def table_to_csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode()
 
 
-def write_federation(federation: Federation, out_dir: str | Path) -> dict[str, dict[str, Path]]:
+def write_federation(federation: FederatedSplit, out_dir: str | Path) -> dict[str, dict[str, Path]]:
     """Write `<out>/<site>/train.csv`, `<out>/<site>/holdout.csv` and `<out>/test.csv`.
 
     Returns {site_id: {"train": path, "holdout": path}} plus {"_test": {"test": path}}.

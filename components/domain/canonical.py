@@ -18,8 +18,11 @@ from components.domain.models import Policy, Site
 
 
 def canonical_dumps(value: Any) -> str:
-    """JSON text with sorted keys and no whitespace (non-ASCII kept as is)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """JSON text with sorted keys and no whitespace (non-ASCII kept as is); ValueError for NaN
+    or infinity, which JSON cannot hold."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def canonical_json(model: BaseModel) -> str:
@@ -27,8 +30,9 @@ def canonical_json(model: BaseModel) -> str:
     return canonical_dumps(model.dict())
 
 
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def sha256_hex(data: bytes | str) -> str:
+    """Hex SHA-256 of bytes, or of a text's UTF-8 encoding."""
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
 
 
 def policy_digest(policy: Policy) -> str:
@@ -41,7 +45,7 @@ def site_digest(site: Site) -> str:
     return sha256_hex(canonical_json(site))
 
 
-def config_digest(sites: Iterable[Site], policies: Iterable[Policy]) -> str:
+def federation_digest(sites: Iterable[Site], policies: Iterable[Policy]) -> str:
     """sha256 (hex) over all sites and policies, order-independent (sorted by id)."""
     body = {
         "sites": {s.id: s.dict() for s in sorted(sites, key=lambda s: s.id)},

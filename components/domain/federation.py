@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from components.domain.canonical import config_digest
+from components.domain.canonical import federation_digest
 from components.domain.models import Policy, Site
 
 
@@ -51,4 +51,4 @@ class Federation:
 
     def digest(self) -> str:
         """sha256 over all sites (coordinator included) and policies."""
-        return config_digest(self.all_sites.values(), self.policies.values())
+        return federation_digest(self.all_sites.values(), self.policies.values())

@@ -9,10 +9,10 @@ model that does not match `model_name`/`dataset` raises (a pipeline bug).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from components.common.artifact_files import METRICS_FILE, write_json
 from components.common.global_model import read_global_model
 from components.common.secrets import MissingSecretError
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays
@@ -21,8 +21,6 @@ from components.datasets.site import SiteConfigError, SiteData, check_own_bucket
 from components.domain.models import Policy
 from components.evaluate.forward import predict_proba
 from components.evaluate.metrics import classification_metrics
-
-METRICS_FILE = "metrics.json"
 
 
 def _null_metrics(site_id: str, round_index: int, labels: list[int], reason: str) -> dict:
@@ -105,11 +103,7 @@ def evaluate_site(
 
 def write_metrics(folder: str | Path, body: dict[str, Any]) -> Path:
     """Create the artifact folder and write `metrics.json`; returns its path."""
-    path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    out = path / METRICS_FILE
-    out.write_text(json.dumps(body, indent=1, sort_keys=True))
-    return out
+    return write_json(folder, METRICS_FILE, body)
 
 
 def run(

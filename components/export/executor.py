@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from components.common.artifact_files import META_FILE, MODEL_FILE, REF_FILE, write_json
 from components.common.create_only import sse_for_policy
 from components.common.global_model import read_global_model
 from components.common.manifest import (
@@ -33,8 +34,9 @@ from components.common.manifest import (
 )
 from components.common.secrets import site_secret
 from components.common.site_task import parse_site_task
-from components.common.tensors import load_tensors, sha256_hex
+from components.common.tensors import load_tensors
 from components.datasets.io import ClientFactory, site_client_factory
+from components.domain.canonical import sha256_hex
 from components.export.store import describe, publish_update
 from components.export.update import (
     DestinationError,
@@ -44,15 +46,10 @@ from components.export.update import (
     encode_delta,
     model_delta,
 )
-from components.train.executor import META_FILE, MODEL_FILE
-
-REF_FILE = "ref.json"
 
 
 def _write_ref(folder: str, ref: dict[str, Any]) -> dict[str, Any]:
-    path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / REF_FILE).write_text(json.dumps(ref, indent=1, sort_keys=True, allow_nan=False))
+    write_json(folder, REF_FILE, ref)
     return ref
 
 

@@ -25,7 +25,7 @@ from components.common.create_only import (
     remove_if_ours,
 )
 from components.common.manifest import SignedManifest, verify_manifest
-from components.common.tensors import sha256_hex
+from components.domain.canonical import sha256_hex
 from components.export.update import Destination, ExportError
 
 if TYPE_CHECKING:

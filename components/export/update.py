@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from components.common.artifact_files import MANIFEST_SUFFIX, TENSORS_SUFFIX
 from components.common.manifest import UpdateManifest, update_object_key
-from components.common.tensors import Tensors, dump_tensors, sha256_hex
+from components.common.tensors import Tensors, dump_tensors
+from components.domain.canonical import sha256_hex
 
-TENSORS_SUFFIX = ".npz"
-MANIFEST_SUFFIX = ".manifest.json"
 # DP fields that reveal the site's sample count (q = batch/N, steps = epochs * N // batch).
 COUNT_REVEALING_DP_FIELDS = ("sampling_rate", "steps")
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from components.common.artifact_files import METRICS_FILE, ROUND_FILE, SUMMARY_FILE, write_json
+from components.domain.run_id import effective_run_id
 from components.report.render import render_html, render_markdown
 from components.report.summary import build_summary, kfp_metrics
 
@@ -79,21 +81,21 @@ def run(
     baseline_json: optional centralized baseline as JSON ({"test_accuracy": ...}).
     Returns {"metrics": {name: float}, "confusion_matrix": {"categories", "matrix"} | None}.
     """
-    reports = [read_json_artifact(p, "round.json") for _, p in sorted(round_reports.items())]
+    reports = [read_json_artifact(p, ROUND_FILE) for _, p in sorted(round_reports.items())]
     evals = [
-        read_json_artifact(path, "metrics.json")
+        read_json_artifact(path, METRICS_FILE)
         for _, per_site in sorted(evaluations.items())
         for _, path in sorted(per_site.items())
     ]
     sites = json.loads(sites_json or "{}")
     checks = {
-        site: read_json_artifact(path, "summary.json")
+        site: read_json_artifact(path, SUMMARY_FILE)
         for site, path in sorted((validations or {}).items())
     }
     doc = build_summary(
         reports,
         evals,
-        run_id=run_id or kfp_job_id,
+        run_id=effective_run_id(run_id, kfp_job_id, "report"),
         dataset=_dataset_of(sites),
         model_name=model_name,
         sites=[s for s, spec in sites.items() if spec.get("role", "site") == "site"],
@@ -102,7 +104,5 @@ def run(
         validations=checks,
     )
     write_report(doc, html, markdown)
-    out = Path(summary)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(doc, indent=1, sort_keys=True))
+    write_json(summary, SUMMARY_FILE, doc)
     return {"metrics": kfp_metrics(doc), "confusion_matrix": kfp_confusion(doc)}

@@ -23,8 +23,8 @@ def train(
     from pathlib import Path
 
     from components.common.admission import stage_arguments
+    from components.common.model_stash import train_into_site_bucket
     from components.train.executor import run
-    from components.train.model_stash import train_into_site_bucket
 
     # the model itself stays in the site's bucket; the artifact is a reference
     with tempfile.TemporaryDirectory() as scratch:

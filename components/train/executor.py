@@ -29,6 +29,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from components.common.artifact_files import (
+    MANIFEST_SUFFIX,
+    META_FILE,
+    MODEL_FILE,
+    SUMMARY_FILE,
+    json_bytes,
+)
 from components.common.create_only import STORE_ERRORS, sse_for_policy
 from components.common.global_model import read_global_model
 from components.common.manifest import ManifestError, SignedManifest, update_object_key
@@ -38,7 +45,6 @@ from components.common.tensors import dump_tensors
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket, load_site_data
-from components.export.update import MANIFEST_SUFFIX
 from components.train.accounting import DpSgdEvent, dp_sgd_event
 from components.train.dpsgd import DpSgdConfig, TrainingError, train_dp_sgd
 from components.train.ledger import (
@@ -50,8 +56,6 @@ from components.train.ledger import (
 )
 from components.train.ledger_store import LedgerStore
 
-MODEL_FILE = "model.npz"
-META_FILE = "meta.json"
 NOISE_SEED_ENV = "FEDPIPE_DP_NOISE_SEED"
 SAMPLING = "shuffled fixed-size batches, a fresh permutation per epoch, remainder dropped"
 ACCOUNTING = (
@@ -71,10 +75,11 @@ def _derive_seed(base: int, *parts: str | int) -> int:
 
 
 def _write(folder: Path, meta: dict[str, Any], tensors: dict | None) -> dict[str, Any]:
+    data = json_bytes(meta)  # NaN refused before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     if tensors is not None:
         (folder / MODEL_FILE).write_bytes(dump_tensors(tensors))
-    (folder / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True, allow_nan=False))
+    (folder / META_FILE).write_bytes(data)
     return meta
 
 
@@ -123,7 +128,7 @@ def _existing_export(client: Any, bucket: str, key: str) -> SignedManifest | Non
 
 def _validation_failure(folder: str) -> str | None:
     """None when the validation summary passed, else the reason to abstain."""
-    path = Path(folder) / "summary.json"
+    path = Path(folder) / SUMMARY_FILE
     try:
         summary = json.loads(path.read_text())
     except (OSError, ValueError) as exc:

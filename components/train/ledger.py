@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from components.common.artifact_files import json_bytes
 from components.train.accounting import DpSgdEvent, epsilons, rdp_epsilon
 
 LEDGER_VERSION = "fedpipe.dev/privacy-ledger-entry/v1"
@@ -93,7 +94,7 @@ class LedgerEntry:
         return entry_key(self.site_id, self.run_id, self.round, self.attempt)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
+        return json_bytes(asdict(self))
 
     @staticmethod
     def from_json(data: bytes, where: str = "ledger entry") -> LedgerEntry:

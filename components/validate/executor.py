@@ -8,17 +8,15 @@ checks (the site abstains). Only a task wired to the wrong site/dataset raises
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from components.common.artifact_files import SUMMARY_FILE, write_json
 from components.common.secrets import MissingSecretError
 from components.datasets.features import DataError
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket, load_site_data
 from components.validate.suite import abstention, run_suite, summarize
-
-SUMMARY_FILE = "summary.json"
 
 
 def validate_site(
@@ -63,11 +61,7 @@ def _validate_site(
 
 def write_summary(folder: str | Path, summary: dict[str, Any]) -> Path:
     """Create the artifact folder and write `summary.json`; returns its path."""
-    path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    out = path / SUMMARY_FILE
-    out.write_text(json.dumps(summary, indent=1, sort_keys=True))
-    return out
+    return write_json(folder, SUMMARY_FILE, summary)
 
 
 def run(

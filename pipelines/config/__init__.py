@@ -7,7 +7,6 @@ re-exported here so `from pipelines.config import Site` keeps working.
 from components.domain.canonical import (
     canonical_dumps,
     canonical_json,
-    config_digest,
     policy_digest,
     site_digest,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "Site",
     "canonical_dumps",
     "canonical_json",
-    "config_digest",
     "federation_from_models",
     "load_federation",
     "policy_digest",

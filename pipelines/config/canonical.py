@@ -7,7 +7,7 @@ flight merge; new code imports `components.domain.canonical`.
 from components.domain.canonical import (  # noqa: F401
     canonical_dumps,
     canonical_json,
-    config_digest,
+    federation_digest,
     policy_digest,
     sha256_hex,
     site_digest,

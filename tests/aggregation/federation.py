@@ -18,8 +18,8 @@ from components.common.manifest import (
     sign_manifest,
     update_object_key,
 )
-from components.common.tensors import dump_tensors, sha256_hex
-from components.domain.canonical import canonical_json, policy_digest
+from components.common.tensors import dump_tensors
+from components.domain.canonical import canonical_json, policy_digest, sha256_hex
 from components.domain.models import Policy, Site
 
 

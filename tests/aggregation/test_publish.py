@@ -21,7 +21,8 @@ from components.aggregation.publish import (
     publish_version,
     read_latest,
 )
-from components.common.tensors import dump_tensors, sha256_hex
+from components.common.tensors import dump_tensors
+from components.domain.canonical import sha256_hex
 from tests.aggregation.federation import constant_update, unique
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,8 @@ from components.common.manifest import (
     verify_manifest,
 )
 from components.common.secrets import secret_env_name
-from components.common.tensors import dump_tensors, load_tensors, sha256_hex
-from components.domain.canonical import canonical_json
+from components.common.tensors import dump_tensors, load_tensors
+from components.domain.canonical import canonical_json, sha256_hex
 from components.domain.models import Site
 from components.export.executor import run as export
 from components.export.store import ExportExistsError

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.common.global_model import MODEL_FILE
+from components.common.artifact_files import MODEL_FILE, REF_FILE, write_json
 from components.common.object_store import site_minio_client
 from components.domain.models import Policy, Site
 from components.domain.run_id import effective_run_id
@@ -28,7 +28,6 @@ from components.domain.run_id import effective_run_id
 if TYPE_CHECKING:
     from minio import Minio
 
-REF_FILE = "ref.json"
 REF_FORMAT = "fedpipe.dev/local-model-ref/v1"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
 
@@ -81,8 +80,7 @@ def stash(
         "prefix": prefix,
         "files": hashes,
     }
-    artifact.mkdir(parents=True, exist_ok=True)
-    (artifact / REF_FILE).write_text(json.dumps(ref, indent=1, sort_keys=True))
+    write_json(artifact, REF_FILE, ref)
     return ref
 
 

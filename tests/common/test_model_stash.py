@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from components.train.model_stash import (
+from components.common.model_stash import (
     REF_FILE,
     StashError,
     export_from_site_bucket,
@@ -20,7 +20,7 @@ from components.train.model_stash import (
     train_into_site_bucket,
     unstash,
 )
-from train.site_env import make_site_env
+from tests.train.site_env import make_site_env
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,9 @@ def test_missing_object_and_missing_reference_name_the_site(site, tmp_path):
 
 
 def test_glue_keeps_the_model_out_of_the_artifact_and_feeds_export(site, tmp_path, monkeypatch):
-    monkeypatch.setattr("components.train.model_stash.site_minio_client", lambda _site: site.client)
+    monkeypatch.setattr(
+        "components.common.model_stash.site_minio_client", lambda _site: site.client
+    )
     artifact = tmp_path / "local_model"
     seen: dict = {}
 
@@ -121,7 +123,7 @@ def test_an_abstained_train_passes_its_reason_through(site, tmp_path, monkeypatc
     def unreachable(_site):
         raise AssertionError("an abstention must not need the bucket")
 
-    monkeypatch.setattr("components.train.model_stash.site_minio_client", unreachable)
+    monkeypatch.setattr("components.common.model_stash.site_minio_client", unreachable)
     artifact = tmp_path / "local_model"
 
     def abstaining_train(**kwargs):
