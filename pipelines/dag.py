@@ -28,7 +28,7 @@ from typing import Any
 from kfp import dsl
 from kfp.dsl import PipelineTask
 
-from components.aggregate import component as aggregate_component
+from components.aggregation import component as aggregate_component
 from components.common.config_digest import config_digest
 from components.domain.canonical import canonical_dumps, canonical_json, policy_digest
 from components.domain.federation import Federation

@@ -141,7 +141,7 @@ def fanin_component(
     """A `@dsl.component` built from generated source, its outputs' classes declared.
 
     program: the executor's component program instead of the generated source, e.g.
-    `from components.aggregate.component import function\naggregate = function([...])\n`,
+    `from components.aggregation.component import function\naggregate = function([...])\n`,
     which regenerates the same function in the image (the source grows with sites × rounds,
     the program only with sites).
     """

@@ -9,7 +9,7 @@ is divided by the batch size, then a plain SGD step with `learning_rate` is take
 Sampling (honest statement): each epoch is a fresh random permutation of the site's
 examples (numpy Generator seeded by `shuffle_seed`) cut into fixed-size batches of
 `batch_size`; the last partial batch is dropped, so steps = epochs * (N // batch_size).
-The accountant (`components.train.accounting`) assumes Poisson subsampling with
+The accountant (`components.privacy.accounting`) assumes Poisson subsampling with
 q = batch_size / N. Shuffled fixed-size batches are *not* Poisson subsampling; the reported
 epsilon is the customary Poisson figure (as TensorFlow Privacy reports it), not a proof for
 shuffling.

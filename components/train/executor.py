@@ -45,16 +45,16 @@ from components.common.tensors import dump_tensors
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket, load_site_data
-from components.train.accounting import DpSgdEvent, dp_sgd_event
-from components.train.dpsgd import DpSgdConfig, TrainingError, train_dp_sgd
-from components.train.ledger import (
+from components.privacy.accounting import DpSgdEvent, dp_sgd_event
+from components.privacy.ledger import (
     LedgerEntry,
     LedgerError,
     check_budget,
     ledger_summary,
     new_entry,
 )
-from components.train.ledger_store import LedgerStore
+from components.privacy.ledger_store import LedgerStore
+from components.train.dpsgd import DpSgdConfig, TrainingError, train_dp_sgd
 
 NOISE_SEED_ENV = "FEDPIPE_DP_NOISE_SEED"
 SAMPLING = "shuffled fixed-size batches, a fresh permutation per epoch, remainder dropped"

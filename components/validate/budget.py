@@ -1,7 +1,7 @@
 """Pre-flight privacy budget: can a site afford the whole run before anyone trains?
 
 Runs inside `validate` (once per run, on the site's own nodes, against the site's own
-ledger). Train still checks every round (`components.train.ledger.check_budget`); this check
+ledger). Train still checks every round (`components.privacy.ledger.check_budget`); this check
 makes a run that would exceed a site's *lifetime* budget stop up front, naming the site,
 instead of training some rounds and abstaining later.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 from components.common.create_only import STORE_ERRORS, sse_for_policy
 from components.common.site_task import SiteTask
 from components.datasets.io import ClientFactory, site_client_factory
-from components.train.accounting import dp_sgd_event
-from components.train.ledger import BudgetExceededError, LedgerError, check_run_budget
-from components.train.ledger_store import LedgerStore
+from components.privacy.accounting import dp_sgd_event
+from components.privacy.ledger import BudgetExceededError, LedgerError, check_run_budget
+from components.privacy.ledger_store import LedgerStore
 
 
 def preflight_budget(

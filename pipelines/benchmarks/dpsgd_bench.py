@@ -31,7 +31,7 @@ def main() -> int:
     from components.datasets.contracts import get_contract
     from components.datasets.features import fit_scaler, frame_to_arrays
     from components.datasets.prepare import load_frame, split_federation
-    from components.train.accounting import DpSgdEvent, pld_epsilon, rdp_epsilon
+    from components.privacy.accounting import DpSgdEvent, pld_epsilon, rdp_epsilon
     from components.train.models import initial_weights
 
     print(

@@ -40,7 +40,7 @@ def fit_noise(
     A site fits when one round's RDP epsilon <= its epsilon_per_round and `rounds` rounds
     composed <= `run_target`. ValueError when nothing on the ladder fits.
     """
-    from components.train.accounting import dp_sgd_event, rdp_epsilon
+    from components.privacy.accounting import dp_sgd_event, rdp_epsilon
 
     for noise in (n for n in NOISE_LADDER if n >= floor - 1e-9):
         worst_round = worst_run = 0.0

@@ -402,8 +402,8 @@ def read_ledgers(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[int, tuple[float | None, float | None]]]]:
     """Per site: this run's and the lifetime epsilon, re-accounted from the ledger entries;
     and per site and round the run's epsilon composed up to that round (RDP, PLD)."""
-    from components.train.accounting import epsilons
-    from components.train.ledger import LedgerEntry, ledger_summary, site_prefix
+    from components.privacy.accounting import epsilons
+    from components.privacy.ledger import LedgerEntry, ledger_summary, site_prefix
 
     totals: dict[str, dict[str, Any]] = {}
     composed: dict[str, dict[int, tuple[float | None, float | None]]] = {}

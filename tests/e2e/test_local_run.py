@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from components.train.accounting import epsilons
-from components.train.ledger import LedgerEntry
+from components.privacy.accounting import epsilons
+from components.privacy.ledger import LedgerEntry
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_ID = "e2e-two-rounds"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from components.common.tensors import load_tensors
-from components.train.accounting import epsilons
+from components.privacy.accounting import epsilons
 
 from .test_local_run import REPO, SITES, _ledger, fedpipe
 

@@ -27,8 +27,8 @@ from components.domain.models import Site
 from components.export.executor import run as export
 from components.export.store import ExportExistsError
 from components.export.update import DestinationError, ExportError
+from components.privacy.ledger_store import LedgerStore
 from components.train.executor import run as train
-from components.train.ledger_store import LedgerStore
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.train.accounting import dp_sgd_event, rdp_epsilon
+from components.privacy.accounting import dp_sgd_event, rdp_epsilon
 from pipelines.local_run.dpfit import fit_noise
 
 

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from components.aggregate import component as aggregate_component
+from components.aggregation import component as aggregate_component
 from components.common.module_component import LAUNCHER, import_program
 from components.evaluate.component import evaluate
 from components.export.component import export

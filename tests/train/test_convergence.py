@@ -16,9 +16,9 @@ from components.common.tensors import load_tensors
 from components.datasets.contracts import get_contract
 from components.datasets.features import fit_scaler, frame_to_arrays
 from components.evaluate.forward import predict_proba
-from components.train.accounting import dp_sgd_event, rdp_epsilon
+from components.privacy.accounting import dp_sgd_event, rdp_epsilon
+from components.privacy.ledger_store import LedgerStore
 from components.train.executor import run as train
-from components.train.ledger_store import LedgerStore
 from components.train.models import initial_weights
 from train.site_env import SITE_IDS, federation_split, make_site_env
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.train.accounting import DpSgdEvent, dp_sgd_event, rdp_epsilon
-from components.train.ledger import BudgetExceededError, check_run_budget, new_entry
-from components.train.ledger_store import LedgerStore
+from components.privacy.accounting import DpSgdEvent, dp_sgd_event, rdp_epsilon
+from components.privacy.ledger import BudgetExceededError, check_run_budget, new_entry
+from components.privacy.ledger_store import LedgerStore
 from components.validate.executor import run as validate_run
 
 from .site_env import make_site_env

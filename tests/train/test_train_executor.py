@@ -11,10 +11,10 @@ from minio import Minio
 from urllib3 import PoolManager, Retry
 
 from components.common.tensors import load_tensors
-from components.train.accounting import dp_sgd_event, rdp_epsilon
+from components.privacy.accounting import dp_sgd_event, rdp_epsilon
+from components.privacy.ledger import entry_key
+from components.privacy.ledger_store import LedgerStore
 from components.train.executor import DpPolicyError, run
-from components.train.ledger import entry_key
-from components.train.ledger_store import LedgerStore
 from train.site_env import initial_global, make_site_env
 
 pytestmark = pytest.mark.integration

@@ -6,12 +6,12 @@ An entry stores the mechanism (q, sigma, steps), not only its epsilon, so totals
 re-accounted: the lifetime total is the epsilon of *all* entries' events composed in one
 accountant at the policy's current delta (tighter than summing per-entry epsilons, and
 still correct if the policy's delta changes). The RDP value is the one budgets are
-enforced on; PLD is reported beside it (see `components.train.accounting`).
+enforced on; PLD is reported beside it (see `components.privacy.accounting`).
 
 A non-private entry (DP off, allowed by the policy) makes the lifetime total infinite:
 no later DP round of that site can fit a finite lifetime budget.
 
-The store (`components.train.ledger_store`) keeps one JSON object per entry in the
+The store (`components.privacy.ledger_store`) keeps one JSON object per entry in the
 site's own bucket under `entry_key(...)`; this module only parses and decides.
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from components.common.artifact_files import json_bytes
-from components.train.accounting import DpSgdEvent, epsilons, rdp_epsilon
+from components.privacy.accounting import DpSgdEvent, epsilons, rdp_epsilon
 
 LEDGER_VERSION = "fedpipe.dev/privacy-ledger-entry/v1"
 LEDGER_PREFIX = "ledger"

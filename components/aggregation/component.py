@@ -83,7 +83,7 @@ def _generated(site_ids: Sequence[str]) -> dict:
         ("global_model", "global_model.path"),
         ("round_report", "round_report.path"),
     ]
-    body = ["from components.aggregate.executor import run", "", *call_lines("run", kwargs)]
+    body = ["from components.aggregation.executor import run", "", *call_lines("run", kwargs)]
     return {
         "name": "aggregate",
         "params": params,

@@ -1,6 +1,6 @@
 """The privacy ledger's storage: one JSON object per entry in the site's own bucket.
 
-Layout: `ledger/<site>/<run>/round-NNNN/attempt-NNNN.json` (`components.train.ledger`).
+Layout: `ledger/<site>/<run>/round-NNNN/attempt-NNNN.json` (`components.privacy.ledger`).
 Entries are written create-only (`If-None-Match: *`), never updated or deleted, so
 concurrent writers cannot lose an entry: a writer that loses the race for an attempt number
 takes the next one. Reading lists the site's prefix; an unreadable entry makes the whole
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from components.common.create_only import ObjectExistsError, put_create_only
-from components.train.ledger import LedgerEntry, LedgerError, next_attempt, site_prefix
+from components.privacy.ledger import LedgerEntry, LedgerError, next_attempt, site_prefix
 
 if TYPE_CHECKING:
     from minio import Minio

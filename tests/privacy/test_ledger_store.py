@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from components.common.create_only import put_create_only
-from components.train.accounting import DpSgdEvent
-from components.train.ledger import LedgerError, entry_key, new_entry
-from components.train.ledger_store import LedgerStore
+from components.privacy.accounting import DpSgdEvent
+from components.privacy.ledger import LedgerError, entry_key, new_entry
+from components.privacy.ledger_store import LedgerStore
 
 pytestmark = pytest.mark.integration
 

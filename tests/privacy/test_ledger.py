@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from components.train.accounting import DpSgdEvent, pld_epsilon, rdp_epsilon
-from components.train.ledger import (
+from components.privacy.accounting import DpSgdEvent, pld_epsilon, rdp_epsilon
+from components.privacy.ledger import (
     LedgerEntry,
     LedgerError,
     check_budget,

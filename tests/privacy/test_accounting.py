@@ -8,7 +8,7 @@ import dp_accounting
 import pytest
 from dp_accounting import rdp
 
-from components.train.accounting import (
+from components.privacy.accounting import (
     AccountingError,
     DpSgdEvent,
     dp_sgd_event,
