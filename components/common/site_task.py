@@ -1,32 +1,69 @@
 """The common inputs of a per-site task, parsed and cross-checked (pure).
 
 `parse_site_task` rebuilds the site and its governing policy from the task's JSON inputs
-and refuses inputs that disagree (another site's spec, a policy that is not the site's,
-a digest that does not match the policy): such a task was wired wrongly or tampered with,
-and must not act on the site's bucket.
+once, binds the dataset's data contract when the stage reads data, and refuses inputs that
+disagree (another site's spec, a policy that is not the site's, a digest that does not match
+the policy, a dataset the site does not hold): such a task was wired wrongly or tampered
+with, and must not act on the site's bucket. `TaskInputError` is the one error for all of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.datasets.contracts import get_contract
+from components.datasets.site import SiteData
 from components.domain.canonical import policy_digest as digest_of
 from components.domain.models import Policy, Site
 from components.domain.run_id import RunIdError, effective_run_id
 
 
 class TaskInputError(ValueError):
-    """A per-site task's inputs that are inconsistent or malformed (names site and field)."""
+    """A per-site task's inputs that are inconsistent or malformed (names site and field):
+    a compile or wiring bug, never the site's data."""
 
 
 @dataclass(frozen=True)
 class SiteTask:
-    """site: the task's site; policy: its governing policy; run_id: effective run id."""
+    """A per-site task's checked inputs, built once (`parse_site_task`).
+
+    site: the task's site; policy: its governing policy; run_id: the effective run id;
+    round_index: 1-based; data: the dataset's contract and the site's table URIs (stages that
+    read data: validate, train, evaluate), else None.
+    """
 
     site: Site
     policy: Policy
     run_id: str
     round_index: int
+    data: SiteData | None = None
+
+    @property
+    def site_id(self) -> str:
+        return self.site.id
+
+    def site_data(self) -> SiteData:
+        """`data`, or TaskInputError when the task was built without a dataset."""
+        if self.data is None:
+            raise TaskInputError(f"site {self.site.id}: this task was built without a dataset")
+        return self.data
+
+
+def bind_dataset(site: Site, dataset: str) -> SiteData:
+    """The contract of `dataset` and the site's table URIs; TaskInputError when the site
+    holds no data or another dataset, or the dataset has no contract."""
+    if site.data is None:
+        raise TaskInputError(f"site {site.id}: the site spec has no `data` (a coordinator?)")
+    if site.data.dataset != dataset:
+        raise TaskInputError(
+            f"site {site.id}: task dataset {dataset!r} differs from the site's data.dataset "
+            f"{site.data.dataset!r}"
+        )
+    try:
+        contract = get_contract(dataset)
+    except KeyError as exc:
+        raise TaskInputError(f"site {site.id}: {exc}") from None
+    return SiteData(site, contract, site.data.uri, site.data.holdout_uri)
 
 
 def parse_site_task(
@@ -38,9 +75,11 @@ def parse_site_task(
     run_id: str,
     kfp_job_id: str,
     round_index: int,
+    dataset: str | None = None,
 ) -> SiteTask:
     """Parse and cross-check the common inputs of a per-site task; TaskInputError if they
-    disagree (site id, role, the site's policy id, policy digest, run id, round).
+    disagree (site id, role, the site's policy id, policy digest, run id, round, dataset).
+    With `dataset` the task also carries its data contract and table URIs (`data`).
 
     policy_json arrives as a pipeline input (`config_policy_<id>`, editable in the run form);
     policy_digest is a compiled constant, so an edited policy is refused here.
@@ -76,4 +115,5 @@ def parse_site_task(
         effective = effective_run_id(run_id, kfp_job_id, f"site {site_id}")
     except RunIdError as exc:
         raise TaskInputError(str(exc)) from None
-    return SiteTask(site, policy, effective, round_index)
+    data = bind_dataset(site, dataset) if dataset is not None else None
+    return SiteTask(site, policy, effective, round_index, data)

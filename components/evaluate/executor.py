@@ -15,10 +15,10 @@ from typing import Any
 from components.common.artifact_files import METRICS_FILE, write_json
 from components.common.global_model import read_global_model
 from components.common.secrets import MissingSecretError
+from components.common.site_task import SiteTask, TaskInputError, parse_site_task
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
-from components.datasets.site import SiteConfigError, SiteData, check_own_bucket, load_site_data
-from components.domain.models import Policy
+from components.datasets.site import SiteData, check_own_bucket
 from components.evaluate.forward import predict_proba
 from components.evaluate.metrics import classification_metrics
 
@@ -56,27 +56,19 @@ def _arrays(data: SiteData, site_id: str, factory: ClientFactory):
 
 
 def evaluate_site(
+    task: SiteTask,
     *,
-    site_id: str,
-    site_json: str,
-    policy_json: str,
-    round_index: int,
-    dataset: str,
     model_name: str,
     global_model: str,
     client_factory: ClientFactory | None = None,
 ) -> dict[str, Any]:
-    """The `metrics.json` body for this site and round."""
-
-    data = load_site_data(site_json, site_id, dataset)
-    try:
-        min_cell_count = int(Policy.parse_raw(policy_json).metrics.min_cell_count)
-    except ValueError as exc:
-        raise SiteConfigError(f"site {site_id}: policy_json is not a valid Policy: {exc}") from None
+    """The `metrics.json` body for this site and round (`task` built with its dataset)."""
+    data, site_id, round_index = task.site_data(), task.site_id, task.round_index
+    min_cell_count = int(task.policy.metrics.min_cell_count)
     model = read_global_model(global_model)
-    for field, wanted in (("model_name", model_name), ("dataset", dataset)):
+    for field, wanted in (("model_name", model_name), ("dataset", data.contract.name)):
         if model.meta.get(field) != wanted:
-            raise SiteConfigError(
+            raise TaskInputError(
                 f"site {site_id}: global model {global_model} has {field} "
                 f"{model.meta.get(field)!r}, task input {wanted!r}"
             )
@@ -126,9 +118,7 @@ def run(
 
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     """
-    from components.common.site_task import parse_site_task
-
-    parse_site_task(  # refuses a spec or policy that is not the compiled one
+    task = parse_site_task(  # refuses a spec or policy that is not the compiled one
         site_id=site_id,
         policy_digest=policy_digest,
         site_json=site_json,
@@ -136,17 +126,11 @@ def run(
         run_id=run_id,
         kfp_job_id=kfp_job_id,
         round_index=round_index,
+        dataset=dataset,
     )
     del data_snapshot  # cache key only
     body = evaluate_site(
-        site_id=site_id,
-        site_json=site_json,
-        policy_json=policy_json,
-        round_index=round_index,
-        dataset=dataset,
-        model_name=model_name,
-        global_model=global_model,
-        client_factory=client_factory,
+        task, model_name=model_name, global_model=global_model, client_factory=client_factory
     )
     write_metrics(evaluation, body)
     return body

@@ -44,7 +44,7 @@ from components.common.site_task import SiteTask, TaskInputError, parse_site_tas
 from components.common.tensors import dump_tensors
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
-from components.datasets.site import check_own_bucket, load_site_data
+from components.datasets.site import check_own_bucket
 from components.privacy.accounting import DpSgdEvent, dp_sgd_event
 from components.privacy.ledger import (
     LedgerEntry,
@@ -179,8 +179,9 @@ def run(
         run_id=run_id,
         kfp_job_id=kfp_job_id,
         round_index=round_index,
+        dataset=dataset,
     )
-    data = load_site_data(site_json, site_id, dataset)
+    data = task.site_data()
     site, policy = task.site, task.policy
     out = Path(local_model)
     meta = _base_meta(task, model_name, dataset)

@@ -3,7 +3,7 @@
 Bad data never crashes the task: an unreadable URI, an empty file, missing columns, wrong
 dtypes, NaN labels... give `passed: false` with a reason naming the site and the failing
 checks (the site abstains). Only a task wired to the wrong site/dataset raises
-(`SiteConfigError`), because that is a pipeline bug, not the site's data.
+(`TaskInputError`), because that is a pipeline bug, not the site's data.
 """
 
 from __future__ import annotations
@@ -13,37 +13,21 @@ from typing import Any
 
 from components.common.artifact_files import SUMMARY_FILE, write_json
 from components.common.secrets import MissingSecretError
+from components.common.site_task import SiteTask, parse_site_task
 from components.datasets.features import DataError
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
-from components.datasets.site import check_own_bucket, load_site_data
+from components.datasets.site import check_own_bucket
 from components.validate.suite import abstention, run_suite, summarize
 
 
-def validate_site(
-    site_json: str,
-    site_id: str,
-    dataset: str,
-    client_factory: ClientFactory | None = None,
-    *,
-    reveal_row_count: bool = True,
-) -> dict[str, Any]:
-    """The sanitized validation summary of the site's training table (`data.uri`).
+def _validate_site(
+    task: SiteTask, client_factory: ClientFactory | None, reveal_row_count: bool
+) -> tuple[dict[str, Any], int | None]:
+    """(summary, training rows read — None when the table could not be read).
 
     `reveal_row_count` False (policy `export.reveal_num_examples: false`): `row_count` is null,
-    so the summary does not disclose the training sample count the manifest hides.
-    """
-    return _validate_site(site_json, site_id, dataset, client_factory, reveal_row_count)[0]
-
-
-def _validate_site(
-    site_json: str,
-    site_id: str,
-    dataset: str,
-    client_factory: ClientFactory | None,
-    reveal_row_count: bool,
-) -> tuple[dict[str, Any], int | None]:
-    """(summary, training rows read — None when the table could not be read)."""
-    data = load_site_data(site_json, site_id, dataset)
+    so the summary does not disclose the training sample count the manifest hides."""
+    data, site_id = task.site_data(), task.site_id
     factory = client_factory or site_client_factory(data.site)
     try:
         check_own_bucket(data.site, data.train_uri)
@@ -93,9 +77,7 @@ def run(
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     Returns the summary written.
     """
-    from components.common.site_task import parse_site_task
-
-    task = parse_site_task(  # refuses a spec or policy that is not the compiled one
+    task = parse_site_task(  # refuses a spec, policy or dataset that is not the compiled one
         site_id=site_id,
         policy_digest=policy_digest,
         site_json=site_json,
@@ -103,10 +85,11 @@ def run(
         run_id=run_id,
         kfp_job_id=kfp_job_id,
         round_index=round_index,
+        dataset=dataset,
     )
     del data_snapshot  # cache key only
     reveal = bool(task.policy.export.reveal_num_examples)
-    body, rows = _validate_site(site_json, site_id, dataset, client_factory, reveal)
+    body, rows = _validate_site(task, client_factory, reveal)
     if rounds is not None and dp_enabled and body.get("passed") and rows:
         from components.validate.budget import preflight_budget
 

@@ -15,10 +15,10 @@ import pytest
 from datasets.helpers import leaked_values, policy_digest_input, policy_json, site_json
 
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
+from components.common.site_task import TaskInputError
 from components.datasets.contracts import get_contract
 from components.datasets.features import fit_scaler, frame_to_arrays
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
-from components.datasets.site import SiteConfigError
 from components.evaluate.executor import run
 from components.evaluate.forward import softmax
 
@@ -151,7 +151,7 @@ def test_bad_holdout_abstains_naming_site_and_check(minio, tmp_path):
 
 def test_global_model_for_another_model_raises(minio, tmp_path):
     _, train_uri, holdout_uri = _setup(minio, tmp_path, "breast_cancer", {"model_name": "mlp"})
-    with pytest.raises(SiteConfigError, match="has model_name 'mlp', task input 'logreg'"):
+    with pytest.raises(TaskInputError, match="has model_name 'mlp', task input 'logreg'"):
         _run(minio, tmp_path, "breast_cancer", train_uri, holdout_uri)
 
 

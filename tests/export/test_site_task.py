@@ -68,3 +68,24 @@ def test_coordinator_spec_refused(fed) -> None:
 def test_empty_run_ids_refused(fed) -> None:
     with pytest.raises(TaskInputError, match="site hospital-berlin: both run_id and kfp_job_id"):
         parse_site_task(**_inputs(fed, run_id="", kfp_job_id=""))
+
+
+def test_a_data_stage_gets_the_contract_and_the_sites_tables(fed) -> None:
+    task = parse_site_task(**_inputs(fed), dataset="breast_cancer")
+    data = task.site_data()
+    assert data.contract.name == "breast_cancer"
+    assert (data.train_uri, data.holdout_uri) == (
+        fed.sites["hospital-berlin"].data.uri,
+        fed.sites["hospital-berlin"].data.holdout_uri,
+    )
+    with pytest.raises(TaskInputError, match="built without a dataset"):
+        parse_site_task(**_inputs(fed)).site_data()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "match"),
+    [("digits", "task dataset 'digits' differs"), ("nope", "task dataset 'nope' differs")],
+)
+def test_a_dataset_the_site_does_not_hold_is_refused(fed, dataset, match) -> None:
+    with pytest.raises(TaskInputError, match=match):
+        parse_site_task(**_inputs(fed), dataset=dataset)

@@ -11,7 +11,6 @@ from datasets.helpers import leaked_values, policy_digest_input, policy_json, si
 
 from components.common.site_task import TaskInputError
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
-from components.datasets.site import SiteConfigError
 from components.validate.executor import run
 
 pytestmark = pytest.mark.integration
@@ -118,7 +117,7 @@ def test_missing_credentials_abstain(tmp_path, monkeypatch):
 def test_task_wired_to_another_site_raises(tmp_path, bucket):
     with pytest.raises(TaskInputError, match="describes site 'val-berlin', task input site_id 'x'"):
         _run(tmp_path, bucket, f"s3://{BUCKET}/data/train.csv", site_id="x")
-    with pytest.raises(SiteConfigError, match="task dataset 'digits' differs"):
+    with pytest.raises(TaskInputError, match="task dataset 'digits' differs"):
         _run(tmp_path, bucket, f"s3://{BUCKET}/data/train.csv", dataset="digits")
 
 
