@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -137,6 +138,76 @@ def combine(
     return new_tensors, new_state, notes
 
 
+@dataclass(frozen=True)
+class RoundConfig:
+    """The coordinator's checked inputs of one round (built once by `round_config`)."""
+
+    coordinator: Site
+    sites: dict[str, Site]
+    policies: dict[str, Policy]  # site id -> its governing policy
+    run_id: str  # effective
+    round_index: int
+    rule: str
+    rule_params: dict[str, Any]
+    server_optimizer: str
+    server_learning_rate: float
+    optimizer_params: dict[str, Any]
+    min_sites: int
+
+
+def round_config(
+    *,
+    coordinator_json: str,
+    sites_json: str,
+    policies_json: str,
+    config_digest: str,
+    run_id: str,
+    kfp_job_id: str,
+    round_index: int,
+    rule: str,
+    rule_params_json: str,
+    server_optimizer: str,
+    server_learning_rate: float,
+    optimizer_params_json: str,
+    min_sites: int,
+) -> RoundConfig:
+    """Check the inputs before any update is read: the compiled configuration
+    (ConfigDigestError), the run id (RunIdError), the rule and optimizer (AggregationError)."""
+    check_config(
+        config_digest,
+        task=f"aggregate round {round_index}",
+        coordinator_json=coordinator_json,
+        sites_json=sites_json,
+        policies_json=policies_json,
+    )
+    run_name = effective_run_id(run_id, kfp_job_id, f"aggregate round {round_index}")
+    sites = {k: Site.parse_obj(v) for k, v in _json_object(sites_json, "sites_json").items()}
+    by_id = {
+        k: Policy.parse_obj(v) for k, v in _json_object(policies_json, "policies_json").items()
+    }
+    config = RoundConfig(
+        coordinator=Site.parse_raw(coordinator_json),
+        sites=sites,
+        policies={sid: by_id[s.policy] for sid, s in sites.items() if s.policy in by_id},
+        run_id=run_name,
+        round_index=round_index,
+        rule=rule,
+        rule_params=_json_object(rule_params_json, "rule_params_json"),
+        server_optimizer=server_optimizer,
+        server_learning_rate=server_learning_rate,
+        optimizer_params=_json_object(optimizer_params_json, "optimizer_params_json"),
+        min_sites=min_sites,
+    )
+    check_settings(
+        rule,
+        config.rule_params,
+        server_optimizer,
+        server_learning_rate,
+        config.optimizer_params,
+    )
+    return config
+
+
 def run(
     *,
     coordinator_json: str,
@@ -164,96 +235,134 @@ def run(
     folders. Raises QuorumError (nothing published) or PublishConflictError (another
     coordinator published this version first; nothing of ours kept).
     """
-    check_config(
-        config_digest,
-        task=f"aggregate round {round_index}",
+    config = round_config(
         coordinator_json=coordinator_json,
         sites_json=sites_json,
         policies_json=policies_json,
+        config_digest=config_digest,
+        run_id=run_id,
+        kfp_job_id=kfp_job_id,
+        round_index=round_index,
+        rule=rule,
+        rule_params_json=rule_params_json,
+        server_optimizer=server_optimizer,
+        server_learning_rate=server_learning_rate,
+        optimizer_params_json=optimizer_params_json,
+        min_sites=min_sites,
     )
-    run_name = effective_run_id(run_id, kfp_job_id, f"aggregate round {round_index}")
-    coordinator = Site.parse_raw(coordinator_json)
-    sites = {k: Site.parse_obj(v) for k, v in _json_object(sites_json, "sites_json").items()}
-    by_id = {
-        k: Policy.parse_obj(v) for k, v in _json_object(policies_json, "policies_json").items()
-    }
-    policies = {sid: by_id[s.policy] for sid, s in sites.items() if s.policy in by_id}
-    rule_params = _json_object(rule_params_json, "rule_params_json")
-    optimizer_params = _json_object(optimizer_params_json, "optimizer_params_json")
-    check_settings(rule, rule_params, server_optimizer, server_learning_rate, optimizer_params)
-
     previous = read_global_model(previous_model)
+    collected, required = _collect(config, previous, updates)
+    new_tensors, new_state, notes = combine(
+        previous,
+        collected,
+        rule=config.rule,
+        rule_params=config.rule_params,
+        server_optimizer=config.server_optimizer,
+        server_learning_rate=config.server_learning_rate,
+        optimizer_params=config.optimizer_params,
+    )
+    report = _round_report(config, previous.version + 1, collected, required, notes)
+    model_bytes = dump_tensors(new_tensors)
+    meta = _version_meta(config, previous, report, kfp_job_id, sha256_hex(model_bytes))
+    _publish(config, report, meta, model_bytes, dump_tensors(new_state) if new_state else None)
+    write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
+    write_json(round_report, ROUND_FILE, report)
+    return report
+
+
+def _collect(
+    config: RoundConfig, previous: GlobalModel, updates: Mapping[str, str]
+) -> tuple[Collected, int]:
+    """Verify every site's update and check the quorum; (collected, required) or QuorumError."""
     spec = model_spec(previous.tensors)
     collected = collect_updates(
         updates,
-        sites=sites,
-        policies=policies,
-        coordinator=coordinator,
-        run_id=run_name,
-        round_index=round_index,
+        sites=config.sites,
+        policies=config.policies,
+        coordinator=config.coordinator,
+        run_id=config.run_id,
+        round_index=config.round_index,
         spec=spec,
         max_bytes=size_limit(spec),
         client_for=site_minio_client,
         global_version=previous.version,
     )
     for site, reason in sorted(collected.rejected.items()):
-        log.warning("round %d: rejected %s: %s", round_index, site, reason)
+        log.warning("round %d: rejected %s: %s", config.round_index, site, reason)
     contributors = sorted(collected.verified)
     required = check_quorum(
-        round_index=round_index,
+        round_index=config.round_index,
         valid=contributors,
-        min_sites=min_sites,
-        policy_min_sites={s: policies[s].aggregation.min_sites for s in contributors},
+        min_sites=config.min_sites,
+        policy_min_sites={s: config.policies[s].aggregation.min_sites for s in contributors},
         rejected=collected.rejected,
         abstained=collected.abstained,
     )
-    new_tensors, new_state, notes = combine(
-        previous,
-        collected,
-        rule=rule,
-        rule_params=rule_params,
-        server_optimizer=server_optimizer,
-        server_learning_rate=server_learning_rate,
-        optimizer_params=optimizer_params,
-    )
+    return collected, required
 
-    version = previous.version + 1
-    model_bytes = dump_tensors(new_tensors)
-    state_bytes = dump_tensors(new_state) if new_state else None
-    report: dict[str, Any] = {
-        "round": round_index,
+
+def _round_report(
+    config: RoundConfig,
+    version: int,
+    collected: Collected,
+    required: int,
+    notes: dict[str, Any],
+) -> dict[str, Any]:
+    contributors = sorted(collected.verified)
+    return {
+        "round": config.round_index,
         "version": version,
         "contributors": contributors,
         "abstained": dict(sorted(collected.abstained.items())),
         "rejected": dict(sorted(collected.rejected.items())),
-        "rule": rule,
-        "rule_params": rule_params,
-        "server_optimizer": server_optimizer,
-        "server_learning_rate": server_learning_rate,
-        "optimizer_params": optimizer_params,
+        "rule": config.rule,
+        "rule_params": config.rule_params,
+        "server_optimizer": config.server_optimizer,
+        "server_learning_rate": config.server_learning_rate,
+        "optimizer_params": config.optimizer_params,
         "epsilon": epsilon_summary(collected),
         "quorum": {"required": required, "valid": len(contributors)},
         "residency": dict(sorted(collected.residency.items())),
         "notes": notes,
     }
-    meta: dict[str, Any] = {
-        "version": version,
+
+
+def _version_meta(
+    config: RoundConfig,
+    previous: GlobalModel,
+    report: dict[str, Any],
+    kfp_job_id: str,
+    model_sha256: str,
+) -> dict[str, Any]:
+    return {
+        "version": report["version"],
         "model_name": previous.meta["model_name"],
         "dataset": previous.meta["dataset"],
         "parent": f"v{previous.version}",
         "parent_version": previous.version,
         "parent_uri": previous.meta.get("published"),  # None for the unpublished seeded init
-        "run_id": run_name,
+        "run_id": config.run_id,
         "kfp_job_id": kfp_job_id,
-        "model_sha256": sha256_hex(model_bytes),
+        "model_sha256": model_sha256,
         **{k: v for k, v in report.items() if k != "version"},
     }
+
+
+def _publish(
+    config: RoundConfig,
+    report: dict[str, Any],
+    meta: dict[str, Any],
+    model_bytes: bytes,
+    state_bytes: bytes | None,
+) -> None:
+    """Publish the version (create-only, then `latest`); records its URI in report and meta."""
+    coordinator, version = config.coordinator, report["version"]
     bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
     published = publish_version(
         bucket,
-        run_id=run_name,
+        run_id=config.run_id,
         version=version,
-        parent_version=previous.version,
+        parent_version=version - 1,
         model_bytes=model_bytes,
         optimizer_bytes=state_bytes,
         meta=meta,
@@ -265,7 +374,3 @@ def run(
             f"version {version} was already published with this exact model (a retried or "
             f"resumed round); confirmed, nothing rewritten"
         )
-
-    write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
-    write_json(round_report, ROUND_FILE, report)
-    return report

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from components.common.artifact_files import MODEL_FILE, REF_FILE, write_json
 from components.common.object_store import site_minio_client
+from components.common.site_task import SiteTask
 from components.domain.models import Policy, Site
-from components.domain.run_id import effective_run_id
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -132,35 +132,34 @@ def unstash(artifact: Path, dest: Path, *, site: Site, client: Minio) -> Path:
 
 
 def train_into_site_bucket(
-    run: Callable[..., object], kwargs: dict[str, Any], scratch: Path
+    run: Callable[..., object], task: SiteTask, paths: dict[str, Any], scratch: Path
 ) -> None:
-    """Call train's `run(**kwargs)` with its model written to `scratch`, then stash it and
-    leave only the reference in the real `local_model` artifact folder."""
-    artifact = Path(kwargs["local_model"])
-    run(**{**kwargs, "local_model": str(scratch)})
+    """Call train's `run(task, **paths)` with its model written to `scratch`, then stash it
+    and leave only the reference in the real `local_model` artifact folder."""
+    artifact = Path(paths["local_model"])
+    run(task, **{**paths, "local_model": str(scratch)})
     if not (scratch / MODEL_FILE).exists():  # abstained: meta.json only, nothing to keep in
         shutil.copytree(scratch, artifact, dirs_exist_ok=True)  # the bucket (maybe unreachable)
         return
-    site = Site.parse_raw(kwargs["site_json"])
     stash(
         scratch,
         artifact,
-        site=site,
-        policy=Policy.parse_raw(kwargs["policy_json"]),
-        run_id=effective_run_id(kwargs["run_id"], kwargs["kfp_job_id"], f"site {site.id}"),
-        round_index=int(kwargs["round_index"]),
-        client=site_minio_client(site),
+        site=task.site,
+        policy=task.policy,
+        run_id=task.run_id,
+        round_index=task.round_index,
+        client=site_minio_client(task.site),
     )
 
 
 def export_from_site_bucket(
-    run: Callable[..., object], kwargs: dict[str, Any], scratch: Path
+    run: Callable[..., object], task: SiteTask, paths: dict[str, Any], scratch: Path
 ) -> None:
-    """Fetch the stashed local model into `scratch`, then call export's `run(**kwargs)` on it."""
-    artifact = Path(kwargs["local_model"])
+    """Fetch the stashed local model into `scratch`, then call export's `run(task, **paths)`
+    on it."""
+    artifact = Path(paths["local_model"])
     if not (artifact / REF_FILE).exists() and not (artifact / MODEL_FILE).exists():
-        run(**kwargs)  # train abstained: its meta.json says why, there is no model
+        run(task, **paths)  # train abstained: its meta.json says why, there is no model
         return
-    site = Site.parse_raw(kwargs["site_json"])
-    unstash(artifact, scratch, site=site, client=site_minio_client(site))
-    run(**{**kwargs, "local_model": str(scratch)})
+    unstash(artifact, scratch, site=task.site, client=site_minio_client(task.site))
+    run(task, **{**paths, "local_model": str(scratch)})

@@ -1,15 +1,18 @@
-"""The common inputs of a per-site task, parsed and cross-checked (pure).
+"""The inputs of a per-site task, parsed and cross-checked once into a `SiteTask` (pure).
 
 `parse_site_task` rebuilds the site and its governing policy from the task's JSON inputs
 once, binds the dataset's data contract when the stage reads data, and refuses inputs that
 disagree (another site's spec, a policy that is not the site's, a digest that does not match
 the policy, a dataset the site does not hold): such a task was wired wrongly or tampered
 with, and must not act on the site's bucket. `TaskInputError` is the one error for all of it.
+The executors take the `SiteTask` (TFX's `FnArgs`) plus their artifact paths.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from components.datasets.contracts import get_contract
 from components.datasets.site import SiteData
@@ -24,12 +27,43 @@ class TaskInputError(ValueError):
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """The run's settings a stage takes (pipeline parameters, via validate's admission);
+    None where the stage does not take one (export takes none)."""
+
+    dataset: str | None = None
+    rounds: int | None = None
+    model_name: str | None = None
+    local_epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    noise_multiplier: float | None = None
+    l2_norm_clip: float | None = None
+    dp_enabled: bool | None = None
+    seed: int | None = None
+
+
+COMMON_INPUTS = (
+    "site_id",
+    "policy_digest",
+    "data_snapshot",
+    "site_json",
+    "policy_json",
+    "run_id",
+    "kfp_job_id",
+    "round_index",
+)
+SETTING_INPUTS = tuple(f.name for f in fields(RunSettings))
+
+
+@dataclass(frozen=True)
 class SiteTask:
     """A per-site task's checked inputs, built once (`parse_site_task`).
 
     site: the task's site; policy: its governing policy; run_id: the effective run id;
     round_index: 1-based; data: the dataset's contract and the site's table URIs (stages that
-    read data: validate, train, evaluate), else None.
+    read data: validate, train, evaluate), else None; policy_digest: the compiled digest
+    (export signs it into the manifest); settings: the stage's run settings.
     """
 
     site: Site
@@ -37,6 +71,8 @@ class SiteTask:
     run_id: str
     round_index: int
     data: SiteData | None = None
+    policy_digest: str = ""
+    settings: RunSettings = field(default_factory=RunSettings)
 
     @property
     def site_id(self) -> str:
@@ -47,6 +83,12 @@ class SiteTask:
         if self.data is None:
             raise TaskInputError(f"site {self.site.id}: this task was built without a dataset")
         return self.data
+
+    def require(self, *names: str) -> None:
+        """TaskInputError naming the run settings among `names` this task was not given."""
+        missing = [n for n in names if getattr(self.settings, n) is None]
+        if missing:
+            raise TaskInputError(f"site {self.site.id}: task inputs lack the settings {missing}")
 
 
 def bind_dataset(site: Site, dataset: str) -> SiteData:
@@ -66,6 +108,19 @@ def bind_dataset(site: Site, dataset: str) -> SiteData:
     return SiteData(site, contract, site.data.uri, site.data.holdout_uri)
 
 
+def split_task_inputs(inputs: Mapping[str, Any]) -> tuple[SiteTask, dict[str, Any]]:
+    """(the SiteTask built once from the common inputs and run settings in `inputs`, the
+    other inputs: the stage's artifact paths and test hooks). TaskInputError as
+    `parse_site_task`, or when a common input is missing."""
+    missing = [n for n in COMMON_INPUTS if n not in inputs]
+    if missing:
+        raise TaskInputError(f"site {inputs.get('site_id', '?')}: task inputs lack {missing}")
+    settings = {n: inputs[n] for n in SETTING_INPUTS if n in inputs}
+    task = parse_site_task(**{n: inputs[n] for n in COMMON_INPUTS}, **settings)
+    rest = {k: v for k, v in inputs.items() if k not in COMMON_INPUTS and k not in settings}
+    return task, rest
+
+
 def parse_site_task(
     *,
     site_id: str,
@@ -75,15 +130,18 @@ def parse_site_task(
     run_id: str,
     kfp_job_id: str,
     round_index: int,
-    dataset: str | None = None,
+    data_snapshot: str = "",
+    **settings: Any,
 ) -> SiteTask:
     """Parse and cross-check the common inputs of a per-site task; TaskInputError if they
     disagree (site id, role, the site's policy id, policy digest, run id, round, dataset).
-    With `dataset` the task also carries its data contract and table URIs (`data`).
 
+    `settings`: the stage's run settings (`RunSettings` fields); with `dataset` the task also
+    carries its data contract and table URIs (`data`). `data_snapshot` is a cache key only.
     policy_json arrives as a pipeline input (`config_policy_<id>`, editable in the run form);
     policy_digest is a compiled constant, so an edited policy is refused here.
     """
+    del data_snapshot  # a cache key only
     try:
         site = Site.parse_raw(site_json)
     except ValueError as exc:
@@ -115,5 +173,9 @@ def parse_site_task(
         effective = effective_run_id(run_id, kfp_job_id, f"site {site_id}")
     except RunIdError as exc:
         raise TaskInputError(str(exc)) from None
-    data = bind_dataset(site, dataset) if dataset is not None else None
-    return SiteTask(site, policy, effective, round_index, data)
+    unknown = sorted(set(settings) - set(SETTING_INPUTS))
+    if unknown:
+        raise TaskInputError(f"site {site_id}: unknown task inputs {unknown}")
+    run = RunSettings(**settings)
+    data = bind_dataset(site, run.dataset) if run.dataset is not None else None
+    return SiteTask(site, policy, effective, round_index, data, policy_digest, run)

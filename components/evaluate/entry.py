@@ -19,6 +19,8 @@ def evaluate(
     """Evaluate the round's global model on the site's holdout; writes metrics.json."""
     arguments = dict(locals())
     from components.common.admission import stage_arguments
+    from components.common.site_task import split_task_inputs
     from components.evaluate.executor import run
 
-    run(**stage_arguments(arguments, "evaluate"))
+    task, paths = split_task_inputs(stage_arguments(arguments, "evaluate"))
+    run(task, **paths)

@@ -15,7 +15,7 @@ from typing import Any
 from components.common.artifact_files import METRICS_FILE, write_json
 from components.common.global_model import read_global_model
 from components.common.secrets import MissingSecretError
-from components.common.site_task import SiteTask, TaskInputError, parse_site_task
+from components.common.site_task import SiteTask, TaskInputError
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import SiteData, check_own_bucket
@@ -99,38 +99,23 @@ def write_metrics(folder: str | Path, body: dict[str, Any]) -> Path:
 
 
 def run(
+    task: SiteTask,
     *,
-    site_id: str,
-    policy_digest: str,
-    data_snapshot: str,
-    site_json: str,
-    policy_json: str,
-    run_id: str,
-    kfp_job_id: str,
-    round_index: int,
-    dataset: str,
-    model_name: str,
     global_model: str,
     evaluation: str,
     client_factory: ClientFactory | None = None,
 ) -> dict[str, Any]:
     """Evaluate; write `<evaluation>/metrics.json` (components/CONTRACT.md). Returns the body.
 
-    `client_factory` (tests) replaces the minio client built from the site spec and secrets.
+    `task` carries the dataset and `model_name`; `client_factory` (tests) replaces the minio
+    client built from the site spec and secrets.
     """
-    task = parse_site_task(  # refuses a spec or policy that is not the compiled one
-        site_id=site_id,
-        policy_digest=policy_digest,
-        site_json=site_json,
-        policy_json=policy_json,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        round_index=round_index,
-        dataset=dataset,
-    )
-    del data_snapshot  # cache key only
+    task.require("dataset", "model_name")
     body = evaluate_site(
-        task, model_name=model_name, global_model=global_model, client_factory=client_factory
+        task,
+        model_name=str(task.settings.model_name),
+        global_model=global_model,
+        client_factory=client_factory,
     )
     write_metrics(evaluation, body)
     return body

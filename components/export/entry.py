@@ -24,10 +24,10 @@ def export(
 
     from components.common.admission import stage_arguments
     from components.common.model_stash import export_from_site_bucket
+    from components.common.site_task import split_task_inputs
     from components.export.executor import run
 
     # the model itself stays in the site's bucket; the artifact is a reference
     with tempfile.TemporaryDirectory() as scratch:
-        export_from_site_bucket(
-            run, stage_arguments(arguments, "export"), Path(scratch) / "local_model"
-        )
+        task, paths = split_task_inputs(stage_arguments(arguments, "export"))
+        export_from_site_bucket(run, task, paths, Path(scratch) / "local_model")

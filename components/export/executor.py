@@ -33,12 +33,13 @@ from components.common.manifest import (
     verify_manifest,
 )
 from components.common.secrets import site_secret
-from components.common.site_task import parse_site_task
+from components.common.site_task import SiteTask
 from components.common.tensors import load_tensors
 from components.datasets.io import ClientFactory, site_client_factory
 from components.domain.canonical import sha256_hex
 from components.export.store import describe, publish_update
 from components.export.update import (
+    Destination,
     DestinationError,
     ExportError,
     build_manifest,
@@ -63,15 +64,8 @@ def _read(client: Any, bucket: str, key: str) -> bytes:
 
 
 def run(
+    task: SiteTask,
     *,
-    site_id: str,
-    policy_digest: str,
-    data_snapshot: str,
-    site_json: str,
-    policy_json: str,
-    run_id: str,
-    kfp_job_id: str,
-    round_index: int,
     local_model: str,
     global_model: str,
     update: str,
@@ -83,138 +77,33 @@ def run(
     `client_factory` (tests) replaces the minio client built from the site spec + secrets;
     `now` fixes the retention start.
     """
-    del data_snapshot  # a cache key only
-    task = parse_site_task(
-        site_id=site_id,
-        policy_digest=policy_digest,
-        site_json=site_json,
-        policy_json=policy_json,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        round_index=round_index,
-    )
-    site, policy = task.site, task.policy
-    dest = check_destination(site, task.run_id, round_index)
-    if policy.encryption.in_transit == "tls" and not site.object_store.secure:
-        raise DestinationError(
-            f"site {site_id}: policy {policy.id} encryption.in_transit is tls but the site's "
-            "object_store.secure is false"
-        )
-    ref: dict[str, Any] = {
-        "status": None,
-        "site_id": site_id,
-        "bucket": dest.bucket,
-        "key": dest.key,
-        "tensors_key": dest.tensors_key,
-        "manifest_key": dest.manifest_key,
-        "manifest": None,
-        "reason": None,
-    }
-    meta_path = Path(local_model) / META_FILE
-    try:
-        train_meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ExportError(
-            f"site {site_id}: local model meta {meta_path} unreadable: {exc}"
-        ) from None
+    site_id = task.site_id
+    dest = _destination(task)
+    ref = _empty_ref(task, dest)
+    train_meta = _train_meta(task, Path(local_model))
     status = train_meta.get("status")
-    identity = (train_meta.get("site_id"), train_meta.get("run_id"), train_meta.get("round"))
-    if identity != (site_id, task.run_id, round_index):
-        raise ExportError(
-            f"site {site_id}: local model was trained for site/run/round {identity}, this export "
-            f"is for {(site_id, task.run_id, round_index)}; refusing to publish it under this key"
-        )
     if status == "abstained":
         return _write_ref(
             update, {**ref, "status": "abstained", "reason": train_meta.get("reason")}
         )
-
-    public_key = site.signing.public_key
-    factory = client_factory or site_client_factory(site)
-    client = factory()
-
+    client = (client_factory or site_client_factory(task.site))()
     if status == "resumed":
-        payload = _read(client, dest.bucket, dest.tensors_key)
-        signed = SignedManifest.from_json(_read(client, dest.bucket, dest.manifest_key))
-        verify_manifest(
-            signed,
-            public_key_pem=public_key,
-            expected_site_id=site_id,
-            expected_run_id=task.run_id,
-            expected_round=round_index,
-            content_sha256=sha256_hex(payload),
-        )
-        return _write_ref(
-            update,
-            {
-                **ref,
-                "status": "exported",
-                "manifest": json.loads(signed.to_json()),
-                "reason": "resumed: the update exported earlier was verified and is referenced",
-                "resumed": True,
-            },
-        )
+        return _write_ref(update, {**ref, **_verify_resumed(task, client, dest)})
     if status != "trained":
         raise ExportError(f"site {site_id}: local model status {status!r} is not exportable")
-
-    # The delta, its manifest, the signature: all checked before anything is written.
-    gm = read_global_model(global_model)
-    if train_meta.get("global_version") != gm.version:
-        raise ExportError(
-            f"site {site_id}: local model started from global version "
-            f"{train_meta.get('global_version')}, the export's global model is version "
-            f"{gm.version}; the delta would be wrong"
-        )
-    model_file = Path(local_model) / MODEL_FILE
-    try:
-        local = load_tensors(model_file.read_bytes())
-    except OSError as exc:
-        raise ExportError(f"site {site_id}: trained model {model_file} unreadable: {exc}") from None
-    delta = model_delta(local, gm.tensors, site_id)
-    payload = encode_delta(delta)
-    manifest = build_manifest(
-        run_id=task.run_id,
-        round_=round_index,
-        site_id=site_id,
-        payload=payload,
-        tensor_names=list(delta),
-        train_meta=train_meta,
-        reveal_num_examples=policy.export.reveal_num_examples,
-        policy_digest=policy_digest,
-        extra={
-            "global_version": gm.version,
-            "model_name": train_meta.get("model_name"),
-            "dataset": train_meta.get("dataset"),
-        },
-    )
-    signed = sign_manifest(manifest, site_secret(site_id, "SIGNING_KEY"))
-    try:
-        verify_manifest(
-            signed,
-            public_key_pem=public_key,
-            expected_site_id=site_id,
-            expected_run_id=task.run_id,
-            expected_round=round_index,
-            content_sha256=sha256_hex(payload),
-        )
-    except ManifestError as exc:
-        raise ExportError(
-            f"site {site_id}: the SIGNING_KEY secret does not match the site spec's "
-            f"signing.public_key ({exc}); nothing was written"
-        ) from None
-
+    payload, signed = _sign_update(task, train_meta, Path(local_model), global_model)
     published = publish_update(
         client,
         dest,
         payload=payload,
         signed=signed,
-        public_key_pem=public_key,
+        public_key_pem=task.site.signing.public_key,
         site_id=site_id,
         run_id=task.run_id,
-        round_=round_index,
-        sse=sse_for_policy(policy, site_id),
-        retention_days=policy.retention.days if policy.retention.object_lock else None,
-        policy_id=policy.id,
+        round_=task.round_index,
+        sse=sse_for_policy(task.policy, site_id),
+        retention_days=task.policy.retention.days if task.policy.retention.object_lock else None,
+        policy_id=task.policy.id,
         now=now,
     )
     return _write_ref(
@@ -226,3 +115,120 @@ def run(
             "stored": describe(published),
         },
     )
+
+
+def _destination(task: SiteTask) -> Destination:
+    """The update's keys in the site's own bucket; DestinationError when the policy requires
+    TLS and the site spec turns it off."""
+    dest = check_destination(task.site, task.run_id, task.round_index)
+    if task.policy.encryption.in_transit == "tls" and not task.site.object_store.secure:
+        raise DestinationError(
+            f"site {task.site_id}: policy {task.policy.id} encryption.in_transit is tls but the "
+            "site's object_store.secure is false"
+        )
+    return dest
+
+
+def _empty_ref(task: SiteTask, dest: Destination) -> dict[str, Any]:
+    return {
+        "status": None,
+        "site_id": task.site_id,
+        "bucket": dest.bucket,
+        "key": dest.key,
+        "tensors_key": dest.tensors_key,
+        "manifest_key": dest.manifest_key,
+        "manifest": None,
+        "reason": None,
+    }
+
+
+def _train_meta(task: SiteTask, local_model: Path) -> dict[str, Any]:
+    """train's meta.json; ExportError when unreadable or written for another site/run/round."""
+    meta_path = local_model / META_FILE
+    try:
+        train_meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ExportError(
+            f"site {task.site_id}: local model meta {meta_path} unreadable: {exc}"
+        ) from None
+    identity = (train_meta.get("site_id"), train_meta.get("run_id"), train_meta.get("round"))
+    expected = (task.site_id, task.run_id, task.round_index)
+    if identity != expected:
+        raise ExportError(
+            f"site {task.site_id}: local model was trained for site/run/round {identity}, this "
+            f"export is for {expected}; refusing to publish it under this key"
+        )
+    return train_meta
+
+
+def _verify(task: SiteTask, signed: SignedManifest, payload: bytes) -> None:
+    verify_manifest(
+        signed,
+        public_key_pem=task.site.signing.public_key,
+        expected_site_id=task.site_id,
+        expected_run_id=task.run_id,
+        expected_round=task.round_index,
+        content_sha256=sha256_hex(payload),
+    )
+
+
+def _verify_resumed(task: SiteTask, client: Any, dest: Destination) -> dict[str, Any]:
+    """The ref fields of an update exported earlier, after verifying it as aggregation will."""
+    payload = _read(client, dest.bucket, dest.tensors_key)
+    signed = SignedManifest.from_json(_read(client, dest.bucket, dest.manifest_key))
+    _verify(task, signed, payload)
+    return {
+        "status": "exported",
+        "manifest": json.loads(signed.to_json()),
+        "reason": "resumed: the update exported earlier was verified and is referenced",
+        "resumed": True,
+    }
+
+
+def _sign_update(
+    task: SiteTask,
+    train_meta: dict[str, Any],
+    local_model: Path,
+    global_model: str,
+) -> tuple[bytes, SignedManifest]:
+    """(payload, signed manifest) of the delta local - global, checked before anything is
+    written: the start version, the readable model, and the secret key against the spec."""
+    site_id = task.site_id
+    gm = read_global_model(global_model)
+    if train_meta.get("global_version") != gm.version:
+        raise ExportError(
+            f"site {site_id}: local model started from global version "
+            f"{train_meta.get('global_version')}, the export's global model is version "
+            f"{gm.version}; the delta would be wrong"
+        )
+    model_file = local_model / MODEL_FILE
+    try:
+        local = load_tensors(model_file.read_bytes())
+    except OSError as exc:
+        raise ExportError(f"site {site_id}: trained model {model_file} unreadable: {exc}") from None
+    delta = model_delta(local, gm.tensors, site_id)
+    payload = encode_delta(delta)
+    manifest = build_manifest(
+        run_id=task.run_id,
+        round_=task.round_index,
+        site_id=site_id,
+        payload=payload,
+        tensor_names=list(delta),
+        train_meta=train_meta,
+        reveal_num_examples=task.policy.export.reveal_num_examples,
+        policy_digest=task.policy_digest,
+        extra={
+            "global_version": gm.version,
+            "model_name": train_meta.get("model_name"),
+            "dataset": train_meta.get("dataset"),
+        },
+    )
+    signed = sign_manifest(manifest, site_secret(site_id, "SIGNING_KEY"))
+    try:
+        _verify(task, signed, payload)
+    except ManifestError as exc:
+        raise ExportError(
+            f"site {site_id}: the SIGNING_KEY secret does not match the site spec's "
+            f"signing.public_key ({exc}); nothing was written"
+        ) from None
+    return payload, signed

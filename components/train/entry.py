@@ -24,10 +24,10 @@ def train(
 
     from components.common.admission import stage_arguments
     from components.common.model_stash import train_into_site_bucket
+    from components.common.site_task import split_task_inputs
     from components.train.executor import run
 
     # the model itself stays in the site's bucket; the artifact is a reference
     with tempfile.TemporaryDirectory() as scratch:
-        train_into_site_bucket(
-            run, stage_arguments(arguments, "train"), Path(scratch) / "local_model"
-        )
+        task, paths = split_task_inputs(stage_arguments(arguments, "train"))
+        train_into_site_bucket(run, task, paths, Path(scratch) / "local_model")

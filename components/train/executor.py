@@ -1,7 +1,8 @@
 """`train` executor: budget check, then local DP-SGD from the global model (components/CONTRACT.md).
 
 Order of decisions (each leaves `meta.json` saying why):
-1. inputs cross-checked (`components.common.site_task`); wrong wiring raises.
+1. inputs cross-checked once into a `SiteTask` (`components.common.site_task`, built by the
+   caller); wrong wiring raises `TaskInputError`.
 2. resume: if this (run, round, site)'s export already exists in the site's bucket, nothing is
    trained or spent (`status: "resumed"`); export then verifies and references that object.
 3. validation failed -> abstain (reason from the summary).
@@ -26,8 +27,11 @@ import datetime as dt
 import hashlib
 import json
 import os
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from components.common.artifact_files import (
     MANIFEST_SUFFIX,
@@ -37,16 +41,17 @@ from components.common.artifact_files import (
     json_bytes,
 )
 from components.common.create_only import STORE_ERRORS, sse_for_policy
-from components.common.global_model import read_global_model
+from components.common.global_model import GlobalModel, read_global_model
 from components.common.manifest import ManifestError, SignedManifest, update_object_key
 from components.common.secrets import MissingSecretError
-from components.common.site_task import SiteTask, TaskInputError, parse_site_task
+from components.common.site_task import SiteTask, TaskInputError
 from components.common.tensors import dump_tensors
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket
 from components.privacy.accounting import DpSgdEvent, dp_sgd_event
 from components.privacy.ledger import (
+    BudgetDecision,
     LedgerEntry,
     LedgerError,
     check_budget,
@@ -54,7 +59,7 @@ from components.privacy.ledger import (
     new_entry,
 )
 from components.privacy.ledger_store import LedgerStore
-from components.train.dpsgd import DpSgdConfig, TrainingError, train_dp_sgd
+from components.train.dpsgd import DpSgdConfig, TrainingError, TrainResult, train_dp_sgd
 
 NOISE_SEED_ENV = "FEDPIPE_DP_NOISE_SEED"
 SAMPLING = "shuffled fixed-size batches, a fresh permutation per epoch, remainder dropped"
@@ -101,10 +106,6 @@ def _base_meta(task: SiteTask, model_name: str, dataset: str) -> dict[str, Any]:
     }
 
 
-def _abstain(folder: Path, meta: dict[str, Any], reason: str) -> dict[str, Any]:
-    return _write(folder, {**meta, "status": "abstained", "reason": reason}, None)
-
-
 def _store_failure(bucket: str, exc: BaseException) -> str:
     code = getattr(exc, "code", None) or type(exc).__name__
     return f"its bucket {bucket!r} is unreachable or refused the request ({code})"
@@ -138,250 +139,344 @@ def _validation_failure(folder: str) -> str | None:
     return f"validation failed: {summary.get('reason') or 'expectations not met'}"
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """The stage settings of one train task (pipeline parameters, from the admission)."""
+
+    dataset: str
+    model_name: str
+    local_epochs: int
+    batch_size: int
+    learning_rate: float
+    noise_multiplier: float
+    l2_norm_clip: float
+    dp_enabled: bool
+    seed: int
+
+    @staticmethod
+    def of(task: SiteTask) -> TrainSettings:
+        """The train settings of `task`; TaskInputError naming any the task lacks."""
+        names = [f.name for f in fields(TrainSettings)]
+        task.require(*names)
+        return TrainSettings(**{n: getattr(task.settings, n) for n in names})
+
+    def dpsgd(self) -> DpSgdConfig:
+        return DpSgdConfig(
+            batch_size=self.batch_size,
+            local_epochs=self.local_epochs,
+            learning_rate=self.learning_rate,
+            noise_multiplier=self.noise_multiplier,
+            l2_norm_clip=self.l2_norm_clip,
+            dp_enabled=self.dp_enabled,
+        )
+
+
+@dataclass(frozen=True)
+class SiteTable:
+    """The site's training table as the trainer takes it: scaled features, labels, rows."""
+
+    x: np.ndarray
+    y: np.ndarray
+    num_examples: int
+
+
 def run(
+    task: SiteTask,
     *,
-    site_id: str,
-    policy_digest: str,
-    data_snapshot: str,
-    site_json: str,
-    policy_json: str,
-    run_id: str,
-    kfp_job_id: str,
-    round_index: int,
-    dataset: str,
-    model_name: str,
-    local_epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    noise_multiplier: float,
-    l2_norm_clip: float,
-    dp_enabled: bool,
-    seed: int,
     validation: str,
     global_model: str,
-    local_model: str,
+    local_model: str | Path,
     client_factory: ClientFactory | None = None,
     noise_seed: int | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Train (or abstain, or resume) and write `<local_model>/meta.json` (+ `model.npz`).
 
+    The phases run in the module doc's order; an `Abstain` from any of them is written once.
     `client_factory` (tests) replaces the minio client built from the site spec + secrets;
     `noise_seed` makes DP noise reproducible (simulation/tests only, see module doc);
     `now` fixes the ledger timestamp. Returns the meta written.
     """
-    del data_snapshot  # a cache key only
-    task = parse_site_task(
-        site_id=site_id,
-        policy_digest=policy_digest,
-        site_json=site_json,
-        policy_json=policy_json,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        round_index=round_index,
-        dataset=dataset,
-    )
-    data = task.site_data()
-    site, policy = task.site, task.policy
-    out = Path(local_model)
-    meta = _base_meta(task, model_name, dataset)
+    settings = TrainSettings.of(task)
+    local_model = Path(local_model)
+    gm = _starting_model(task, settings, global_model)
+    base_noise_seed = _noise_base(noise_seed)
+    meta = {**_base_meta(task, settings.model_name, settings.dataset), "global_version": gm.version}
+    try:
+        client = _connect(task, client_factory)
+        resumed = _resume(task, client, meta)  # 2.
+        if resumed is not None:
+            return _write(local_model, resumed, None)
+        _admit(task, settings, validation)  # 3. and 4.
+        table = _read_table(task, settings, client, meta)  # 5.
+        event = _planned_event(settings, table.num_examples)
+        store = LedgerStore(client, task.site.object_store.bucket, task.site_id, sse=_sse(task))
+        decision = _check_budget(task, settings, store, event, meta)  # 6.
+        entry, summary = _charge(task, settings, store, event, table.num_examples, now, meta)
+    except Abstain as abstain:
+        return _write(local_model, {**meta, "status": "abstained", "reason": abstain.reason}, None)
+    result = _train(task, settings, gm.tensors, table, event, entry, base_noise_seed)  # 7.
+    meta.update(_trained_meta(task, settings, event, entry, summary, decision, result))
+    return _write(local_model, meta, result.tensors)
 
-    gm = read_global_model(global_model)
-    if gm.meta.get("model_name") != model_name or gm.meta.get("dataset") != dataset:
+
+class Abstain(Exception):
+    """The site sits this round out; `reason` goes into meta.json (`status: abstained`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _noise_base(noise_seed: int | None) -> int | None:
+    """`noise_seed`, else env FEDPIPE_DP_NOISE_SEED (simulation only), else None (OS entropy)."""
+    env_seed = os.environ.get(NOISE_SEED_ENV)
+    return noise_seed if noise_seed is not None else (int(env_seed) if env_seed else None)
+
+
+def _sse(task: SiteTask) -> Any:
+    return sse_for_policy(task.policy, task.site_id)
+
+
+def _starting_model(task: SiteTask, settings: TrainSettings, folder: str) -> GlobalModel:
+    """The round's global model; TaskInputError when it is another model or dataset."""
+    gm = read_global_model(folder)
+    name, dataset = gm.meta.get("model_name"), gm.meta.get("dataset")
+    if name != settings.model_name or dataset != settings.dataset:
         raise TaskInputError(
-            f"site {site_id}: global model is {gm.meta.get('model_name')!r} on "
-            f"{gm.meta.get('dataset')!r}, the task trains {model_name!r} on {dataset!r}"
+            f"site {task.site_id}: global model is {name!r} on {dataset!r}, the task trains "
+            f"{settings.model_name!r} on {settings.dataset!r}"
         )
-    meta["global_version"] = gm.version
+    return gm
 
-    factory = client_factory or site_client_factory(site)
-    bucket = site.object_store.bucket
+
+def _connect(task: SiteTask, client_factory: ClientFactory | None) -> Any:
+    """A client of the site's bucket; abstain when its secrets are missing."""
     try:
-        client = factory()
+        return (client_factory or site_client_factory(task.site))()
     except MissingSecretError as exc:
-        return _abstain(out, meta, f"site {site_id}: cannot reach its bucket: {exc}")
+        raise Abstain(f"site {task.site_id}: cannot reach its bucket: {exc}") from None
 
-    # 2. resume: an export of this (run, round, site) exists -> nothing to train or spend.
-    manifest_key = update_object_key(task.run_id, round_index, site_id) + MANIFEST_SUFFIX
+
+def _resume(task: SiteTask, client: Any, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """2. The resumed meta when this (run, round, site)'s export exists, else None."""
+    bucket, site_id = task.site.object_store.bucket, task.site_id
+    key = update_object_key(task.run_id, task.round_index, site_id) + MANIFEST_SUFFIX
     try:
-        existing = _existing_export(client, bucket, manifest_key)
+        existing = _existing_export(client, bucket, key)
     except STORE_ERRORS as exc:
-        return _abstain(out, meta, f"site {site_id}: {_store_failure(bucket, exc)}")
+        raise Abstain(f"site {site_id}: {_store_failure(bucket, exc)}") from None
     except ManifestError as exc:
-        return _abstain(
-            out,
-            meta,
-            f"site {site_id}: s3://{bucket}/{manifest_key} exists but is not a valid manifest "
-            f"({exc}); the key is taken, not training",
-        )
-    if existing is not None:
-        m = existing.manifest
-        return _write(
-            out,
-            {
-                **meta,
-                "status": "resumed",
-                "reason": f"update already exported at s3://{bucket}/{manifest_key}; not retrained",
-                "dp": m.dp,
-                "epsilon": m.epsilon,
-                "epsilon_pld": m.epsilon_pld,
-                "delta": m.delta,
-            },
-            None,
-        )
+        raise Abstain(
+            f"site {site_id}: s3://{bucket}/{key} exists but is not a valid manifest "
+            f"({exc}); the key is taken, not training"
+        ) from None
+    if existing is None:
+        return None
+    m = existing.manifest
+    return {
+        **meta,
+        "status": "resumed",
+        "reason": f"update already exported at s3://{bucket}/{key}; not retrained",
+        "dp": m.dp,
+        "epsilon": m.epsilon,
+        "epsilon_pld": m.epsilon_pld,
+        "delta": m.delta,
+    }
 
-    # 3. validation
+
+def _admit(task: SiteTask, settings: TrainSettings, validation: str) -> None:
+    """3. abstain when validation failed; 4. DpPolicyError for DP off against the policy."""
     failure = _validation_failure(validation)
     if failure is not None:
-        return _abstain(out, meta, f"site {site_id}: {failure}")
-
-    # 4. DP off only where the policy allows it
-    if not dp_enabled and not policy.dp.allow_dp_off:
+        raise Abstain(f"site {task.site_id}: {failure}")
+    if not settings.dp_enabled and not task.policy.dp.allow_dp_off:
         raise DpPolicyError(
-            f"site {site_id}: dp_enabled is false but policy {policy.id} has "
+            f"site {task.site_id}: dp_enabled is false but policy {task.policy.id} has "
             "dp.allow_dp_off: false; train with DP or change the policy"
         )
 
-    # 5. data
+
+def _read_table(
+    task: SiteTask, settings: TrainSettings, client: Any, meta: dict[str, Any]
+) -> SiteTable:
+    """5. The scaled training table; abstain when it is unreadable, breaks the contract or is
+    smaller than a batch. Sets `meta["num_examples"]` once the rows are known."""
+    data, site_id = task.site_data(), task.site_id
     try:
-        check_own_bucket(site, data.train_uri)
+        check_own_bucket(task.site, data.train_uri)
         frame = read_site_table(data.train_uri, lambda: client, site_id)
         x_raw, y = frame_to_arrays(data.contract, frame, site_id, min_rows=1)
     except DataError as exc:
-        return _abstain(out, meta, str(exc))
+        raise Abstain(str(exc)) from None
     n = int(x_raw.shape[0])
     meta["num_examples"] = n
-    config = DpSgdConfig(
-        batch_size=batch_size,
-        local_epochs=local_epochs,
-        learning_rate=learning_rate,
-        noise_multiplier=noise_multiplier,
-        l2_norm_clip=l2_norm_clip,
-        dp_enabled=dp_enabled,
-    )
     try:
-        config.check(n)
+        settings.dpsgd().check(n)
     except TrainingError as exc:
-        return _abstain(out, meta, f"site {site_id}: {exc}")
-    x = fit_scaler(data.contract, x_raw).transform(x_raw)
+        raise Abstain(f"site {site_id}: {exc}") from None
+    return SiteTable(fit_scaler(data.contract, x_raw).transform(x_raw), y, n)
 
-    if dp_enabled:
-        event = dp_sgd_event(n, batch_size, local_epochs, noise_multiplier)
-    else:
-        planned = dp_sgd_event(n, batch_size, local_epochs, 1.0)  # steps and q, no noise
-        event = DpSgdEvent(planned.sampling_rate, 0.0, planned.steps, non_private=True)
-    delta = policy.dp.delta
-    env_seed = os.environ.get(NOISE_SEED_ENV)
-    base_noise_seed = (
-        noise_seed if noise_seed is not None else (int(env_seed) if env_seed else None)
-    )
 
-    # 6. budget, before anything is trained or charged
-    store = LedgerStore(client, bucket, site_id, sse=sse_for_policy(policy, site_id))
+def _planned_event(settings: TrainSettings, n: int) -> DpSgdEvent:
+    """The DP-SGD event this training will be (steps and q; no noise when DP is off)."""
+    if settings.dp_enabled:
+        return dp_sgd_event(
+            n, settings.batch_size, settings.local_epochs, settings.noise_multiplier
+        )
+    planned = dp_sgd_event(n, settings.batch_size, settings.local_epochs, 1.0)
+    return DpSgdEvent(planned.sampling_rate, 0.0, planned.steps, non_private=True)
+
+
+def _check_budget(
+    task: SiteTask,
+    settings: TrainSettings,
+    store: LedgerStore,
+    event: DpSgdEvent,
+    meta: dict[str, Any],
+) -> BudgetDecision | None:
+    """6. Abstain, nothing charged, when the ledger is unreadable or the planned event would
+    exceed `dp.epsilon_per_round` / `dp.lifetime_epsilon`. None when DP is off."""
+    policy, site_id = task.policy, task.site_id
     try:
         entries = store.entries()
     except (LedgerError, *STORE_ERRORS) as exc:
-        return _abstain(
-            out, meta, f"site {site_id}: privacy ledger unreadable, not training: {exc}"
-        )
-    decision = None
-    if dp_enabled:
-        decision = check_budget(
-            entries,
-            event,
-            site_id=site_id,
-            run_id=task.run_id,
-            round_=round_index,
-            epsilon_per_round=policy.dp.epsilon_per_round,
-            lifetime_epsilon=policy.dp.lifetime_epsilon,
-            delta=delta,
-            policy_id=policy.id,
-        )
-        if not decision.allowed:
-            meta["ledger"] = {**ledger_summary(entries, delta), "refused": decision.reason}
-            return _abstain(out, meta, decision.reason or "budget exceeded")
+        raise Abstain(f"site {site_id}: privacy ledger unreadable, not training: {exc}") from None
+    if not settings.dp_enabled:
+        return None
+    decision = check_budget(
+        entries,
+        event,
+        site_id=site_id,
+        run_id=task.run_id,
+        round_=task.round_index,
+        epsilon_per_round=policy.dp.epsilon_per_round,
+        lifetime_epsilon=policy.dp.lifetime_epsilon,
+        delta=policy.dp.delta,
+        policy_id=policy.id,
+    )
+    if not decision.allowed:
+        meta["ledger"] = {**ledger_summary(entries, policy.dp.delta), "refused": decision.reason}
+        raise Abstain(decision.reason or "budget exceeded")
+    return decision
 
-    # 7. charge, re-check, train
+
+def _charge(
+    task: SiteTask,
+    settings: TrainSettings,
+    store: LedgerStore,
+    event: DpSgdEvent,
+    n: int,
+    now: dt.datetime | None,
+    meta: dict[str, Any],
+) -> tuple[LedgerEntry, dict[str, Any]]:
+    """7a. Charge the ledger create-only before training, then re-check the lifetime budget
+    (a concurrent charge may have landed). Abstain when either fails; a charge stays."""
+    policy, site_id, delta = task.policy, task.site_id, task.policy.dp.delta
     created = (now or dt.datetime.now(dt.UTC)).isoformat()
 
     def make_entry(attempt: int) -> LedgerEntry:
         return new_entry(
             run_id=task.run_id,
-            round_=round_index,
+            round_=task.round_index,
             site_id=site_id,
             attempt=attempt,
             event=event,
             delta=delta,
-            batch_size=batch_size,
-            epochs=local_epochs,
+            batch_size=settings.batch_size,
+            epochs=settings.local_epochs,
             num_examples=n,
-            l2_norm_clip=l2_norm_clip if dp_enabled else None,
+            l2_norm_clip=settings.l2_norm_clip if settings.dp_enabled else None,
             created_at=created,
         )
 
     try:
-        entry = store.charge(task.run_id, round_index, make_entry)
+        entry = store.charge(task.run_id, task.round_index, make_entry)
         entries = store.entries()
     except (LedgerError, *STORE_ERRORS) as exc:
         # The charge may or may not have landed; either way nothing is trained.
-        return _abstain(out, meta, f"site {site_id}: could not charge the privacy ledger: {exc}")
+        raise Abstain(f"site {site_id}: could not charge the privacy ledger: {exc}") from None
     summary = ledger_summary(entries, delta)
     lifetime = summary["lifetime_epsilon"]
-    if dp_enabled and (lifetime is None or lifetime > policy.dp.lifetime_epsilon):
-        reason = (
+    if settings.dp_enabled and (lifetime is None or lifetime > policy.dp.lifetime_epsilon):
+        meta["ledger"] = {**summary, "entry_key": entry.key, "attempt": entry.attempt}
+        raise Abstain(
             f"site {site_id}: after charging attempt {entry.attempt} the ledger totals epsilon "
             f"{lifetime} > {policy.id} dp.lifetime_epsilon {policy.dp.lifetime_epsilon:g} "
             "(a concurrent charge landed); not trained, the charge stays"
         )
-        meta["ledger"] = {**summary, "entry_key": entry.key, "attempt": entry.attempt}
-        return _abstain(out, meta, reason)
+    return entry, summary
 
-    shuffle_seed = _derive_seed(seed, site_id, task.run_id, round_index)
+
+def _train(
+    task: SiteTask,
+    settings: TrainSettings,
+    start: dict[str, np.ndarray],
+    table: SiteTable,
+    event: DpSgdEvent,
+    entry: LedgerEntry,
+    noise_seed: int | None,
+) -> TrainResult:
+    """7b. DP-SGD from the global model; the steps must be the ones the ledger charged.
+    `noise_seed`: the base noise seed (`_noise_base`), None in production."""
+    site_id, run_id, round_index = task.site_id, task.run_id, task.round_index
     run_noise_seed = (
         None
-        if base_noise_seed is None
-        else _derive_seed(
-            base_noise_seed, "noise", site_id, task.run_id, round_index, entry.attempt
-        )
+        if noise_seed is None
+        else _derive_seed(noise_seed, "noise", site_id, run_id, round_index, entry.attempt)
     )
     result = train_dp_sgd(
-        model_name,
-        gm.tensors,
-        x,
-        y,
-        data.contract.num_classes,
-        config,
-        shuffle_seed=shuffle_seed,
+        settings.model_name,
+        start,
+        table.x,
+        table.y,
+        task.site_data().contract.num_classes,
+        settings.dpsgd(),
+        shuffle_seed=_derive_seed(settings.seed, site_id, run_id, round_index),
         noise_seed=run_noise_seed,
     )
     if result.steps != event.steps:  # the accountant and the training must agree
         raise TrainingError(
             f"site {site_id}: trained {result.steps} steps, accounted {event.steps}"
         )
-    meta.update(
-        status="trained",
-        reason=(
+    return result
+
+
+def _trained_meta(
+    task: SiteTask,
+    settings: TrainSettings,
+    event: DpSgdEvent,
+    entry: LedgerEntry,
+    summary: dict[str, Any],
+    decision: BudgetDecision | None,
+    result: TrainResult,
+) -> dict[str, Any]:
+    """The meta fields of a trained model (DP settings, epsilon charged, ledger totals)."""
+    dp_on, policy = settings.dp_enabled, task.policy
+    return {
+        "status": "trained",
+        "reason": (
             None
-            if dp_enabled
+            if dp_on
             else f"DP off: allowed by policy {policy.id} dp.allow_dp_off; epsilon is infinite"
         ),
-        dp={
-            "enabled": dp_enabled,
-            "noise_multiplier": noise_multiplier if dp_enabled else None,
-            "l2_norm_clip": l2_norm_clip if dp_enabled else None,
-            "batch_size": batch_size,
-            "local_epochs": local_epochs,
-            "learning_rate": learning_rate,
-            "sampling_rate": event.sampling_rate if dp_enabled else None,
+        "dp": {
+            "enabled": dp_on,
+            "noise_multiplier": settings.noise_multiplier if dp_on else None,
+            "l2_norm_clip": settings.l2_norm_clip if dp_on else None,
+            "batch_size": settings.batch_size,
+            "local_epochs": settings.local_epochs,
+            "learning_rate": settings.learning_rate,
+            "sampling_rate": event.sampling_rate if dp_on else None,
             "steps": result.steps,
             "sampling": SAMPLING,
             "accounting": ACCOUNTING,
-            "noise": result.noise_mode if dp_enabled else None,
+            "noise": result.noise_mode if dp_on else None,
         },
-        epsilon=entry.epsilon if dp_enabled else None,
-        epsilon_pld=entry.epsilon_pld if dp_enabled else None,
-        final_loss=result.final_loss,
-        ledger={
+        "epsilon": entry.epsilon if dp_on else None,
+        "epsilon_pld": entry.epsilon_pld if dp_on else None,
+        "final_loss": result.final_loss,
+        "ledger": {
             **summary,
             "entry_key": entry.key,
             "attempt": entry.attempt,
@@ -389,5 +484,4 @@ def run(
             "epsilon_per_round": policy.dp.epsilon_per_round,
             "lifetime_budget": policy.dp.lifetime_epsilon,
         },
-    )
-    return _write(out, meta, result.tensors)
+    }

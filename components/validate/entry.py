@@ -40,8 +40,10 @@ def validate(
     from pathlib import Path
 
     from components.common.admission import validate_arguments
+    from components.common.site_task import split_task_inputs
     from components.validate.executor import run
 
     kwargs, admitted = validate_arguments(arguments)
-    run(**kwargs)
+    task, paths = split_task_inputs(kwargs)
+    run(task, **paths)
     Path(admission).write_text(admitted)

@@ -13,7 +13,7 @@ from typing import Any
 
 from components.common.artifact_files import SUMMARY_FILE, write_json
 from components.common.secrets import MissingSecretError
-from components.common.site_task import SiteTask, parse_site_task
+from components.common.site_task import SiteTask
 from components.datasets.features import DataError
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket
@@ -49,57 +49,35 @@ def write_summary(folder: str | Path, summary: dict[str, Any]) -> Path:
 
 
 def run(
+    task: SiteTask,
     *,
-    site_id: str,
-    policy_digest: str,
-    data_snapshot: str,
-    site_json: str,
-    policy_json: str,
-    run_id: str,
-    kfp_job_id: str,
-    round_index: int,
-    dataset: str,
     summary: str,
-    rounds: int | None = None,
-    batch_size: int | None = None,
-    local_epochs: int | None = None,
-    noise_multiplier: float | None = None,
-    dp_enabled: bool | None = None,
     client_factory: ClientFactory | None = None,
 ) -> dict[str, Any]:
     """Validate the site's data; write `<summary>/summary.json` (components/CONTRACT.md).
 
     `row_count` is null when the policy hides sample counts (`export.reveal_num_examples`).
-    With the run's `rounds` and DP settings given (the pipeline passes them), a site whose
-    data passed is also checked against its privacy ledger: a run that would take it past
-    its lifetime budget raises `BudgetExceededError` naming the site, so the run stops before
-    any site trains (initialize waits for every validate, every train for initialize).
+    With the run's `rounds` and DP settings in `task.settings` (the pipeline passes them), a
+    site whose data passed is also checked against its privacy ledger: a run that would take
+    it past its lifetime budget raises `BudgetExceededError` naming the site, so the run stops
+    before any site trains (initialize waits for every validate, every train for initialize).
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     Returns the summary written.
     """
-    task = parse_site_task(  # refuses a spec, policy or dataset that is not the compiled one
-        site_id=site_id,
-        policy_digest=policy_digest,
-        site_json=site_json,
-        policy_json=policy_json,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        round_index=round_index,
-        dataset=dataset,
-    )
-    del data_snapshot  # cache key only
+    task.site_data()  # validate reads data: the task must carry its dataset
+    settings = task.settings
     reveal = bool(task.policy.export.reveal_num_examples)
     body, rows = _validate_site(task, client_factory, reveal)
-    if rounds is not None and dp_enabled and body.get("passed") and rows:
+    if settings.rounds is not None and settings.dp_enabled and body.get("passed") and rows:
         from components.validate.budget import preflight_budget
 
         preflight_budget(
             task,
             num_examples=rows,
-            rounds=rounds,
-            batch_size=int(batch_size or 0),
-            local_epochs=int(local_epochs or 0),
-            noise_multiplier=float(noise_multiplier or 0.0),
+            rounds=settings.rounds,
+            batch_size=int(settings.batch_size or 0),
+            local_epochs=int(settings.local_epochs or 0),
+            noise_multiplier=float(settings.noise_multiplier or 0.0),
             client_factory=client_factory,
         )
     write_summary(summary, body)

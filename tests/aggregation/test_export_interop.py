@@ -12,8 +12,9 @@ from components.aggregation.executor import run as aggregate
 from components.common.config_digest import config_digest
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.secrets import secret_env_name
+from components.common.site_task import split_task_inputs
 from components.domain.canonical import canonical_json, policy_digest
-from components.export.executor import run as export
+from components.export.executor import run as _export_executor
 from tests.aggregation.federation import (
     constant_update,
     global_tensors,
@@ -23,6 +24,13 @@ from tests.aggregation.federation import (
     sites_json,
     unique,
 )
+
+
+def export(**inputs):
+    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
+    task, paths = split_task_inputs(inputs)
+    return _export_executor(task, **paths)
+
 
 pytestmark = pytest.mark.integration
 

@@ -20,6 +20,7 @@ from components.common.model_stash import (
     train_into_site_bucket,
     unstash,
 )
+from components.common.site_task import split_task_inputs
 from tests.train.site_env import make_site_env
 
 pytestmark = pytest.mark.integration
@@ -105,17 +106,18 @@ def test_glue_keeps_the_model_out_of_the_artifact_and_feeds_export(site, tmp_pat
     artifact = tmp_path / "local_model"
     seen: dict = {}
 
-    def fake_train(**kwargs):
-        _trained(Path(kwargs["local_model"]))
+    def fake_train(task, **paths):
+        assert task.run_id == "run-g"
+        _trained(Path(paths["local_model"]))
 
-    def fake_export(**kwargs):
-        seen["files"] = sorted(p.name for p in Path(kwargs["local_model"]).iterdir())
-        seen["model"] = (Path(kwargs["local_model"]) / "model.npz").read_bytes()
+    def fake_export(task, **paths):
+        seen["files"] = sorted(p.name for p in Path(paths["local_model"]).iterdir())
+        seen["model"] = (Path(paths["local_model"]) / "model.npz").read_bytes()
 
-    kwargs = {**site.common("run-g", 1), "local_model": str(artifact)}
-    train_into_site_bucket(fake_train, kwargs, tmp_path / "scratch-train")
+    task, paths = split_task_inputs({**site.common("run-g", 1), "local_model": str(artifact)})
+    train_into_site_bucket(fake_train, task, paths, tmp_path / "scratch-train")
     assert [p.name for p in artifact.iterdir()] == [REF_FILE]
-    export_from_site_bucket(fake_export, kwargs, tmp_path / "scratch-export")
+    export_from_site_bucket(fake_export, task, paths, tmp_path / "scratch-export")
     assert seen == {"files": ["meta.json", "model.npz"], "model": b"weights" * 100}
 
 
@@ -126,13 +128,13 @@ def test_an_abstained_train_passes_its_reason_through(site, tmp_path, monkeypatc
     monkeypatch.setattr("components.common.model_stash.site_minio_client", unreachable)
     artifact = tmp_path / "local_model"
 
-    def abstaining_train(**kwargs):
-        Path(kwargs["local_model"]).mkdir(parents=True)
-        (Path(kwargs["local_model"]) / "meta.json").write_text('{"status": "abstained"}')
+    def abstaining_train(task, **paths):
+        Path(paths["local_model"]).mkdir(parents=True)
+        (Path(paths["local_model"]) / "meta.json").write_text('{"status": "abstained"}')
 
     seen = {}
-    kwargs = {**site.common("run-a", 1), "local_model": str(artifact)}
-    train_into_site_bucket(abstaining_train, kwargs, tmp_path / "scratch")
+    task, paths = split_task_inputs({**site.common("run-a", 1), "local_model": str(artifact)})
+    train_into_site_bucket(abstaining_train, task, paths, tmp_path / "scratch")
     assert (artifact / "meta.json").read_text() == '{"status": "abstained"}'
-    export_from_site_bucket(lambda **kw: seen.update(kw), kwargs, tmp_path / "scratch2")
+    export_from_site_bucket(lambda task, **kw: seen.update(kw), task, paths, tmp_path / "scratch2")
     assert seen["local_model"] == str(artifact)

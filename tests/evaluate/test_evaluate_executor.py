@@ -15,12 +15,19 @@ import pytest
 from datasets.helpers import leaked_values, policy_digest_input, policy_json, site_json
 
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
-from components.common.site_task import TaskInputError
+from components.common.site_task import TaskInputError, split_task_inputs
 from components.datasets.contracts import get_contract
 from components.datasets.features import fit_scaler, frame_to_arrays
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
-from components.evaluate.executor import run
+from components.evaluate.executor import run as _run_executor
 from components.evaluate.forward import softmax
+
+
+def run(**inputs):
+    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
+    task, paths = split_task_inputs(inputs)
+    return _run_executor(task, **paths)
+
 
 pytestmark = pytest.mark.integration
 

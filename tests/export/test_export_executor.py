@@ -21,14 +21,28 @@ from components.common.manifest import (
     verify_manifest,
 )
 from components.common.secrets import secret_env_name
+from components.common.site_task import split_task_inputs
 from components.common.tensors import dump_tensors, load_tensors
 from components.domain.canonical import canonical_json, sha256_hex
 from components.domain.models import Site
-from components.export.executor import run as export
+from components.export.executor import run as _export_executor
 from components.export.store import ExportExistsError
 from components.export.update import DestinationError, ExportError
 from components.privacy.ledger_store import LedgerStore
-from components.train.executor import run as train
+from components.train.executor import run as _train_executor
+
+
+def train(**inputs):
+    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
+    task, paths = split_task_inputs(inputs)
+    return _train_executor(task, **paths)
+
+
+def export(**inputs):
+    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
+    task, paths = split_task_inputs(inputs)
+    return _export_executor(task, **paths)
+
 
 pytestmark = pytest.mark.integration
 

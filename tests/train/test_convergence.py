@@ -12,15 +12,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from components.common.site_task import split_task_inputs
 from components.common.tensors import load_tensors
 from components.datasets.contracts import get_contract
 from components.datasets.features import fit_scaler, frame_to_arrays
 from components.evaluate.forward import predict_proba
 from components.privacy.accounting import dp_sgd_event, rdp_epsilon
 from components.privacy.ledger_store import LedgerStore
-from components.train.executor import run as train
+from components.train.executor import run as _train_executor
 from components.train.models import initial_weights
 from train.site_env import SITE_IDS, federation_split, make_site_env
+
+
+def train(**inputs):
+    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
+    task, paths = split_task_inputs(inputs)
+    return _train_executor(task, **paths)
+
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

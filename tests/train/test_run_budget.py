@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from components.common.site_task import split_task_inputs
 from components.privacy.accounting import DpSgdEvent, dp_sgd_event, rdp_epsilon
 from components.privacy.ledger import BudgetExceededError, check_run_budget, new_entry
 from components.privacy.ledger_store import LedgerStore
-from components.validate.executor import run as validate_run
+from components.validate.executor import run as _validate_run_executor
 
 from .site_env import make_site_env
+
+
+def validate_run(**inputs):
+    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
+    task, paths = split_task_inputs(inputs)
+    return _validate_run_executor(task, **paths)
+
 
 DELTA = 1e-5
 EVENT = DpSgdEvent(sampling_rate=16 / 151, noise_multiplier=1.5, steps=18)
