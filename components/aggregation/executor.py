@@ -7,6 +7,7 @@ and a failed quorum or a publish conflict raises before anything is published or
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Mapping
@@ -208,6 +209,10 @@ def round_config(
     return config
 
 
+# round_config's inputs: run takes them, plus the artifact folders.
+ROUND_INPUTS = tuple(inspect.signature(round_config).parameters)
+
+
 def run(
     *,
     coordinator_json: str,
@@ -235,21 +240,8 @@ def run(
     folders. Raises QuorumError (nothing published) or PublishConflictError (another
     coordinator published this version first; nothing of ours kept).
     """
-    config = round_config(
-        coordinator_json=coordinator_json,
-        sites_json=sites_json,
-        policies_json=policies_json,
-        config_digest=config_digest,
-        run_id=run_id,
-        kfp_job_id=kfp_job_id,
-        round_index=round_index,
-        rule=rule,
-        rule_params_json=rule_params_json,
-        server_optimizer=server_optimizer,
-        server_learning_rate=server_learning_rate,
-        optimizer_params_json=optimizer_params_json,
-        min_sites=min_sites,
-    )
+    inputs = locals()
+    config = round_config(**{name: inputs[name] for name in ROUND_INPUTS})
     previous = read_global_model(previous_model)
     collected, required = _collect(config, previous, updates)
     new_tensors, new_state, notes = combine(

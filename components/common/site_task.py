@@ -10,9 +10,9 @@ The executors take the `SiteTask` (TFX's `FnArgs`) plus their artifact paths.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from components.datasets.contracts import get_contract
 from components.datasets.site import SiteData
@@ -119,6 +119,16 @@ def split_task_inputs(inputs: Mapping[str, Any]) -> tuple[SiteTask, dict[str, An
     task = parse_site_task(**{n: inputs[n] for n in COMMON_INPUTS}, **settings)
     rest = {k: v for k, v in inputs.items() if k not in COMMON_INPUTS and k not in settings}
     return task, rest
+
+
+R = TypeVar("R")
+
+
+def call_with_task(run: Callable[..., R], inputs: Mapping[str, Any]) -> R:
+    """`run(task, **paths)`: an executor called with the SiteTask built once from a
+    component's flat `inputs` (`split_task_inputs`) and the remaining artifact paths."""
+    task, paths = split_task_inputs(inputs)
+    return run(task, **paths)
 
 
 def parse_site_task(

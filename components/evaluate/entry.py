@@ -19,8 +19,7 @@ def evaluate(
     """Evaluate the round's global model on the site's holdout; writes metrics.json."""
     arguments = dict(locals())
     from components.common.admission import stage_arguments
-    from components.common.site_task import split_task_inputs
+    from components.common.site_task import call_with_task
     from components.evaluate.executor import run
 
-    task, paths = split_task_inputs(stage_arguments(arguments, "evaluate"))
-    run(task, **paths)
+    call_with_task(run, stage_arguments(arguments, "evaluate"))

@@ -40,10 +40,9 @@ def validate(
     from pathlib import Path
 
     from components.common.admission import validate_arguments
-    from components.common.site_task import split_task_inputs
+    from components.common.site_task import call_with_task
     from components.validate.executor import run
 
     kwargs, admitted = validate_arguments(arguments)
-    task, paths = split_task_inputs(kwargs)
-    run(task, **paths)
+    call_with_task(run, kwargs)
     Path(admission).write_text(admitted)

@@ -12,7 +12,7 @@ from components.aggregation.executor import run as aggregate
 from components.common.config_digest import config_digest
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.secrets import secret_env_name
-from components.common.site_task import split_task_inputs
+from components.common.site_task import call_with_task
 from components.domain.canonical import canonical_json, policy_digest
 from components.export.executor import run as _export_executor
 from tests.aggregation.federation import (
@@ -26,10 +26,8 @@ from tests.aggregation.federation import (
 )
 
 
-def export(**inputs):
-    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
-    task, paths = split_task_inputs(inputs)
-    return _export_executor(task, **paths)
+def export(**inputs):  # as the component calls it
+    return call_with_task(_export_executor, inputs)
 
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from components.common.manifest import (
     verify_manifest,
 )
 from components.common.secrets import secret_env_name
-from components.common.site_task import split_task_inputs
+from components.common.site_task import call_with_task
 from components.common.tensors import dump_tensors, load_tensors
 from components.domain.canonical import canonical_json, sha256_hex
 from components.domain.models import Site
@@ -32,16 +32,12 @@ from components.privacy.ledger_store import LedgerStore
 from components.train.executor import run as _train_executor
 
 
-def train(**inputs):
-    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
-    task, paths = split_task_inputs(inputs)
-    return _train_executor(task, **paths)
+def train(**inputs):  # as the component calls it
+    return call_with_task(_train_executor, inputs)
 
 
-def export(**inputs):
-    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
-    task, paths = split_task_inputs(inputs)
-    return _export_executor(task, **paths)
+def export(**inputs):  # as the component calls it
+    return call_with_task(_export_executor, inputs)
 
 
 pytestmark = pytest.mark.integration

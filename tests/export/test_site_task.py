@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from components.common.site_task import TaskInputError, parse_site_task
+from components.common.site_task import (
+    TaskInputError,
+    call_with_task,
+    parse_site_task,
+    split_task_inputs,
+)
 from components.domain.canonical import canonical_json, policy_digest
 from pipelines.config.loader import load_federation
 
@@ -89,3 +94,33 @@ def test_a_data_stage_gets_the_contract_and_the_sites_tables(fed) -> None:
 def test_a_dataset_the_site_does_not_hold_is_refused(fed, dataset, match) -> None:
     with pytest.raises(TaskInputError, match=match):
         parse_site_task(**_inputs(fed), dataset=dataset)
+
+
+def test_a_components_inputs_split_into_one_task_and_its_paths(fed) -> None:
+    inputs = {
+        **_inputs(fed),
+        "data_snapshot": "snap-1",
+        "dataset": "breast_cancer",
+        "batch_size": 16,
+        "dp_enabled": True,
+        "validation": "/in/validation",
+        "local_model": "/out/local_model",
+    }
+    task, paths = split_task_inputs(inputs)
+    assert paths == {"validation": "/in/validation", "local_model": "/out/local_model"}
+    assert (task.settings.batch_size, task.settings.dp_enabled, task.settings.seed) == (
+        16,
+        True,
+        None,
+    )
+    assert task.policy_digest == inputs["policy_digest"] and task.data is not None
+    with pytest.raises(TaskInputError, match=r"lack the settings \['seed'\]"):
+        task.require("batch_size", "seed")
+    seen = call_with_task(lambda t, **kw: (t.site_id, kw), inputs)
+    assert seen == ("hospital-berlin", paths)
+
+
+def test_missing_common_inputs_are_named(fed) -> None:
+    inputs = {k: v for k, v in _inputs(fed).items() if k != "policy_json"}
+    with pytest.raises(TaskInputError, match=r"lack \['data_snapshot', 'policy_json'\]"):
+        split_task_inputs(inputs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components.common.site_task import split_task_inputs
+from components.common.site_task import call_with_task
 from components.common.tensors import load_tensors
 from components.datasets.contracts import get_contract
 from components.datasets.features import fit_scaler, frame_to_arrays
@@ -24,10 +24,8 @@ from components.train.models import initial_weights
 from train.site_env import SITE_IDS, federation_split, make_site_env
 
 
-def train(**inputs):
-    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
-    task, paths = split_task_inputs(inputs)
-    return _train_executor(task, **paths)
+def train(**inputs):  # as the component calls it
+    return call_with_task(_train_executor, inputs)
 
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

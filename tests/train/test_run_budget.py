@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.common.site_task import split_task_inputs
+from components.common.site_task import call_with_task
 from components.privacy.accounting import DpSgdEvent, dp_sgd_event, rdp_epsilon
 from components.privacy.ledger import BudgetExceededError, check_run_budget, new_entry
 from components.privacy.ledger_store import LedgerStore
@@ -13,10 +13,8 @@ from components.validate.executor import run as _validate_run_executor
 from .site_env import make_site_env
 
 
-def validate_run(**inputs):
-    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
-    task, paths = split_task_inputs(inputs)
-    return _validate_run_executor(task, **paths)
+def validate_run(**inputs):  # as the component calls it
+    return call_with_task(_validate_run_executor, inputs)
 
 
 DELTA = 1e-5

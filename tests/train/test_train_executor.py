@@ -10,7 +10,7 @@ import pytest
 from minio import Minio
 from urllib3 import PoolManager, Retry
 
-from components.common.site_task import split_task_inputs
+from components.common.site_task import call_with_task
 from components.common.tensors import load_tensors
 from components.privacy.accounting import dp_sgd_event, rdp_epsilon
 from components.privacy.ledger import entry_key
@@ -20,10 +20,8 @@ from components.train.executor import run as _run_executor
 from train.site_env import initial_global, make_site_env
 
 
-def run(**inputs):
-    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
-    task, paths = split_task_inputs(inputs)
-    return _run_executor(task, **paths)
+def run(**inputs):  # as the component calls it
+    return call_with_task(_run_executor, inputs)
 
 
 pytestmark = pytest.mark.integration

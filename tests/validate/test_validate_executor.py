@@ -9,15 +9,13 @@ import numpy as np
 import pytest
 from datasets.helpers import leaked_values, policy_digest_input, policy_json, site_json
 
-from components.common.site_task import TaskInputError, split_task_inputs
+from components.common.site_task import TaskInputError, call_with_task
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
 from components.validate.executor import run as _run_executor
 
 
-def run(**inputs):
-    """The executor called as its component does: flat inputs -> SiteTask + artifact paths."""
-    task, paths = split_task_inputs(inputs)
-    return _run_executor(task, **paths)
+def run(**inputs):  # as the component calls it
+    return call_with_task(_run_executor, inputs)
 
 
 pytestmark = pytest.mark.integration
