@@ -10,6 +10,7 @@ decoded in memory only to test emptiness, never printed). Then the run namespace
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,17 @@ def check_nodes(core: Any, site: Site) -> Check:
     )
 
 
+def secret_key_lengths(core: Any, secret: str, namespace: str) -> dict[str, int]:
+    """{key: decoded length} of a Secret. The answer is read raw (`_preload_content=False`):
+    the client's own parsing would log the whole body, values included, at DEBUG level."""
+    response = core.read_namespaced_secret(secret, namespace, _preload_content=False)
+    try:
+        data = (json.loads(response.data) or {}).get("data") or {}
+        return {key: len(base64.b64decode(value or "")) for key, value in data.items()}
+    finally:
+        response.release_conn()
+
+
 def check_secret(
     core: Any, namespace: str, secret: str, keys: Iterable[str], template: str
 ) -> Check:
@@ -117,7 +129,7 @@ def check_secret(
         f"kubectl -n {namespace} create secret generic {secret} {literals} (template {template})"
     )
     try:
-        obj = core.read_namespaced_secret(secret, namespace)
+        data = secret_key_lengths(core, secret, namespace)
     except ApiException as exc:
         if exc.status == 404:
             return Check(name, False, "missing", create)
@@ -127,14 +139,13 @@ def check_secret(
             f"cannot read it: {exc.status} {exc.reason}",
             "grant `get` on it to your user",
         )
-    data = obj.data or {}
     missing = [k for k in keys if k not in data]
     if missing:
         return Check(
             name, False, f"key(s) missing: {', '.join(missing)}",
             f"add them: kubectl -n {namespace} edit secret {secret} (or recreate: {create})",
         )  # fmt: skip
-    empty = [k for k in keys if not base64.b64decode(data[k] or "")]
+    empty = [k for k in keys if not data[k]]
     if empty:
         return Check(
             name, False, f"key(s) empty: {', '.join(empty)}",
