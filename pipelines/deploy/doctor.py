@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.config.models import Site, Toleration
+from components.domain.models import Site, Toleration
 from pipelines.deploy.manifests import Manifests
 from pipelines.placement.labels import SITE_LABEL
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.config.loader import Federation
+from components.domain.federation import Federation
 from pipelines.deploy import KUBERNETES_VERSION
 from pipelines.deploy.network import (
     ClusterNetwork,

@@ -23,8 +23,8 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pipelines.config.loader import Federation
-from pipelines.config.models import Site
+from components.domain.federation import Federation
+from components.domain.models import Site
 from pipelines.residency import ResidencyDecision, check_flows, standard_flows
 
 # Classes whose bytes stay in the producer's store; the consumer reads them there.
