@@ -112,12 +112,20 @@ def test_roles_get_only_the_secrets_their_tasks_read(example):
 
 
 def test_secret_templates_carry_key_names_only(example):
+    fed = load_federation(REPO / "sites", REPO / "policies")
+    compiled = secret_refs(list(yaml.safe_load_all(GOLDEN.read_text()))[1])
     secrets = {o["metadata"]["name"]: o for o in example if o["kind"] == "Secret"}
-    assert set(secrets) == {f"{s}-object-store" for s in SITES}
-    for s in SITES:
-        data = secrets[f"{s}-object-store"]["stringData"]
-        assert data == {"access-key": "", "secret-key": "", "signing-key": ""}
-        assert "data" not in secrets[f"{s}-object-store"]
+    assert set(secrets) == {name for refs in compiled.values() for name in refs}
+    for obj in secrets.values():
+        assert "data" not in obj and set(obj["stringData"].values()) == {""}
+    for sid in SITES:  # a site's own Secret: store credentials and its signing key
+        name = fed.sites[sid].object_store.secret_name
+        assert secrets[name]["stringData"] == {
+            "access-key": "",
+            "secret-key": "",
+            "signing-key": "",
+        }
+        assert sid in secrets[name]["metadata"]["annotations"]["fedpipe.dev/read-by"]
 
 
 def test_network_policy_semantics_example(example):
