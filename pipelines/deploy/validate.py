@@ -1,5 +1,6 @@
 """Strict offline validation against the official Kubernetes OpenAPI schemas
-(`kubernetes-validate`, bundled schemas; no cluster needed)."""
+(`kubernetes-validate`, bundled schemas; no cluster needed), plus the name and label syntax
+the schemas leave to the API server (`names`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pipelines.deploy import KUBERNETES_VERSION
+from pipelines.deploy.names import name_errors
 
 
 def object_name(obj: dict[str, Any]) -> str:
@@ -19,7 +21,8 @@ def object_name(obj: dict[str, Any]) -> str:
 def validation_errors(
     objects: Iterable[dict[str, Any]], version: str = KUBERNETES_VERSION
 ) -> list[str]:
-    """One line per object that fails strict validation (unknown fields included); [] if none."""
+    """One line per problem: strict schema validation (unknown fields included), then names and
+    labels; [] if none."""
     import kubernetes_validate
 
     errors = []
@@ -31,4 +34,5 @@ def validation_errors(
             errors.append(f"{object_name(obj)}: {path}: {exc.message}")
         except kubernetes_validate.SchemaNotFoundError as exc:
             errors.append(f"{object_name(obj)}: no schema for Kubernetes {version}: {exc}")
+        errors += [f"{object_name(obj)}: {e}" for e in name_errors(obj)]
     return errors

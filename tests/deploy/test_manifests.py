@@ -184,3 +184,13 @@ def test_an_external_store_without_address_blocks_is_refused(tmp_path, capsys):
     assert paris_pol[0]["spec"]["egress"] == [
         {"to": [{"ipBlock": {"cidr": "192.0.2.0/28"}}], "ports": [{"protocol": "TCP", "port": 443}]}
     ]
+
+
+def test_an_invalid_run_namespace_is_refused_before_writing(tmp_path, capsys):
+    out = tmp_path / "m"
+    args = ["manifests", "--sites", str(REPO / "sites"), "--policies", str(REPO / "policies")]
+    assert main([*args, "--out", str(out), "--run-namespace", "Fed_Pipe"]) == 1
+    err = capsys.readouterr().err
+    assert "(nothing was written)" in err
+    assert "Namespace/Fed_Pipe: metadata.name: 'Fed_Pipe' is not a DNS-1123 label" in err
+    assert not out.exists()

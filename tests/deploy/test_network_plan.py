@@ -95,3 +95,20 @@ def test_artifact_store_on_a_site_placement(fed):
     assert [r.kind for r in routes["hospital-berlin"].withheld] == ["artifact-store"]
     with pytest.raises(NetworkConfigError, match="'nowhere' is not a site"):
         plan_routes(fed, ClusterNetwork(artifact_store_placement="nowhere"))
+
+
+def test_names_and_labels_the_schemas_do_not_check():
+    from pipelines.deploy.names import name_errors
+
+    ok = {"kind": "Namespace", "metadata": {"name": "fedpipe", "labels": {"a.b/c": "d-1"}}}
+    assert name_errors(ok) == []
+    bad = {
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "Bad_Name", "namespace": "fed.pipe"},
+        "spec": {"podSelector": {"matchLabels": {"fedpipe.dev/site": "x" * 64}}},
+    }
+    errors = name_errors(bad)
+    assert len(errors) == 3
+    assert errors[0].startswith("metadata.name: 'Bad_Name' is not a DNS-1123 subdomain")
+    assert errors[1].startswith("metadata.namespace: 'fed.pipe' is not a DNS-1123 label")
+    assert errors[2].startswith("spec.podSelector.matchLabels: label fedpipe.dev/site: value")
