@@ -28,15 +28,19 @@ def test_no_secret_value_in_files_output_errors_or_logs(
 ):
     texts: list[str] = []
     args = ["--sites", str(REPO / "sites"), "--policies", str(REPO / "policies")]
+    kfp_token = "kfp-" + cluster.secret_values[0][::-1]  # a KFP bearer token, also secret
+    doctor = [*cluster.doctor_args(), "--existing-token", kfp_token]
     with caplog.at_level(logging.DEBUG):
-        assert main(cluster.doctor_args()) == 0
+        assert main(doctor) == 0
         # failures: a missing key, an empty key, a missing Secret, then a refused token
         state = cluster.kube.state
         del state.secrets[("fedpipe", "hospital-berlin-object-store")].data["signing-key"]
         state.secrets[("fedpipe", "hospital-paris-object-store")].data["access-key"] = ""
-        assert main(cluster.doctor_args()) == 1
+        assert main(doctor) == 1
         cluster.kube.token = "x"
-        assert main(cluster.doctor_args()) == 1
+        assert main(doctor) == 1
+        cluster.kfp.stop()  # and an unreachable KFP host
+        assert main(doctor) == 1
         assert main(["manifests", *args, "--out", str(tmp_path / "manifests")]) == 0
         assert main(["explain", *args]) == 0
         assert main(["compile", *args, "--out", str(tmp_path / "c"), "--image", "x:latest"]) == 2
@@ -48,6 +52,7 @@ def test_no_secret_value_in_files_output_errors_or_logs(
     files = [p for d in generated for p in d.rglob("*") if p.is_file()]
     assert len(files) >= 11
     texts += [p.read_text(encoding="utf-8") for p in files]
-    for needle in needles(cluster.secret_values):
+    assert "FAIL  kfp api: cannot reach KFP host" in captured.out
+    for needle in needles([*cluster.secret_values, kfp_token]):
         for text in texts:
             assert needle not in text
