@@ -112,3 +112,21 @@ def test_names_and_labels_the_schemas_do_not_check():
     assert errors[0].startswith("metadata.name: 'Bad_Name' is not a DNS-1123 subdomain")
     assert errors[1].startswith("metadata.namespace: 'fed.pipe' is not a DNS-1123 label")
     assert errors[2].startswith("spec.podSelector.matchLabels: label fedpipe.dev/site: value")
+
+
+@pytest.mark.parametrize(
+    ("toleration", "taint", "ok"),
+    [
+        ({"key": "k", "value": "v", "effect": "NoSchedule"}, ("k", "v", "NoSchedule"), True),
+        ({"key": "k", "value": "v", "effect": "NoSchedule"}, ("k", "w", "NoSchedule"), False),
+        ({"key": "k", "value": "v", "effect": "NoSchedule"}, ("k", "v", "NoExecute"), False),
+        ({"key": "k", "value": "v"}, ("k", "v", "NoExecute"), True),  # no effect: every effect
+        ({"key": "k", "operator": "Exists"}, ("k", "any", "NoSchedule"), True),
+        ({"operator": "Exists"}, ("other", None, "NoExecute"), True),  # no key: every taint
+    ],
+)
+def test_tolerations_follow_kubernetes_rules(toleration, taint, ok):
+    from components.domain.models import Toleration
+    from pipelines.deploy.doctor import tolerates
+
+    assert tolerates(Toleration.parse_obj(toleration), *taint) is ok
