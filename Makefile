@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
 ROUNDS ?= 5
+IMAGE ?= fedpipe:$(VERSION)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install run test test-fast lint format compile compile-check bench clean
+.PHONY: install run test test-fast lint format compile compile-check bench image clean
 
 install: $(STAMP) $(TOOLS_STAMP)
 
@@ -53,6 +55,15 @@ compile-check: install
 
 bench: install
 	$(PY) -m pipelines.bench
+
+# The task image (Dockerfile) with docker or podman, whichever is installed; IMAGE=REPO:TAG to name it.
+image:
+	@engine=$$(command -v docker || command -v podman) || { \
+		echo "make image: neither docker nor podman is installed; install one of them (or build the Dockerfile on a machine that has one)" >&2; exit 1; }; \
+	$$engine info >/dev/null 2>&1 || { \
+		echo "make image: $$engine is installed but cannot reach its daemon/service ($$engine info fails); start it and retry" >&2; exit 1; }; \
+	$$engine build --build-arg VERSION=$(VERSION) \
+		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) -t $(IMAGE) .
 
 clean:
 	rm -rf dist runs

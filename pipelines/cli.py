@@ -21,6 +21,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.commands.compile_check",
         "fail when the checked-in YAML differs from a fresh compile",
     ),
+    "manifests": (
+        "pipelines.commands.manifests",
+        "write the Kubernetes objects the federation needs (RBAC, NetworkPolicies, Secrets)",
+    ),
+    "doctor": ("pipelines.commands.doctor", "check a cluster is ready for the compiled pipeline"),
     "run": ("pipelines.commands.run", "run the federation locally through kfp.local"),
     "upload": ("pipelines.commands.upload", "upload the compiled pipeline to a KFP host"),
     "schedule": ("pipelines.commands.schedule", "create or update a recurring run"),

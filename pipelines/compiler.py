@@ -27,6 +27,7 @@ from components.domain.federation import Federation
 from pipelines.dag import PIPELINE_NAME, build_pipeline
 from pipelines.flows import flow_edges
 from pipelines.kfp_speed import gc_paused
+from pipelines.placement.registry import pipeline_image
 from pipelines.residency import (
     FlowEdge,
     ResidencyDecision,
@@ -98,9 +99,16 @@ def flow_graph(pipeline: Any) -> list[FlowEdge]:
     return flow_edges(*pipeline_documents(pipeline))
 
 
-def compile_federation(federation: Federation, rounds: int = 1) -> Compiled:
-    """Build, check and compile; ResidencyViolationError (nothing produced) on any violation."""
-    with gc_paused():
+def compile_federation(
+    federation: Federation, rounds: int = 1, image: str | None = None
+) -> Compiled:
+    """Build, check and compile; ResidencyViolationError (nothing produced) on any violation.
+
+    `image`: the container image of every task (a site's `image_registry` still rewrites its
+    registry part); None keeps the components' `FEDPIPE_IMAGE`. It is in the YAML, so it is part
+    of the version.
+    """
+    with gc_paused(), pipeline_image(image):
         return _compile(federation, rounds)
 
 

@@ -1,7 +1,8 @@
 """`fedpipe compile`: residency-checked, versioned KFP YAML plus the residency report.
 
 Writes `federated-training.yaml`, `residency-report.json`, `residency-report.md` into --out.
-Exit codes: 0 written; 1 a policy forbids an artifact flow (one line per violation on stderr);
+`--image REPO@sha256:…` sets every task's image (a tag without a digest is refused unless
+`--allow-mutable-image`). Exit codes: 0 written; 1 a policy forbids an artifact flow (one line per violation on stderr);
 2 invalid configuration. On 1 and 2 nothing is written to --out.
 """
 
@@ -25,6 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, metavar="N", help="rounds to unroll (default 1)"
     )
+    parser.add_argument(
+        "--image",
+        default=None,
+        metavar="REPO@sha256:DIGEST",
+        help="container image of every task, pinned by digest (default: the components' "
+        "FEDPIPE_IMAGE tag, fine for local runs only)",
+    )
+    parser.add_argument(
+        "--allow-mutable-image",
+        action="store_true",
+        help="accept an --image without a digest (its tag may later name other bytes)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,9 +48,17 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--rounds must be at least 1, got {args.rounds}")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise CommandError(f"--out {args.out} exists and is not a folder")
+    image = None
+    if args.image is not None:
+        from pipelines.placement.image_ref import ImageRefError, require_pinned
+
+        try:
+            image = require_pinned(args.image, args.allow_mutable_image)
+        except ImageRefError as exc:
+            raise CommandError(f"--image: {exc}") from None
     federation = load_or_fail(args)
     try:
-        compiled = compile_federation(federation, args.rounds)
+        compiled = compile_federation(federation, args.rounds, image=image)
     except ResidencyViolationError as exc:
         print(f"fedpipe compile: {exc}", file=sys.stderr)
         return 1
@@ -50,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
     )
     for path in paths:
         print(f"wrote {path}")
+    if image is None:
+        print(
+            "fedpipe compile: note: tasks name the mutable image tag of the components "
+            "(FEDPIPE_IMAGE); for a cluster pass --image REPO@sha256:<digest>",
+            file=sys.stderr,
+        )
     for task, estimate in sorted(over_limit(compiled.inline_inputs).items()):
         print(
             f"fedpipe compile: warning: task {task} would receive about {estimate / 1024:.0f} KiB "

@@ -1,4 +1,5 @@
-"""`fedpipe explain`: who may send what where, per site, with the rule and the DP limits."""
+"""`fedpipe explain`: who may send what where, per site, with the rule and the DP limits, and the
+network routes its pods get from the same decisions (what `fedpipe manifests` writes)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from components.domain.federation import Federation
 from components.domain.models import ARTIFACT_CLASSES, Policy, Site
 from pipelines.cli import CommandError
 from pipelines.commands._federation_args import add_federation_arguments, load_or_fail
+from pipelines.commands._network_args import add_network_arguments, network_from_args
+from pipelines.deploy.network import NetworkConfigError, PlacementRoutes, Route, plan_routes
 from pipelines.residency.checker import describe_placement
 from pipelines.residency.standard import allowed_destinations
 
@@ -21,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_federation_arguments(parser)
     parser.add_argument("--site", metavar="ID", help="only this site (or the coordinator)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_network_arguments(parser)
 
 
 def _limits(policy: Policy) -> list[str]:
@@ -38,7 +42,11 @@ def _limits(policy: Policy) -> list[str]:
     ]
 
 
-def _site_data(federation: Federation, site: Site) -> dict:
+def _route(r: Route) -> dict:
+    return {"kind": r.kind, "endpoint": r.endpoint, "reason": r.reason, "rules": list(r.rules)}
+
+
+def _site_data(federation: Federation, site: Site, routes: PlacementRoutes) -> dict:
     policy = federation.policies[site.policy]
     sends = {
         cls: [
@@ -65,6 +73,10 @@ def _site_data(federation: Federation, site: Site) -> dict:
         "sends": sends,
         "receives": {c: r for c, r in receives.items() if r},
         "limits": _limits(policy),
+        "network": {
+            "egress": [_route(r) for r in routes.allowed],
+            "withheld": [_route(r) for r in routes.withheld],
+        },
     }
 
 
@@ -87,6 +99,13 @@ def _render_text(site_id: str, d: dict) -> list[str]:
             for s in sources:
                 out.append(f"  {cls:<{width}}  from {s['from']}  by {s['rule']}")
     out += [f"  {line}" for line in d["limits"]]
+    out.append("  network: its pods may reach (NetworkPolicies of `fedpipe manifests`)")
+    for r in d["network"]["egress"]:
+        rules = f" [{'; '.join(r['rules'])}]" if r["rules"] else ""
+        out.append(f"    {r['kind']:<17} {r['endpoint']}: {r['reason']}{rules}")
+    for r in d["network"]["withheld"]:
+        rules = f" [{'; '.join(r['rules'])}]" if r["rules"] else ""
+        out.append(f"    no {r['kind']:<14} {r['endpoint']}: {r['reason']}{rules}")
     return out
 
 
@@ -99,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
                 f"--site {args.site!r}: not in {args.sites} (known: {', '.join(ids)})"
             )
         ids = [args.site]
-    data = {sid: _site_data(federation, federation.site(sid)) for sid in ids}
+    try:
+        routes = plan_routes(federation, network_from_args(args))
+    except NetworkConfigError as exc:
+        raise CommandError(str(exc)) from None
+    data = {sid: _site_data(federation, federation.site(sid), routes[sid]) for sid in ids}
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 from kfp.dsl import PipelineTask
 
 from components.domain.models import Site
@@ -33,8 +37,28 @@ def rewrite_registry(image: str, registry: str) -> str:
     return f"{registry}/{repository}"
 
 
+# The image of every placed task while a compile with `--image` builds the pipeline (None: the
+# components' declared FEDPIPE_IMAGE).
+_IMAGE: ContextVar[str | None] = ContextVar("fedpipe_image", default=None)
+
+
+@contextlib.contextmanager
+def pipeline_image(image: str | None) -> Iterator[None]:
+    """Within the block, `use_site_registry` gives every task `image` (None: keep declared)."""
+    token = _IMAGE.set(image)
+    try:
+        yield
+    finally:
+        _IMAGE.reset(token)
+
+
 def use_site_registry(task: PipelineTask, site: Site) -> PipelineTask:
-    """Pull `task`'s image from `site.image_registry` when the site sets one; returns the task."""
-    if site.image_registry and task.container_spec is not None:
-        task.container_spec.image = rewrite_registry(task.container_spec.image, site.image_registry)
+    """Set `task`'s image (the `pipeline_image` one, if any), pulled from `site.image_registry`
+    when the site sets one (tag or digest kept); returns the task."""
+    if task.container_spec is None:
+        return task
+    image = _IMAGE.get() or task.container_spec.image
+    if site.image_registry:
+        image = rewrite_registry(image, site.image_registry)
+    task.container_spec.image = image
     return task

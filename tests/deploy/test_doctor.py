@@ -1,0 +1,158 @@
+"""`fedpipe doctor` against the Kubernetes and KFP stand-ins on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.cli import main
+from pipelines.deploy.manifests import Manifests
+
+from .conftest import FakeCluster
+
+pytestmark = pytest.mark.integration
+
+
+def run_doctor(cluster: FakeCluster, capsys) -> tuple[int, list[str]]:
+    code = main(cluster.doctor_args())
+    return code, capsys.readouterr().out.splitlines()
+
+
+def secret_names(manifests: Manifests) -> list[str]:
+    return [o["metadata"]["name"] for o in manifests.objects() if o["kind"] == "Secret"]
+
+
+def test_all_checks_pass_on_a_matching_cluster(cluster: FakeCluster, manifests: Manifests, capsys):
+    code, lines = run_doctor(cluster, capsys)
+    assert code == 0, "\n".join(lines)
+    # namespace, nodes and policies of 4 placements, each Secret, KFP API, version
+    total = 1 + 2 * 4 + len(secret_names(manifests)) + 2
+    assert lines[-1] == f"{total} of {total} checks passed"
+    assert all(line.startswith("ok    ") for line in lines[:-1])
+    assert (
+        "ok    nodes hospital-berlin: 1 node(s) with fedpipe.dev/site=hospital-berlin, "
+        "tainted and tolerated: hospital-berlin-node-1" in lines
+    )
+    assert (
+        "ok    secret fedpipe/hospital-paris-object-store: keys access-key, secret-key, "
+        "signing-key present" in lines
+    )
+    assert "ok    network policies coordinator: 4 present as generated" in lines
+    assert any(
+        line.startswith("ok    pipeline version federated-training sha256-") for line in lines
+    )
+    paths = {r.path for r in cluster.kube.requests}
+    assert paths == {
+        "/api/v1/nodes",
+        "/api/v1/namespaces/fedpipe",
+        "/apis/networking.k8s.io/v1/namespaces/fedpipe/networkpolicies",
+        *(f"/api/v1/namespaces/fedpipe/secrets/{s}" for s in secret_names(manifests)),
+    }  # fmt: skip
+    selectors = {
+        r.query.get("labelSelector") for r in cluster.kube.requests if r.path == "/api/v1/nodes"
+    }
+    assert "fedpipe.dev/site=coordinator" in selectors
+
+
+def test_a_missing_node_label_fails_with_the_fix(
+    cluster: FakeCluster, manifests: Manifests, capsys
+):
+    total = 1 + 2 * 4 + len(secret_names(manifests)) + 2
+    node = cluster.kube.state.nodes["hospital-paris-node-1"]
+    del node.metadata.labels["fedpipe.dev/site"]
+    code, lines = run_doctor(cluster, capsys)
+    assert code == 1
+    assert (
+        "FAIL  nodes hospital-paris: no node carries fedpipe.dev/site=hospital-paris; fix: label "
+        "the hospital-paris pool: kubectl label node <node> fedpipe.dev/site=hospital-paris"
+    ) in lines
+    assert lines[-1] == f"{total - 1} of {total} checks passed; 1 failed"
+
+
+def test_a_missing_taint_or_an_untolerated_one_fails(cluster: FakeCluster, capsys):
+    cluster.kube.state.nodes["clinic-boston-node-1"].spec.taints = None
+    cluster.kube.state.nodes["coordinator-node-1"].spec.taints[0].value = "other"
+    code, lines = run_doctor(cluster, capsys)
+    assert code == 1
+    assert (
+        "FAIL  nodes clinic-boston: node clinic-boston-node-1 lacks taint "
+        "fedpipe.dev/site=clinic-boston:NoSchedule (other pods may land on clinic-boston's nodes); "
+        "fix: kubectl taint nodes clinic-boston-node-1 fedpipe.dev/site=clinic-boston:NoSchedule"
+    ) in lines
+    assert (
+        "FAIL  nodes coordinator: node coordinator-node-1 has taint fedpipe.dev/site=other:NoSchedule "
+        "that coordinator's tolerations do not cover; fix: kubectl taint nodes coordinator-node-1 "
+        "fedpipe.dev/site=other:NoSchedule- (or add the toleration to sites/coordinator.yaml)"
+    ) in lines
+
+
+def test_a_missing_or_empty_secret_key_fails_with_the_fix(cluster: FakeCluster, capsys):
+    secret = cluster.kube.state.secrets[("fedpipe", "hospital-berlin-object-store")]
+    del secret.data["signing-key"]
+    paris = cluster.kube.state.secrets[("fedpipe", "hospital-paris-object-store")]
+    paris.data["secret-key"] = ""
+    del cluster.kube.state.secrets[("fedpipe", "clinic-boston-object-store")]
+    code, lines = run_doctor(cluster, capsys)
+    assert code == 1
+    assert (
+        "FAIL  secret fedpipe/hospital-berlin-object-store: key(s) missing: signing-key; fix: add "
+        "them: kubectl -n fedpipe edit secret hospital-berlin-object-store (or recreate: kubectl -n "
+        "fedpipe create secret generic hospital-berlin-object-store --from-literal=access-key=<access-key> "
+        "--from-literal=secret-key=<secret-key> --from-literal=signing-key=<signing-key> (template "
+        "manifests/secret-templates/hospital-berlin-object-store.yaml))"
+    ) in lines
+    assert (
+        "FAIL  secret fedpipe/hospital-paris-object-store: key(s) empty: secret-key; fix: fill them: "
+        "kubectl -n fedpipe edit secret hospital-paris-object-store"
+    ) in lines
+    assert any(
+        line.startswith("FAIL  secret fedpipe/clinic-boston-object-store: missing; fix: kubectl -n "
+                        "fedpipe create secret generic clinic-boston-object-store")
+        for line in lines
+    )  # fmt: skip
+
+
+def test_a_missing_or_changed_network_policy_fails_with_the_fix(cluster: FakeCluster, capsys):
+    del cluster.kube.state.network_policies[("fedpipe", "fedpipe-coordinator-egress-object-stores")]
+    berlin = cluster.kube.state.network_policies[
+        ("fedpipe", "fedpipe-hospital-berlin-egress-infrastructure")
+    ]
+    berlin.spec.egress[0].ports[0].port = 5353
+    code, lines = run_doctor(cluster, capsys)
+    assert code == 1
+    assert (
+        "FAIL  network policies coordinator: missing: fedpipe-coordinator-egress-object-stores; "
+        "fix: kubectl apply -f manifests/coordinator.yaml (from `fedpipe manifests`)"
+    ) in lines
+    assert (
+        "FAIL  network policies hospital-berlin: differ from the policies' rules: "
+        "fedpipe-hospital-berlin-egress-infrastructure; fix: kubectl apply -f "
+        "manifests/hospital-berlin.yaml (from `fedpipe manifests`)"
+    ) in lines
+
+
+def test_version_not_uploaded_and_unreachable_apis_fail(cluster: FakeCluster, capsys, tmp_path):
+    cluster.kfp.state.versions.clear()
+    code, lines = run_doctor(cluster, capsys)
+    assert code == 1
+    failed = [line for line in lines if line.startswith("FAIL")]
+    assert (
+        len(failed) == 1
+        and "this compile's version is not uploaded; fix: fedpipe upload --host" in failed[0]
+    )
+    url, args = cluster.kube.url, cluster.doctor_args()
+    cluster.kube.stop()
+    cluster.kfp.stop()
+    code = main(args)
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert lines[0].startswith(f"FAIL  kubernetes api: cannot reach {url}")
+    assert lines[1].startswith("FAIL  kfp api: cannot reach KFP host")
+
+
+def test_a_wrong_token_is_refused_by_the_stand_in(cluster: FakeCluster, capsys):
+    cluster.kube.token = "another"
+    code, lines = run_doctor(cluster, capsys)
+    assert code == 1
+    assert (
+        "FAIL  namespace fedpipe: cannot read it: 401 Unauthorized; fix: check your access" in lines
+    )
