@@ -21,7 +21,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from pipelines.local_run.progress import EVENT_PREFIX, STAGES, TaskInfo
+from pipelines.local_run.progress import EVENT_PREFIX, TaskInfo
+from pipelines.task_names import STAGES
 
 _PRINT_LOCK = threading.Lock()
 
