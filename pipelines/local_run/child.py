@@ -1,0 +1,86 @@
+"""The kfp.local child process of a local run: its environment, start, output and stop.
+
+The pipeline runs in `python -m pipelines.local_run.kfp_child` in its own process group, so
+Ctrl-C reaches the runner, which then stops the whole group (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipelines.local_run.reporter import Progress
+
+
+def child_env(stores_env: dict[str, str], run_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(stores_env)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["FEDPIPE_GENERATED_DIR"] = str(run_dir / "generated")
+    env["FEDPIPE_RUN_DIR"] = str(run_dir)
+    return env
+
+
+def terminate(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def execute_pipeline(
+    yaml_path: Path,
+    arguments: dict[str, Any],
+    run_dir: Path,
+    env: dict[str, str],
+    progress: Progress,
+    workers: int = 1,
+) -> int:
+    """Run the pipeline in a child process (own process group); feed its stdout to progress."""
+    args_path = run_dir / "compiled" / "arguments.json"
+    args_path.write_text(json.dumps(arguments, indent=1, sort_keys=True))
+    log_path = run_dir / "logs" / "kfp.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.local_run.kfp_child",
+        str(yaml_path),
+        str(run_dir / "kfp"),
+        str(args_path),
+        str(workers),
+        str(progress.logs_dir),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+        env=env,
+        start_new_session=True,  # Ctrl-C reaches us; we stop the child's group ourselves
+    )
+    try:
+        with log_path.open("w") as log:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                progress.feed(line)
+        return proc.wait()
+    finally:
+        terminate(proc)
