@@ -49,8 +49,13 @@ def execute_pipeline(
     env: dict[str, str],
     progress: Progress,
     workers: int = 1,
+    isolation: str = "warm",
+    timeout_s: float | None = None,
+    secrets_path: Path | None = None,
 ) -> int:
-    """Run the pipeline in a child process (own process group); feed its stdout to progress."""
+    """Run the pipeline in a child process (own process group); feed its stdout to progress.
+
+    `isolation`, `timeout_s` and `secrets_path` as `pipelines.local_run.kfp_child` takes them."""
     args_path = run_dir / "compiled" / "arguments.json"
     args_path.write_text(json.dumps(arguments, indent=1, sort_keys=True))
     log_path = run_dir / "logs" / "kfp.log"
@@ -62,9 +67,17 @@ def execute_pipeline(
         str(yaml_path),
         str(run_dir / "kfp"),
         str(args_path),
+        "--workers",
         str(workers),
+        "--logs",
         str(progress.logs_dir),
+        "--isolation",
+        isolation,
     ]
+    if timeout_s is not None:
+        cmd += ["--timeout", str(timeout_s)]
+    if secrets_path is not None:
+        cmd += ["--secrets", str(secrets_path)]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,

@@ -5,6 +5,7 @@ Pure: nothing here touches files, processes or servers.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +36,9 @@ class RunOptions:
     runs_dir: Path = Path("runs")
     seed: int = 0
     baseline: bool = True
-    workers: int = 2  # tasks run at once (1 = kfp.local's own sequential orchestrator)
+    workers: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))  # tasks at once
+    isolation: str = "warm"  # "warm" (forks of a warm worker) or "process" (kfp.local's way)
+    task_timeout_s: float | None = 3600.0  # a task running longer is killed and fails
     overrides: dict[str, Any] = field(default_factory=dict)  # extra pipeline parameters
     task_env: dict[str, str] = field(default_factory=dict)  # extra env of every task (bench)
 

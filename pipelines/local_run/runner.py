@@ -44,6 +44,7 @@ from pipelines.local_run.progress import task_map
 from pipelines.local_run.reporter import Progress, failure_message
 from pipelines.local_run.siteconf import write_local_config
 from pipelines.local_run.stores import LocalStores, configured_endpoints, ensure_signing_keys
+from pipelines.local_run.task_env import secret_files, thread_environment, write_secret_files
 from pipelines.localstack.servers import ServerStartError
 
 __all__ = ["RunError", "RunOptions", "RunResult", "compile_federation", "run_local"]
@@ -53,10 +54,11 @@ STATE_DIR = ".state"
 
 def compile_federation(
     sites_dir: Path, policies_dir: Path, out_dir: Path, rounds: int
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     """Compile the run's federation (residency-checked) into `out_dir`.
 
-    Returns the pipeline YAML's path and its pipeline spec (the YAML's first document)."""
+    Returns the pipeline YAML's path, its pipeline spec and its platform spec (the YAML's
+    two documents)."""
     from pipelines.compiler import PIPELINE_FILE, write_outputs
     from pipelines.compiler import compile_federation as compile_checked
     from pipelines.config.loader import ConfigError
@@ -67,8 +69,9 @@ def compile_federation(
     except (ConfigError, ResidencyViolationError) as exc:
         raise RunError(f"compile failed: {exc}") from None
     write_outputs(compiled.files(), out_dir)
-    spec = yaml.safe_load(compiled.pipeline_yaml.split("\n---\n")[0])
-    return out_dir / PIPELINE_FILE, spec
+    documents = [d for d in yaml.safe_load_all(compiled.pipeline_yaml) if d]
+    platform = documents[1] if len(documents) > 1 else {}
+    return out_dir / PIPELINE_FILE, documents[0], platform
 
 
 def _s3_key(site: Site, uri: str) -> str:
@@ -112,6 +115,10 @@ def run_local(
         check_dp_off_allowed(federation)
     if options.rounds < 1:
         raise RunError("--rounds must be >= 1")
+    if options.isolation not in ("warm", "process"):
+        raise RunError(f"--isolation {options.isolation!r}: use warm or process")
+    if options.workers < 1:
+        raise RunError(f"--workers {options.workers}: use 1 or more")
     run_id = check_run_id(options.run_id or default_run_id())
     runs_dir = options.runs_dir.resolve()
     run_dir = runs_dir / run_id
@@ -237,7 +244,7 @@ def _run_with_stores(
     )
 
     t = time.monotonic()
-    yaml_path, spec = compile_federation(
+    yaml_path, spec, platform = compile_federation(
         sites_dir, policies_dir, run_dir / "compiled", options.rounds
     )
     timings["compile_s"] = time.monotonic() - t
@@ -276,9 +283,29 @@ def _run_with_stores(
         emit,
         status,
     )
-    env = {**child_env(stores.env(secrets_dir), run_dir), **options.task_env}
+    owners = {s.object_store.secret_name: sid for sid, s in all_sites.items()}
+    secrets_path = run_dir / "compiled" / "task-secrets.json"
+    try:
+        write_secret_files(secrets_path, secret_files(platform, owners, secrets_dir))
+    except ValueError as exc:
+        raise RunError(f"task secrets: {exc}") from None
+    env = {
+        **child_env(stores.env(secrets_dir), run_dir),
+        **thread_environment(options.workers),
+        **options.task_env,
+    }
     t = time.monotonic()
-    code = execute_pipeline(yaml_path, arguments, run_dir, env, progress, options.workers)
+    code = execute_pipeline(
+        yaml_path,
+        arguments,
+        run_dir,
+        env,
+        progress,
+        options.workers,
+        options.isolation,
+        options.task_timeout_s,
+        secrets_path,
+    )
     timings["pipeline_s"] = time.monotonic() - t
     if code != 0 or progress.failed:
         raise RunError(failure_message(progress, code, run_dir))

@@ -72,11 +72,14 @@ def test_compile_is_called_directly_and_returns_the_spec(tmp_path: Path) -> None
     from pipelines.compiler import PIPELINE_FILE
     from pipelines.local_run.options import pipeline_parameters
 
-    path, spec = compile_federation(REPO / "sites", REPO / "policies", tmp_path / "out", 1)
+    path, spec, platform = compile_federation(
+        REPO / "sites", REPO / "policies", tmp_path / "out", 1
+    )
     assert path == tmp_path / "out" / PIPELINE_FILE and path.is_file()
     assert (tmp_path / "out" / "residency-report.md").is_file()
     params = pipeline_parameters(spec)
     assert params["batch_size"] is not None and params["learning_rate"] is not None
+    assert "kubernetes" in platform["platforms"]
 
 
 def test_compile_errors_become_run_errors(tmp_path: Path) -> None:
