@@ -52,6 +52,7 @@ class RunResult:
     summary: dict[str, Any]
     timings: dict[str, float]
     task_seconds: dict[str, float]
+    task_body_seconds: dict[str, float | None] = field(default_factory=dict)
 
 
 def default_run_id(now: datetime | None = None) -> str:

@@ -19,6 +19,7 @@ from pipelines.local_run.progress import (
     error_lines,
     format_line,
 )
+from pipelines.local_run.stage_times import body_seconds
 
 
 class Progress:
@@ -45,6 +46,7 @@ class Progress:
         self.t0 = time.monotonic()
         self.started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
+        self.body: dict[str, float | None] = {}  # executor function seconds (stage_times)
         self.failed: tuple[TaskInfo, list[str], str] | None = None
         self.epsilon: dict[str, float] = {}
         self.current_round: int | None = None
@@ -92,6 +94,7 @@ class Progress:
         info = self.info(name)
         elapsed = time.monotonic() - self.t0
         self.seconds[name] = time.monotonic() - self.started.get(name, self.t0)
+        self.body[name] = body_seconds(log)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / f"{name}.log"
         if not log_path.exists():  # the parallel scheduler wrote it already

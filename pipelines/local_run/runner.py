@@ -14,6 +14,7 @@ lock and signal handling: `guards`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -43,6 +44,7 @@ from pipelines.local_run.options import (
 from pipelines.local_run.progress import task_map
 from pipelines.local_run.reporter import Progress, failure_message
 from pipelines.local_run.siteconf import write_local_config
+from pipelines.local_run.stage_times import format_stage_times, stage_times
 from pipelines.local_run.stores import LocalStores, configured_endpoints, ensure_signing_keys
 from pipelines.local_run.task_env import secret_files, thread_environment, write_secret_files
 from pipelines.localstack.servers import ServerStartError
@@ -322,6 +324,12 @@ def _run_with_stores(
     timings["host_s"] = time.monotonic() - t
     timings["total_s"] = time.monotonic() - t_start
     summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    rows = stage_times(progress.seconds, progress.body, {n: i.stage for n, i in tasks.items()})
+    summary["stage_times"] = [
+        {**dataclasses.asdict(r), "outside_share": round(r.outside_share, 4)} for r in rows
+    ]
     host.write_outputs(run_dir, summary, artifacts)
     host.print_result(summary, run_dir, emit)
-    return RunResult(run_id, run_dir, summary, timings, progress.seconds)
+    for line in format_stage_times(rows, timings["pipeline_s"], options.isolation):
+        emit(line)
+    return RunResult(run_id, run_dir, summary, timings, progress.seconds, progress.body)
