@@ -247,7 +247,7 @@ def _schedule(
     done: set[str] = set()
     running: dict[Future[tuple[dict[str, Any], bool]], str] = {}
     failed = False
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
         while True:
             if not failed:
                 ready = [
@@ -258,7 +258,7 @@ def _schedule(
                 ready.sort(key=lambda n: _priority(infos.get(local_name(n)), n))
                 for name in ready[: max(0, workers - len(running))]:
                     task_arguments = dag_orchestrator.make_task_arguments(tasks[name].inputs, store)
-                    running[pool.submit(run_task, name, task_arguments)] = name
+                    running[threads.submit(run_task, name, task_arguments)] = name
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)

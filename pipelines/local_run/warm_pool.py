@@ -71,6 +71,7 @@ class WarmPool:
         self.env = dict(env)
         self.log_path = log_path
         self.restarts = 0
+        self.tasks_run = 0  # programs sent to the warm worker
         self.warmup_s: float | None = None
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -155,6 +156,7 @@ class WarmPool:
             rid = self._next_id
             assert self._proc is not None and self._proc.stdin is not None
             pending = self._pending[rid] = _Pending(worker=self._proc)
+            self.tasks_run += 1
             try:
                 self._proc.stdin.write((json.dumps({"id": rid, **request}) + "\n").encode())
                 self._proc.stdin.flush()

@@ -64,7 +64,8 @@ HEAVY_MODULES = (
 _WRITES_MODULE = re.compile(r'printf "%s" "\$0" > ')
 _INSTALLS = re.compile(r"\bpip\b")
 _RUNS_EXECUTOR = re.compile(
-    r'_KFP_RUNTIME=true \S+ -m kfp\.dsl\.executor_main --component_module_path "[^"]+" "\$@"\s*$'
+    r'_KFP_RUNTIME=true\s+\S+\s+-m\s+kfp\.dsl\.executor_main\s+--component_module_path\s+"[^"]+"'
+    r'\s+"\$@"\s*$'
 )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pipelines.local_run.progress import (
     LogParser,
     TaskInfo,
@@ -105,21 +103,3 @@ def test_describe_each_stage() -> None:
     assert describe(ev, {}) == "done"
     line = format_line(3.25, t, 5, "x")
     assert line.startswith("[   3.2s] round 1/5") and line.endswith("✓ x")
-
-
-def test_import_seconds_sums_top_level_cumulative_times() -> None:
-    from pipelines.benchmarks.run_bench import import_seconds, stage_table
-
-    lines = [
-        "import time: self [us] | cumulative | imported package",
-        "import time:       100 |        100 |   encodings.utf_8",
-        "import time:       200 |        300 | encodings",
-        "import time:        50 |         50 |     numpy.core",
-        "import time:        10 |    2000000 |   numpy",
-        "import time:        10 |    1500000 | components.train.executor",
-        "other output",
-    ]
-    assert import_seconds(lines) == pytest.approx(1.5003)
-    assert import_seconds([]) == 0.0
-    rows = stage_table({"a": 5.0, "b": 3.0}, {"a": 2.0}, {"a": "train", "b": "train"}, 0.5)
-    assert rows == [("train", 2, 8.0, 1.0, 2.0, 5.0)]

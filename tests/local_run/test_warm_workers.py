@@ -162,10 +162,12 @@ def test_the_scheduler_names_task_site_and_round(pool: WarmPool, tmp_path: Path,
     infos = task_map(spec)
     assert infos["train-lab-r2"] == TaskInfo("train-lab-r2", "train", "lab", 2)
     logs = tmp_path / "logs"
+    sent = pool.tasks_run
     ok = run_pipeline_parallel(
         toy.pipeline_spec, {"mode": "exit"}, str(tmp_path / "root"), logs, 2, infos, pool=pool
     )
     assert not ok
+    assert pool.tasks_run == sent + 1  # KFP's own executor program ran warm, too
     text = (logs / "train-lab-r2.log").read_text()
     assert "fedpipe: task train-lab-r2 (train, site lab, round 2) exited with code 7" in text
     events = [json.loads(x.split(" ", 1)[1]) for x in capsys.readouterr().out.splitlines()]
