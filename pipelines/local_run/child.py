@@ -52,10 +52,12 @@ def execute_pipeline(
     isolation: str = "warm",
     timeout_s: float | None = None,
     secrets_path: Path | None = None,
+    warm_worker: subprocess.Popen[bytes] | None = None,
 ) -> int:
     """Run the pipeline in a child process (own process group); feed its stdout to progress.
 
-    `isolation`, `timeout_s` and `secrets_path` as `pipelines.local_run.kfp_child` takes them."""
+    `isolation`, `timeout_s` and `secrets_path` as `pipelines.local_run.kfp_child` takes them;
+    `warm_worker` (started early by the runner) is handed over through its pipes."""
     args_path = run_dir / "compiled" / "arguments.json"
     args_path.write_text(json.dumps(arguments, indent=1, sort_keys=True))
     log_path = run_dir / "logs" / "kfp.log"
@@ -78,6 +80,10 @@ def execute_pipeline(
         cmd += ["--timeout", str(timeout_s)]
     if secrets_path is not None:
         cmd += ["--secrets", str(secrets_path)]
+    fds: tuple[int, ...] = ()
+    if warm_worker is not None and warm_worker.stdin and warm_worker.stdout:
+        fds = (warm_worker.stdin.fileno(), warm_worker.stdout.fileno())
+        cmd += ["--warm-worker", f"{warm_worker.pid}:{fds[0]}:{fds[1]}"]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -87,6 +93,7 @@ def execute_pipeline(
         bufsize=1,
         env=env,
         start_new_session=True,  # Ctrl-C reaches us; we stop the child's group ourselves
+        pass_fds=fds,
     )
     try:
         with log_path.open("w") as log:
@@ -97,3 +104,26 @@ def execute_pipeline(
         return proc.wait()
     finally:
         terminate(proc)
+
+
+def start_warm_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start the warm worker now, so that its imports overlap the run's set-up."""
+    from pipelines.local_run.task_env import HIDDEN
+    from pipelines.local_run.warm_pool import start_worker
+
+    return start_worker({k: v for k, v in env.items() if k not in HIDDEN}, log_path)
+
+
+def stop_warm_worker(proc: subprocess.Popen[bytes] | None) -> None:
+    """Close the warm worker's input (it exits once its tasks ended); kill it if it lingers."""
+    if proc is None:
+        return
+    for stream in (proc.stdin, proc.stdout):
+        with contextlib.suppress(OSError):
+            if stream is not None:
+                stream.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -6,7 +6,8 @@ the SubprocessRunner (no venv: tasks use this interpreter), arguments from a JSO
 `--isolation process --workers 1` runs kfp.local's own orchestrator, one task at a time; any
 other combination runs independent tasks concurrently (`pipelines.local_run.parallel`), in
 warm workers or new processes, task logs under --logs, each task with its placement's
-secrets only (--secrets: `task_env.secret_files` as JSON). Exit 0 when the pipeline
+secrets only (--secrets: `task_env.secret_files` as JSON); --warm-worker: a warm worker
+the runner started, reached through inherited pipe fds. Exit 0 when the pipeline
 succeeded, 3 when a task failed. The parent (`pipelines.local_run.child`) reads this
 process's stdout for progress.
 """
@@ -29,6 +30,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--isolation", choices=["warm", "process"], default="warm")
     parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("--secrets", type=Path, default=None)
+    parser.add_argument("--warm-worker", default=None, metavar="PID:STDIN_FD:STDOUT_FD")
     args = parser.parse_args(argv)
     logs_dir = args.logs or Path(args.root) / "logs"
     from kfp import components, local
@@ -45,7 +47,13 @@ def main(argv: list[str]) -> int:
         from pipelines.local_run.progress import task_map
 
         spec = yaml.safe_load(Path(args.yaml_path).read_text().split("\n---\n")[0])
+        from pipelines.local_run.warm_pool import AdoptedWorker
+
         secrets = json.loads(args.secrets.read_text()) if args.secrets else None
+        adopt = None
+        if args.warm_worker and args.isolation == "warm":
+            pid, stdin_fd, stdout_fd = (int(x) for x in args.warm_worker.split(":"))
+            adopt = AdoptedWorker(pid, stdin_fd, stdout_fd)
         ok = run_pipeline_parallel(
             pipeline.pipeline_spec,
             arguments,
@@ -56,6 +64,7 @@ def main(argv: list[str]) -> int:
             isolation=args.isolation,
             timeout_s=args.timeout,
             secret_files=secrets,
+            adopt=adopt,
         )
         return 0 if ok else 3
     try:

@@ -34,7 +34,7 @@ from typing import Any
 
 from pipelines.local_run.progress import EVENT_PREFIX, TaskInfo
 from pipelines.local_run.task_env import task_environment
-from pipelines.local_run.warm_pool import Outcome, WarmPool
+from pipelines.local_run.warm_pool import AdoptedWorker, Outcome, WarmPool
 from pipelines.local_run.warm_worker import executor_program
 from pipelines.task_names import STAGES
 
@@ -94,12 +94,14 @@ def run_pipeline_parallel(
     timeout_s: float | None = None,
     secret_files: Mapping[str, Mapping[str, str]] | None = None,
     pool: WarmPool | None = None,
+    adopt: AdoptedWorker | None = None,
 ) -> bool:
     """Execute `pipeline_spec` (a PipelineSpec proto); True when every task succeeded.
 
     `secret_files`: {executor label: {env var: file}} (`task_env.secret_files`); None keeps
     this process's environment for every task. `pool`: a started warm pool to use (and keep
-    open) instead of a new one (warm isolation only)."""
+    open) instead of a new one (warm isolation only); `adopt`: an already started warm
+    worker for the new pool."""
     if isolation not in ("warm", "process"):
         raise ValueError(f"isolation must be 'warm' or 'process', got {isolation!r}")
     base_env = dict(os.environ)
@@ -109,11 +111,17 @@ def run_pipeline_parallel(
         pool = None
     elif owned:
         pool = WarmPool(
-            task_environment(base_env, {}, all_secret_vars), logs_dir / "warm-worker.log"
+            task_environment(base_env, {}, all_secret_vars),
+            logs_dir / "warm-worker.log",
+            adopt=adopt,
         )
         pool.start()
     if pool is not None:
-        emit_event(kind="warm", seconds=round(pool.warmup_s or 0.0, 3))
+        emit_event(
+            kind="warm",
+            seconds=round(pool.warmup_s or 0.0, 3),
+            waited=round(pool.waited_s or 0.0, 3),
+        )
     try:
         return _schedule(
             pipeline_spec,

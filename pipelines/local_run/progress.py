@@ -81,6 +81,7 @@ class Event:
     task: str
     status: str = ""
     log: list[str] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)  # the event's own fields
 
 
 class LogParser:
@@ -121,7 +122,7 @@ def _structured(text: str) -> Event:
             log = Path(body["log"]).read_text(errors="replace").splitlines()
     if kind == "error":
         kind, body["status"], log = "finish", "FAILURE", [str(body.get("message"))]
-    return Event(kind, str(body.get("task")), str(body.get("status") or ""), log)
+    return Event(kind, str(body.get("task")), str(body.get("status") or ""), log, body)
 
 
 def error_lines(log: list[str], limit: int = 12) -> list[str]:

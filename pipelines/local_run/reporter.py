@@ -46,6 +46,7 @@ class Progress:
         self.t0 = time.monotonic()
         self.started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
+        self.warm: dict[str, object] | None = None  # the warm worker's start-up event
         self.body: dict[str, float | None] = {}  # executor function seconds (stage_times)
         self.failed: tuple[TaskInfo, list[str], str] | None = None
         self.epsilon: dict[str, float] = {}
@@ -69,6 +70,8 @@ class Progress:
                     self.emit(f"── round {info.round_index}/{self.rounds} " + "─" * 50)
             elif event.kind == "finish":
                 self._finished(event.task, event.status, event.log)
+            elif event.kind == "warm":
+                self.warm = event.detail
             elif event.kind == "pipeline":
                 self.pipeline_status = event.status
             self._show_running()

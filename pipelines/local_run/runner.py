@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,12 @@ from pipelines.config.loader import Federation, load_federation
 from pipelines.config.models import Site
 from pipelines.local_run import collect as collect_mod
 from pipelines.local_run import host
-from pipelines.local_run.child import child_env, execute_pipeline
+from pipelines.local_run.child import (
+    child_env,
+    execute_pipeline,
+    start_warm_worker,
+    stop_warm_worker,
+)
 from pipelines.local_run.guards import exclusive_lock, sigterm_as_interrupt, update_latest
 from pipelines.local_run.options import (
     RunError,
@@ -140,6 +146,12 @@ def run_local(
             )
         stores = LocalStores()
         all_sites = federation.all_sites
+        warm = None
+        if options.isolation == "warm":  # its imports overlap stores, data and compile
+            warm = start_warm_worker(
+                {**child_env({}, run_dir), **thread_environment(options.workers)},
+                run_dir / "logs" / "tasks" / "warm-worker.log",
+            )
         try:
             t = time.monotonic()
             try:
@@ -169,8 +181,10 @@ def run_local(
                 timings,
                 t_start,
                 status,
+                warm,
             )
         finally:
+            stop_warm_worker(warm)
             if stores.state_loaded:  # never replace the saved state with a partial one
                 try:
                     saved = stores.save_state(all_sites, runs_dir / STATE_DIR)
@@ -191,6 +205,7 @@ def _run_with_stores(
     timings: dict[str, float],
     t_start: float,
     status: Callable[[str], None] | None = None,
+    warm: subprocess.Popen[bytes] | None = None,
 ) -> RunResult:
     runs_dir = run_dir.parent
     t = time.monotonic()
@@ -307,6 +322,7 @@ def _run_with_stores(
         options.isolation,
         options.task_timeout_s,
         secrets_path,
+        warm,
     )
     timings["pipeline_s"] = time.monotonic() - t
     if code != 0 or progress.failed:
@@ -330,6 +346,6 @@ def _run_with_stores(
     ]
     host.write_outputs(run_dir, summary, artifacts)
     host.print_result(summary, run_dir, emit)
-    for line in format_stage_times(rows, timings["pipeline_s"], options.isolation):
+    for line in format_stage_times(rows, timings["pipeline_s"], options.isolation, progress.warm):
         emit(line)
     return RunResult(run_id, run_dir, summary, timings, progress.seconds, progress.body)

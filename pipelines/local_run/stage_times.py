@@ -79,8 +79,14 @@ def stage_times(
     ]
 
 
-def format_stage_times(rows: list[StageTime], pipeline_s: float, isolation: str) -> list[str]:
-    """The table `fedpipe run` prints at the end."""
+def format_stage_times(
+    rows: list[StageTime],
+    pipeline_s: float,
+    isolation: str,
+    warm: Mapping[str, object] | None = None,
+) -> list[str]:
+    """The table `fedpipe run` prints at the end; `warm`: the warm worker's start-up event
+    (`seconds` of imports, `waited` by the pipeline phase for them)."""
     lines = [
         f"time per stage ({isolation} isolation; task seconds overlap when tasks run at once):"
     ]
@@ -97,4 +103,9 @@ def format_stage_times(rows: list[StageTime], pipeline_s: float, isolation: str)
         f"  {'all':<11}{sum(r.tasks for r in rows):>6}{'':>10}{total:>10.1f}{share:>9.0%}"
         f"   pipeline phase {pipeline_s:.1f} s"
     )
+    if warm:
+        lines.append(
+            f"  warm worker: imports {float(str(warm.get('seconds', 0))):.1f} s, of which the "
+            f"pipeline phase waited {float(str(warm.get('waited', 0))):.1f} s"
+        )
     return lines

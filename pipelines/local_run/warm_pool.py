@@ -28,6 +28,44 @@ class WarmPoolError(RuntimeError):
     """The warm worker could not be started."""
 
 
+def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a warm worker process (it imports for a while; `WarmPool` waits for it)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pipelines.local_run.warm_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+        )
+
+
+class AdoptedWorker:
+    """A warm worker another process started, reached through its inherited pipe fds.
+
+    The runner starts the worker early (its imports overlap object-store start-up, data and
+    compile) and passes the pipes to the kfp.local child; the runner reaps it."""
+
+    def __init__(self, pid: int, stdin_fd: int, stdout_fd: int) -> None:
+        self.pid = pid
+        self.stdin: IO[bytes] = os.fdopen(stdin_fd, "wb")
+        self.stdout: IO[bytes] = os.fdopen(stdout_fd, "rb")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.stdout.close()
+        self.returncode = 0
+        return 0
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a task's process ended: exit code, or signal; whether it ran out of time."""
@@ -67,14 +105,19 @@ class _Pending:
 class WarmPool:
     """One warm worker process; `run` executes a task's program in a fresh fork of it."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, adopt: AdoptedWorker | None = None
+    ) -> None:
         self.env = dict(env)
         self.log_path = log_path
         self.restarts = 0
         self.tasks_run = 0  # programs sent to the warm worker
-        self.warmup_s: float | None = None
+        self.warmup_s: float | None = None  # the worker's import seconds
+        self.waited_s: float | None = None  # how long start() waited for them
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: Any = None  # subprocess.Popen or AdoptedWorker
+        self._adopt = adopt
+        self._alive = False
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
         self._reader: threading.Thread | None = None
@@ -85,32 +128,29 @@ class WarmPool:
             self._ensure_started()
 
     def _ensure_started(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
+        if self._proc is not None and self._alive and self._proc.poll() is None:
             return
         if self._proc is not None:
             self.restarts += 1
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log: IO[bytes] = self.log_path.open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.local_run.warm_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=self.env,
-        )
-        log.close()
+            with contextlib.suppress(Exception):
+                self._proc.kill()
+                self._proc.wait(timeout=10)
+        proc: Any
+        if self._adopt is not None:
+            proc, self._adopt = self._adopt, None
+        else:
+            proc = start_worker(self.env, self.log_path)
         assert proc.stdout is not None
         t0 = time.monotonic()
         ready = proc.stdout.readline()
         if not ready:
             proc.wait(timeout=30)
-            raise WarmPoolError(
-                f"the warm worker exited with code {proc.returncode} while importing; "
-                f"see {self.log_path}"
-            )
+            raise WarmPoolError(f"the warm worker exited while importing; see {self.log_path}")
         note = json.loads(ready)
-        self.warmup_s = float(note.get("seconds", time.monotonic() - t0))
+        self.warmup_s = float(note.get("seconds", 0.0))
+        self.waited_s = time.monotonic() - t0
         self._proc = proc
+        self._alive = True
         self._reader = threading.Thread(target=self._read, args=(proc,), daemon=True)
         self._reader.start()
 
@@ -130,6 +170,8 @@ class WarmPool:
                 pending.done.set()
         # the worker is gone: whatever it ran is lost (its orphaned children are killed)
         with self._lock:
+            if self._proc is proc:
+                self._alive = False
             lost = [p for p in self._pending.values() if p.worker is proc and not p.done.is_set()]
         for pending in lost:
             if pending.pid is not None:

@@ -35,3 +35,5 @@ def test_stage_rows_in_pipeline_order_with_median_total_and_outside_share() -> N
     lines = format_stage_times(rows, 12.0, "warm")
     assert lines[-1].split()[:3] == ["all", "4", "10.0"]
     assert "55%" in lines[-1] and "pipeline phase 12.0 s" in lines[-1]
+    warm = format_stage_times(rows, 12.0, "warm", {"seconds": 9.5, "waited": 2.25})
+    assert warm[-1] == "  warm worker: imports 9.5 s, of which the pipeline phase waited 2.2 s"
