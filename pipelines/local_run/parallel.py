@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from pipelines.local_run.progress import EVENT_PREFIX, TaskInfo
+from pipelines.local_run.progress import EVENT_PREFIX, FAILURE_PREFIX, TaskInfo
 from pipelines.local_run.task_env import task_environment
 from pipelines.local_run.warm_pool import AdoptedWorker, Outcome, WarmPool
 from pipelines.local_run.warm_worker import executor_program
@@ -57,10 +57,10 @@ def _priority(info: TaskInfo | None, name: str) -> tuple[int, int, str]:
 def failure_line(name: str, info: TaskInfo | None, reason: str) -> str:
     """`fedpipe: task train-x-r2 (train, site x, round 2) exceeded its timeout ...`."""
     if info is None:
-        return f"fedpipe: task {name} {reason}"
+        return f"{FAILURE_PREFIX}{name} {reason}"
     where = f"site {info.site_id}" if info.site_id else "no site"
     rnd = f", round {info.round_index}" if info.round_index else ""
-    return f"fedpipe: task {info.name} ({info.stage}, {where}{rnd}) {reason}"
+    return f"{FAILURE_PREFIX}{info.name} ({info.stage}, {where}{rnd}) {reason}"
 
 
 def run_subprocess(

@@ -20,6 +20,7 @@ from typing import Any
 from pipelines.task_names import parse_task_name
 
 EVENT_PREFIX = "FEDPIPE_EVENT "
+FAILURE_PREFIX = "fedpipe: task "  # the scheduler's last line in a failed task's log
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '(?P<task>[^']+)'")
 _END = re.compile(r"Task '(?P<task>[^']+)' finished with status (?P<status>SUCCESS|FAILURE)")
@@ -130,7 +131,8 @@ def error_lines(log: list[str], limit: int = 12) -> list[str]:
     body = [x for x in log if x.strip()]
     starts = [i for i, x in enumerate(body) if x.startswith("Traceback (most recent call last)")]
     if starts:
-        tail = body[starts[-1] :]
+        # the scheduler's own last line ("fedpipe: task ... exited with code 1") adds nothing
+        tail = [x for x in body[starts[-1] :] if not x.startswith(FAILURE_PREFIX)]
         # the exception line(s) at the end matter most
         return tail[-limit:]
     return body[-limit:]

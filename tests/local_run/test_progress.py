@@ -103,3 +103,16 @@ def test_describe_each_stage() -> None:
     assert describe(ev, {}) == "done"
     line = format_line(3.25, t, 5, "x")
     assert line.startswith("[   3.2s] round 1/5") and line.endswith("✓ x")
+
+
+def test_error_lines_prefer_the_exception_over_the_schedulers_line() -> None:
+    log = [
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1',
+        "ValueError: quorum not met",
+        "",
+        "fedpipe: task aggregate-r1 (aggregate, site coordinator, round 1) exited with code 1",
+    ]
+    assert error_lines(log, limit=1) == ["ValueError: quorum not met"]
+    killed = ["epoch 1", "fedpipe: task train-x-r1 (train, site x, round 1) exceeded its timeout"]
+    assert error_lines(killed, limit=1) == [killed[-1]]
