@@ -95,6 +95,8 @@ def execute_pipeline(
         start_new_session=True,  # Ctrl-C reaches us; we stop the child's group ourselves
         pass_fds=fds,
     )
+    if fds and warm_worker is not None and warm_worker.stdin is not None:
+        warm_worker.stdin.close()  # the child holds it now; its exit ends the warm worker
     try:
         with log_path.open("w") as log:
             assert proc.stdout is not None

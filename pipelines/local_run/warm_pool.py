@@ -57,7 +57,7 @@ class AdoptedWorker:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        self.stdout.close()
+        """Nothing to reap here (the runner does); stdout stays open for the reader thread."""
         self.returncode = 0
         return 0
 
