@@ -15,7 +15,13 @@ import pytest
 from pipelines.local_run.runner import RunOptions, RunResult, run_local
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
+# two one-round runs per test; a process-mode run alone took 10+ minutes on a loaded 2-core box
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.timeout(3600),
+]
 
 
 def _run(runs: Path, isolation: str, dp: bool) -> RunResult:
