@@ -208,6 +208,10 @@ def serve() -> int:
     os.dup2(2, 1)  # stray prints of imports must not reach the protocol
     t0 = time.monotonic()
     failed = warm_up()
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the imported objects: never scanned by a child's collector, so never copied
     for failure in failed:  # such a module is imported by the task itself, as in a pod
         print(f"warm worker: not pre-imported: {failure}", file=sys.stderr, flush=True)
     note = {"ready": True, "seconds": round(time.monotonic() - t0, 3), "import_failures": failed}
