@@ -41,6 +41,7 @@ from components.train.component import train
 from components.validate.component import validate
 from pipelines.kfp_speed import memoized_task_names
 from pipelines.placement import place_coordinator_task, place_site_task
+from pipelines.task_names import task_name
 
 PIPELINE_NAME = "federated-training"
 VALIDATE_ROUND = 1  # validate runs once per run, before round 1
@@ -51,11 +52,6 @@ def named(component: Any, name: str) -> Any:
     clone = copy.copy(component)
     clone.component_spec = dataclasses.replace(component.component_spec, name=name)
     return clone
-
-
-def site_task_name(stage: str, site_id: str, round_index: int | None = None) -> str:
-    """`train-hospital-berlin-r2`; without a round: `validate-hospital-berlin`."""
-    return f"{stage}-{site_id}" if round_index is None else f"{stage}-{site_id}-r{round_index}"
 
 
 def federation_dataset(federation: Federation) -> str:
@@ -238,7 +234,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             admission = validations[site_id].outputs["admission"]
             return {**common_static[site_id], "round_index": round_index, "admission": admission}
 
-        init = named(initialize, "initialize")(
+        init = named(initialize, task_name("initialize"))(
             coordinator_json=cfg[CONFIG_COORDINATOR],
             config_digest=config_digest(coordinator_json=config[CONFIG_COORDINATOR][0]),
             model_name=model_name,
@@ -251,7 +247,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
 
         validations: dict[str, PipelineTask] = {}
         for site in sites:
-            task = named(validate, site_task_name("validate", site.id))(
+            task = named(validate, task_name("validate", site.id))(
                 **common_static[site.id],
                 site_json=canonical_json(site),
                 policy_json=cfg[policy_param(site.policy)],
@@ -280,13 +276,13 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         for r in range(1, rounds + 1):
             updates: dict[str, Any] = {}
             for i, site in enumerate(sites, start=1):
-                trained = named(train, site_task_name("train", site.id, r))(
+                trained = named(train, task_name("train", site.id, r))(
                     validation=validations[site.id].outputs["summary"],
                     global_model=model,
                     **site_inputs(site.id, r),
                 )
                 _no_cache(place_site_task(trained, site))
-                exported = named(export, site_task_name("export", site.id, r))(
+                exported = named(export, task_name("export", site.id, r))(
                     local_model=trained.outputs["local_model"],
                     global_model=model,
                     **site_inputs(site.id, r),
@@ -294,7 +290,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                 _no_cache(place_site_task(exported, site, signing=True))
                 updates[aggregate_component.update_input(i)] = exported.outputs["update"]
 
-            aggregated = named(aggregate, f"aggregate-r{r}")(
+            aggregated = named(aggregate, task_name("aggregate", round_index=r))(
                 coordinator_json=cfg[CONFIG_COORDINATOR],
                 sites_json=cfg[CONFIG_SITES],
                 policies_json=cfg[CONFIG_POLICIES],
@@ -317,7 +313,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             ]
 
             for i, site in enumerate(sites, start=1):
-                evaluated = named(evaluate, site_task_name("evaluate", site.id, r))(
+                evaluated = named(evaluate, task_name("evaluate", site.id, r))(
                     global_model=model,
                     **site_inputs(site.id, r),
                 )
@@ -326,7 +322,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                     "evaluation"
                 ]
 
-        reported = named(report, "report")(
+        reported = named(report, task_name("report"))(
             sites_json=cfg[CONFIG_SITES],
             model_name=model_name,
             dp_enabled=dp_enabled,

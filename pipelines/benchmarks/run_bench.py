@@ -1,156 +1,155 @@
-"""Benchmark of the default local run (`make bench` → `run_bench`): where the time goes.
+"""Benchmark of local runs (`make bench` → `run_bench`): pipeline seconds per site-round.
 
-Runs `fedpipe run --local` with the defaults (3 sites, 5 rounds, breast cancer, DP on) into a
-temporary runs folder, every task started with `PYTHONPROFILEIMPORTTIME=1`, then splits each
-task's wall time into
+Runs `fedpipe run --local` (DP on, no centralized baseline, digits so that 30 sites still get
+~50 training rows each) for 3, 10 and 30 member sites × 3 rounds, each size once with warm
+task workers and once with one process per task (`--isolation`), every run in its own
+temporary runs folder (fresh ledgers). Prints per run the pipeline phase, seconds per
+site-round and the warm worker's start-up, then how the cost per site-round grows with the
+sites. Exits 1 when a run fails or warm is not faster than process at some size.
 
-* start: a bare interpreter start (`python -I -S -c pass`, measured here),
-* imports: the sum of the top-level import times the task's interpreter reported
-  (`-X importtime`, lazy imports inside executors included),
-* work: the rest (reading inputs, training, object-store I/O, writing outputs).
-
-Prints the run's phases, a table per stage and the total; exits 1 when the run misses the
-5-minute target. `python -m pipelines.benchmarks.run_bench [--rounds N] [--workers N]`.
+`python -m pipelines.benchmarks.run_bench [--small] [--sizes 3,10,30] [--rounds 3]
+[--modes warm,process] [--dataset digits]`; `--small` runs 3 and 10 sites only.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.benchmarks.timing import median_seconds
-
-TARGET_S = 300.0
-
-
-def import_seconds(lines: Iterable[str]) -> float:
-    """Seconds of top-level imports in `-X importtime` output (cumulative column, µs)."""
-    rows: list[tuple[int, int]] = []
-    for line in lines:
-        if not line.startswith("import time:"):
-            continue
-        parts = line.split("|")
-        if len(parts) != 3:
-            continue
-        try:
-            cumulative = int(parts[1].strip())
-        except ValueError:
-            continue  # the header line
-        name = parts[2].rstrip("\n")
-        rows.append((len(name) - len(name.lstrip(" ")), cumulative))
-    if not rows:
-        return 0.0
-    top = min(depth for depth, _ in rows)
-    return sum(us for depth, us in rows if depth == top) / 1e6
+REPO = Path(__file__).resolve().parents[2]
+SIZES = (3, 10, 30)
+SMALL_SIZES = (3, 10)
 
 
-def bare_start_seconds(repeat: int = 5) -> float:
-    """Median wall time of `python -I -S -c pass` (interpreter start, no site imports)."""
-    argv = [sys.executable, "-I", "-S", "-c", "pass"]
-    return median_seconds(lambda: subprocess.run(argv, check=True), repeat)
+@dataclass(frozen=True)
+class BenchRun:
+    """One run's figures: sites, rounds, isolation mode, tasks, pipeline phase seconds."""
+
+    sites: int
+    rounds: int
+    mode: str
+    tasks: int
+    pipeline_s: float
+    wall_s: float
+
+    @property
+    def per_site_round_s(self) -> float:
+        return self.pipeline_s / (self.sites * self.rounds)
 
 
-def stage_table(
-    task_seconds: dict[str, float],
-    task_imports: dict[str, float],
-    stages: dict[str, str],
-    start: float,
-) -> list[tuple[str, int, float, float, float, float]]:
-    """Rows (stage, tasks, total s, start s, imports s, work s), sums over the stage's tasks."""
-    acc: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0, 0.0])
-    for task, seconds in task_seconds.items():
-        row = acc[stages.get(task, task)]
-        imports = task_imports.get(task, 0.0)
-        row[0] += 1
-        row[1] += seconds
-        row[2] += start
-        row[3] += imports
-        row[4] += max(0.0, seconds - start - imports)
-    return [(stage, int(r[0]), r[1], r[2], r[3], r[4]) for stage, r in sorted(acc.items())]
+def growth(runs: Sequence[BenchRun], mode: str) -> float | None:
+    """Seconds per site-round at the most sites over that at the fewest (1.0 = linear cost)."""
+    mine = sorted((r for r in runs if r.mode == mode), key=lambda r: r.sites)
+    if len(mine) < 2 or mine[0].per_site_round_s <= 0:
+        return None
+    return mine[-1].per_site_round_s / mine[0].per_site_round_s
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def speedups(runs: Sequence[BenchRun]) -> dict[int, float]:
+    """{sites: process pipeline seconds / warm pipeline seconds} where both ran."""
+    by = {(r.sites, r.mode): r for r in runs}
+    return {
+        n: by[(n, "process")].pipeline_s / by[(n, "warm")].pipeline_s
+        for n, mode in by
+        if mode == "warm" and (n, "process") in by and by[(n, "warm")].pipeline_s > 0
+    }
+
+
+def federation_dirs(n_sites: int, out: Path) -> tuple[Path, Path]:
+    """Sites and policies folders of the example federation (3) or a generated one (else)."""
+    if n_sites == 3:
+        return REPO / "sites", REPO / "policies"
+    from pipelines.benchmarks.federations import generated_federation
+    from pipelines.local_run.siteconf import site_yaml
+
+    federation = generated_federation(n_sites)
+    sites = out / "sites"
+    sites.mkdir(parents=True)
+    for site_id, site in federation.all_sites.items():
+        (sites / f"{site_id}.yaml").write_text(site_yaml(site))
+    policies = out / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    return sites, policies
+
+
+def bench_run(n_sites: int, rounds: int, mode: str, dataset: str) -> BenchRun:
     from pipelines.local_run.runner import RunOptions, run_local
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--dataset", default="breast_cancer")
-    args = parser.parse_args(argv)
-    repo = Path(__file__).resolve().parents[2]
-    start = bare_start_seconds()
-    load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="fedpipe-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"fedpipe-bench-{n_sites}-{mode}-") as tmp:
+        sites, policies = federation_dirs(n_sites, Path(tmp) / "config")
         options = RunOptions(
-            rounds=args.rounds,
-            dataset=args.dataset,
-            workers=args.workers,
-            run_id="bench",
-            sites_dir=repo / "sites",
-            policies_dir=repo / "policies",
-            runs_dir=Path(tmp),
-            task_env={"PYTHONPROFILEIMPORTTIME": "1"},
+            rounds=rounds,
+            dataset=dataset,
+            run_id=f"bench-{n_sites}-{mode}",
+            sites_dir=sites,
+            policies_dir=policies,
+            runs_dir=Path(tmp) / "runs",
+            baseline=False,
+            isolation=mode,
         )
         t0 = time.perf_counter()
         result = run_local(options, emit=lambda line: None)
         wall = time.perf_counter() - t0
-        logs = Path(result.run_dir) / "logs" / "tasks"
-        imports = {
-            p.stem: import_seconds(p.read_text(errors="replace").splitlines())
-            for p in logs.glob("*.log")
-        }
-        import yaml
+    return BenchRun(
+        n_sites, rounds, mode, len(result.task_seconds), result.timings["pipeline_s"], wall
+    )
 
-        from pipelines.local_run.progress import task_map
 
-        spec_text = (Path(result.run_dir) / "compiled" / "federated-training.yaml").read_text()
-        tasks = task_map(yaml.safe_load(spec_text.split("\n---\n")[0]))
-    stages = {name: info.stage for name, info in tasks.items()}
-    rows = stage_table(result.task_seconds, imports, stages, start)
-    summary = result.summary
-    print(
-        f"default local run: {args.rounds} rounds, 3 sites, {args.dataset}, DP on, "
-        f"{args.workers} tasks at once; {os.cpu_count()} cores, load average before "
-        f"{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}"
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="3 and 10 sites only")
+    parser.add_argument("--sizes", default=None, help="comma-separated site counts")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--modes", default="warm,process")
+    parser.add_argument("--dataset", default="digits")
+    args = parser.parse_args(argv)
+    sizes = (
+        tuple(int(x) for x in args.sizes.split(","))
+        if args.sizes
+        else (SMALL_SIZES if args.small else SIZES)
     )
-    print(f"wall time {wall:.1f} s (target ≤ {TARGET_S:.0f} s)")
-    for key, value in sorted(result.timings.items()):
-        print(f"  {key:<12} {value:7.1f} s")
-    print(f"interpreter start (python -I -S -c pass): {start * 1000:.0f} ms per task")
-    print()
-    header = f"{'stage':<11}{'tasks':>6}{'task s':>9}{'start s':>9}{'import s':>10}{'work s':>9}{'import+start':>14}"
-    print(header)
-    totals = [0, 0.0, 0.0, 0.0, 0.0]
-    for stage, n, total, st, imp, work in rows:
-        share = (st + imp) / total if total else 0.0
-        print(f"{stage:<11}{n:>6}{total:>9.1f}{st:>9.1f}{imp:>10.1f}{work:>9.1f}{share:>13.0%}")
-        for i, v in enumerate((n, total, st, imp, work)):
-            totals[i] += v
-    share = (totals[2] + totals[3]) / totals[1] if totals[1] else 0.0
+    modes = [m for m in args.modes.split(",") if m]
     print(
-        f"{'all':<11}{totals[0]:>6}{totals[1]:>9.1f}{totals[2]:>9.1f}{totals[3]:>10.1f}"
-        f"{totals[4]:>9.1f}{share:>13.0%}"
+        f"local runs: {args.rounds} rounds, {args.dataset}, DP on, no baseline; "
+        f"{len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
     )
-    print("(task seconds add up over tasks running at the same time)")
-    final = summary.get("final") or {}
     print(
-        "result: federated test accuracy "
-        f"{final.get('test_accuracy')}, baseline {(summary.get('baseline') or {}).get('test_accuracy')}, "
-        f"epsilon {json.dumps({s: round(e['rdp'], 3) for s, e in summary['epsilon_total'].items()})}"
+        f"{'sites':>5} {'mode':<8}{'tasks':>6}{'pipeline s':>12}{'s/site-round':>14}{'wall s':>9}"
     )
-    if wall > TARGET_S:
-        print(f"MISSED: {wall:.1f} s > {TARGET_S:.0f} s", file=sys.stderr)
-        return 1
-    return 0
+    runs: list[BenchRun] = []
+    failed = False
+    for n in sizes:
+        for mode in modes:
+            try:
+                run = bench_run(n, args.rounds, mode, args.dataset)
+            except Exception as exc:  # report and go on with the other sizes
+                print(f"{n:>5} {mode:<8} FAILED: {exc}", flush=True)
+                failed = True
+                continue
+            runs.append(run)
+            print(
+                f"{run.sites:>5} {run.mode:<8}{run.tasks:>6}{run.pipeline_s:>12.1f}"
+                f"{run.per_site_round_s:>14.2f}{run.wall_s:>9.1f}",
+                flush=True,
+            )
+    for mode in modes:
+        g = growth(runs, mode)
+        if g is not None:
+            print(f"{mode}: s/site-round at {max(sizes)} sites is {g:.2f}× that at {min(sizes)}")
+    for n, x in sorted(speedups(runs).items()):
+        print(f"{n} sites: warm is {x:.1f}× faster than process")
+        failed = failed or x <= 1.0
+    print(f"load average after {os.getloadavg()[0]:.2f}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -92,8 +92,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=2,
-        help="tasks run at once (default 2; 1 = kfp.local's sequential orchestrator)",
+        default=None,
+        help="tasks run at once (default: the number of cores)",
+    )
+    parser.add_argument(
+        "--isolation",
+        choices=["warm", "process"],
+        default="warm",
+        help="warm: each task in a fresh fork of a worker that imported TensorFlow etc. once "
+        "(default); process: a new interpreter per task, as kfp.local runs it (with "
+        "--workers 1: kfp.local's own sequential orchestrator)",
+    )
+    parser.add_argument(
+        "--task-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="a task running longer is killed and fails the run (default 3600)",
     )
     parser.add_argument(
         "--param",
@@ -120,9 +135,12 @@ def run(args: argparse.Namespace) -> int:
         runs_dir=Path(args.runs_dir),
         seed=args.seed,
         baseline=not args.no_baseline,
-        workers=args.workers,
+        isolation=args.isolation,
+        task_timeout_s=args.task_timeout,
         overrides=dict(args.param),
     )
+    if args.workers is not None:
+        options.workers = args.workers
 
     term = _Terminal(sys.stdout.isatty())
     try:

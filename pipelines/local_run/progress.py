@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.task_names import parse_task_name
+
 EVENT_PREFIX = "FEDPIPE_EVENT "
-STAGES = ("initialize", "validate", "train", "export", "aggregate", "evaluate", "report")
+FAILURE_PREFIX = "fedpipe: task "  # the scheduler's last line in a failed task's log
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '(?P<task>[^']+)'")
 _END = re.compile(r"Task '(?P<task>[^']+)' finished with status (?P<status>SUCCESS|FAILURE)")
@@ -45,35 +47,31 @@ def _constant(task: Mapping[str, Any], name: str) -> Any:
     return (param.get("runtimeValue") or {}).get("constant")
 
 
-def _stage_of(*names: str) -> str:
-    for name in names:
-        for stage in STAGES:
-            if stage in name:
-                return stage
-    return names[0]
-
-
 def task_map(pipeline_spec: Mapping[str, Any]) -> dict[str, TaskInfo]:
-    """{kfp.local task folder name: TaskInfo} from a compiled pipeline spec (YAML as dict)."""
+    """{kfp.local task folder name: TaskInfo} from a compiled pipeline spec (YAML as dict).
+
+    Stage, site and round come from the pipeline task name (`pipelines.task_names`, the rule
+    the DAG names tasks with); a task's `site_id`/`round_index` constants win when present."""
     tasks = ((pipeline_spec.get("root") or {}).get("dag") or {}).get("tasks") or {}
     out: dict[str, TaskInfo] = {}
     for task_name, task in tasks.items():
         component = (task.get("componentRef") or {}).get("name", "")
         local_name = component.removeprefix("comp-")
         display = (task.get("taskInfo") or {}).get("name") or task_name
+        parsed = parse_task_name(task_name) or parse_task_name(display)
         site = _constant(task, "site_id")
         rnd = _constant(task, "round_index")
-        stage = _stage_of(local_name, task_name)
+        stage = parsed.stage if parsed else local_name
+        if site is None:
+            site = parsed.site_id if parsed else None
         if site is None and stage in {"initialize", "aggregate", "report"}:
             site = "coordinator"
-        round_index = int(rnd) if rnd is not None else _round_from_name(display)
+        if rnd is not None:
+            round_index: int | None = int(rnd)
+        else:
+            round_index = parsed.round_index if parsed else None
         out[local_name] = TaskInfo(display, stage, site, round_index)
     return out
-
-
-def _round_from_name(name: str) -> int | None:
-    match = re.search(r"(?:^|[-_])r(?:ound)?-?(\d+)(?:$|[-_])", name)
-    return int(match.group(1)) if match else None
 
 
 @dataclass
@@ -84,6 +82,7 @@ class Event:
     task: str
     status: str = ""
     log: list[str] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)  # the event's own fields
 
 
 class LogParser:
@@ -124,7 +123,7 @@ def _structured(text: str) -> Event:
             log = Path(body["log"]).read_text(errors="replace").splitlines()
     if kind == "error":
         kind, body["status"], log = "finish", "FAILURE", [str(body.get("message"))]
-    return Event(kind, str(body.get("task")), str(body.get("status") or ""), log)
+    return Event(kind, str(body.get("task")), str(body.get("status") or ""), log, body)
 
 
 def error_lines(log: list[str], limit: int = 12) -> list[str]:
@@ -132,7 +131,8 @@ def error_lines(log: list[str], limit: int = 12) -> list[str]:
     body = [x for x in log if x.strip()]
     starts = [i for i, x in enumerate(body) if x.startswith("Traceback (most recent call last)")]
     if starts:
-        tail = body[starts[-1] :]
+        # the scheduler's own last line ("fedpipe: task ... exited with code 1") adds nothing
+        tail = [x for x in body[starts[-1] :] if not x.startswith(FAILURE_PREFIX)]
         # the exception line(s) at the end matter most
         return tail[-limit:]
     return body[-limit:]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pipelines.local_run.progress import (
     LogParser,
     TaskInfo,
@@ -107,19 +105,14 @@ def test_describe_each_stage() -> None:
     assert line.startswith("[   3.2s] round 1/5") and line.endswith("✓ x")
 
 
-def test_import_seconds_sums_top_level_cumulative_times() -> None:
-    from pipelines.benchmarks.run_bench import import_seconds, stage_table
-
-    lines = [
-        "import time: self [us] | cumulative | imported package",
-        "import time:       100 |        100 |   encodings.utf_8",
-        "import time:       200 |        300 | encodings",
-        "import time:        50 |         50 |     numpy.core",
-        "import time:        10 |    2000000 |   numpy",
-        "import time:        10 |    1500000 | components.train.executor",
-        "other output",
+def test_error_lines_prefer_the_exception_over_the_schedulers_line() -> None:
+    log = [
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1',
+        "ValueError: quorum not met",
+        "",
+        "fedpipe: task aggregate-r1 (aggregate, site coordinator, round 1) exited with code 1",
     ]
-    assert import_seconds(lines) == pytest.approx(1.5003)
-    assert import_seconds([]) == 0.0
-    rows = stage_table({"a": 5.0, "b": 3.0}, {"a": 2.0}, {"a": "train", "b": "train"}, 0.5)
-    assert rows == [("train", 2, 8.0, 1.0, 2.0, 5.0)]
+    assert error_lines(log, limit=1) == ["ValueError: quorum not met"]
+    killed = ["epoch 1", "fedpipe: task train-x-r1 (train, site x, round 1) exceeded its timeout"]
+    assert error_lines(killed, limit=1) == [killed[-1]]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pipelines.local_run.options import RunOptions, pipeline_arguments
 from pipelines.local_run.recipes import RECIPES, recipe_arguments
-from pipelines.local_run.runner import RunOptions, pipeline_arguments
 
 DECLARED = {
     "run_id": "",

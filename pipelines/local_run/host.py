@@ -1,0 +1,202 @@
+"""Host-side work after the pipeline: ledgers, the summary, the outputs and the result lines.
+
+Runs in the runner's process once kfp.local finished: re-accounts each site's privacy ledger,
+scores every global model on the pooled test set, trains the centralized baseline, writes
+`summary.json` (last: it marks a finished run), the reports and the final global model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipelines.config.loader import Federation
+from pipelines.config.models import Site
+from pipelines.local_run import collect as collect_mod
+from pipelines.local_run.options import RunError, RunOptions, compiled_setting
+from pipelines.local_run.stores import LocalStores
+
+
+def read_ledgers(
+    stores: LocalStores, federation: Federation, sites: dict[str, Site], run_id: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[int, tuple[float | None, float | None]]]]:
+    """Per site: this run's and the lifetime epsilon, re-accounted from the ledger entries;
+    and per site and round the run's epsilon composed up to that round (RDP, PLD)."""
+    from components.privacy.accounting import epsilons
+    from components.privacy.ledger import LedgerEntry, ledger_summary, site_prefix
+
+    totals: dict[str, dict[str, Any]] = {}
+    composed: dict[str, dict[int, tuple[float | None, float | None]]] = {}
+    for site_id, site in sites.items():
+        delta = federation.policy_of(site_id).dp.delta
+        entries = []
+        for key in stores.list_keys(site, site_prefix(site_id)):
+            data = stores.get_bytes(site, key)
+            if data is not None:
+                entries.append(LedgerEntry.from_json(data, f"{site_id}:{key}"))
+        mine = [e for e in entries if e.run_id == run_id]
+        run_sum = ledger_summary(mine, delta)
+        life = ledger_summary(entries, delta)
+        totals[site_id] = {
+            "epsilon": run_sum["lifetime_epsilon"],
+            "epsilon_pld": run_sum["lifetime_epsilon_pld"],
+            "run_entries": run_sum["entries"],
+            "lifetime_epsilon": life["lifetime_epsilon"],
+            "lifetime_epsilon_pld": life["lifetime_epsilon_pld"],
+            "lifetime_entries": life["entries"],
+            "delta": delta,
+        }
+        per_round: dict[int, tuple[float | None, float | None]] = {}
+        for rnd in sorted({e.round for e in mine}):
+            eps = epsilons([e.event for e in mine if e.round <= rnd], delta)
+            per_round[rnd] = (_finite(eps.rdp), _finite(eps.pld))
+        composed[site_id] = per_round
+    return totals, composed
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+def fit_noise(
+    federation: Federation,
+    options: RunOptions,
+    settings: dict[str, Any],
+    data_paths: dict[str, dict[str, Path]],
+):
+    from pipelines.local_run.dpfit import fit_noise
+
+    try:
+        return fit_noise(
+            {s: rows(data_paths[s]["train"]) for s in federation.sites},
+            {
+                s: (federation.policy_of(s).dp.epsilon_per_round, federation.policy_of(s).dp.delta)
+                for s in federation.sites
+            },
+            batch_size=int(compiled_setting(settings, "batch_size")),
+            local_epochs=int(compiled_setting(settings, "local_epochs")),
+            rounds=options.rounds,
+            floor=float(compiled_setting(settings, "noise_multiplier")),
+        )
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+
+
+def rows(path: Path) -> int:
+    with path.open() as handle:
+        return max(0, sum(1 for _ in handle) - 1)
+
+
+def host_summary(
+    options: RunOptions,
+    federation: Federation,
+    run_id: str,
+    settings: dict[str, Any],
+    artifacts: collect_mod.RunArtifacts,
+    data_paths: dict[str, dict[str, Path]],
+    ledgers: dict[str, dict[str, Any]],
+    composed: dict[str, dict[int, tuple[float | None, float | None]]],
+) -> dict[str, Any]:
+    from components.common.global_model import read_global_model
+    from components.report.executor import read_json_artifact
+    from components.report.summary import build_summary
+    from pipelines.local_run.scoring import centralized_baseline, load_pooled, score_tensors
+
+    model_name = str(settings.get("model_name") or "")
+    pooled = load_pooled(
+        options.dataset,
+        [p["train"] for s, p in data_paths.items() if s != "_test"],
+        data_paths["_test"]["test"],
+    )
+    test_scores: dict[int, dict[str, float]] = {}
+    for rnd, folder in sorted(artifacts.global_models.items()):
+        gm = read_global_model(folder)
+        model_name = model_name or str(gm.meta.get("model_name"))
+        test_scores[rnd] = score_tensors(model_name, gm.tensors, pooled)
+    baseline = None
+    if options.baseline:
+        local_epochs = int(compiled_setting(settings, "local_epochs"))
+        baseline = centralized_baseline(
+            model_name,
+            pooled,
+            epochs=options.rounds * local_epochs,
+            batch_size=int(compiled_setting(settings, "batch_size")),
+            learning_rate=float(compiled_setting(settings, "learning_rate")),
+            seed=options.seed,
+        )
+    summary = build_summary(
+        [read_json_artifact(p, "round.json") for _, p in sorted(artifacts.round_reports.items())],
+        [
+            read_json_artifact(p, "metrics.json")
+            for _, per_site in sorted(artifacts.evaluations.items())
+            for _, p in sorted(per_site.items())
+        ],
+        run_id=run_id,
+        dataset=options.dataset,
+        model_name=model_name,
+        sites=list(federation.sites),
+        test_accuracy=test_scores,
+        baseline=baseline,
+        ledgers=ledgers,
+        composed=composed,
+        dp_enabled=options.dp,
+        validations={
+            s: read_json_artifact(p, "summary.json") for s, p in artifacts.validations.items()
+        },
+    )
+    summary["ledgers"] = ledgers
+    summary["settings"] = {
+        "rounds": options.rounds,
+        "split": options.split,
+        "alpha": options.alpha if options.split == "dirichlet" else None,
+        "seed": options.seed,
+        "pipeline_parameters": settings,
+    }
+    return summary
+
+
+def write_outputs(
+    run_dir: Path, summary: dict[str, Any], artifacts: collect_mod.RunArtifacts
+) -> None:
+    from components.report.executor import write_report
+
+    final_round = max(artifacts.global_models, default=None)
+    if final_round is not None:
+        target = run_dir / "global_model"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(artifacts.global_models[final_round], target)
+    write_report(summary, run_dir / "report.html", run_dir / "report.md")
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True))
+    tmp.replace(run_dir / "summary.json")  # last: its presence marks a finished run
+
+
+def print_result(summary: dict[str, Any], run_dir: Path, emit: Callable[[str], None]) -> None:
+    final = summary.get("final") or {}
+    baseline = summary.get("baseline") or {}
+
+    def pct(v: Any) -> str:
+        return "–" if v is None else f"{100 * float(v):.2f}%"
+
+    emit("─" * 72)
+    emit(
+        f"federated test accuracy {pct(final.get('test_accuracy'))} "
+        f"(site holdouts {pct(final.get('accuracy'))}); "
+        f"centralized baseline {pct(baseline.get('test_accuracy'))}"
+    )
+    for site, entry in (summary.get("ledgers") or {}).items():
+        rdp, pld = entry.get("epsilon"), entry.get("epsilon_pld")
+        life = entry.get("lifetime_epsilon")
+        emit(
+            f"  {site:<18} ε this run {_eps(rdp)} (RDP) / {_eps(pld)} (PLD); "
+            f"lifetime ledger {_eps(life)}"
+        )
+    emit(f"outputs: {run_dir}/ (summary.json, report.html, global_model/, residency-report.md)")
+
+
+def _eps(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.3f}"

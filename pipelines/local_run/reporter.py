@@ -1,0 +1,140 @@
+"""Progress printing of a local run: kfp.local's stdout becomes one line per finished task.
+
+`Progress` consumes the child's stdout (`progress.LogParser` events), writes each task's log
+under `logs/tasks/`, prints a line per task (`progress.describe`), keeps per-task seconds and
+the epsilon spent so far, and remembers the first failure; `failure_message` words it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines.local_run import collect as collect_mod
+from pipelines.local_run.progress import (
+    LogParser,
+    TaskInfo,
+    describe,
+    error_lines,
+    format_line,
+)
+from pipelines.local_run.stage_times import body_seconds
+
+
+class Progress:
+    """Turns kfp.local's stdout into one line per finished task (plus per-round headers)."""
+
+    def __init__(
+        self,
+        tasks: dict[str, TaskInfo],
+        rounds: int,
+        pipeline_root: Path,
+        pipeline_name: str,
+        logs_dir: Path,
+        emit: Callable[[str], None],
+        status: Callable[[str], None] | None = None,
+    ) -> None:
+        self.tasks = tasks
+        self.status = status
+        self.rounds = rounds
+        self.pipeline_root = pipeline_root
+        self.pipeline_name = pipeline_name
+        self.logs_dir = logs_dir
+        self.emit = emit
+        self.parser = LogParser()
+        self.t0 = time.monotonic()
+        self.started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+        self.warm: dict[str, object] | None = None  # the warm worker's start-up event
+        self.body: dict[str, float | None] = {}  # executor function seconds (stage_times)
+        self.failed: tuple[TaskInfo, list[str], str] | None = None
+        self.epsilon: dict[str, float] = {}
+        self.current_round: int | None = None
+        self.pipeline_status: str | None = None
+
+    def info(self, name: str) -> TaskInfo:
+        return self.tasks.get(name) or TaskInfo(name, name, None, None)
+
+    def feed(self, line: str) -> None:
+        for event in self.parser.feed(line):
+            if event.kind == "start":
+                self.started[event.task] = time.monotonic()
+                info = self.info(event.task)
+                if (
+                    info.round_index
+                    and info.stage not in {"validate", "initialize", "report"}
+                    and info.round_index != self.current_round
+                ):
+                    self.current_round = info.round_index
+                    self.emit(f"── round {info.round_index}/{self.rounds} " + "─" * 50)
+            elif event.kind == "finish":
+                self._finished(event.task, event.status, event.log)
+            elif event.kind == "warm":
+                self.warm = event.detail
+            elif event.kind == "pipeline":
+                self.pipeline_status = event.status
+            self._show_running()
+
+    def running(self) -> list[str]:
+        """'stage site rN' of the tasks started and not finished yet."""
+        out = []
+        for name in self.started:
+            if name in self.seconds:
+                continue
+            info = self.info(name)
+            where = f" r{info.round_index}" if info.round_index else ""
+            out.append(f"{info.stage} {info.site_id or ''}{where}".replace("  ", " "))
+        return out
+
+    def _show_running(self) -> None:
+        if self.status is not None:
+            now = self.running()
+            elapsed = time.monotonic() - self.t0
+            self.status(f"[{elapsed:6.1f}s] running: {', '.join(now)}" if now else "")
+
+    def _finished(self, name: str, status: str, log: list[str]) -> None:
+        info = self.info(name)
+        elapsed = time.monotonic() - self.t0
+        self.seconds[name] = time.monotonic() - self.started.get(name, self.t0)
+        self.body[name] = body_seconds(log)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs_dir / f"{name}.log"
+        if not log_path.exists():  # the parallel scheduler wrote it already
+            log_path.write_text("\n".join(log) + "\n")
+        if status != "SUCCESS":
+            self.failed = (info, log, str(log_path))
+            tail = error_lines(log, limit=1)
+            self.emit(
+                format_line(
+                    elapsed, info, self.rounds, f"FAILED: {tail[0] if tail else ''}", ok=False
+                )
+            )
+            return
+        pipeline_dir = collect_mod.latest_pipeline_dir(self.pipeline_root, self.pipeline_name)
+        docs = collect_mod.task_documents(pipeline_dir / name) if pipeline_dir else {}
+        text = describe(info, docs)
+        self.emit(format_line(elapsed, info, self.rounds, text))
+        if info.stage == "train" and info.site_id and "meta.json" in docs:
+            meta = docs["meta.json"]
+            if meta.get("epsilon") is not None:
+                self.epsilon[info.site_id] = self.epsilon.get(info.site_id, 0.0) + float(
+                    meta["epsilon"]
+                )
+        if info.stage == "aggregate" and self.epsilon:
+            spent = ", ".join(f"{s} {e:.2f}" for s, e in sorted(self.epsilon.items()))
+            self.emit(f"{'':9} ε spent this run (sum of rounds, RDP): {spent}")
+
+
+def failure_message(progress: Progress, code: int, run_dir: Path) -> str:
+    if progress.failed:
+        info, log, log_path = progress.failed
+        where = f"site {info.site_id}" if info.site_id else "no site"
+        rnd = f", round {info.round_index}" if info.round_index else ""
+        lines = "\n".join("    " + x for x in error_lines(log))
+        return (
+            f"task {info.name} ({info.stage}, {where}{rnd}) failed:\n{lines}\n"
+            f"  task log: {log_path}\n  full log: {run_dir / 'logs' / 'kfp.log'}\n"
+            f"  rerun with the same --run-id to resume; exported rounds are not trained again"
+        )
+    return f"the pipeline process exited with code {code}; see {run_dir / 'logs' / 'kfp.log'}"
