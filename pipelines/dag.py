@@ -78,7 +78,13 @@ USER_PARAMS: tuple[tuple[str, type, Any, str], ...] = (
     ("l2_norm_clip", float, 1.0, "Per-example gradient L2 clipping norm."),
     ("dp_enabled", bool, True, "Train with DP-SGD; false only where every policy allows dp off."),
     ("seed", int, 0, "Seed of model init, data order and DP noise."),
-    ("rule", str, "fedavg", "fedavg, median, trimmed_mean, krum, multi_krum or norm_bounded_mean."),
+    (
+        "rule",
+        str,
+        "fedavg",
+        "fedavg, median, trimmed_mean, krum, multi_krum, norm_bounded_mean, geometric_median "
+        "or centred_clipping.",
+    ),
     ("rule_params_json", str, "{}", 'JSON object of the rule\'s parameters (e.g. {"beta": 0.1}).'),
     ("server_optimizer", str, "fedavg", "Server optimizer: fedavg, fedavgm, fedadam or fedyogi."),
     (

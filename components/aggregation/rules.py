@@ -10,12 +10,17 @@ Rules (parameters; defaults):
 * `multi_krum` (`f`, `m`=K−f): mean of the m updates with the lowest Krum scores.
 * `norm_bounded_mean` (`clip_norm`): each update scaled to L2 norm ≤ C (over all its
   tensors), then the (weighted) mean; a zero update stays zero.
+* `geometric_median` (`nu`=1e-6, `tol`=1e-6, `max_iter`=100): smoothed Weiszfeld (RFA),
+  `geometric_median.py`.
+* `centred_clipping` (`tau`=median distance to the start, `iters`=3): Karimireddy et al.
+  2021 from the medoid, `centred_clipping.py`.
 
 Updates are float32 tensors with identical names and shapes (see `updates.check_updates`);
 values must be finite (the caller verifies them first). Only `fedavg` and
 `norm_bounded_mean` take weights; robust rules refuse them. Memory: the means and
 norm-bounded mean use O(P) extra; median, trimmed mean and Krum O(K·block), Multi-Krum
-O(P + K·block) (no K×P copy).
+O(P + K·block) (no K×P copy); geometric median and centred clipping O(P + K·block) (one Gram
+pass, rarely two, and one weighted sum).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from components.aggregation import krum as krum_mod
+from components.aggregation.centred_clipping import centred_clipping_weights
+from components.aggregation.geometric_median import geometric_median_weights
 from components.aggregation.order_stats import NETWORK_MAX_K, median_into, trimmed_sum_into
 from components.aggregation.updates import (
     Layout,
@@ -249,6 +256,8 @@ RULES: dict[str, tuple[frozenset[str], frozenset[str], bool]] = {
     "krum": (frozenset({"f"}), frozenset({"f"}), False),
     "multi_krum": (frozenset({"f", "m"}), frozenset({"f"}), False),
     "norm_bounded_mean": (frozenset({"clip_norm"}), frozenset({"clip_norm"}), True),
+    "geometric_median": (frozenset({"nu", "tol", "max_iter"}), frozenset(), False),
+    "centred_clipping": (frozenset({"tau", "iters"}), frozenset(), False),
 }
 
 
@@ -294,7 +303,16 @@ def aggregate(
         m = params.get("m")
         m_int = None if m is None else _as_int(rule, "m", m)
         return multi_krum(updates, layout, _as_int(rule, "f", params["f"]), m_int)
-    return norm_bounded_mean(updates, layout, w, float(params["clip_norm"]))
+    if rule == "norm_bounded_mean":
+        return norm_bounded_mean(updates, layout, w, float(params["clip_norm"]))
+    try:
+        if rule == "geometric_median":
+            coeffs = geometric_median_weights(updates, layout, **params)
+        else:
+            coeffs = centred_clipping_weights(updates, layout, **params)
+    except ValueError as exc:
+        raise AggregationError(str(exc)) from exc
+    return linear_combination(updates, layout, coeffs)
 
 
 def _as_int(rule: str, name: str, value: float) -> int:

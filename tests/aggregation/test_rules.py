@@ -207,6 +207,8 @@ def test_norm_bounded_mean_refuses_bad_clip():
         ("trimmed_mean", {"beta": 0.2}),
         ("multi_krum", {"f": 0}),
         ("norm_bounded_mean", {"clip_norm": 1.0}),
+        ("geometric_median", {}),
+        ("centred_clipping", {}),
     ],
 )
 def test_every_rule_refuses_mismatched_updates(rule, params):
@@ -274,6 +276,8 @@ def test_krum_selection_matches_the_definition_despite_a_large_common_component(
         ("median", {}),
         ("trimmed_mean", {"beta": 0.4}),
         ("norm_bounded_mean", {"clip_norm": 10.0}),
+        ("geometric_median", {}),
+        ("centred_clipping", {"tau": 0.5}),
     ],
 )
 def test_a_single_update_comes_back_unchanged(rule, params):
@@ -289,6 +293,8 @@ def test_a_single_update_comes_back_unchanged(rule, params):
         ("krum", {"f": 1}),
         ("multi_krum", {"f": 1}),
         ("norm_bounded_mean", {"clip_norm": 1.0}),
+        ("geometric_median", {}),
+        ("centred_clipping", {}),
     ],
 )
 def test_all_zero_updates_give_zero_without_warnings(rule, params):
