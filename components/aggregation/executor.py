@@ -1,4 +1,5 @@
-"""`aggregate` executor: verify → quorum → robust rule + server optimizer → publish → outputs.
+"""`aggregate` executor: verify → anomaly screening (`screening`) → quorum → robust rule +
+server optimizer → publish → outputs.
 
 Order matters for "nothing partial": the new version is published to GCS (create-only, then
 the `latest` pointer under a generation precondition) before the output folders are written,
@@ -20,6 +21,7 @@ from components.aggregation.collect import Collected, collect_updates
 from components.aggregation.publish import publish_version
 from components.aggregation.quorum import check_quorum
 from components.aggregation.rules import AggregationError
+from components.aggregation.screening import Screening, screen
 from components.aggregation.verify import model_spec, size_limit
 from components.common.artifact_files import ROUND_FILE, write_json
 from components.common.config_digest import check_config
@@ -146,6 +148,7 @@ class RoundConfig:
     coordinator: Site
     sites: dict[str, Site]
     policies: dict[str, Policy]  # site id -> its governing policy
+    coordinator_policy: Policy | None  # the coordinator's own policy (quarantine_after)
     run_id: str  # effective
     round_index: int
     rule: str
@@ -186,10 +189,12 @@ def round_config(
     by_id = {
         k: Policy.parse_obj(v) for k, v in _json_object(policies_json, "policies_json").items()
     }
+    coordinator = Site.parse_raw(coordinator_json)
     config = RoundConfig(
-        coordinator=Site.parse_raw(coordinator_json),
+        coordinator=coordinator,
         sites=sites,
         policies={sid: by_id[s.policy] for sid, s in sites.items() if s.policy in by_id},
+        coordinator_policy=by_id.get(coordinator.policy),
         run_id=run_name,
         round_index=round_index,
         rule=rule,
@@ -243,7 +248,7 @@ def run(
     inputs = locals()
     config = round_config(**{name: inputs[name] for name in ROUND_INPUTS})
     previous = read_global_model(previous_model)
-    collected, required = _collect(config, previous, updates)
+    collected, required, screening = _collect(config, previous, updates)
     new_tensors, new_state, notes = combine(
         previous,
         collected,
@@ -253,9 +258,10 @@ def run(
         server_learning_rate=config.server_learning_rate,
         optimizer_params=config.optimizer_params,
     )
-    report = _round_report(config, previous.version + 1, collected, required, notes)
+    report = _round_report(config, previous.version + 1, collected, required, notes, screening)
     model_bytes = dump_tensors(new_tensors)
     meta = _version_meta(config, previous, report, kfp_job_id, sha256_hex(model_bytes))
+    meta["health"] = screening.health
     _publish(config, report, meta, model_bytes, dump_tensors(new_state) if new_state else None)
     write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
     write_json(round_report, ROUND_FILE, report)
@@ -264,8 +270,10 @@ def run(
 
 def _collect(
     config: RoundConfig, previous: GlobalModel, updates: Mapping[str, str]
-) -> tuple[Collected, int]:
-    """Verify every site's update and check the quorum; (collected, required) or QuorumError."""
+) -> tuple[Collected, int, Screening]:
+    """Verify every site's update, screen the verified ones for anomalies (quarantined sites
+    move to `rejected`), then check the quorum; (collected, required, screening) or
+    QuorumError."""
     spec = model_spec(previous.tensors)
     collected = collect_updates(
         updates,
@@ -279,8 +287,17 @@ def _collect(
         client_for=site_minio_client,
         global_version=previous.version,
     )
+    policy = config.coordinator_policy
+    screening = screen(
+        collected,
+        previous.meta.get("health") or {},
+        config.round_index,
+        policy.aggregation.quarantine_after if policy else None,
+    )
     for site, reason in sorted(collected.rejected.items()):
         log.warning("round %d: rejected %s: %s", config.round_index, site, reason)
+    for reason in screening.report["flagged"].values():
+        log.warning("round %d: anomalous update: %s", config.round_index, reason)
     contributors = sorted(collected.verified)
     required = check_quorum(
         round_index=config.round_index,
@@ -290,7 +307,7 @@ def _collect(
         rejected=collected.rejected,
         abstained=collected.abstained,
     )
-    return collected, required
+    return collected, required, screening
 
 
 def _round_report(
@@ -299,6 +316,7 @@ def _round_report(
     collected: Collected,
     required: int,
     notes: dict[str, Any],
+    screening: Screening,
 ) -> dict[str, Any]:
     contributors = sorted(collected.verified)
     return {
@@ -315,6 +333,7 @@ def _round_report(
         "epsilon": epsilon_summary(collected),
         "quorum": {"required": required, "valid": len(contributors)},
         "residency": dict(sorted(collected.residency.items())),
+        "anomaly": screening.report,
         "notes": notes,
     }
 

@@ -368,6 +368,11 @@ class DPLimits(_Strict):
 
 class Aggregation(_Strict):
     min_sites: PositiveInt = Field(..., description="fewest sites per aggregate")
+    quarantine_after: PositiveInt | None = Field(
+        None,
+        description="coordinator policy: skip a site's updates once its update was flagged "
+        "as anomalous in this many consecutive rounds (null: flags are only reported)",
+    )
 
 
 class Export(_Strict):

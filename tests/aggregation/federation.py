@@ -30,6 +30,7 @@ def make_policy(
     epsilon_per_round: float = 3.0,
     allow_dp_off: bool = False,
     dp_update: list[dict[str, Any]] | None = None,
+    quarantine_after: int | None = None,
 ) -> Policy:
     rules = (
         [{"roles": ["coordinator"], "jurisdictions": ["EU"]}] if dp_update is None else dp_update
@@ -47,7 +48,7 @@ def make_policy(
                 "delta": 1e-5,
                 "allow_dp_off": allow_dp_off,
             },
-            "aggregation": {"min_sites": min_sites},
+            "aggregation": {"min_sites": min_sites, "quarantine_after": quarantine_after},
             "encryption": {"at_rest": "sse-s3"},
             "retention": {"days": 1, "object_lock": False},
         }

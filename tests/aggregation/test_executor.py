@@ -350,3 +350,47 @@ def test_a_run_id_unsafe_as_an_object_key_is_refused_before_anything_is_read(env
     with pytest.raises(RunIdError, match="aggregate round 1: run id .* not usable in object keys"):
         env.aggregate(env.previous(), {"a": str(env.tmp / "nowhere")}, run_id=bad)
     assert list(env.bucket.list_blobs()) == []
+
+
+def test_anomalous_updates_are_flagged_then_quarantined_across_rounds(env):
+    for name in ("a", "b", "c", "bad"):
+        env.site(name)
+    coordinator_policy = make_policy("coordinator", quarantine_after=2)
+    policies = json.loads(policies_json(list(env.kits.values())))
+    policies["coordinator"] = json.loads(canonical_json(coordinator_policy))
+    texts = {"policies_json": json.dumps(policies)}
+
+    def round_(index: int, previous: str, bad: float):
+        updates = {
+            s: env.export(s, v, round_index=index)
+            for s, v in (("a", 0.5), ("b", 0.4), ("c", 0.5), ("bad", bad))
+        }
+        return env.aggregate(previous, updates, round_index=index, **texts)
+
+    # round 1: 'bad' sends −5 everywhere: flagged, counted, still averaged (k = 2)
+    r1, out1 = round_(1, env.previous(), -5.0)
+    flag = r1["anomaly"]["flagged"]["bad"]
+    assert flag.startswith("bad: ") and "norm 10.0× the median" in flag
+    assert "cosine -1.00 to the median update" in flag
+    assert sorted(r1["anomaly"]["flagged"]) == ["bad"] and r1["anomaly"]["quarantined"] == {}
+    assert r1["contributors"] == ["a", "b", "bad", "c"]
+    # round 2: flagged again → quarantined now: skipped, the reason in `rejected`
+    r2, out2 = round_(2, str(out1 / "global_model"), -5.0)
+    reason = r2["rejected"]["bad"]
+    assert reason.startswith("quarantined in round 2: flagged in 2 consecutive rounds")
+    assert r2["contributors"] == ["a", "b", "c"] and r2["anomaly"]["quarantined"] == {"bad": reason}
+    meta = read_global_model(out2 / "global_model").meta
+    assert meta["health"]["bad"]["quarantined"]["round"] == 2
+    assert meta["health"]["a"] == {
+        "scored": 2,
+        "flagged": 0,
+        "consecutive": 0,
+        "quarantined": None,
+        "last_reason": "",
+    }
+    # round 3: 'bad' behaves, but stays skipped; the model moves by mean(0.5, 0.4, 0.5)
+    r3, out3 = round_(3, str(out2 / "global_model"), 0.5)
+    assert r3["rejected"]["bad"] == reason and "bad" not in r3["anomaly"]["scores"]
+    model = read_global_model(out3 / "global_model")
+    step1 = (0.5 + 0.4 + 0.5 - 5.0) / 4
+    assert_model(model.tensors, expected(step1 + 2 * (1.4 / 3)))

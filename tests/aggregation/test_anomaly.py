@@ -1,0 +1,115 @@
+"""Anomaly scores and their reasons against hand-computed values; site health over rounds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from components.aggregation.anomaly import SiteScore, Thresholds, score_round
+from components.aggregation.site_health import advance, quarantined
+
+
+def upd(kernel, bias=(0.0,)) -> dict[str, np.ndarray]:
+    return {"kernel": np.asarray(kernel, np.float32), "bias": np.asarray(bias, np.float32)}
+
+
+# honest kernels (2,0) (0,2) (2,2) (1,1): with a fifth update the coordinate-wise median is
+# (1, 1) and the median kernel norm 2 whenever the fifth is far out on the negative side
+HONEST = {"s1": upd([2, 0]), "s2": upd([0, 2]), "s3": upd([2, 2]), "s4": upd([1, 1])}
+
+
+def by_site(scores):
+    return {s.site: s for s in scores}
+
+
+def test_a_scaled_sign_flip_is_flagged_on_every_score_naming_the_tensor():
+    scores = by_site(score_round({**HONEST, "s5": upd([-20, -20])}))
+    s5 = scores["s5"]
+    # norm 20√2 over the median kernel norm 2; cosine −40 / (20√2 · √2) = −1;
+    # distance to (1, 1) is 21√2 over the median distance √2
+    assert s5.norm_ratios["kernel"] == pytest.approx(10 * math.sqrt(2))
+    assert s5.norm_ratios["bias"] == 1.0  # 0 over a median of 0
+    assert s5.cosine == pytest.approx(-1.0)
+    assert s5.distance_ratio == pytest.approx(21.0)
+    assert s5.explanation == (
+        "s5: kernel norm 14.1× the median; cosine -1.00 to the median update (kernel -1.00); "
+        "distance to the median update 21.0× the median (mostly kernel)"
+    )
+    assert [s.site for s in scores.values() if s.flagged] == ["s5"]
+    assert scores["s1"].cosine == pytest.approx(1 / math.sqrt(2))
+    assert scores["s4"].distance == 0.0 and scores["s4"].explanation == ""
+
+
+def test_a_plain_sign_flip_is_flagged_by_its_cosine_alone():
+    # (−1, −1): norm √2 (ratio 0.71), distance 2√2 (ratio 2), cosine −1
+    s5 = by_site(score_round({**HONEST, "s5": upd([-1, -1])}))["s5"]
+    assert s5.distance_ratio == pytest.approx(2.0)
+    assert s5.explanation == "s5: cosine -1.00 to the median update (kernel -1.00)"
+
+
+def test_thresholds_decide_and_fewer_than_three_updates_flag_nothing():
+    ups = {**HONEST, "s5": upd([-1, -1])}
+    loose = Thresholds(norm_ratio=100, min_cosine=-1.5, distance_ratio=100)
+    assert not any(s.flagged for s in score_round(ups, loose))
+    strict = Thresholds(distance_ratio=1.5)
+    assert (
+        "distance to the median update 2.0×" in by_site(score_round(ups, strict))["s5"].explanation
+    )
+    two = score_round({"a": upd([1, 0]), "b": upd([-100, 0])})
+    assert [s.flagged for s in two] == [False, False]
+    assert score_round({}) == []
+
+
+def test_report_json_is_rounded_and_null_for_undefined_cosines():
+    zero = {"a": upd([0, 0]), "b": upd([0, 0]), "c": upd([0, 0])}
+    row = score_round(zero)[0].as_json()
+    assert row == {
+        "norm": 0.0,
+        "max_norm_ratio": 1.0,
+        "cosine": None,
+        "distance_ratio": 1.0,
+        "flagged": False,
+        "reason": "",
+    }
+
+
+def score(site: str, flagged: bool) -> SiteScore:
+    reasons = ["kernel norm 9.8× the median"] if flagged else []
+    return SiteScore(site, 1.0, {}, {}, 1.0, {}, 0.0, 1.0, reasons)
+
+
+def test_quarantine_after_k_consecutive_flagged_rounds():
+    health: dict = {}
+    health, new = advance(health, [score("a", True), score("b", False)], 1, 2)
+    assert new == {} and health["a"]["consecutive"] == 1
+    health, new = advance(health, [score("a", False), score("b", True)], 2, 2)
+    assert new == {} and health["a"]["consecutive"] == 0  # not consecutive: reset
+    health, new = advance(health, [score("a", True), score("b", True)], 3, 2)
+    assert list(new) == ["b"]
+    assert new["b"] == (
+        "quarantined in round 3: flagged in 2 consecutive rounds (policy quarantine_after=2); "
+        "last: b: kernel norm 9.8× the median"
+    )
+    assert health["b"] == {
+        "scored": 3,
+        "flagged": 2,
+        "consecutive": 2,
+        "quarantined": {"round": 3, "reason": new["b"]},
+        "last_reason": "b: kernel norm 9.8× the median",
+    }
+    assert quarantined(health) == {"b": new["b"]}
+    before = {k: dict(v) for k, v in health.items()}
+    _, again = advance(health, [score("b", True)], 4, 2)
+    assert again == {} and health == before  # stays quarantined once; input not modified
+
+
+def test_without_a_quarantine_policy_flags_are_only_counted():
+    health: dict = {}
+    for r in range(1, 6):
+        health, new = advance(health, [score("a", True)], r, None)
+        assert new == {}
+    assert health["a"]["flagged"] == 5 and quarantined(health) == {}
+    with pytest.raises(ValueError, match="quarantine_after must be ≥ 1"):
+        advance({}, [], 1, 0)
