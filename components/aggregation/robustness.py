@@ -4,8 +4,17 @@
 their change Δ; f of them are malicious and send instead
 
 * `sign_flip`: −Δ,   * `scaled`: −10·Δ,   * `gaussian`: N(0, σ²) with σ = 200,
+* `label_flip`: the Δ of honest training on labels y → 9 − y (a data-poisoning site),
+* `alie` ("a little is enough", Baruch et al. 2019): every attacker sends μ − z·σ, μ and σ the
+  per-coordinate mean and standard deviation of the honest Δs (omniscient variant), z =
+  Φ⁻¹((K − s)/K) with s = ⌊K/2 + 1⌋ − f, built to stay inside the honest spread so median,
+  trimmed mean and Krum keep it,
 
-or nothing (`absent`: the reference of FedAvg over the honest sites only).
+or nothing (`absent`: the reference of FedAvg over the honest sites only). The sites can
+also be a Dirichlet(α) non-IID split (`digits_federation(dirichlet_alpha=0.5)`: per class,
+site shares drawn from Dir(α·1)), the setting where Krum is known to discard honest sites.
+Each round also scores every update with `anomaly.score_round` and counts the rounds each
+site was flagged (`RunResult.flag_rate`).
 
 The coordinator combines the Δs with a rule (`rules.aggregate`) and takes a plain FedAvg
 step (x ← x + Δ̄). `accuracy_table` gives the held-out accuracy after the last round for
@@ -41,14 +50,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
+from components.aggregation.anomaly import score_round
 from components.aggregation.rules import aggregate
 from components.aggregation.server_optimizers import FedAvgStep
 from components.common.tensors import Tensors
 
 ATTACKS = ("sign_flip", "scaled", "gaussian")
+LABEL_FLIP, ALIE = "label_flip", "alie"
+ALL_ATTACKS = (*ATTACKS, LABEL_FLIP, ALIE)
 ABSENT = "absent"  # reference: the f sites send nothing (FedAvg over the honest sites only)
 GAUSSIAN_SIGMA = 200.0
 SCALE = -10.0
@@ -58,6 +71,11 @@ ROBUST_RULES: dict[str, dict[str, float]] = {
     "median": {},
     "trimmed_mean": {"beta": 0.3},
     "multi_krum": {"f": 3},
+}
+ALL_RULES: dict[str, dict[str, float]] = {
+    **ROBUST_RULES,
+    "geometric_median": {},
+    "centred_clipping": {},
 }
 
 
@@ -93,25 +111,64 @@ class RunResult:
     accuracy: list[float] = field(default_factory=list)
     shrink: list[float] = field(default_factory=list)
     spread: list[float] = field(default_factory=list)
+    flagged: list[list[int]] = field(default_factory=list)  # per round: flagged site indices
+    reasons: list[str] = field(default_factory=list)  # the first flagged reasons seen
 
     @property
     def final(self) -> float:
         return self.accuracy[-1]
 
+    def flag_rate(self, sites: Sequence[int]) -> float:
+        """Fraction of (round, site) pairs among `sites` whose update was flagged."""
+        if not sites or not self.flagged:
+            return float("nan")
+        hits = sum(len(set(f) & set(sites)) for f in self.flagged)
+        return hits / (len(sites) * len(self.flagged))
 
-def digits_federation(n_sites: int = 10, test_fraction: float = 0.25, seed: int = 0) -> SiteShards:
+
+def digits_federation(
+    n_sites: int = 10,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    dirichlet_alpha: float | None = None,
+) -> SiteShards:
     """scikit-learn's digits (1797 images 8×8, 10 classes), shuffled, split into a test set
-    and `n_sites` equal IID shards."""
+    and `n_sites` equal IID shards, or with `dirichlet_alpha` a non-IID split: each class's
+    training images go to the sites in shares drawn from Dir(α·1) (every site keeps at
+    least one image)."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
     x = (data.data / 16.0).astype(np.float32)
     y = data.target.astype(np.int64)
-    order = np.random.default_rng(seed).permutation(len(y))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
     test, train = order[:n_test], order[n_test:]
-    shards = np.array_split(train, n_sites)
+    if dirichlet_alpha is None:
+        shards = np.array_split(train, n_sites)
+    else:
+        shards = dirichlet_shards(y, train, n_sites, dirichlet_alpha, rng)
     return SiteShards([(x[s], y[s]) for s in shards], x[test], y[test], int(y.max()) + 1)
+
+
+def dirichlet_shards(
+    y: np.ndarray, rows: np.ndarray, n_sites: int, alpha: float, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Split `rows` over the sites class by class in Dir(α·1) shares; a site left empty
+    takes one image from the largest shard."""
+    parts: list[list[int]] = [[] for _ in range(n_sites)]
+    for label in np.unique(y[rows]):
+        members = rows[y[rows] == label]
+        shares = rng.dirichlet(np.full(n_sites, alpha))
+        cuts = np.floor(np.cumsum(shares)[:-1] * len(members)).astype(int)
+        for site, chunk in enumerate(np.split(members, cuts)):
+            parts[site].extend(chunk.tolist())
+    for site in range(n_sites):
+        if not parts[site]:
+            donor = max(range(n_sites), key=lambda s: len(parts[s]))
+            parts[site].append(parts[donor].pop())
+    return [np.array(sorted(p), dtype=np.int64) for p in parts]
 
 
 def init_model(n_features: int, n_classes: int) -> Tensors:
@@ -165,6 +222,24 @@ def attack_update(delta: Tensors, attack: str, rng: np.random.Generator) -> Tens
     raise ValueError(f"unknown attack {attack!r}; choose from {ATTACKS}")
 
 
+def alie_z(n_sites: int, n_malicious: int) -> float:
+    """Baruch et al.'s z: Φ⁻¹((n − s)/n), s = ⌊n/2 + 1⌋ − f (sites the attackers need on
+    their side); 0 when s ≥ n (nothing to gain)."""
+    s = n_sites // 2 + 1 - n_malicious
+    if s >= n_sites:
+        return 0.0
+    return NormalDist().inv_cdf((n_sites - s) / n_sites)
+
+
+def alie_update(honest: Sequence[Tensors], z: float) -> Tensors:
+    """μ − z·σ per coordinate over the honest updates (σ: population standard deviation)."""
+    out = {}
+    for n in honest[0]:
+        stack = np.stack([h[n] for h in honest]).astype(np.float64)
+        out[n] = (stack.mean(axis=0) - z * stack.std(axis=0)).astype(np.float32)
+    return out
+
+
 def follow_stats(combined: Tensors, honest: Sequence[Tensors]) -> tuple[float, float]:
     """(shrink, spread) of one round, see `RunResult`; float64 over all tensors; both nan
     when the honest mean is all zero."""
@@ -202,22 +277,33 @@ def run_federation(
     rngs = [np.random.default_rng([seed, s]) for s in range(len(fed.sites))]
     attack_rng = np.random.default_rng([seed, 10_000])
     result = RunResult(rule, attack, n_malicious)
+    z = alie_z(len(fed.sites), n_malicious)
     for _ in range(cfg.rounds):
         deltas, honest = [], []
         for s, (x, y) in enumerate(fed.sites):
+            if s < n_malicious and attack == LABEL_FLIP:
+                y = fed.n_classes - 1 - y
             local = local_train(model, x, y, cfg, rngs[s])
             delta = {n: local[n] - model[n] for n in model}
             if s < n_malicious:
                 if attack == ABSENT:
                     continue
-                delta = attack_update(delta, attack, attack_rng)  # type: ignore[arg-type]
+                if attack not in (LABEL_FLIP, ALIE):
+                    delta = attack_update(delta, attack, attack_rng)  # type: ignore[arg-type]
             else:
                 honest.append(delta)
             deltas.append(delta)
+        if attack == ALIE:
+            deltas[:n_malicious] = [alie_update(honest, z)] * n_malicious
         combined = aggregate(deltas, rule, **(rule_params or {}))
         shrink, spread = follow_stats(combined, honest)
         result.shrink.append(shrink)
         result.spread.append(spread)
+        first = 0 if attack != ABSENT else n_malicious  # absent sites sent nothing
+        scores = score_round({f"site-{first + i}": d for i, d in enumerate(deltas)})
+        result.flagged.append([int(sc.site[5:]) for sc in scores if sc.flagged])
+        if len(result.reasons) < 3:
+            result.reasons.extend([sc.explanation for sc in scores if sc.flagged][:1])
         model, state = server.apply(model, combined, state)
         result.accuracy.append(accuracy(model, fed.x_test, fed.y_test))
     return result
@@ -244,6 +330,17 @@ def accuracy_table(
             for f in malicious:
                 runs.append(run_federation(fed, rule, params, attack, f, cfg, seed))
     return clean, runs
+
+
+def non_iid_table(
+    fed: SiteShards,
+    rules: dict[str, dict[str, float]] = ALL_RULES,
+    cfg: TrainConfig | None = None,
+    seed: int = 0,
+) -> tuple[RunResult, list[RunResult]]:
+    """(FedAvg run, one run per rule) without attack, e.g. on a Dirichlet split."""
+    clean = run_federation(fed, "fedavg", cfg=cfg, seed=seed)
+    return clean, [run_federation(fed, r, p, cfg=cfg, seed=seed) for r, p in rules.items()]
 
 
 def gap_points(run: RunResult, clean: RunResult, n_test: int) -> float:
