@@ -9,6 +9,8 @@ from components.aggregation.robustness import (
     ATTACKS,
     TrainConfig,
     accuracy_table,
+    alie_update,
+    alie_z,
     attack_update,
     digits_federation,
     follow_stats,
@@ -28,6 +30,41 @@ def test_attacks_by_hand():
     assert noise.dtype == np.float32 and 190 < noise.std() < 210
     with pytest.raises(ValueError, match="unknown attack 'zero'"):
         attack_update(delta, "zero", rng)
+
+
+def test_alie_by_hand():
+    # n = 10: s = ⌊10/2 + 1⌋ − f; z = Φ⁻¹((10 − s)/10): f = 1 → Φ⁻¹(0.5) = 0, f = 3 → Φ⁻¹(0.7)
+    assert alie_z(10, 1) == 0.0
+    assert alie_z(10, 3) == pytest.approx(0.5244005)
+    honest = [{"w": np.array([1.0, 0.0], np.float32)}, {"w": np.array([3.0, 0.0], np.float32)}]
+    # μ = (2, 0), σ = (1, 0): μ − 0.5σ
+    np.testing.assert_array_equal(alie_update(honest, 0.5)["w"], [1.5, 0.0])
+
+
+def test_dirichlet_split_partitions_the_training_rows_unevenly():
+    iid = digits_federation(seed=3)
+    fed = digits_federation(seed=3, dirichlet_alpha=0.5)
+    again = digits_federation(seed=3, dirichlet_alpha=0.5)
+    assert sum(len(y) for _, y in fed.sites) == sum(len(y) for _, y in iid.sites)
+    np.testing.assert_array_equal(fed.y_test, iid.y_test)  # same test set as the IID split
+    assert all(len(y) > 0 for _, y in fed.sites)
+    assert all((a[1] == b[1]).all() for a, b in zip(fed.sites, again.sites, strict=True))
+    # Dir(0.5): a site's largest class is up to 42 % of its images (IID: ≤ 16 %, 10 % each
+    # on average) and site sizes differ (79 to 225 images; IID 134-135)
+    top = [np.bincount(y, minlength=10).max() / len(y) for _, y in fed.sites]
+    assert max(top) > 0.35 and max(np.bincount(y).max() / len(y) for _, y in iid.sites) < 0.2
+    sizes = [len(y) for _, y in fed.sites]
+    assert max(sizes) > 2 * min(sizes)
+
+
+def test_label_flip_and_alie_runs_record_anomaly_flags():
+    fed = digits_federation()
+    cfg = TrainConfig(rounds=2)
+    flipped = run_federation(fed, "geometric_median", None, "label_flip", 2, cfg)
+    assert flipped.flag_rate([0, 1]) == 1.0 and flipped.flag_rate(range(2, 10)) == 0.0
+    assert flipped.reasons[0].startswith("site-0: ") and "kernel" in flipped.reasons[0]
+    alie = run_federation(fed, "median", None, "alie", 3, cfg)
+    assert len(alie.flagged) == 2 and alie.final > 0.5
 
 
 def test_follow_stats_by_hand():
