@@ -1,0 +1,1 @@
+"""Tamper-evident audit log: signed hash-chained records, checkpoints, verification."""

@@ -1,0 +1,139 @@
+"""Verify audit chains: signatures, order, links, checkpoints and cross-references (pure).
+
+`verify_chain` reports, per chain, an altered record (its signature no longer verifies), a
+removed or reordered record (a `seq` out of place or a `prev` that is not the hash of the
+record before), and a truncated or rewritten chain (a signed checkpoint states more records,
+or another head, than the chain holds). `cross_check` reports a coordinator reference to a
+record no site chain holds, and a site record of a consumed kind (default: `export`) that no
+coordinator record references: the coordinator references every export it read, accepted or
+rejected, so an unreferenced export was hidden by the coordinator or added by the site later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from components.audit.records import GENESIS, Checkpoint, Record, signature_ok
+
+COORDINATOR = "coordinator"
+CONSUMED_KINDS = ("export",)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One chain as read from storage: records in key order, its checkpoints, the owner's
+    public key (PEM)."""
+
+    name: str
+    records: Sequence[Record]
+    checkpoints: Sequence[Checkpoint] = ()
+    public_pem: str = ""
+
+
+@dataclass
+class Verdict:
+    """Problems (empty: verified) and the timeline of every record, by time."""
+
+    problems: list[str] = field(default_factory=list)
+    timeline: list[tuple[str, str, int, str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _label(r: Record) -> str:
+    rnd = r.body.get("round")
+    return f"record #{r.seq} ({r.kind}{'' if rnd is None else f', round {rnd}'})"
+
+
+def verify_chain(chain: Chain) -> list[str]:
+    """Problems of one chain, each naming the chain and the record (empty: it verifies)."""
+    problems: list[str] = []
+    name = chain.name
+    for pos, rec in enumerate(chain.records):
+        where = f"{name}: {_label(rec)} at position {pos}"
+        if rec.chain != name:
+            problems.append(f"{where}: belongs to chain {rec.chain!r}")
+        if not signature_ok(rec.payload(), rec.signature, chain.public_pem):
+            problems.append(f"{where}: signature does not verify (record altered or forged)")
+        if rec.seq != pos:
+            problems.append(
+                f"{where}: expected record #{pos} here (a record was removed or records "
+                f"were reordered)"
+            )
+        want = GENESIS if pos == 0 else chain.records[pos - 1].hash
+        if rec.prev != want:
+            problems.append(
+                f"{where}: does not link to the record before it (prev {rec.prev[:12]}…, "
+                f"expected {want[:12]}…)"
+            )
+    for cp in chain.checkpoints:
+        what = f"{name}: checkpoint of {cp.time} ({cp.count} records)"
+        if cp.chain != name or not signature_ok(cp.payload(), cp.signature, chain.public_pem):
+            problems.append(f"{what}: signature does not verify for this chain")
+            continue
+        if cp.count > len(chain.records):
+            problems.append(
+                f"{what}: the chain holds only {len(chain.records)} records (truncated)"
+            )
+        elif chain.records[cp.count - 1].hash != cp.head:
+            problems.append(
+                f"{what}: record #{cp.count - 1} is not the signed head (history rewritten)"
+            )
+    return problems
+
+
+def cross_check(
+    sites: Iterable[Chain], coordinator: Chain, consumed_kinds: Sequence[str] = CONSUMED_KINDS
+) -> list[str]:
+    """Problems between the site chains and the coordinator's references."""
+    problems: list[str] = []
+    held = {r.hash: (c.name, r) for c in sites for r in c.records}
+    referenced: set[str] = set()
+    for rec in coordinator.records:
+        for ref in rec.refs:
+            referenced.add(ref)
+            if ref not in held:
+                problems.append(
+                    f"{coordinator.name}: {_label(rec)} references record {ref[:12]}… that no "
+                    f"site chain holds (removed or altered at the site)"
+                )
+    for digest, (name, rec) in held.items():
+        if rec.kind in consumed_kinds and digest not in referenced:
+            problems.append(
+                f"{name}: {_label(rec)} is not referenced by the coordinator chain (an "
+                f"update the coordinator did not account for)"
+            )
+    return problems
+
+
+def verify_run(chains: Mapping[str, Chain]) -> Verdict:
+    """Every chain, then the cross-check of the site chains against the coordinator's."""
+    verdict = Verdict()
+    for name in sorted(chains):
+        verdict.problems += verify_chain(chains[name])
+        verdict.timeline += [
+            (r.time, name, r.seq, r.kind, r.body.get("summary", "")) for r in chains[name].records
+        ]
+    if COORDINATOR in chains:
+        sites = [c for n, c in sorted(chains.items()) if n != COORDINATOR]
+        verdict.problems += cross_check(sites, chains[COORDINATOR])
+    else:
+        verdict.problems.append("no coordinator chain: site records cannot be cross-checked")
+    verdict.timeline.sort()
+    return verdict
+
+
+def format_timeline(verdict: Verdict) -> str:
+    """One line per record, by time, then the problems (or 'verified')."""
+    lines = [
+        f"{t}  {chain:<24} #{seq:<4} {kind:<12} {summary}"
+        for t, chain, seq, kind, summary in verdict.timeline
+    ]
+    lines.append("")
+    lines += [f"PROBLEM {p}" for p in verdict.problems] or [
+        "verified: every chain, checkpoint and cross-reference"
+    ]
+    return "\n".join(lines)
