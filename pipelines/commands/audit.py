@@ -1,0 +1,78 @@
+"""`fedpipe audit verify RUN` / `fedpipe audit show RUN`: read every audit chain of a run
+(each site's from its own bucket, the coordinator's from its GCS bucket), verify signatures,
+links, checkpoints and cross-references, print the timeline (`components.audit`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipelines.cli import CommandError
+from pipelines.commands._federation_args import add_federation_arguments, load_or_fail
+
+HELP = "verify (or show) a run's tamper-evident audit chains and print their timeline"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("verify", "show"), help="verify: exit 1 on a problem")
+    parser.add_argument("run_id", metavar="RUN", help="the run id the chains were written under")
+    add_federation_arguments(parser)
+    parser.add_argument(
+        "--coordinator-key",
+        type=Path,
+        metavar="FILE",
+        help="PEM public key of the coordinator's audit chain (default: the coordinator "
+        "site's signing.public_key)",
+    )
+
+
+def read_chains(federation, run_id: str, coordinator_pem: str) -> dict:
+    """{chain name: Chain} from the object stores (the I/O edge)."""
+    from components.audit.store import GcsStore, S3Store, read_chain
+    from components.audit.verify import COORDINATOR
+    from components.common.object_store import coordinator_gcs_client, site_minio_client
+
+    chains = {}
+    for site_id, site in federation.sites.items():
+        store = S3Store(site_minio_client(site), site.object_store.bucket)
+        name = f"site/{site_id}"
+        chains[name] = read_chain(store, run_id, name, site.signing.public_key)
+    coord = federation.coordinator
+    bucket = coordinator_gcs_client(coord).bucket(coord.object_store.bucket)
+    chains[COORDINATOR] = read_chain(GcsStore(bucket), run_id, COORDINATOR, coordinator_pem)
+    return chains
+
+
+def coordinator_key(args: argparse.Namespace, federation) -> str:
+    if args.coordinator_key:
+        try:
+            return args.coordinator_key.read_text()
+        except OSError as exc:
+            raise CommandError(f"--coordinator-key {args.coordinator_key}: {exc}") from None
+    signing = federation.coordinator.signing
+    if signing is None:
+        raise CommandError(
+            f"the coordinator site {federation.coordinator.id!r} has no signing.public_key: "
+            f"pass its audit key with --coordinator-key FILE"
+        )
+    return signing.public_key
+
+
+def run(args: argparse.Namespace) -> int:
+    from components.audit.records import AuditFormatError
+    from components.audit.verify import format_timeline, verify_run
+    from components.common.create_only import STORE_ERRORS
+
+    federation = load_or_fail(args)
+    pem = coordinator_key(args, federation)
+    try:
+        chains = read_chains(federation, args.run_id, pem)
+    except (AuditFormatError, ValueError) as exc:
+        raise CommandError(f"run {args.run_id}: {exc}") from None
+    except STORE_ERRORS as exc:
+        raise CommandError(f"run {args.run_id}: reading the audit chains failed: {exc}") from None
+    verdict = verify_run(chains)
+    counts = ", ".join(f"{n} {len(c.records)}" for n, c in sorted(chains.items()))
+    print(f"run {args.run_id}: records per chain: {counts}")
+    print(format_timeline(verdict))
+    return 0 if verdict.ok or args.action == "show" else 1
