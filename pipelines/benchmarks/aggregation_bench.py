@@ -7,6 +7,11 @@ median wall time of REPEATS calls of `rules.aggregate` per rule as GB/s of updat
 bandwidth, measured in the same run), and the peak memory a call allocates (tracemalloc) in
 units of one update (P·4 bytes). BLAS is limited to one thread (threadpoolctl).
 
+Also geometric median and centred clipping (no target), and the anomaly scoring the
+aggregate task runs every round (`anomaly.score_round`, a coordinate-wise median plus norms,
+dots and distances; no target). `--only a,b` runs the cases whose label contains a or b,
+`--sizes 100x1e6,10x1e5` only those K×P.
+
 Targets: mean ≥ 5 GB/s with O(P) memory, median and trimmed mean ≥ 1 GB/s, Multi-Krum
 ≥ 2 GB/s, checked on the P ≥ 1e6 sizes (i.i.d. normal updates). At K=100 an extra row shows
 Multi-Krum on an attacked round (10 updates scaled by −10: outliers, so it sums the selected
@@ -32,6 +37,7 @@ PS = (100_000, 1_000_000, 10_000_000)
 REPEATS = 3
 BIAS = 1000
 TARGETS = {"fedavg": 5.0, "median": 1.0, "trimmed_mean": 1.0, "multi_krum": 2.0}
+ANOMALY = "anomaly scoring"  # anomaly.score_round over the K updates: per-round overhead
 
 
 def make_updates(k: int, p: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -57,6 +63,8 @@ def cases(k: int) -> list[tuple[str, str, dict]]:
         (f"multi_krum f={f} m={k - f}", "multi_krum", {"f": f}),
         (f"krum f={f}", "krum", {"f": f}),
         ("norm_bounded_mean", "norm_bounded_mean", {"clip_norm": 1.0}),
+        ("geometric_median", "geometric_median", {}),
+        ("centred_clipping", "centred_clipping", {}),
     ]
 
 
@@ -86,12 +94,20 @@ def peak_bytes(fn: Callable[[], object]) -> int:
 def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
+    from components.aggregation.anomaly import score_round
     from components.aggregation.rules import aggregate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-gb", type=float, default=4.5)
     parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--only", default="", help="comma-separated label substrings")
+    parser.add_argument("--sizes", default="", help="comma-separated KxP, e.g. 100x1e6")
     args = parser.parse_args(argv)
+    only = [o for o in args.only.split(",") if o]
+    sizes = {(int(a), int(float(b))) for a, b in (x.split("x") for x in args.sizes.split(",") if x)}
+
+    def wanted(label: str) -> bool:
+        return not only or any(o in label for o in only)
 
     print(
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores, one BLAS thread; "
@@ -109,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         for k in KS:
             for p in PS:
                 gb = k * p * 4 / 1e9
+                if sizes and (k, p) not in sizes:
+                    continue
                 if gb > args.max_gb:
                     print(f"skip K={k} P={p:.0e}: {gb:.1f} GB of input > --max-gb {args.max_gb}")
                     continue
@@ -134,13 +152,15 @@ def main(argv: list[str] | None = None) -> int:
                     )
 
                 row("numpy sum (bandwidth)", ref, ref_wall, "-")
-                if p == 1_000_000:
+                if p == 1_000_000 and wanted("np.median"):
                     stacked = np.stack(
                         [np.concatenate([a.ravel() for a in d.values()]) for d in updates]
                     )
                     row("np.median(axis=0)", *timed(lambda s=stacked: np.median(s, axis=0), 1), "-")
                     del stacked
                 for label, rule, kw in cases(k):
+                    if not wanted(label):
+                        continue
                     kw = dict(kw)
                     weights = kw.pop("weights", None)
 
@@ -154,16 +174,27 @@ def main(argv: list[str] | None = None) -> int:
                     rate = gb / cpu
                     if target and p >= 1_000_000 and rate < target and "weighted" not in label:
                         misses.append(f"K={k} P={p:.0e} {label}: {rate:.2f} < {target} GB/s")
+                if wanted(ANOMALY):
+                    by_site = {f"site-{i:03d}": u for i, u in enumerate(updates)}
+                    cpu, wall = timed(lambda b=by_site: score_round(b), repeats)
+                    row(ANOMALY, cpu, wall, "-")
                 if k > 16:  # an attacked round: f updates scaled by −10 (no target, shown)
                     f = 10
                     scaled = [
                         {n: np.float32(-10) * v for n, v in u.items()} for u in updates[1 : f + 1]
                     ]
                     attacked = [updates[0], *scaled, *updates[f + 1 :]]
-                    cpu, wall = timed(
-                        lambda u=attacked, f=f: aggregate(u, "multi_krum", f=f), repeats
-                    )
-                    row(f"multi_krum, {f} at −10×", cpu, wall, "-")
+                    for rule, kw in (("multi_krum", {"f": f}), ("geometric_median", {})):
+                        if wanted(rule):
+                            cpu, wall = timed(
+                                lambda u=attacked, r=rule, kw=kw: aggregate(u, r, **kw), repeats
+                            )
+                            row(f"{rule}, {f} at −10×", cpu, wall, "-")
+                    if wanted("geometric_median"):  # update 0 the outlier: Gram recomputed
+                        first = [scaled[0], updates[0], *scaled[1:], *updates[f + 1 :]]
+                        cpu, wall = timed(lambda u=first: aggregate(u, "geometric_median"), repeats)
+                        row("geometric_median, x0 out", cpu, wall, "-")
+                        del first
                     del scaled, attacked
                 del updates, arrays
     print(f"total {time.perf_counter() - started:.0f} s wall")
