@@ -60,6 +60,7 @@ def round_rows(summary: Mapping[str, Any]) -> list[list[str]]:
                 ", ".join(r.get("contributors") or []) or "none",
                 _reasons(r.get("abstained") or {}),
                 _reasons(r.get("rejected") or {}),
+                "; ".join((r.get("flagged") or {}).values()) or "none",
             ]
         )
     return rows
@@ -74,6 +75,7 @@ ROUND_HEADER = [
     "contributing",
     "abstained (reason)",
     "rejected (reason)",
+    "anomalous updates (aggregation.anomaly)",
 ]
 SITE_HEADER = [
     "site",

@@ -162,6 +162,7 @@ def build_summary(
                 "contributors": sorted(rep.get("contributors") or []),
                 "abstained": dict(sorted((rep.get("abstained") or {}).items())),
                 "rejected": dict(sorted((rep.get("rejected") or {}).items())),
+                "flagged": dict(sorted(((rep.get("anomaly") or {}).get("flagged") or {}).items())),
                 "global": {
                     "accuracy": weighted_mean(weights),
                     "loss": weighted_mean(loss_weights),

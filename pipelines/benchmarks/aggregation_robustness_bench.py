@@ -31,7 +31,7 @@ from typing import Any
 
 SEEDS = (0, 1, 2, 3, 4)
 TAIL = 5  # last rounds over which the clean run's fluctuation is shown
-RECOMMENDED = "multi_krum"
+RECOMMENDED = "geometric_median"  # the README's default robust rule
 DIRICHLET_ALPHA = 0.5
 CLAIM_ATTACKS = ("sign_flip", "scaled", "gaussian", "label_flip")
 

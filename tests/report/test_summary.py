@@ -122,3 +122,17 @@ def test_composed_cumulative_epsilon_replaces_the_sum() -> None:
     assert r2["epsilon_pld_cumulative"] == pytest.approx(1.4)
     assert s["rounds"][1]["sites"]["hospital-paris"]["epsilon_cumulative"] == pytest.approx(4.0)
     assert s["epsilon_cumulative_method"] == "composed (site ledger)"
+
+
+def test_anomaly_flags_of_a_round_reach_the_summary_and_the_round_table() -> None:
+    from components.report.render import ROUND_HEADER, round_rows
+
+    reports = round_reports()
+    reason = "hospital-berlin: output/kernel norm 9.8× the median"
+    reports[0]["anomaly"] = {"flagged": {"hospital-berlin": reason}, "quarantined": {}}
+    s = build_summary(reports, evaluations())
+    assert s["rounds"][0]["flagged"] == {"hospital-berlin": reason}
+    assert s["rounds"][1]["flagged"] == {}  # a round report from before anomaly scoring
+    rows = round_rows(s)
+    assert ROUND_HEADER[-1].startswith("anomalous updates")
+    assert rows[0][-1] == reason and rows[1][-1] == "none"
