@@ -238,7 +238,9 @@ def test_unknown_rule_parameters_and_weights_for_robust_rules_are_refused():
 def test_inputs_are_not_modified():
     ups = [upd([3, 1]), upd([1, 2]), upd([2, 3]), upd([0, 0]), upd([9, 9])]
     before = [u["w"].copy() for u in ups]
-    for rule, params in [("median", {}), ("trimmed_mean", {"beta": 0.2}), ("krum", {"f": 1})]:
+    rules = [("median", {}), ("trimmed_mean", {"beta": 0.2}), ("krum", {"f": 1})]
+    rules += [("geometric_median", {}), ("centred_clipping", {})]
+    for rule, params in rules:
         aggregate(ups, rule, **params)
     for u, b in zip(ups, before, strict=True):
         np.testing.assert_array_equal(u["w"], b)
