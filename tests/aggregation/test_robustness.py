@@ -149,7 +149,7 @@ def test_robust_rules_stay_near_the_clean_run_and_the_mean_collapses(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_geometric_median_holds_under_every_claim_attack_and_on_a_dirichlet_split(seed):
     # the README's default robust rule: ≤ 2 points below the clean run for f ≤ 2, ≤ 3 for
-    # f = 3, ≤ 2 below FedAvg on Dirichlet(0.5). Measured over splits 0-11 it holds on all but
+    # f = 3, ≤ 2 below FedAvg on Dirichlet(0.5). Measured over splits 0-14 it holds on all but
     # split 6 (−2.4 at f = 2, −3.8 at f = 3; components/aggregation/RULES.md)
     from components.aggregation.robustness import LABEL_FLIP, non_iid_table
 
