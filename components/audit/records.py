@@ -22,6 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from components.domain.canonical import canonical_dumps
+
 GENESIS = "0" * 64
 FORMAT = "fedpipe.audit/v1"
 
@@ -31,8 +33,8 @@ class AuditFormatError(ValueError):
 
 
 def canonical(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the bytes that are signed and hashed."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Canonical JSON (`components.domain.canonical`), UTF-8: the bytes signed and hashed."""
+    return canonical_dumps(value).encode()
 
 
 def _private(pem: str) -> Ed25519PrivateKey:
