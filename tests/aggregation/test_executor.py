@@ -19,7 +19,7 @@ from components.common.manifest import generate_keypair
 from components.common.tensors import load_tensors
 from components.domain.canonical import canonical_json
 from components.domain.run_id import RunIdError
-from tests.aggregation.federation import (
+from tests.support.federation import (
     SiteKit,
     abstain,
     constant_update,

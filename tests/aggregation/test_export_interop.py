@@ -15,7 +15,7 @@ from components.common.secrets import secret_env_name
 from components.common.site_task import call_with_task
 from components.domain.canonical import canonical_json, policy_digest
 from components.export.executor import run as _export_executor
-from tests.aggregation.federation import (
+from tests.support.federation import (
     constant_update,
     global_tensors,
     make_coordinator,

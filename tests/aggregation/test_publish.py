@@ -23,7 +23,7 @@ from components.aggregation.publish import (
 )
 from components.common.tensors import dump_tensors
 from components.domain.canonical import sha256_hex
-from tests.aggregation.federation import constant_update, unique
+from tests.support.federation import constant_update, unique
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from components.aggregation.verify import (
 from components.common.manifest import generate_keypair
 from components.common.tensors import dump_tensors
 from components.domain.canonical import policy_digest
-from tests.aggregation.federation import (
+from tests.support.federation import (
     constant_update,
     global_tensors,
     make_coordinator,

@@ -11,7 +11,7 @@ from components.aggregation.fetch import fetch_update
 from components.aggregation.verify import UpdateRejected, model_spec, size_limit
 from components.common.manifest import generate_keypair, update_object_key
 from components.common.object_store import site_minio_client, split_endpoint
-from tests.aggregation.federation import (
+from tests.support.federation import (
     abstain,
     constant_update,
     export,

@@ -16,7 +16,7 @@ from components.audit.store import ChainWriter, GcsStore, S3Store, record_key
 from components.common.manifest import generate_keypair
 from pipelines.cli import main
 from pipelines.config.loader import load_federation
-from tests.aggregation.federation import unique
+from tests.support.federation import unique
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from components.audit.store import (
 )
 from components.audit.verify import verify_run
 from components.common.manifest import generate_keypair
-from tests.aggregation.federation import unique
+from tests.support.federation import unique
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from pipelines.cli import main
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = ["--sites", str(REPO / "sites"), "--policies", str(REPO / "policies")]
 
 

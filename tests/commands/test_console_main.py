@@ -3,11 +3,10 @@ interpreter teardown after TensorFlow Federated was loaded."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 SCRIPT = (
     "import sys, types\n"

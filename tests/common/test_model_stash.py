@@ -21,7 +21,7 @@ from components.common.model_stash import (
     unstash,
 )
 from components.common.site_task import split_task_inputs
-from tests.train.site_env import make_site_env
+from tests.support.site_env import make_site_env
 
 pytestmark = pytest.mark.integration
 

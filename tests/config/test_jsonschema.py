@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
 from pipelines.config.jsonschema import SCHEMA_DIR, SCHEMA_FILES, schema_text, write_schemas
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "sites").glob("*.yaml")) + sorted((REPO / "policies").glob("*.yaml"))
 
 

@@ -11,8 +11,7 @@ import pytest
 import yaml
 
 from pipelines.config.loader import ConfigError, federation_from_models, load_federation
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def copy_example(tmp_path: Path) -> tuple[Path, Path]:

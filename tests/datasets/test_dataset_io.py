@@ -21,8 +21,7 @@ from components.datasets.io import (
 from components.datasets.prepare import load_frame, table_to_csv_bytes
 from components.domain.models import Site
 from pipelines.localstack.servers import free_port
-
-from .helpers import site_json
+from tests.support.site_inputs import site_json
 
 
 def test_parse_uri():

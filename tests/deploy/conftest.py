@@ -17,8 +17,8 @@ from pipelines.deploy.manifests import Manifests, build_manifests
 from pipelines.deploy.network import ClusterNetwork
 from pipelines.localstack.k8s_api import KubeApiServer
 from pipelines.localstack.kfp_api import KfpApiServer
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 IMAGE = "ghcr.io/x/fedpipe@sha256:" + "c3" * 32
 TOKEN_RNG_SEED = 14
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from pathlib import Path
 
 import yaml
 
 from pipelines.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def test_explain_shows_routes_with_the_rules_that_opened_them(capsys):

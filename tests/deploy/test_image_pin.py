@@ -11,8 +11,8 @@ import yaml
 
 from pipelines.cli import main
 from pipelines.placement.image_ref import ImageRefError, parse_image_ref, require_pinned
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DIGEST_A = "sha256:" + "a1" * 32
 DIGEST_B = "sha256:" + "b2" * 32
 PINNED = f"ghcr.io/x/fedpipe@{DIGEST_A}"

@@ -18,8 +18,8 @@ from pipelines.deploy.netpol import Peer, Pod, egress_allowed
 from pipelines.deploy.secrets import secret_refs
 from pipelines.deploy.validate import validation_errors
 from pipelines.placement.labels import SITE_LABEL
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "pipelines" / "compiled" / "federated-training.yaml"
 NS = "fedpipe"
 SITES = ("clinic-boston", "hospital-berlin", "hospital-paris")

@@ -3,8 +3,6 @@ forbids the coordinator, and the artifact store on another placement."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pipelines.config import federation_from_models, load_federation
@@ -12,8 +10,8 @@ from pipelines.deploy.manifests import build_manifests, endpoint_rule
 from pipelines.deploy.netpol import Peer, Pod, egress_allowed
 from pipelines.deploy.network import ClusterNetwork, Endpoint, NetworkConfigError, plan_routes
 from pipelines.placement.labels import SITE_LABEL
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NET = ClusterNetwork()
 
 

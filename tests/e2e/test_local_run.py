@@ -7,35 +7,16 @@ the failure test stops after round 1's aggregate.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from components.privacy.accounting import epsilons
-from components.privacy.ledger import LedgerEntry
+from tests.support.e2e import SITES, fedpipe, ledger_entries
 
-REPO = Path(__file__).resolve().parents[2]
 RUN_ID = "e2e-two-rounds"
-SITES = ["clinic-boston", "hospital-berlin", "hospital-paris"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-
-def fedpipe(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    for name in ("FEDPIPE_SECRETS_DIR", "FEDPIPE_ENDPOINT_OVERRIDES", "STORAGE_EMULATOR_HOST"):
-        env.pop(name, None)  # the run starts its own stores
-    return subprocess.run(
-        [sys.executable, "-c", "from pipelines.cli import console_main; console_main()", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +25,6 @@ def two_round_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     proc = fedpipe("run", "--local", "--rounds", "2", "--runs-dir", str(runs), "--run-id", RUN_ID)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return runs, proc.stdout
-
-
-def _ledger(runs: Path, site: str) -> list[LedgerEntry]:
-    root = runs / ".state" / "s3" / f"{site}-fl" / "ledger" / site
-    return [LedgerEntry.from_json(p.read_bytes()) for p in sorted(root.rglob("*.json"))]
 
 
 def test_summary_has_every_round_and_a_model_that_learned(two_round_run) -> None:
@@ -74,7 +50,7 @@ def test_epsilon_in_summary_equals_the_site_ledgers(two_round_run) -> None:
     runs, _ = two_round_run
     summary = json.loads((runs / RUN_ID / "summary.json").read_text())
     for site in SITES:
-        entries = [e for e in _ledger(runs, site) if e.run_id == RUN_ID]
+        entries = [e for e in ledger_entries(runs, site) if e.run_id == RUN_ID]
         assert sorted((e.round, e.attempt) for e in entries) == [(1, 1), (2, 1)]
         eps = epsilons([e.event for e in entries], entries[0].delta)
         total = summary["epsilon_total"][site]
@@ -102,7 +78,7 @@ def test_outputs_exist_and_rerun_is_refused(two_round_run) -> None:
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     again = fedpipe("run", "--local", "--rounds", "2", "--runs-dir", str(runs), "--run-id", RUN_ID)
     assert again.returncode == 2 and "already finished" in again.stderr
-    assert len(_ledger(runs, "hospital-berlin")) == 2  # nothing charged by the refused rerun
+    assert len(ledger_entries(runs, "hospital-berlin")) == 2  # nothing charged by the refused rerun
 
 
 def test_a_failing_task_stops_the_run_naming_task_and_site(tmp_path: Path) -> None:

@@ -15,8 +15,7 @@ import pytest
 
 from pipelines.local_run.recipes import RECIPES
 from pipelines.local_run.runner import RunOptions, run_local
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 @pytest.mark.e2e

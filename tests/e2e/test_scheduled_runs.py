@@ -20,8 +20,8 @@ import yaml
 
 from components.common.tensors import load_tensors
 from components.privacy.accounting import epsilons
-
-from .test_local_run import REPO, SITES, _ledger, fedpipe
+from tests.support.e2e import SITES, fedpipe, ledger_entries
+from tests.support.paths import REPO
 
 FIRST, SECOND, OVER_BUDGET = "e2e-sched-1", "e2e-sched-2", "e2e-sched-over"
 FIRST_ROUNDS = 2
@@ -108,7 +108,7 @@ def test_ledgers_hold_both_runs_epsilon(two_runs: Path) -> None:
     runs = two_runs
     first, second = _summary(runs, FIRST), _summary(runs, SECOND)
     for site in SITES:
-        entries = [e for e in _ledger(runs, site) if e.run_id in (FIRST, SECOND)]
+        entries = [e for e in ledger_entries(runs, site) if e.run_id in (FIRST, SECOND)]
         rounds = sorted((e.run_id, e.round) for e in entries)
         assert rounds == [(FIRST, 1), (FIRST, 2), (SECOND, 1)], (site, rounds)
         delta = entries[0].delta
@@ -143,7 +143,7 @@ def test_a_run_beyond_the_lifetime_budget_stops_before_training(
             limits.add(f"dp.lifetime_epsilon {doc['dp']['lifetime_epsilon']:g}")
         (policies / path.name).write_text(yaml.safe_dump(doc, sort_keys=False))
     print(f"ledgers before the over-budget run (RDP): {spent}; policies now {sorted(limits)}")
-    before = {site: len(_ledger(runs, site)) for site in SITES}
+    before = {site: len(ledger_entries(runs, site)) for site in SITES}
 
     proc = scheduled_run(
         runs, OVER_BUDGET, 1, "--sites", str(REPO / "sites"), "--policies", str(policies)
@@ -158,7 +158,7 @@ def test_a_run_beyond_the_lifetime_budget_stops_before_training(
     assert any(limit in proc.stderr for limit in limits), proc.stderr[-3000:]
     assert not [x for x in proc.stdout.splitlines() if " train " in x], proc.stdout[-3000:]
     # nothing trained, nothing charged, nothing published
-    assert {site: len(_ledger(runs, site)) for site in SITES} == before
+    assert {site: len(ledger_entries(runs, site)) for site in SITES} == before
     models = runs / ".state" / "gcs" / COORDINATOR_BUCKET / "models"
     assert not (models / OVER_BUDGET).exists()
     assert not (runs / OVER_BUDGET / "summary.json").exists()

@@ -19,8 +19,7 @@ from components.common.tensors import load_tensors
 from components.datasets.contracts import get_contract
 from components.train.models import initial_weights
 from pipelines.commands.simulate import max_abs_difference
-
-from .test_local_run import SITES, fedpipe
+from tests.support.e2e import SITES, fedpipe
 
 RUN_ID = "e2e-tff-parity"
 TOLERANCE = 1e-4

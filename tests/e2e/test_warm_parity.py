@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from pipelines.local_run.runner import RunOptions, RunResult, run_local
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 # two one-round runs per test; a process-mode run alone took 10+ minutes on a loaded 2-core box
 pytestmark = [
     pytest.mark.e2e,

@@ -12,7 +12,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from datasets.helpers import leaked_values, policy_digest_input, policy_json, site_json
 
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.site_task import TaskInputError, call_with_task
@@ -21,6 +20,7 @@ from components.datasets.features import fit_scaler, frame_to_arrays
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
 from components.evaluate.executor import run as _run_executor
 from components.evaluate.forward import softmax
+from tests.support.site_inputs import leaked_values, policy_digest_input, policy_json, site_json
 
 
 def run(**inputs):  # as the component calls it

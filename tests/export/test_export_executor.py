@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from train.site_env import initial_global, make_site_env
 
 from components.common.create_only import ObjectExistsError, put_create_only
 from components.common.manifest import (
@@ -30,6 +29,7 @@ from components.export.store import ExportExistsError
 from components.export.update import DestinationError, ExportError
 from components.privacy.ledger_store import LedgerStore
 from components.train.executor import run as _train_executor
+from tests.support.site_env import initial_global, make_site_env
 
 
 def train(**inputs):  # as the component calls it
@@ -334,7 +334,7 @@ def test_abstained_training_exports_nothing(site, minio, tmp_path):
 
 
 def test_no_raw_value_of_the_site_data_leaves_in_ref_or_manifest(site, minio, tmp_path):
-    from train.site_env import federation_split
+    from tests.support.site_env import federation_split
 
     local, global_model, _ = _trained(site, tmp_path, "run-leak")
     ref = _export(site, local, global_model, "run-leak", tmp_path / "u")

@@ -12,7 +12,7 @@ from components.common.tensors import dump_tensors
 from components.domain.canonical import canonical_json
 from components.domain.run_id import RunIdError
 from components.initialize.executor import InitializeError, run
-from tests.aggregation.federation import make_coordinator, unique
+from tests.support.federation import make_coordinator, unique
 
 pytestmark = pytest.mark.integration
 

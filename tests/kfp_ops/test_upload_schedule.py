@@ -14,11 +14,11 @@ import pytest
 from pipelines.cli import main
 from pipelines.kfp_ops.digest import pipeline_digest_of, version_name_for
 from pipelines.localstack.kfp_api import KfpApiServer
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 
 PIPELINE = "federated-training"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _compile(out: Path, snapshot: str | None = None) -> Path:

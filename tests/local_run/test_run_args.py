@@ -18,8 +18,7 @@ from pipelines.local_run.options import (
     pipeline_arguments,
 )
 from pipelines.local_run.runner import compile_federation
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def test_param_values_keep_json_objects_as_text() -> None:

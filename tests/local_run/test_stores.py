@@ -11,8 +11,7 @@ import pytest
 from pipelines.config.loader import load_federation
 from pipelines.local_run.siteconf import write_local_config
 from pipelines.local_run.stores import LocalStores, ensure_signing_keys
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 @pytest.mark.integration

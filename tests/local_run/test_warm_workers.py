@@ -15,10 +15,10 @@ from pipelines.local_run.progress import TaskInfo, task_map
 from pipelines.local_run.task_env import task_environment, thread_environment
 from pipelines.local_run.warm_pool import WarmPool
 from pipelines.local_run.warm_worker import executor_program
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.slow  # the warm worker imports TensorFlow once (~10-45 s)
 
-REPO = Path(__file__).resolve().parents[2]
 FEDPIPE_SCRIPT = (
     'p="$(mktemp -d)/ephemeral_component.py"; printf "%s" "$0" > "$p"\n'
     '_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main --component_module_path "$p" "$@"\n'
@@ -154,8 +154,7 @@ def test_the_scheduler_names_task_site_and_round(pool: WarmPool, tmp_path: Path,
     from kfp import local
 
     from pipelines.local_run.parallel import run_pipeline_parallel
-
-    from .toy_components import toy
+    from tests.support.toy_components import toy
 
     local.init(local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     spec = json.loads(json.dumps(_as_dict(toy.pipeline_spec)))

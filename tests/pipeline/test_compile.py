@@ -15,8 +15,8 @@ from pipelines.compiler import (
     strip_sdk_version,
 )
 from pipelines.kfp_ops.digest import pipeline_digest_of
-
-from .helpers import POLICIES_DIR, REPO, SITES_DIR, example_federation
+from tests.support.example_federation import example_federation
+from tests.support.paths import POLICIES_DIR, REPO, SITES_DIR
 
 GOLDEN = REPO / "pipelines" / "compiled" / "federated-training.yaml"
 

@@ -7,8 +7,7 @@ from components.domain.canonical import canonical_json, policy_digest
 from pipelines.compiler import compile_federation
 from pipelines.flows import kubernetes_executors
 from pipelines.placement import SITE_LABEL
-
-from .helpers import example_federation
+from tests.support.example_federation import example_federation
 
 FED = example_federation()
 SITES = list(FED.sites)

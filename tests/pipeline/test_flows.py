@@ -2,8 +2,7 @@
 
 from pipelines.flows import UNPLACED, flow_edges, task_placements
 from pipelines.residency import check_flows
-
-from .helpers import example_federation
+from tests.support.example_federation import example_federation
 
 
 def _spec(description: str | None):

@@ -18,8 +18,7 @@ from pipelines.placement import (
     use_sites_read_credentials,
 )
 from pipelines.placement.registry import split_registry
-
-from .helpers import compile_one_task, example_federation
+from tests.support.example_federation import compile_one_task, example_federation
 
 FED = example_federation()
 BERLIN = FED.sites["hospital-berlin"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from components.report import executor
 from components.report.render import render_html, render_markdown
 from components.report.summary import build_summary
-from tests.report.fixtures import evaluations, round_reports
+from tests.support.report_fixtures import evaluations, round_reports
 
 
 def _summary() -> dict:

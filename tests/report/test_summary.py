@@ -12,7 +12,7 @@ from components.report.summary import (
     sum_confusion,
     weighted_mean,
 )
-from tests.report.fixtures import SITES, evaluation, evaluations, round_reports
+from tests.support.report_fixtures import SITES, evaluation, evaluations, round_reports
 
 
 def test_global_accuracy_is_example_weighted_mean_of_site_holdouts() -> None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from components.domain.canonical import policy_digest
 from pipelines.config.loader import load_federation
 from pipelines.residency import FlowEdge, check_flows, render_report_json, render_report_markdown
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 B, C = "hospital-berlin", "coordinator"
 EDGES = [
     FlowEdge("export-b-r1", "update", "dp_update", B, "aggregate-r1", C),  # crossing, allowed

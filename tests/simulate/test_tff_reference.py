@@ -12,10 +12,10 @@ from pipelines.cli import main
 from pipelines.simulate.data import FederatedData, federated_data
 from pipelines.simulate.reference import accuracy, fedavg_reference
 from pipelines.simulate.spec import FederationSpec
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 SITES = ("clinic-boston", "hospital-berlin", "hospital-paris")
 IID = FederationSpec("breast_cancer", SITES, rounds=3, batch_size=16, learning_rate=0.1)
 

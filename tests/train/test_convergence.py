@@ -21,7 +21,7 @@ from components.privacy.accounting import dp_sgd_event, rdp_epsilon
 from components.privacy.ledger_store import LedgerStore
 from components.train.executor import run as _train_executor
 from components.train.models import initial_weights
-from train.site_env import SITE_IDS, federation_split, make_site_env
+from tests.support.site_env import SITE_IDS, federation_split, make_site_env
 
 
 def train(**inputs):  # as the component calls it

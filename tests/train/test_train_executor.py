@@ -17,7 +17,7 @@ from components.privacy.ledger import entry_key
 from components.privacy.ledger_store import LedgerStore
 from components.train.executor import DpPolicyError
 from components.train.executor import run as _run_executor
-from train.site_env import initial_global, make_site_env
+from tests.support.site_env import initial_global, make_site_env
 
 
 def run(**inputs):  # as the component calls it
@@ -133,7 +133,7 @@ def test_dp_off_refused_unless_policy_allows(minio, tmp_path, monkeypatch):
 
 
 def test_bad_data_abstains_naming_site_and_check(minio, tmp_path, monkeypatch):
-    from train.site_env import federation_split
+    from tests.support.site_env import federation_split
 
     frame = federation_split().sites["hospital-berlin"].train.drop(columns=["mean_radius"])
     env = make_site_env(minio, tmp_path, monkeypatch, train_frame=frame)

@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from datasets.helpers import leaked_values, policy_digest_input, policy_json, site_json
 
 from components.common.site_task import TaskInputError, call_with_task
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
 from components.validate.executor import run as _run_executor
+from tests.support.site_inputs import leaked_values, policy_digest_input, policy_json, site_json
 
 
 def run(**inputs):  # as the component calls it

@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from datasets.helpers import leaked_values
 
 from components.datasets.contracts import get_contract
 from components.datasets.prepare import load_frame, split_federation
 from components.validate.suite import run_suite, summarize
+from tests.support.site_inputs import leaked_values
 
 SITES = ["hospital-berlin", "hospital-paris", "clinic-boston"]
 SITE = "hospital-berlin"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from components.common.site_task import (
@@ -14,8 +12,7 @@ from components.common.site_task import (
 )
 from components.domain.canonical import canonical_json, policy_digest
 from pipelines.config.loader import load_federation
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 @pytest.fixture(scope="module")

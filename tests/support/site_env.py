@@ -22,8 +22,8 @@ from components.datasets.prepare import load_frame, split_federation, table_to_c
 from components.domain.canonical import canonical_json, policy_digest
 from components.domain.models import Policy, Site
 from components.train.models import initial_weights
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SITE_IDS = ("hospital-berlin", "hospital-paris", "clinic-boston")
 
 

@@ -9,10 +9,7 @@ from kfp.dsl import Artifact, Output, PipelineTask
 
 from components.domain.federation import Federation
 from pipelines.config.loader import load_federation
-
-REPO = Path(__file__).resolve().parents[2]
-SITES_DIR = REPO / "sites"
-POLICIES_DIR = REPO / "policies"
+from tests.support.paths import POLICIES_DIR, SITES_DIR
 
 
 def example_federation() -> Federation:

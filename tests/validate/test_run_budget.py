@@ -9,8 +9,7 @@ from components.privacy.accounting import DpSgdEvent, dp_sgd_event, rdp_epsilon
 from components.privacy.ledger import BudgetExceededError, check_run_budget, new_entry
 from components.privacy.ledger_store import LedgerStore
 from components.validate.executor import run as _validate_run_executor
-
-from .site_env import make_site_env
+from tests.support.site_env import make_site_env
 
 
 def validate_run(**inputs):  # as the component calls it
