@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from components.domain.models import Site
 from pipelines.config.loader import Federation
-from pipelines.config.models import Site
 from pipelines.local_run import collect as collect_mod
 from pipelines.local_run.options import RunError, RunOptions, compiled_setting
 from pipelines.local_run.stores import LocalStores

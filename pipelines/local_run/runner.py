@@ -26,8 +26,8 @@ from typing import Any
 import yaml
 
 from components.common.secrets import MissingSecretError
+from components.domain.models import Site
 from pipelines.config.loader import Federation, load_federation
-from pipelines.config.models import Site
 from pipelines.local_run import collect as collect_mod
 from pipelines.local_run import host
 from pipelines.local_run.child import (

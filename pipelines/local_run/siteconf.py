@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.config.models import Site
+from components.domain.models import Site
 
 
 def local_site(

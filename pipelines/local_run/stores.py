@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.common.manifest import generate_keypair
-from pipelines.config.models import Site
+from components.domain.models import Site
 from pipelines.localstack.servers import GcsServer, S3Server, minio_client
 
 STATE_S3 = "s3"
