@@ -23,8 +23,8 @@ import numpy as np
 
 from components.aggregation.rules import aggregate
 from components.aggregation.updates import flat
+from components.common.tensors import Tensors
 
-Tensors = Mapping[str, np.ndarray]
 MIN_UPDATES = 3
 
 
