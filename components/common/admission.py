@@ -19,6 +19,7 @@ from typing import Any
 from components.common.kfp_args import plain_arguments
 from components.common.site_task import TaskInputError
 from components.domain.canonical import canonical_dumps
+from components.domain.run_parameters import RunParameterError, violations
 
 # The run's settings an admission carries (pipeline parameters, as validate received them).
 RUN_FIELDS = (
@@ -72,8 +73,16 @@ def validate_arguments(arguments: Mapping[str, Any]) -> tuple[dict[str, Any], st
 
     `arguments` holds everything validate's component received except the `admission`
     output path, which the caller writes the text to after the executor succeeded.
+    RunParameterError (naming the site and each parameter) when a run setting breaks its
+    value rule (`components.domain.run_parameters`).
     """
     args = plain_arguments({k: v for k, v in arguments.items() if k != "admission"})
+    problems = violations({f: args[f] for f in RUN_FIELDS if f in args})
+    if problems:  # e.g. a negative noise multiplier typed into the Kubeflow UI's run form
+        raise RunParameterError(
+            f"site {args.get('site_id', '?')}: refusing the run before anything is read: "
+            + "; ".join(problems)
+        )
     text = admission_json(args["site_json"], args["policy_json"], args)
     keep = {"site_id", "policy_digest", "data_snapshot", "site_json", "policy_json"}
     keep |= {"round_index", "summary", *VALIDATE_RUN_FIELDS}

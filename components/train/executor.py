@@ -6,7 +6,8 @@ Order of decisions (each leaves `meta.json` saying why):
 2. resume: if this (run, round, site)'s export already exists in the site's bucket, nothing is
    trained or spent (`status: "resumed"`); export then verifies and references that object.
 3. validation failed -> abstain (reason from the summary).
-4. DP off without the policy's `dp.allow_dp_off` -> `DpPolicyError` (a pipeline bug).
+4. DP off without the policy's `dp.allow_dp_off` -> `DpPolicyError` (validate refused it
+   already, before any site trained: `components.privacy.dp_off`; asked again here).
 5. data unreadable / breaks the contract / too small for the batch -> abstain.
 6. budget: the planned event plus the ledger, re-accounted, must fit `dp.epsilon_per_round` and
    `dp.lifetime_epsilon` -> else abstain *before training*, nothing charged.
@@ -50,6 +51,7 @@ from components.datasets.features import DataError, fit_scaler, frame_to_arrays
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket
 from components.privacy.accounting import DpSgdEvent, dp_sgd_event
+from components.privacy.dp_off import DpPolicyError, require_dp_allowed
 from components.privacy.ledger import (
     BudgetDecision,
     LedgerEntry,
@@ -61,16 +63,14 @@ from components.privacy.ledger import (
 from components.privacy.ledger_store import LedgerStore
 from components.train.dpsgd import DpSgdConfig, TrainingError, TrainResult, train_dp_sgd
 
+__all__ = ["Abstain", "DpPolicyError", "TrainSettings", "run"]
+
 NOISE_SEED_ENV = "FEDPIPE_DP_NOISE_SEED"
 SAMPLING = "shuffled fixed-size batches, a fresh permutation per epoch, remainder dropped"
 ACCOUNTING = (
     "dp-accounting RDP (enforced) and PLD; Poisson subsampling assumed with "
     "q = batch_size / num_examples; add-or-remove-one record; per-example clipping"
 )
-
-
-class DpPolicyError(RuntimeError):
-    """Training without DP where the site's policy does not allow it."""
 
 
 def _derive_seed(base: int, *parts: str | int) -> int:
@@ -290,11 +290,8 @@ def _admit(task: SiteTask, settings: TrainSettings, validation: str) -> None:
     failure = _validation_failure(validation)
     if failure is not None:
         raise Abstain(f"site {task.site_id}: {failure}")
-    if not settings.dp_enabled and not task.policy.dp.allow_dp_off:
-        raise DpPolicyError(
-            f"site {task.site_id}: dp_enabled is false but policy {task.policy.id} has "
-            "dp.allow_dp_off: false; train with DP or change the policy"
-        )
+    # decided before any site trained (validate); asked again here as defence in depth
+    require_dp_allowed(settings.dp_enabled, {task.site_id: task.policy})
 
 
 def _read_table(

@@ -17,6 +17,7 @@ from components.common.site_task import SiteTask
 from components.datasets.features import DataError
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket
+from components.privacy.dp_off import require_dp_allowed
 from components.validate.suite import abstention, run_suite, summarize
 
 
@@ -57,6 +58,8 @@ def run(
     """Validate the site's data; write `<summary>/summary.json` (components/CONTRACT.md).
 
     `row_count` is null when the policy hides sample counts (`export.reveal_num_examples`).
+    `dp_enabled` false under a policy without `dp.allow_dp_off` raises `DpPolicyError`
+    before anything is read (validate is the run's one DP-off gate before anyone trains).
     With the run's `rounds` and DP settings in `task.settings` (the pipeline passes them), a
     site whose data passed is also checked against its privacy ledger: a run that would take
     it past its lifetime budget raises `BudgetExceededError` naming the site, so the run stops
@@ -66,6 +69,10 @@ def run(
     """
     task.site_data()  # validate reads data: the task must carry its dataset
     settings = task.settings
+    if settings.dp_enabled is not None:
+        # DP off is decided here, before the barrier every train waits behind: one refusing
+        # site fails the run before any site trains (components.privacy.dp_off)
+        require_dp_allowed(bool(settings.dp_enabled), {task.site_id: task.policy})
     reveal = bool(task.policy.export.reveal_num_examples)
     body, rows = _validate_site(task, client_factory, reveal)
     if settings.rounds is not None and settings.dp_enabled and body.get("passed") and rows:

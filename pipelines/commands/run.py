@@ -116,7 +116,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_param,
         default=[],
         metavar="NAME=VALUE",
-        help='set a pipeline parameter (e.g. local_epochs=2, model_name="mlp")',
+        help='set a pipeline parameter (e.g. local_epochs=2, model_name="mlp"); checked against '
+        "the compiled pipeline's inputs and value rules before anything starts",
     )
 
 

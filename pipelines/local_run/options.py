@@ -66,17 +66,90 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def check_dp_off_allowed(federation: Federation) -> None:
-    """--no-dp only when every site's governing policy sets dp.allow_dp_off."""
-    refusing = [
-        f"{sid} (policy {federation.policy_of(sid).id})"
-        for sid in federation.sites
-        if not federation.policy_of(sid).dp.allow_dp_off
-    ]
-    if refusing:
-        raise RunError(
-            "--no-dp refused: dp.allow_dp_off is false in the policies of " + ", ".join(refusing)
-        )
+def effective_dp(options: RunOptions) -> bool:
+    """Whether the run trains with DP: `--no-dp` and `--param dp_enabled=...` both ask; they
+    must agree. RunError when they contradict each other."""
+    asked = options.overrides.get("dp_enabled", None)
+    if asked is None:
+        return options.dp
+    if not isinstance(asked, bool):
+        raise RunError(f"--param dp_enabled={asked!r}: must be true or false")
+    if not options.dp and asked:
+        raise RunError("--no-dp and --param dp_enabled=true contradict each other; use one")
+    return asked
+
+
+def check_dp_off_allowed(federation: Federation, dp_enabled: bool, asked_by: str) -> None:
+    """DP off only when every member site's governing policy sets dp.allow_dp_off
+    (`components.privacy.dp_off.decide_dp_off`, the run's one DP-off decision)."""
+    from components.privacy.dp_off import decide_dp_off
+
+    policies = {sid: federation.policy_of(sid) for sid in federation.sites}
+    decision = decide_dp_off(dp_enabled, policies, asked_by)
+    if not decision.allowed:
+        raise RunError(str(decision.reason))
+
+
+# KFP parameter types of the compiled pipeline -> the value kind a run argument must have
+_KFP_KINDS = {"NUMBER_INTEGER": "int", "NUMBER_DOUBLE": "float", "BOOLEAN": "bool", "STRING": "str"}
+CONFIG_PREFIX = "config_"
+
+
+def parameter_types(spec: dict[str, Any]) -> dict[str, str]:
+    """{name: KFP parameterType} of the compiled pipeline's root inputs."""
+    params = ((spec.get("root") or {}).get("inputDefinitions") or {}).get("parameters") or {}
+    return {name: str(p.get("parameterType", "STRING")) for name, p in params.items()}
+
+
+def run_parameter_rules() -> dict[str, Any]:
+    """The value rules of the run parameters (`components.domain.run_parameters`) plus the
+    choices of model_name, rule and server_optimizer, read from their registries."""
+    from components.aggregation.rules import RULES
+    from components.aggregation.server_optimizers import OPTIMIZERS
+    from components.domain.run_parameters import VALUE_RULES, choice_rule
+    from components.train.models import REGISTRY
+
+    return {
+        **VALUE_RULES,
+        "model_name": choice_rule(list(REGISTRY)),
+        "rule": choice_rule(list(RULES)),
+        "server_optimizer": choice_rule(list(OPTIMIZERS)),
+    }
+
+
+def argument_problems(
+    types: dict[str, str], arguments: dict[str, Any], rules: dict[str, Any]
+) -> list[str]:
+    """What is wrong with `arguments` ({name: value}) for a pipeline whose root inputs are
+    `types` ({name: KFP parameterType}): unknown names (with the known ones), the compiled
+    configuration (`config_*`), values of the wrong type, values breaking their rule
+    (`components.domain.run_parameters`). Each problem names its parameter."""
+    from components.domain.run_parameters import ValueRule, rule_violation
+
+    knobs = sorted(n for n in types if not n.startswith(CONFIG_PREFIX))
+    problems = []
+    for name in sorted(arguments):
+        value = arguments[name]
+        if name not in types:
+            problems.append(
+                f"--param {name}: the compiled pipeline has no such parameter; it has "
+                + ", ".join(knobs)
+            )
+            continue
+        if name.startswith(CONFIG_PREFIX):
+            problems.append(
+                f"--param {name}: compiled configuration, not a run knob; edit sites/ or "
+                "policies/ instead (tasks refuse a text whose digest differs)"
+            )
+            continue
+        kind = _KFP_KINDS.get(types[name], "str")
+        typed = ValueRule(kind, f"a {types[name]} value")
+        problem = rule_violation(name, value, typed)
+        if problem is None and name in rules:
+            problem = rule_violation(name, value, rules[name])
+        if problem is not None:
+            problems.append(problem.replace("run parameter ", "--param ", 1))
+    return problems
 
 
 def pipeline_parameters(spec: dict[str, Any]) -> dict[str, Any]:

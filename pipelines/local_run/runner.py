@@ -41,11 +41,15 @@ from pipelines.local_run.options import (
     RunError,
     RunOptions,
     RunResult,
+    argument_problems,
     check_dp_off_allowed,
     check_run_id,
     default_run_id,
+    effective_dp,
+    parameter_types,
     pipeline_arguments,
     pipeline_parameters,
+    run_parameter_rules,
 )
 from pipelines.local_run.progress import task_map
 from pipelines.local_run.reporter import Progress, failure_message
@@ -80,6 +84,35 @@ def compile_federation(
     documents = [d for d in yaml.safe_load_all(compiled.pipeline_yaml) if d]
     platform = documents[1] if len(documents) > 1 else {}
     return out_dir / PIPELINE_FILE, documents[0], platform
+
+
+def preflight(options: RunOptions, federation: Federation) -> RunOptions:
+    """What can be refused before anything starts (no server, no folder, no task): the run
+    parameters against the compiled pipeline's inputs and their value rules, then DP off
+    (whether `--no-dp` or `--param dp_enabled=false` asks) against every site's policy.
+    RunError naming each bad parameter or refusing site; else `options` with `dp` the
+    effective DP setting."""
+    from pipelines.compiler import compile_federation as compile_checked
+    from pipelines.config.loader import ConfigError
+    from pipelines.residency import ResidencyViolationError
+
+    try:
+        compiled = compile_checked(federation, options.rounds)
+    except (ConfigError, ResidencyViolationError) as exc:
+        raise RunError(f"compile failed: {exc}") from None
+    spec = next(d for d in yaml.safe_load_all(compiled.pipeline_yaml) if d)
+    types = parameter_types(spec)
+    arguments, _ = pipeline_arguments(dict.fromkeys(types), "", options)
+    arguments.pop("run_id", None)  # checked as --run-id
+    problems = argument_problems(types, {**arguments, **options.overrides}, run_parameter_rules())
+    if problems:
+        raise RunError(
+            "run parameters refused before anything started:\n  " + "\n  ".join(problems)
+        )
+    dp = effective_dp(options)
+    asked_by = "--param dp_enabled=false" if "dp_enabled" in options.overrides else "--no-dp"
+    check_dp_off_allowed(federation, dp, asked_by)
+    return dataclasses.replace(options, dp=dp)
 
 
 def _s3_key(site: Site, uri: str) -> str:
@@ -119,10 +152,9 @@ def run_local(
         federation = load_federation(options.sites_dir, options.policies_dir)
     except ConfigError as exc:
         raise RunError(str(exc)) from None
-    if not options.dp:
-        check_dp_off_allowed(federation)
     if options.rounds < 1:
         raise RunError("--rounds must be >= 1")
+    options = preflight(options, federation)
     if options.isolation not in ("warm", "process"):
         raise RunError(f"--isolation {options.isolation!r}: use warm or process")
     if options.workers < 1:

@@ -125,3 +125,16 @@ def test_train_gets_every_training_setting():
 def test_a_malformed_admission_names_the_site(admission):
     with pytest.raises(TaskInputError, match="site s1: train input `admission`"):
         stage_arguments({"site_id": "s1", "admission": admission}, "train")
+
+
+def test_validate_refuses_run_settings_breaking_their_rules_naming_each():
+    # a run started from the Kubeflow UI's form reaches validate without the local checks
+    from components.domain.run_parameters import RunParameterError
+
+    bad = {**_validate_arguments(), "noise_multiplier": -1.0, "local_epochs": 0}
+    with pytest.raises(RunParameterError) as refused:
+        validate_arguments(bad)
+    text = str(refused.value)
+    assert text.startswith("site s1: refusing the run before anything is read: ")
+    assert "run parameter local_epochs=0: must be an integer >= 1" in text
+    assert "run parameter noise_multiplier=-1.0: must be a finite number > 0" in text

@@ -6,6 +6,7 @@ import pytest
 
 from components.common.site_task import call_with_task
 from components.privacy.accounting import DpSgdEvent, dp_sgd_event, rdp_epsilon
+from components.privacy.dp_off import DpPolicyError
 from components.privacy.ledger import BudgetExceededError, check_run_budget, new_entry
 from components.privacy.ledger_store import LedgerStore
 from components.validate.executor import run as _validate_run_executor
@@ -120,3 +121,31 @@ def _entry_for(site_id: str, attempt: int, event: DpSgdEvent):
         l2_norm_clip=1.0,
         created_at="2026-11-27T08:00:00Z",
     )
+
+
+@pytest.mark.integration
+def test_validate_refuses_dp_off_under_its_policy_before_reading_anything(
+    minio, tmp_path, monkeypatch
+) -> None:
+    strict = make_site_env(
+        minio, tmp_path, monkeypatch, policy_changes={"dp": {"allow_dp_off": False}}
+    )
+    kwargs = {
+        **strict.common("dp-off-run", 1),
+        "dataset": "breast_cancer",
+        "summary": str(tmp_path / "summary"),
+        "rounds": 2,
+        "batch_size": 16,
+        "local_epochs": 1,
+        "noise_multiplier": 1.5,
+        "dp_enabled": False,
+        "client_factory": strict.factory(),
+    }
+    with pytest.raises(DpPolicyError, match=r"hospital-berlin \(policy eu-health\)"):
+        validate_run(**kwargs)
+    assert not (tmp_path / "summary").exists()
+    assert LedgerStore(minio, strict.bucket, strict.site_id).entries() == []
+    # the same site under a policy that allows DP off passes validate
+    allowed = strict.with_policy({"dp": {"allow_dp_off": True}})
+    body = validate_run(**{**kwargs, **allowed.common("dp-off-run", 1)})
+    assert body["passed"] is True
