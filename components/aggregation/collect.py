@@ -63,7 +63,7 @@ def _one(
     round_index: int,
     spec: ModelSpec,
     max_bytes: int,
-    global_version: int | None,
+    global_version: int,
     client_for: Callable[[Site], Minio],
 ) -> tuple[str, str] | tuple[VerifiedUpdate, str]:
     """("abstained", reason) or (the verified update, the residency rule); else UpdateRejected."""
@@ -117,7 +117,7 @@ def collect_updates(
     spec: ModelSpec,
     max_bytes: int,
     client_for: Callable[[Site], Minio],
-    global_version: int | None = None,
+    global_version: int,
     max_workers: int = 8,
 ) -> Collected:
     """Gate, fetch and verify the update of every site in `updates` ({site_id: ref folder}).

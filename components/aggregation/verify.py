@@ -121,6 +121,17 @@ def check_manifest_types(site_id: str, manifest: UpdateManifest) -> None:
     problems = []
     if not isinstance(manifest.extra, dict):
         problems.append("extra is not an object")
+    else:
+        based_on = manifest.extra.get("global_version")
+        if "global_version" not in manifest.extra:
+            problems.append("extra.global_version is missing (the version the delta is against)")
+        elif isinstance(based_on, bool) or not isinstance(based_on, int) or based_on < 0:
+            problems.append("extra.global_version is not a non-negative integer")
+    for name in ("run_id", "site_id", "content_sha256", "policy_digest", "version"):
+        if not isinstance(getattr(manifest, name), str):
+            problems.append(f"{name} is not a string")
+    if isinstance(manifest.round, bool) or not isinstance(manifest.round, int):
+        problems.append("round is not an integer")
     if not isinstance(manifest.dp, dict):
         problems.append("dp is not an object")
     if not isinstance(manifest.tensor_names, list) or not all(
@@ -130,6 +141,8 @@ def check_manifest_types(site_id: str, manifest: UpdateManifest) -> None:
     for name in ("epsilon", "epsilon_pld", "delta"):
         if not number_or_none(getattr(manifest, name)):
             problems.append(f"{name} is not a number")
+    if manifest.epsilon is not None and manifest.delta is None:
+        problems.append("delta is missing (an epsilon means nothing without its delta)")
     count = manifest.num_examples
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
         problems.append("num_examples is not a positive integer")
@@ -195,13 +208,13 @@ def verify_update(
     policy_digest: str | None,
     epsilon_per_round: float,
     allow_dp_off: bool,
-    global_version: int | None = None,
+    global_version: int,
 ) -> VerifiedUpdate:
     """Run every check on one site's update; return it verified or raise `UpdateRejected`.
 
     policy_digest: the digest the coordinator holds for the site's policy; None skips that check.
-    global_version: the version this round starts from; an update whose manifest says
-    (`extra.global_version`) it is a delta against another version is refused. None skips it.
+    global_version: the version this round starts from; the manifest must say
+    (`extra.global_version`, required) that the delta is against exactly this version.
     """
     if len(npz_bytes) > max_bytes:
         raise UpdateRejected(site_id, f"oversize: {len(npz_bytes)} bytes > limit {max_bytes}")
@@ -228,8 +241,8 @@ def verify_update(
             f"{policy_digest[:12]}… for this site's policy",
         )
     check_manifest_types(site_id, manifest)
-    based_on = manifest.extra.get("global_version")
-    if global_version is not None and based_on is not None and based_on != global_version:
+    based_on = manifest.extra["global_version"]
+    if based_on != global_version:
         raise UpdateRejected(
             site_id,
             f"stale: a delta against global version {based_on}, this round starts from "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -65,13 +65,25 @@ class SignedManifest:
 
     @staticmethod
     def from_json(data: bytes) -> SignedManifest:
+        """Parse a signed manifest; every field of `UpdateManifest` must be present (a field
+        left out would otherwise take its default, e.g. `version`, and be trusted unsigned)."""
         try:
             body = json.loads(data)
-            manifest = UpdateManifest(**body["manifest"])
+            fields_ = body["manifest"]
+            if not isinstance(fields_, dict):
+                raise TypeError("manifest is not an object")
+            missing = sorted(set(MANIFEST_FIELDS) - set(fields_))
+            if missing:
+                raise KeyError(f"missing field(s) {', '.join(missing)}")
+            manifest = UpdateManifest(**fields_)
             signature = str(body["signature"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ManifestError(f"malformed manifest: {exc}") from exc
         return SignedManifest(manifest, signature)
+
+
+# Every field a manifest must carry (the verifier relies on each of them).
+MANIFEST_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(UpdateManifest))
 
 
 def generate_keypair() -> tuple[str, str]:

@@ -48,6 +48,7 @@ def verify(kit, npz: bytes, manifest: bytes, **kwargs):
         "policy_digest": policy_digest(kit.policy),
         "epsilon_per_round": 3.0,
         "allow_dp_off": False,
+        "global_version": 2,  # round 3 starts from version 2
     }
     args.update(kwargs)
     return verify_update(**args)
@@ -239,6 +240,10 @@ def test_residency_denies_a_coordinator_outside_the_rule(kit):
         ("dp", "x", "dp is not an object"),
         ("epsilon", "1.0", "epsilon is not a number"),
         ("num_examples", 0, "num_examples is not a positive integer"),
+        ("extra", {}, "extra.global_version is missing (the version the delta is against)"),
+        ("extra", {"global_version": "2"}, "extra.global_version is not a non-negative integer"),
+        ("extra", {"global_version": True}, "extra.global_version is not a non-negative integer"),
+        ("delta", None, "delta is missing (an epsilon means nothing without its delta)"),
         ("tensor_names", "hidden/bias", "tensor_names is not a list of strings"),
     ],
 )
@@ -258,3 +263,32 @@ def test_compressed_npz_is_refused_before_unpacking(kit):
         kit, constant_update(0.5), run_id=RUN, round_index=3, raw_npz=buf.getvalue()
     )
     assert "compressed entries" in rejected(kit, npz, manifest)
+
+
+def test_a_manifest_without_extra_global_version_is_refused(kit):
+    """Issue #11 item 6: the stale-delta check was skipped when the field was absent."""
+    npz, manifest = signed_update(kit, constant_update(0.5), run_id=RUN, round_index=3, extra={})
+    assert rejected(kit, npz, manifest) == (
+        "malformed manifest: extra.global_version is missing (the version the delta is against)"
+    )
+
+
+@pytest.mark.parametrize("field", ["version", "extra", "policy_digest", "dp", "num_examples"])
+def test_a_signed_manifest_missing_any_field_is_refused(kit, field):
+    """A left-out field must not silently take its default (e.g. `version`), even when the
+    site signed exactly the fields that are left, as a careless or hostile site would."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+
+    npz, manifest = signed_update(kit, constant_update(0.5), run_id=RUN, round_index=3)
+    body = json.loads(manifest)["manifest"]
+    del body[field]
+    key = serialization.load_pem_private_key(kit.private_pem.encode(), password=None)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    forged = json.dumps(
+        {"manifest": body, "signature": base64.b64encode(key.sign(canonical)).decode()}
+    ).encode()
+    reason = rejected(kit, npz, forged)
+    assert reason == f"malformed manifest: 'missing field(s) {field}'"

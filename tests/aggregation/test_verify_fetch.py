@@ -143,6 +143,7 @@ def test_every_bad_update_is_named_and_the_good_ones_pass(minio, s3_server, s3_s
         spec=SPEC,
         max_bytes=size_limit(SPEC),
         client_for=site_minio_client,
+        global_version=ROUND - 1,
     )
     assert sorted(collected.verified) == ["good-a", "good-b"]
     np.testing.assert_array_equal(
@@ -178,4 +179,5 @@ def test_update_for_an_unknown_site_is_a_config_error(tmp_path):
             spec=SPEC,
             max_bytes=size_limit(SPEC),
             client_for=site_minio_client,
+            global_version=ROUND - 1,
         )

@@ -177,6 +177,8 @@ def signed_update(
     """(npz bytes, signed manifest JSON) as export writes them; overrides change manifest fields.
 
     raw_npz: bytes to store instead of `dump_tensors(tensors)` (e.g. a float64 file).
+    The manifest's `extra.global_version` is round_index - 1 (the round's starting version)
+    unless `extra` is overridden.
     """
     npz = raw_npz if raw_npz is not None else dump_tensors(tensors)
     manifest = UpdateManifest(
@@ -191,6 +193,7 @@ def signed_update(
         delta=1e-5,
         num_examples=num_examples,
         policy_digest=policy_digest(kit.policy),
+        extra={"global_version": round_index - 1},
     )
     manifest = replace(manifest, **overrides)
     signed = sign_manifest(manifest, signing_pem or kit.private_pem)
