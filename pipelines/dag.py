@@ -77,6 +77,12 @@ USER_PARAMS: tuple[tuple[str, type, Any, str], ...] = (
     ("noise_multiplier", float, 1.5, "DP-SGD Gaussian noise stddev, in units of l2_norm_clip."),
     ("l2_norm_clip", float, 1.0, "Per-example gradient L2 clipping norm."),
     ("dp_enabled", bool, True, "Train with DP-SGD; false only where every policy allows dp off."),
+    (
+        "dp_sampling",
+        str,
+        "poisson",
+        "DP-SGD batches: poisson (epsilon proven) or shuffle (ledger marks it not proven).",
+    ),
     ("seed", int, 0, "Seed of model init, data order and DP noise."),
     (
         "rule",
@@ -223,6 +229,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         noise_multiplier: float,
         l2_norm_clip: float,
         dp_enabled: bool,
+        dp_sampling: str,
         seed: int,
         rule: str,
         rule_params_json: str,
@@ -267,6 +274,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                 noise_multiplier=noise_multiplier,
                 l2_norm_clip=l2_norm_clip,
                 dp_enabled=dp_enabled,
+                dp_sampling=dp_sampling,
                 seed=seed,
                 **run,
             )

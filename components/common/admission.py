@@ -34,6 +34,7 @@ RUN_FIELDS = (
     "noise_multiplier",
     "l2_norm_clip",
     "dp_enabled",
+    "dp_sampling",
     "seed",
 )
 _COMMON = ("run_id", "kfp_job_id")

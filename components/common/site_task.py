@@ -40,6 +40,7 @@ class RunSettings:
     noise_multiplier: float | None = None
     l2_norm_clip: float | None = None
     dp_enabled: bool | None = None
+    dp_sampling: str | None = None
     seed: int | None = None
 
 

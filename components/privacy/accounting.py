@@ -4,11 +4,12 @@ One local training = `steps` applications of the sampled Gaussian mechanism with
 rate q = batch_size / num_examples and noise multiplier sigma (noise stddev / clip norm).
 Its dp-accounting event is `SelfComposed(PoissonSampled(q, Gaussian(sigma)), steps)`.
 
-Assumption, stated honestly: the accountants assume *Poisson* subsampling with rate q
-(each record independently in each batch with probability q). Training uses shuffled,
-fixed-size batches (`components.train.dpsgd`), which is what TensorFlow Privacy's own
-`compute_dp_sgd_privacy` also assumes away; the epsilon reported here is the Poisson
-epsilon for q = batch_size / num_examples, not a proven bound for shuffling.
+The accountants assume *Poisson* subsampling with rate q (each record independently in
+each batch with probability q), and training samples exactly so by default
+(`components.train.dpsgd`, `dp_sampling: poisson`), so the epsilon is the proven one.
+Shuffled fixed-size batches remain an explicit option (`dp_sampling: shuffle`): the same
+Poisson epsilon is then *not* a proven bound (the true epsilon of shuffling can be far
+higher), and every ledger entry states which (`sampling_guarantee`).
 
 Adjacency: add-or-remove-one record (record-level DP). Clipping is per example (one
 microbatch per example), so the sensitivity of the summed gradient is the clip norm.
@@ -30,6 +31,17 @@ import dp_accounting
 from dp_accounting import pld, rdp
 
 PLD_DISCRETIZATION = 1e-3  # pessimistic upper bound; 10x coarser (and faster) than the default
+
+
+SAMPLING_POISSON = "poisson"
+SAMPLING_SHUFFLE = "shuffle"
+SAMPLINGS = (SAMPLING_POISSON, SAMPLING_SHUFFLE)
+# What the ledger and meta.json state about the epsilon of each sampling.
+SAMPLING_PROVEN = "proven: Poisson subsampling, as the accountant assumes"
+SAMPLING_NOT_PROVEN = (
+    "not proven: shuffled fixed-size batches; the Poisson epsilon is not a bound for shuffling"
+)
+SAMPLING_NON_PRIVATE = "DP off: shuffled fixed-size batches, no epsilon"
 
 
 class AccountingError(ValueError):
@@ -75,9 +87,10 @@ class DpSgdEvent:
 def dp_sgd_event(
     num_examples: int, batch_size: int, epochs: int, noise_multiplier: float
 ) -> DpSgdEvent:
-    """The event of `epochs` epochs of fixed-size batches (remainder dropped).
+    """The event of `epochs` epochs at (expected) batch size `batch_size`.
 
-    q = batch_size / num_examples; steps = epochs * (num_examples // batch_size).
+    q = batch_size / num_examples; steps = epochs * (num_examples // batch_size), for Poisson
+    batches and for shuffled fixed-size batches (remainder dropped) alike.
     """
     if num_examples <= 0:
         raise AccountingError(f"num_examples {num_examples} must be > 0")
@@ -92,6 +105,17 @@ def dp_sgd_event(
         noise_multiplier=noise_multiplier,
         steps=epochs * (num_examples // batch_size),
     )
+
+
+def sampling_guarantee(sampling: str, dp_enabled: bool = True) -> str:
+    """What the accountant's epsilon means for a training with this sampling."""
+    if not dp_enabled:
+        return SAMPLING_NON_PRIVATE
+    if sampling == SAMPLING_POISSON:
+        return SAMPLING_PROVEN
+    if sampling == SAMPLING_SHUFFLE:
+        return SAMPLING_NOT_PROVEN
+    raise AccountingError(f"dp_sampling {sampling!r} must be one of {', '.join(SAMPLINGS)}")
 
 
 def _check_delta(delta: float) -> None:

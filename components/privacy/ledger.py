@@ -24,7 +24,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from components.common.artifact_files import json_bytes
-from components.privacy.accounting import DpSgdEvent, epsilons, rdp_epsilon
+from components.privacy.accounting import (
+    SAMPLING_POISSON,
+    SAMPLING_SHUFFLE,
+    DpSgdEvent,
+    epsilons,
+    rdp_epsilon,
+    sampling_guarantee,
+)
 
 LEDGER_VERSION = "fedpipe.dev/privacy-ledger-entry/v1"
 LEDGER_PREFIX = "ledger"
@@ -64,7 +71,9 @@ class LedgerEntry:
 
     sampling_rate/noise_multiplier/steps: the mechanism; epsilon/epsilon_pld: this entry
     alone at `delta`; batch_size/epochs/num_examples: the training parameters (the ledger
-    stays in the site's bucket); non_private: trained without DP.
+    stays in the site's bucket); non_private: trained without DP; sampling: `poisson` or
+    `shuffle` (entries written before Poisson sampling existed read as `shuffle`, which they
+    were); guarantee: whether epsilon is proven for that sampling (`sampling_guarantee`).
     """
 
     run_id: str
@@ -84,6 +93,13 @@ class LedgerEntry:
     l2_norm_clip: float | None
     created_at: str
     version: str = LEDGER_VERSION
+    sampling: str = SAMPLING_SHUFFLE
+    guarantee: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.guarantee:  # older entries: derived from their sampling
+            stated = sampling_guarantee(self.sampling, not self.non_private)
+            object.__setattr__(self, "guarantee", stated)
 
     @property
     def event(self) -> DpSgdEvent:
@@ -126,6 +142,7 @@ def new_entry(
     num_examples: int,
     l2_norm_clip: float | None,
     created_at: str,
+    sampling: str,
 ) -> LedgerEntry:
     """An entry for `event`, with its own RDP and PLD epsilon at `delta`."""
     eps = epsilons([event], delta)
@@ -146,6 +163,8 @@ def new_entry(
         num_examples=num_examples,
         l2_norm_clip=l2_norm_clip,
         created_at=created_at,
+        sampling=sampling,
+        guarantee=sampling_guarantee(sampling, not event.non_private),
     )
     entry_key(site_id, run_id, round_, attempt)  # validates the key parts
     return entry
@@ -226,6 +245,9 @@ def ledger_summary(entries: Sequence[LedgerEntry], delta: float) -> dict[str, fl
         "lifetime_epsilon": _finite_or_none(eps.rdp),
         "lifetime_epsilon_pld": _finite_or_none(eps.pld),
         "non_private_entries": sum(1 for e in entries if e.non_private),
+        "not_proven_entries": sum(
+            1 for e in entries if not e.non_private and e.sampling != SAMPLING_POISSON
+        ),
         "delta": delta,
     }
 

@@ -18,8 +18,10 @@ Order of decisions (each leaves `meta.json` saying why):
 Noise mode: `noise_seed=None` (default, production) seeds TensorFlow's noise RNG from OS
 entropy; an int (or env `FEDPIPE_DP_NOISE_SEED`, simulation only) makes the noise
 reproducible and is recorded as `dp.noise: "seeded-simulation"` (see `components.train.dpsgd`).
-Sampling is shuffled fixed-size batches; the accountant assumes Poisson sampling with
-q = batch_size / N (recorded in `dp.sampling` / `dp.accounting`).
+Sampling (`dp_sampling`): Poisson by default, which is what the accountant proves epsilon
+for (q = batch_size / N); its inclusion draws come from the OS CSPRNG unless a noise seed is
+set (simulation). `shuffle` (explicit) trains on shuffled fixed-size batches seeded by `seed`,
+and the ledger entry and `dp.guarantee` say its epsilon is not proven.
 """
 
 from __future__ import annotations
@@ -50,7 +52,12 @@ from components.common.tensors import dump_tensors
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket
-from components.privacy.accounting import DpSgdEvent, dp_sgd_event
+from components.privacy.accounting import (
+    SAMPLING_POISSON,
+    DpSgdEvent,
+    dp_sgd_event,
+    sampling_guarantee,
+)
 from components.privacy.dp_off import DpPolicyError, require_dp_allowed
 from components.privacy.ledger import (
     BudgetDecision,
@@ -66,9 +73,12 @@ from components.train.dpsgd import DpSgdConfig, TrainingError, TrainResult, trai
 __all__ = ["Abstain", "DpPolicyError", "TrainSettings", "run"]
 
 NOISE_SEED_ENV = "FEDPIPE_DP_NOISE_SEED"
-SAMPLING = "shuffled fixed-size batches, a fresh permutation per epoch, remainder dropped"
+SAMPLING_TEXT = {
+    "poisson": "Poisson: each example in each step with probability q, variable batch size",
+    "shuffle": "shuffled fixed-size batches, a fresh permutation per epoch, remainder dropped",
+}
 ACCOUNTING = (
-    "dp-accounting RDP (enforced) and PLD; Poisson subsampling assumed with "
+    "dp-accounting RDP (enforced) and PLD of Poisson subsampling with "
     "q = batch_size / num_examples; add-or-remove-one record; per-example clipping"
 )
 
@@ -151,6 +161,7 @@ class TrainSettings:
     noise_multiplier: float
     l2_norm_clip: float
     dp_enabled: bool
+    dp_sampling: str
     seed: int
 
     @staticmethod
@@ -168,6 +179,7 @@ class TrainSettings:
             noise_multiplier=self.noise_multiplier,
             l2_norm_clip=self.l2_norm_clip,
             dp_enabled=self.dp_enabled,
+            sampling=self.dp_sampling,
         )
 
 
@@ -385,6 +397,7 @@ def _charge(
             num_examples=n,
             l2_norm_clip=settings.l2_norm_clip if settings.dp_enabled else None,
             created_at=created,
+            sampling=settings.dpsgd().effective_sampling,
         )
 
     try:
@@ -422,14 +435,24 @@ def _train(
         if noise_seed is None
         else _derive_seed(noise_seed, "noise", site_id, run_id, round_index, entry.attempt)
     )
+    config = settings.dpsgd()
+    # Poisson batches must be secret to amplify privacy: OS entropy unless simulating.
+    if config.effective_sampling == SAMPLING_POISSON:
+        sampling_seed = (
+            None
+            if noise_seed is None
+            else _derive_seed(noise_seed, "sampling", site_id, run_id, round_index, entry.attempt)
+        )
+    else:
+        sampling_seed = _derive_seed(settings.seed, site_id, run_id, round_index)
     result = train_dp_sgd(
         settings.model_name,
         start,
         table.x,
         table.y,
         task.site_data().contract.num_classes,
-        settings.dpsgd(),
-        shuffle_seed=_derive_seed(settings.seed, site_id, run_id, round_index),
+        config,
+        sampling_seed=sampling_seed,
         noise_seed=run_noise_seed,
     )
     if result.steps != event.steps:  # the accountant and the training must agree
@@ -466,13 +489,21 @@ def _trained_meta(
             "learning_rate": settings.learning_rate,
             "sampling_rate": event.sampling_rate if dp_on else None,
             "steps": result.steps,
-            "sampling": SAMPLING,
+            "sampling": SAMPLING_TEXT[result.sampling],
+            "dp_sampling": result.sampling,
+            "guarantee": sampling_guarantee(result.sampling, dp_on),
             "accounting": ACCOUNTING,
             "noise": result.noise_mode if dp_on else None,
         },
         "epsilon": entry.epsilon if dp_on else None,
         "epsilon_pld": entry.epsilon_pld if dp_on else None,
         "final_loss": result.final_loss,
+        # site-only (local_model meta; export copies only `dp`): drawn batch sizes reveal data
+        "batch_sizes": {
+            "min": min(result.batch_sizes, default=0),
+            "mean": float(np.mean(result.batch_sizes)) if result.batch_sizes else 0.0,
+            "max": max(result.batch_sizes, default=0),
+        },
         "ledger": {
             **summary,
             "entry_key": entry.key,

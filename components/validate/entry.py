@@ -25,6 +25,7 @@ def validate(
     noise_multiplier: float,
     l2_norm_clip: float,
     dp_enabled: bool,
+    dp_sampling: str,
     seed: int,
     summary: Output[Artifact],
     admission: OutputPath(str),

@@ -102,7 +102,7 @@ def centralized_baseline(
         data.y_train,
         data.num_classes,
         config,
-        shuffle_seed=seed,
+        sampling_seed=seed,
         noise_seed=seed,
     )
     scores = score_tensors(model_name, result.tensors, data)

@@ -37,7 +37,7 @@ def fedavg_reference(
                 site.y,
                 data.num_classes,
                 config,
-                shuffle_seed=shuffle_seed_for(spec.seed, site_id, spec.run_id, round_index),
+                sampling_seed=shuffle_seed_for(spec.seed, site_id, spec.run_id, round_index),
                 noise_seed=0,
             )
             local.append(trained.tensors)

@@ -28,6 +28,7 @@ RUN = {
     "noise_multiplier": 1.1,
     "l2_norm_clip": 1.0,
     "dp_enabled": True,
+    "dp_sampling": "poisson",
     "seed": 7,
 }
 

@@ -34,6 +34,7 @@ def _entry(run: str, round_: int, attempt: int = 1, event: DpSgdEvent = EVENT) -
         num_examples=151,
         l2_norm_clip=1.0,
         created_at="2026-11-27T08:00:00Z",
+        sampling="poisson",
     )
 
 
@@ -158,3 +159,35 @@ def test_next_attempt_and_keys() -> None:
 def test_malformed_entry_is_refused() -> None:
     with pytest.raises(LedgerError, match="ledger/x"):
         LedgerEntry.from_json(b'{"run_id": 1}', where="ledger/x")
+
+
+def test_entries_state_whether_their_epsilon_is_proven() -> None:
+    import json
+
+    from components.privacy.accounting import SAMPLING_NOT_PROVEN, SAMPLING_PROVEN
+
+    poisson = _entry("run-a", 1)
+    assert poisson.sampling == "poisson" and poisson.guarantee == SAMPLING_PROVEN
+    shuffled = new_entry(
+        **{
+            **{k: getattr(poisson, k) for k in ("run_id", "site_id", "attempt", "delta")},
+            "round_": 2,
+            "event": EVENT,
+            "batch_size": 16,
+            "epochs": 2,
+            "num_examples": 151,
+            "l2_norm_clip": 1.0,
+            "created_at": "2026-11-27T08:00:00Z",
+            "sampling": "shuffle",
+        }
+    )
+    assert shuffled.guarantee == SAMPLING_NOT_PROVEN and "not proven" in shuffled.guarantee
+    assert ledger_summary([poisson, shuffled], DELTA)["not_proven_entries"] == 1
+    # an entry written before sampling was recorded was shuffled: it reads as not proven
+    legacy = json.loads(poisson.to_json())
+    del legacy["sampling"], legacy["guarantee"]
+    old = LedgerEntry.from_json(json.dumps(legacy).encode())
+    assert old.sampling == "shuffle" and old.guarantee == SAMPLING_NOT_PROVEN
+    bad = {**json.loads(poisson.to_json()), "sampling": "uniform", "guarantee": ""}
+    with pytest.raises(LedgerError, match="uniform"):
+        LedgerEntry.from_json(json.dumps(bad).encode())

@@ -31,6 +31,7 @@ def _make(site: str, run: str, round_: int):
             num_examples=100,
             l2_norm_clip=1.0,
             created_at="2026-11-27T08:00:00+00:00",
+            sampling="poisson",
         )
 
     return make

@@ -40,6 +40,7 @@ HYPER = dict(
     noise_multiplier=1.2,
     l2_norm_clip=1.0,
     dp_enabled=True,
+    dp_sampling="poisson",
     seed=7,
 )
 

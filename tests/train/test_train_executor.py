@@ -35,6 +35,7 @@ HYPER = dict(
     noise_multiplier=1.5,
     l2_norm_clip=1.0,
     dp_enabled=True,
+    dp_sampling="poisson",
     seed=3,
 )
 
@@ -67,9 +68,12 @@ def test_trains_charges_ledger_and_epsilon_matches_accountant(minio, tmp_path, m
     assert meta["dp"]["steps"] == 2 * (n // 16)
     assert meta["dp"]["noise"] == "seeded-simulation"
     assert "Poisson" in meta["dp"]["accounting"]
+    assert meta["dp"]["dp_sampling"] == "poisson" and meta["dp"]["guarantee"].startswith("proven")
+    assert meta["batch_sizes"]["min"] < meta["batch_sizes"]["max"]  # variable Poisson batches
     entries = LedgerStore(minio, env.bucket, env.site_id).entries()
     assert [e.key for e in entries] == [entry_key(env.site_id, "run-a", 1, 1)]
     assert entries[0].epsilon == pytest.approx(meta["epsilon"], abs=1e-12)
+    assert entries[0].sampling == "poisson" and entries[0].guarantee.startswith("proven")
     tensors = load_tensors((out / "model.npz").read_bytes())
     assert set(tensors) == {"dense/kernel", "dense/bias"}
 
@@ -79,6 +83,18 @@ def test_trains_charges_ledger_and_epsilon_matches_accountant(minio, tmp_path, m
     assert meta2["ledger"]["lifetime_epsilon"] == pytest.approx(
         rdp_epsilon([event, event], 1e-5), abs=1e-6
     )
+
+
+def test_shuffle_is_explicit_and_the_ledger_marks_it_not_proven(minio, tmp_path, monkeypatch):
+    env = make_site_env(minio, tmp_path, monkeypatch)
+    meta, _ = _train(env, tmp_path, "run-s", 1, "lm-s", dp_sampling="shuffle")
+    assert meta["status"] == "trained", meta["reason"]
+    assert meta["dp"]["dp_sampling"] == "shuffle"
+    assert meta["dp"]["guarantee"].startswith("not proven")
+    assert meta["batch_sizes"]["min"] == meta["batch_sizes"]["max"] == 16
+    (entry,) = LedgerStore(minio, env.bucket, env.site_id).entries()
+    assert entry.sampling == "shuffle" and entry.guarantee.startswith("not proven")
+    assert meta["ledger"]["not_proven_entries"] == 1
 
 
 def test_round_over_budget_is_refused_before_training(minio, tmp_path, monkeypatch):

@@ -34,6 +34,7 @@ def _entry(run: str, round_: int, site: str = "hospital-berlin"):
         num_examples=151,
         l2_norm_clip=1.0,
         created_at="2026-11-27T08:00:00Z",
+        sampling="poisson",
     )
 
 
@@ -120,6 +121,7 @@ def _entry_for(site_id: str, attempt: int, event: DpSgdEvent):
         num_examples=round(16 / event.sampling_rate),
         l2_norm_clip=1.0,
         created_at="2026-11-27T08:00:00Z",
+        sampling="poisson",
     )
 
 
