@@ -50,6 +50,11 @@ VALUE_RULES: dict[str, ValueRule] = {
     "server_learning_rate": _positive("the server optimizer's step"),
     "seed": ValueRule("int", "an integer >= 0", minimum=0),
     "dp_enabled": ValueRule("bool", "true or false"),
+    "dp_sampling": ValueRule(
+        "str",
+        "poisson (epsilon proven) or shuffle (ledger marks it not proven)",
+        choices=("poisson", "shuffle"),
+    ),
     "resume": ValueRule("bool", "true or false"),
     "rule_params_json": ValueRule("str", "a JSON object, e.g. {}", json_object=True),
     "optimizer_params_json": ValueRule("str", "a JSON object, e.g. {}", json_object=True),

@@ -55,3 +55,11 @@ def test_parameters_without_a_rule_pass_and_check_values_lists_all() -> None:
         "norm); run parameter learning_rate=-0.1: must be a finite number > 0 (the local SGD "
         "step)"
     )
+
+
+def test_dp_sampling_is_poisson_or_shuffle() -> None:
+    from components.domain.run_parameters import violations
+
+    assert violations({"dp_sampling": "poisson"}) == violations({"dp_sampling": "shuffle"}) == []
+    (problem,) = violations({"dp_sampling": "uniform"})
+    assert "dp_sampling='uniform'" in problem and "poisson" in problem
