@@ -1,6 +1,6 @@
 """Compile a federation into residency-checked, versioned KFP YAML plus its residency report.
 
-Order: build the DAG → extract the artifact flow graph → check it against the policies (a
+Order: check the policies' update protection (`pipelines.residency.protection`) → build the DAG → extract the artifact flow graph → check it against the policies (a
 violation raises before anything is written) → compile to YAML → version → reports.
 
 Version: `sha256:<hex>` = sha256 over the compiled YAML with its `sdkVersion` line removed
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from components.domain.federation import Federation
-from pipelines.dag import PIPELINE_NAME, build_pipeline
+from pipelines.dag import PIPELINE_NAME, USER_PARAMS, build_pipeline
 from pipelines.flows import flow_edges
 from pipelines.kfp_speed import gc_paused
 from pipelines.placement.registry import pipeline_image
@@ -36,6 +36,7 @@ from pipelines.residency import (
     render_report_json,
     render_report_markdown,
 )
+from pipelines.residency.protection import check_protection
 from pipelines.task_inputs import inline_input_bytes
 from pipelines.yaml_writer import dump_pipeline, pipeline_documents
 
@@ -113,6 +114,13 @@ def compile_federation(
 
 
 def _compile(federation: Federation, rounds: int) -> Compiled:
+    defaults = {name: default for name, _, default, _ in USER_PARAMS}
+    check_protection(
+        federation,
+        defaults["rule"],
+        defaults["server_optimizer"],
+        defaults["server_learning_rate"],
+    )
     pipeline = build_pipeline(federation, rounds, describe(federation, rounds, VERSION_PLACEHOLDER))
     spec, platform = pipeline_documents(pipeline)
     edges = flow_edges(spec, platform)

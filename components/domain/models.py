@@ -373,6 +373,12 @@ class Aggregation(_Strict):
         description="coordinator policy: skip a site's updates once its update was flagged "
         "as anomalous in this many consecutive rounds (null: flags are only reported)",
     )
+    protection: Literal["none", "secagg", "he"] = Field(
+        "none",
+        description="what the coordinator may see of this site's update: none (the update), "
+        "secagg (only the sum, secure aggregation) or he (only ciphertexts, homomorphic "
+        "encryption); secagg and he rule out robust rules and anomaly scoring",
+    )
 
 
 class Export(_Strict):

@@ -203,3 +203,26 @@ def test_write_outputs_is_all_or_nothing(tmp_path: Path, monkeypatch):
     monkeypatch.undo()
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     assert not list(tmp_path.glob(".out-staging-*"))
+
+
+def test_secagg_or_he_in_a_policy_is_refused_until_the_stages_exist(config_copy, tmp_path, capsys):
+    sites, policies = config_copy
+    _edit(policies / "eu-health.yaml", "aggregation:\n", "aggregation:\n  protection: secagg\n")
+    out = tmp_path / "out"
+    assert _compile(out, sites, policies) == 1
+    err = capsys.readouterr().err
+    assert "aggregation.protection secagg (policies eu-health) is refused" in err
+    assert "SecAgg+ stages" in err and "not wired into the pipeline yet" in err
+    assert not out.exists() or not any(out.iterdir())
+    # two policies asking for different protections: refused naming both
+    _edit(policies / "us-health.yaml", "aggregation:\n", "aggregation:\n  protection: he\n")
+    assert _compile(out, sites, policies) == 1
+    err = capsys.readouterr().err
+    assert "he by us-health; secagg by eu-health" in err
+
+
+def test_protection_none_is_the_default_and_compiles_unchanged(config_copy, tmp_path):
+    sites, policies = config_copy
+    for name in ("eu-health.yaml", "us-health.yaml", "coordinator.yaml"):
+        _edit(policies / name, "aggregation:\n", "aggregation:\n  protection: none\n")
+    assert _compile(tmp_path / "a", sites, policies) == 0
