@@ -20,23 +20,42 @@ from pipelines.local_run.options import RunError, RunOptions, compiled_setting
 from pipelines.local_run.stores import LocalStores
 
 
+def ledger_reader(stores: LocalStores, sites: dict[str, Site]) -> Callable[[str], list[Any]]:
+    """`read(site_id)`: the site's ledger entries from its bucket. Entries are create-only,
+    so each object is fetched once and kept."""
+    from components.privacy.ledger import LedgerEntry, site_prefix
+
+    cache: dict[tuple[str, str], Any] = {}
+
+    def read(site_id: str) -> list[Any]:
+        site = sites[site_id]
+        entries = []
+        for key in stores.list_keys(site, site_prefix(site_id)):
+            if (site_id, key) not in cache:
+                data = stores.get_bytes(site, key)
+                if data is None:
+                    continue
+                cache[(site_id, key)] = LedgerEntry.from_json(data, f"{site_id}:{key}")
+            entries.append(cache[(site_id, key)])
+        return entries
+
+    return read
+
+
 def read_ledgers(
     stores: LocalStores, federation: Federation, sites: dict[str, Site], run_id: str
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[int, tuple[float | None, float | None]]]]:
     """Per site: this run's and the lifetime epsilon, re-accounted from the ledger entries;
     and per site and round the run's epsilon composed up to that round (RDP, PLD)."""
     from components.privacy.accounting import epsilons
-    from components.privacy.ledger import LedgerEntry, ledger_summary, site_prefix
+    from components.privacy.ledger import ledger_summary
 
     totals: dict[str, dict[str, Any]] = {}
     composed: dict[str, dict[int, tuple[float | None, float | None]]] = {}
-    for site_id, site in sites.items():
+    read = ledger_reader(stores, sites)
+    for site_id in sites:
         delta = federation.policy_of(site_id).dp.delta
-        entries = []
-        for key in stores.list_keys(site, site_prefix(site_id)):
-            data = stores.get_bytes(site, key)
-            if data is not None:
-                entries.append(LedgerEntry.from_json(data, f"{site_id}:{key}"))
+        entries = read(site_id)
         mine = [e for e in entries if e.run_id == run_id]
         run_sum = ledger_summary(mine, delta)
         life = ledger_summary(entries, delta)

@@ -186,6 +186,9 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
         if m.get("epsilon") is None and not (m.get("dp") or {}).get("enabled", True):
             text += " (DP off)"
         return text
+    if stage == "train" and "ref.json" in docs:  # the model stayed in the site's bucket
+        r = docs["ref.json"]
+        return f"trained; model kept in s3://{r.get('bucket')}/{r.get('prefix')}"
     if stage == "export" and "ref.json" in docs:
         r = docs["ref.json"]
         if r.get("status") == "exported":

@@ -1,17 +1,21 @@
 """Progress printing of a local run: kfp.local's stdout becomes one line per finished task.
 
 `Progress` consumes the child's stdout (`progress.LogParser` events), writes each task's log
-under `logs/tasks/`, prints a line per task (`progress.describe`), keeps per-task seconds and
-the epsilon spent so far, and remembers the first failure; `failure_message` words it.
+under `logs/tasks/`, prints a line per task (`progress.describe`; a train's privacy figures and
+the line after each aggregate from the sites' ledgers, `LedgerView`), keeps per-task seconds,
+and remembers the first failure; `failure_message` words it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipelines.local_run import collect as collect_mod
+from pipelines.local_run.ledger_lines import eps_text, round_privacy, run_epsilon_line, train_text
 from pipelines.local_run.progress import (
     LogParser,
     TaskInfo,
@@ -22,8 +26,24 @@ from pipelines.local_run.progress import (
 from pipelines.local_run.stage_times import body_seconds
 
 
+@dataclass(frozen=True)
+class LedgerView:
+    """The member sites' privacy ledgers as the console reads them: `read(site_id)` returns
+    the site's entries (I/O: the local object stores); `deltas` and `show_rows` come from
+    each site's policy (`export.reveal_num_examples`)."""
+
+    run_id: str
+    site_ids: tuple[str, ...]
+    deltas: dict[str, float]
+    show_rows: dict[str, bool]
+    read: Callable[[str], list[Any]]
+
+
 class Progress:
-    """Turns kfp.local's stdout into one line per finished task (plus per-round headers)."""
+    """Turns kfp.local's stdout into one line per finished task (plus per-round headers).
+
+    With `ledgers`, a train's line and the line after each aggregate say what the sites'
+    ledgers hold (`pipelines.local_run.ledger_lines`), not what task outputs carried."""
 
     def __init__(
         self,
@@ -34,8 +54,10 @@ class Progress:
         logs_dir: Path,
         emit: Callable[[str], None],
         status: Callable[[str], None] | None = None,
+        ledgers: LedgerView | None = None,
     ) -> None:
         self.tasks = tasks
+        self.ledgers = ledgers
         self.status = status
         self.rounds = rounds
         self.pipeline_root = pipeline_root
@@ -49,7 +71,6 @@ class Progress:
         self.warm: dict[str, object] | None = None  # the warm worker's start-up event
         self.body: dict[str, float | None] = {}  # executor function seconds (stage_times)
         self.failed: tuple[TaskInfo, list[str], str] | None = None
-        self.epsilon: dict[str, float] = {}
         self.current_round: int | None = None
         self.pipeline_status: str | None = None
 
@@ -114,16 +135,46 @@ class Progress:
         pipeline_dir = collect_mod.latest_pipeline_dir(self.pipeline_root, self.pipeline_name)
         docs = collect_mod.task_documents(pipeline_dir / name) if pipeline_dir else {}
         text = describe(info, docs)
+        if info.stage == "train" and self.ledgers is not None:
+            text = self._train_text(info, docs, text)
         self.emit(format_line(elapsed, info, self.rounds, text))
-        if info.stage == "train" and info.site_id and "meta.json" in docs:
-            meta = docs["meta.json"]
-            if meta.get("epsilon") is not None:
-                self.epsilon[info.site_id] = self.epsilon.get(info.site_id, 0.0) + float(
-                    meta["epsilon"]
-                )
-        if info.stage == "aggregate" and self.epsilon:
-            spent = ", ".join(f"{s} {e:.2f}" for s, e in sorted(self.epsilon.items()))
-            self.emit(f"{'':9} ε spent this run (sum of rounds, RDP): {spent}")
+        if info.stage == "aggregate" and self.ledgers is not None and info.round_index:
+            self.emit(f"{'':9} {self._run_line(info.round_index)}")
+
+    def _entries(self, site_id: str) -> tuple[list[Any] | None, str]:
+        """(the site's ledger entries, "") or (None, why they could not be read)."""
+        assert self.ledgers is not None
+        try:
+            return self.ledgers.read(site_id), ""
+        except Exception as exc:  # the console must not fail the run
+            return None, f"ledger unreadable ({type(exc).__name__}: {exc})"
+
+    def _train_text(self, info: TaskInfo, docs: dict[str, Any], fallback: str) -> str:
+        """A trained (or resumed) site's line from its ledger; abstentions keep their reason."""
+        assert self.ledgers is not None
+        site, rnd = info.site_id, info.round_index
+        status = (docs.get("meta.json") or {}).get("status")
+        if site not in self.ledgers.deltas or not rnd or status == "abstained":
+            return fallback
+        entries, why = self._entries(site)
+        if entries is None:
+            return f"{fallback}; {why}"
+        privacy = round_privacy(entries, self.ledgers.run_id, rnd, self.ledgers.deltas[site])
+        if status == "resumed":
+            return f"{fallback}; ledger total {eps_text(privacy.lifetime_epsilon)}"
+        return train_text(privacy, self.ledgers.show_rows.get(site, False))
+
+    def _run_line(self, round_index: int) -> str:
+        assert self.ledgers is not None
+        ledgers: dict[str, list[Any]] = {}
+        for site in self.ledgers.site_ids:
+            entries, why = self._entries(site)
+            if entries is None:
+                return f"ε this run: {site} {why}"
+            ledgers[site] = entries
+        return run_epsilon_line(
+            self.ledgers.site_ids, ledgers, self.ledgers.deltas, self.ledgers.run_id, round_index
+        )
 
 
 def failure_message(progress: Progress, code: int, run_dir: Path) -> str:

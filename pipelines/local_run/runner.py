@@ -52,7 +52,7 @@ from pipelines.local_run.options import (
     run_parameter_rules,
 )
 from pipelines.local_run.progress import task_map
-from pipelines.local_run.reporter import Progress, failure_message
+from pipelines.local_run.reporter import LedgerView, Progress, failure_message
 from pipelines.local_run.siteconf import write_local_config
 from pipelines.local_run.stage_times import format_stage_times, stage_times
 from pipelines.local_run.stores import LocalStores, configured_endpoints, ensure_signing_keys
@@ -331,6 +331,13 @@ def _run_with_stores(
         run_dir / "logs" / "tasks",
         emit,
         status,
+        LedgerView(
+            run_id,
+            tuple(federation.sites),
+            {s: federation.policy_of(s).dp.delta for s in federation.sites},
+            {s: bool(federation.policy_of(s).export.reveal_num_examples) for s in federation.sites},
+            host.ledger_reader(stores, dict(federation.sites)),
+        ),
     )
     owners = {s.object_store.secret_name: sid for sid, s in all_sites.items()}
     secrets_path = run_dir / "compiled" / "task-secrets.json"
