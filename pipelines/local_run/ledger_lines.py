@@ -54,10 +54,12 @@ def eps_text(value: float | None) -> str:
     return "∞ (DP off)" if math.isinf(value) else f"{value:.3f}"
 
 
-def train_text(privacy: RoundPrivacy, show_rows: bool) -> str:
-    """`trained on 122 rows, ε this round 2.330 RDP, ledger total 2.330` (rows only when the
-    site's policy reveals its sample count; `k attempts` when a retry was charged too)."""
-    text = "trained" + (f" on {privacy.rows} rows" if show_rows and privacy.rows else "")
+def train_text(privacy: RoundPrivacy) -> str:
+    """`trained on 122 rows, ε this round 2.330 RDP, ledger total 2.330` (`k attempts
+    charged` when a retry was charged too). The local console is the operator's view of
+    every site (it split the data and printed the row counts itself), so rows are shown
+    even where a policy keeps them out of what leaves the site."""
+    text = "trained" + (f" on {privacy.rows} rows" if privacy.rows else "")
     if privacy.round_epsilon is None:
         return text + ", no ledger entry for this round"
     text += f", ε this round {eps_text(privacy.round_epsilon)} RDP"

@@ -29,13 +29,11 @@ from pipelines.local_run.stage_times import body_seconds
 @dataclass(frozen=True)
 class LedgerView:
     """The member sites' privacy ledgers as the console reads them: `read(site_id)` returns
-    the site's entries (I/O: the local object stores); `deltas` and `show_rows` come from
-    each site's policy (`export.reveal_num_examples`)."""
+    the site's entries (I/O: the local object stores); `deltas` from each site's policy."""
 
     run_id: str
     site_ids: tuple[str, ...]
     deltas: dict[str, float]
-    show_rows: dict[str, bool]
     read: Callable[[str], list[Any]]
 
 
@@ -162,7 +160,7 @@ class Progress:
         privacy = round_privacy(entries, self.ledgers.run_id, rnd, self.ledgers.deltas[site])
         if status == "resumed":
             return f"{fallback}; ledger total {eps_text(privacy.lifetime_epsilon)}"
-        return train_text(privacy, self.ledgers.show_rows.get(site, False))
+        return train_text(privacy)
 
     def _run_line(self, round_index: int) -> str:
         assert self.ledgers is not None

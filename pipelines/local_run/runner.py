@@ -335,7 +335,6 @@ def _run_with_stores(
             run_id,
             tuple(federation.sites),
             {s: federation.policy_of(s).dp.delta for s in federation.sites},
-            {s: bool(federation.policy_of(s).export.reveal_num_examples) for s in federation.sites},
             host.ledger_reader(stores, dict(federation.sites)),
         ),
     )

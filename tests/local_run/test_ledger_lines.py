@@ -55,13 +55,10 @@ def test_round_privacy_composes_the_rounds_attempts_and_the_whole_ledger() -> No
 
 def test_train_text_reads_as_the_readme_shows() -> None:
     p = RoundPrivacy(round_epsilon=2.33, lifetime_epsilon=2.33, attempts=1, rows=122)
-    assert train_text(p, show_rows=True) == (
-        "trained on 122 rows, ε this round 2.330 RDP, ledger total 2.330"
-    )
-    assert train_text(p, show_rows=False) == "trained, ε this round 2.330 RDP, ledger total 2.330"
+    assert train_text(p) == "trained on 122 rows, ε this round 2.330 RDP, ledger total 2.330"
     retried = RoundPrivacy(round_epsilon=3.0, lifetime_epsilon=9.5, attempts=2, rows=122)
-    assert train_text(retried, show_rows=False) == (
-        "trained, ε this round 3.000 RDP (2 attempts charged), ledger total 9.500"
+    assert train_text(retried) == (
+        "trained on 122 rows, ε this round 3.000 RDP (2 attempts charged), ledger total 9.500"
     )
     assert eps_text(math.inf) == "∞ (DP off)" and eps_text(None) == "–"
 
@@ -107,7 +104,6 @@ def test_resumed_round_lines_list_every_site_with_the_ledgers_figures(tmp_path: 
         "run",
         ("a", "b", "c"),
         dict.fromkeys("abc", DELTA),
-        {"a": True, "b": True, "c": False},
         lambda site: ledgers[site],
     )
     progress = Progress(
@@ -127,7 +123,7 @@ def test_resumed_round_lines_list_every_site_with_the_ledgers_figures(tmp_path: 
     assert trains == [
         f"trained on 101 rows, ε this round {one} RDP, ledger total {two}",
         f"RESUMED, no budget spent: already exported; ledger total {two}",
-        f"trained, ε this round {one} RDP, ledger total {three}",
+        f"trained on 101 rows, ε this round {one} RDP, ledger total {three}",
     ]
     # every site, both rounds of this run composed (c's earlier run is not this run's)
     assert lines[-1].strip() == (
