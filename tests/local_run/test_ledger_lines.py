@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from components.privacy.accounting import DpSgdEvent, rdp_epsilon
+from components.privacy.accounting import SAMPLING_POISSON, DpSgdEvent, rdp_epsilon
 from components.privacy.ledger import LedgerEntry, new_entry
 from pipelines.local_run.ledger_lines import (
     RoundPrivacy,
@@ -37,6 +37,7 @@ def _entry(site: str, run: str, rnd: int, attempt: int = 1, event=EVENT) -> Ledg
         num_examples=100 + attempt,
         l2_norm_clip=1.0,
         created_at="2026-12-06T20:00:00Z",
+        sampling=SAMPLING_POISSON,
     )
 
 
