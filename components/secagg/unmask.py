@@ -92,14 +92,30 @@ def unmask_sum(
 
     SecAggError (the round fails) when a site's secret has fewer than t shares among the
     responses, or a reconstructed masking key does not match its advertised public key."""
-    survivors = sorted(masked)
-    if not survivors:
+    if not masked:
         raise SecAggError(f"round {roster.round}: no masked vector arrived; nothing to unmask")
-    dropped = [s for s in roster.sites if s not in set(survivors)]
-    t = roster.threshold
     total = np.zeros_like(next(iter(masked.values())))
     for vector in masked.values():
         total = total + vector
+    return remove_masks(total, sorted(masked), roster, advertisements, responses, modulus_bits)
+
+
+def remove_masks(
+    total: np.ndarray,
+    survivors: Sequence[str],
+    roster: Roster,
+    advertisements: Mapping[str, Advertisement],
+    responses: Sequence[UnmaskResponse],
+    modulus_bits: int,
+) -> np.ndarray:
+    """`unmask_sum` for a coordinator that summed the masked vectors of `survivors` as they
+    arrived (`total`, mod 2^w): the same checks and failures."""
+    survivors = sorted(survivors)
+    if not survivors:
+        raise SecAggError(f"round {roster.round}: no masked vector arrived; nothing to unmask")
+    alive = set(survivors)
+    dropped = [s for s in roster.sites if s not in alive]
+    t = roster.threshold
     n = total.shape[0]
     for site in survivors:
         shares = _collect(roster, responses, "self_mask", site)
@@ -123,7 +139,7 @@ def unmask_sum(
                 "its advertised key (a holder sent a wrong share); the round fails"
             )
         for v in roster.neighbours[gone]:
-            if v in masked:  # v added pair_sign(v, gone) * PRG(s_v,gone): take it out
+            if v in alive:  # v added pair_sign(v, gone) * PRG(s_v,gone): take it out
                 seed = pairwise_seed(
                     key, advertisements[v].s_key, roster.run_id, roster.round, v, gone
                 )
