@@ -14,6 +14,7 @@ from components.secagg.keys import (
     Advertisement,
     new_round_keys,
     private_bytes,
+    signed_bytes,
     verify,
     verify_advertisement,
 )
@@ -42,6 +43,47 @@ class SiteSession:
         self._ads: dict[str, Advertisement] = {}
         self._held: dict[str, SharePair] = {}
         self._revealed: dict[str, str] = {}  # owner -> "self_mask" | "mask_key" already given
+
+    def state(self) -> bytes:
+        """The round state to keep in the site's own bucket between steps (private keys,
+        self-mask seed, shares held, shares revealed); never leaves the site."""
+        from components.secagg.wire import state_body
+
+        body = state_body(
+            self._keys, self._self_seed, self.advertisement, self._held, self._revealed
+        )
+        return signed_bytes(body)
+
+    @classmethod
+    def restore(
+        cls,
+        data: bytes,
+        run_id: str,
+        round_: int,
+        site_id: str,
+        rand: RandomBytes = os_random,
+    ) -> SiteSession:
+        """The session `state()` wrote, for (run, round, site) only; the roster must be
+        accepted again (`accept_roster` re-verifies it and the advertisements)."""
+        from components.secagg.wire import parse_state
+
+        keys, seed, ad, held, revealed = parse_state(data, f"site {site_id} state")
+        if (ad.run_id, ad.round, ad.site_id) != (run_id, round_, site_id):
+            raise SecAggError(
+                f"site {site_id}: stored state is for site {ad.site_id} run {ad.run_id} "
+                f"round {ad.round}, not run {run_id} round {round_}"
+            )
+        session = cls.__new__(cls)
+        session.run_id, session.round, session.site_id, session._rand = (
+            run_id,
+            round_,
+            site_id,
+            rand,
+        )
+        session._keys, session.advertisement, session._self_seed = keys, ad, seed
+        session.roster, session._ads = None, {}
+        session._held, session._revealed = held, revealed
+        return session
 
     def _where(self) -> str:
         return f"site {self.site_id} (run {self.run_id}, round {self.round})"
