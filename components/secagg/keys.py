@@ -4,7 +4,10 @@ A site makes two fresh X25519 pairs per (run, round): `c` (encrypts the shares i
 and `s` (agrees its pairwise masks). It publishes the public halves with run, round and its id,
 signed with its Ed25519 site key; everyone verifies against the site's public key from its
 site spec. The signed body binds run and round, so an advertisement replayed from another
-round or run is refused, and a coordinator cannot substitute keys of its own.
+round or run is refused, and a coordinator cannot substitute keys of its own. It also commits
+to the site's self-mask seed b (a SHA-256 of b under a domain tag, run, round and site; b is
+256 uniform bits, so the hash reveals nothing of it): the coordinator checks every seed it
+reconstructs against it, so a holder returning a wrong share is caught, not summed in.
 """
 
 from __future__ import annotations
@@ -63,6 +66,19 @@ def verify(body: dict, signature: bytes, key: Ed25519PublicKey, what: str) -> No
         raise SignatureError(f"{what}: signature does not verify; refused") from None
 
 
+def seed_commitment(run_id: str, round_: int, site_id: str, seed: bytes) -> bytes:
+    """SHA-256 of the self-mask seed under a domain tag bound to run, round and site."""
+    tag = signed_bytes(
+        {
+            "purpose": "fedpipe.dev/secagg/v1/self-mask-commitment",
+            "run_id": run_id,
+            "round": round_,
+            "site_id": site_id,
+        }
+    )
+    return hashlib.sha256(tag + seed).digest()
+
+
 @dataclass(frozen=True)
 class RoundKeys:
     """A site's secret halves for one round (never leave the site)."""
@@ -80,6 +96,7 @@ class Advertisement:
     site_id: str
     c_public: bytes
     s_public: bytes
+    seed_commitment: bytes
     signature: bytes
 
     def body(self) -> dict:
@@ -90,6 +107,7 @@ class Advertisement:
             "site_id": self.site_id,
             "c_public": self.c_public.hex(),
             "s_public": self.s_public.hex(),
+            "seed_commitment": self.seed_commitment.hex(),
         }
 
     def digest(self) -> str:
@@ -106,9 +124,15 @@ class Advertisement:
 
 
 def new_round_keys(
-    run_id: str, round_: int, site_id: str, site_key: Ed25519PrivateKey, rand: RandomBytes
+    run_id: str,
+    round_: int,
+    site_id: str,
+    site_key: Ed25519PrivateKey,
+    self_seed: bytes,
+    rand: RandomBytes,
 ) -> tuple[RoundKeys, Advertisement]:
-    """Fresh key pairs for (run, round) and their signed advertisement."""
+    """Fresh key pairs for (run, round) and their signed advertisement (committing to
+    `self_seed`)."""
     keys = RoundKeys(c=x25519_from(rand), s=x25519_from(rand))
     unsigned = Advertisement(
         run_id,
@@ -116,6 +140,7 @@ def new_round_keys(
         site_id,
         public_bytes(keys.c.public_key()),
         public_bytes(keys.s.public_key()),
+        seed_commitment(run_id, round_, site_id, self_seed),
         b"",
     )
     signature = sign(unsigned.body(), site_key)
@@ -134,5 +159,7 @@ def verify_advertisement(
         )
     if len(ad.c_public) != 32 or len(ad.s_public) != 32 or ad.c_public == ad.s_public:
         raise SecAggError(f"{where}: public keys must be two distinct 32-byte X25519 keys")
+    if len(ad.seed_commitment) != 32:
+        raise SecAggError(f"{where}: the self-mask seed commitment must be 32 bytes")
     verify(ad.body(), ad.signature, site_public, where)
     return ad

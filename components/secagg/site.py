@@ -37,8 +37,10 @@ class SiteSession:
         rand: RandomBytes = os_random,
     ) -> None:
         self.run_id, self.round, self.site_id, self._rand = run_id, round_, site_id, rand
-        self._keys, self.advertisement = new_round_keys(run_id, round_, site_id, site_key, rand)
         self._self_seed = rand(32)
+        self._keys, self.advertisement = new_round_keys(
+            run_id, round_, site_id, site_key, self._self_seed, rand
+        )
         self.roster: Roster | None = None
         self._ads: dict[str, Advertisement] = {}
         self._held: dict[str, SharePair] = {}

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from components.secagg.errors import SecAggError
 from components.secagg.graph import Roster
-from components.secagg.keys import Advertisement, public_bytes, sign
+from components.secagg.keys import Advertisement, public_bytes, seed_commitment, sign
 from components.secagg.masking import add_signed, pair_sign, pairwise_seed
 from components.secagg.prg import mask
 from components.secagg.shamir import Share, combine
@@ -124,7 +124,15 @@ def remove_masks(
                 f"round {roster.round}: site {site}'s self mask needs t = {t} shares, only "
                 f"{len(shares)} of its holders answered; the round fails"
             )
-        total = total - mask(combine(shares, t), n, modulus_bits)
+        seed = combine(shares, t)
+        if seed_commitment(roster.run_id, roster.round, site, seed) != (
+            advertisements[site].seed_commitment
+        ):
+            raise SecAggError(
+                f"round {roster.round}: shares of site {site}'s self-mask seed do not match "
+                "its signed commitment (a holder sent a wrong share); the round fails"
+            )
+        total = total - mask(seed, n, modulus_bits)
     for gone in dropped:
         shares = _collect(roster, responses, "mask_key", gone)
         if len(shares) < t:

@@ -57,6 +57,7 @@ def load_advertisement(data: bytes, where: str = "advertisement") -> Advertiseme
             str(b["site_id"]),
             bytes.fromhex(b["c_public"]),
             bytes.fromhex(b["s_public"]),
+            bytes.fromhex(b["seed_commitment"]),
             bytes.fromhex(b["signature"]),
         )
     except (KeyError, ValueError, TypeError) as exc:

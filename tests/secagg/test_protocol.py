@@ -149,3 +149,20 @@ def test_a_request_for_both_shares_of_one_site_is_refused() -> None:
     with pytest.raises(RefusedRequest, match="lists this live site as dropped"):
         fed.sessions["site-03"].respond(lying, pub)
     del quantizer
+
+
+def test_a_wrong_share_from_a_holder_fails_the_round_instead_of_corrupting_the_sum() -> None:
+    from components.secagg.shamir import Share
+    from components.secagg.unmask import make_request, unmask_sum
+
+    fed = setup(5, 4, 3)
+    quantizer = Quantizer.for_sum(5, clip=0.2)
+    ids = sorted(fed.sessions)
+    masked = {s: fed.sessions[s].mask(quantizer.quantize(np.zeros(20)), 32) for s in ids}
+    request = make_request(fed.roster, ids, fed.coordinator_key)
+    pub = fed.coordinator_key.public_key()
+    responses = [fed.sessions[s].respond(request, pub) for s in ids]
+    bad = responses[0].self_mask["site-02"]
+    responses[0].self_mask["site-02"] = Share(bad.x, bad.y + 1)
+    with pytest.raises(SecAggError, match="site site-02's self-mask seed do not match its signed"):
+        unmask_sum(fed.roster, fed.ads, masked, responses, 32)
