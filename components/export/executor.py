@@ -216,6 +216,7 @@ def _sign_update(
         tensor_names=list(delta),
         train_meta=train_meta,
         reveal_num_examples=task.policy.export.reveal_num_examples,
+        epsilon_per_round=task.policy.dp.epsilon_per_round,
         policy_digest=task.policy_digest,
         extra={
             "global_version": gm.version,

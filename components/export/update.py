@@ -3,11 +3,13 @@
 * delta = local - global, per named tensor, float32, finite, same names and shapes.
 * The manifest carries run, round, site, DP parameters, epsilon (RDP and PLD), delta, the
   content hash and the policy digest. With `export.reveal_num_examples: false` it omits the
-  sample count *and* the two DP fields that would give it away (sampling rate q = batch/N and
-  the step count, epochs * N // batch). Epsilon itself stays (it is what the coordinator must
-  check against the policy), and it is a function of q and the steps: with batch size, epochs
-  and noise multiplier (pipeline parameters, known to the coordinator) N can be estimated by
-  inverting the accountant. Hiding the count is therefore best-effort, not a guarantee.
+  sample count, the two DP fields that would give it away (sampling rate q = batch/N and
+  the step count, epochs * N // batch) *and* the exact epsilon: an exact epsilon beside batch
+  size, epochs and noise multiplier (pipeline parameters) gives N by inverting the
+  accountant. The manifest then carries the policy's bound `dp.epsilon_per_round` as
+  `epsilon` (what the coordinator checks; train's budget check guaranteed the exact value is
+  at most that), no PLD figure, and `dp.epsilon_disclosure: "policy_bound"`
+  (`components.privacy.disclosure`). The exact figures stay in the site's ledger.
 * The destination is the site's own bucket from its own spec, an s3 store: anything else is
   refused at run time (defence in depth behind the compiler's residency check).
 """
@@ -24,6 +26,7 @@ from components.common.artifact_files import MANIFEST_SUFFIX, TENSORS_SUFFIX
 from components.common.manifest import UpdateManifest, update_object_key
 from components.common.tensors import Tensors, dump_tensors
 from components.domain.canonical import sha256_hex
+from components.privacy.disclosure import published_epsilon
 
 # DP fields that reveal the site's sample count (q = batch/N, steps = epochs * N // batch).
 COUNT_REVEALING_DP_FIELDS = ("sampling_rate", "steps")
@@ -96,16 +99,29 @@ def build_manifest(
     tensor_names: list[str],
     train_meta: Mapping[str, Any],
     reveal_num_examples: bool,
+    epsilon_per_round: float,
     policy_digest: str,
     extra: Mapping[str, Any],
 ) -> UpdateManifest:
-    """The unsigned manifest of `payload` (the `dump_tensors` bytes of the delta)."""
+    """The unsigned manifest of `payload` (the `dump_tensors` bytes of the delta).
+
+    `epsilon_per_round`: the policy's bound, published instead of the exact epsilon when
+    `reveal_num_examples` is false (DisclosureError if the exact value exceeds it)."""
     dp = dict(train_meta.get("dp") or {})
     num_examples = train_meta.get("num_examples")
     if not reveal_num_examples:
         for name in COUNT_REVEALING_DP_FIELDS:
             dp.pop(name, None)
         num_examples = None
+    published = published_epsilon(
+        train_meta.get("epsilon"),
+        train_meta.get("epsilon_pld"),
+        reveal_num_examples=reveal_num_examples,
+        epsilon_per_round=epsilon_per_round,
+        site_id=site_id,
+    )
+    if published.epsilon is not None:
+        dp["epsilon_disclosure"] = published.disclosure
     return UpdateManifest(
         run_id=run_id,
         round=round_,
@@ -113,8 +129,8 @@ def build_manifest(
         content_sha256=sha256_hex(payload),
         tensor_names=sorted(tensor_names),
         dp=dp,
-        epsilon=train_meta.get("epsilon"),
-        epsilon_pld=train_meta.get("epsilon_pld"),
+        epsilon=published.epsilon,
+        epsilon_pld=published.epsilon_pld,
         delta=train_meta.get("delta"),
         num_examples=None if num_examples is None else int(num_examples),
         policy_digest=policy_digest,

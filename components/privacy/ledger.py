@@ -205,9 +205,13 @@ def check_budget(
     lifetime_epsilon: float,
     delta: float,
     policy_id: str,
+    hide_figures: bool = False,
 ) -> BudgetDecision:
     """May `site_id` spend `planned` now? Refused when this round's or the lifetime composition
-    (re-accounted with RDP at `delta`) would exceed the policy's limit."""
+    (re-accounted with RDP at `delta`) would exceed the policy's limit.
+
+    hide_figures: the reason names only the policy's limits, not the epsilons (they give a
+    hidden sample count away; policy `export.reveal_num_examples: false`)."""
     round_events = [e.event for e in entries if e.run_id == run_id and e.round == round_]
     all_events = [e.event for e in entries]
     round_eps = rdp_epsilon([*round_events, planned], delta)
@@ -215,14 +219,20 @@ def check_budget(
     after = rdp_epsilon([*all_events, planned], delta)
     reason = None
     if round_eps > epsilon_per_round:
+        spend = "more than" if hide_figures else f"epsilon {round_eps:.4f} (RDP, delta {delta:g}) >"
         reason = (
-            f"site {site_id}: round {round_} would spend epsilon {round_eps:.4f} (RDP, delta "
-            f"{delta:g}) > {policy_id} dp.epsilon_per_round {epsilon_per_round:g}"
+            f"site {site_id}: round {round_} would spend {spend} {policy_id} "
+            f"dp.epsilon_per_round {epsilon_per_round:g}"
         )
     elif after > lifetime_epsilon:
+        reach = (
+            "beyond"
+            if hide_figures
+            else f"{after:.4f} (RDP, delta {delta:g}; {before:.4f} spent in {len(all_events)} "
+            "ledger entries) >"
+        )
         reason = (
-            f"site {site_id}: lifetime epsilon would reach {after:.4f} (RDP, delta {delta:g}; "
-            f"{before:.4f} spent in {len(all_events)} ledger entries) > {policy_id} "
+            f"site {site_id}: lifetime epsilon would reach {reach} {policy_id} "
             f"dp.lifetime_epsilon {lifetime_epsilon:g}"
         )
     return BudgetDecision(
@@ -262,12 +272,14 @@ def check_run_budget(
     lifetime_epsilon: float,
     delta: float,
     policy_id: str,
+    hide_figures: bool = False,
 ) -> BudgetDecision:
     """Can `site_id` afford the whole run before it trains at all?
 
     The rounds of `run_id` not yet charged in `entries` (a resumed run pays only what is left)
     each spend `planned_round`; refused when the lifetime composition (RDP at `delta`) would
     then exceed `lifetime_epsilon`. `round_epsilon` is one planned round on its own.
+    hide_figures: the reason names only the policy's limit (see `check_budget`).
     """
     if rounds < 1:
         raise LedgerError(f"rounds must be >= 1, got {rounds}")
@@ -278,10 +290,13 @@ def check_run_budget(
     after = rdp_epsilon([*all_events, *([planned_round] * remaining)], delta)
     reason = None
     if after > lifetime_epsilon:
+        take = (
+            "past" if hide_figures else f"from {before:.4f} to {after:.4f} (RDP, delta {delta:g}) >"
+        )
         reason = (
             f"site {site_id}: this run's {remaining} remaining round(s) would take its lifetime "
-            f"epsilon from {before:.4f} to {after:.4f} (RDP, delta {delta:g}) > {policy_id} "
-            f"dp.lifetime_epsilon {lifetime_epsilon:g}; the run stops before any training"
+            f"epsilon {take} {policy_id} dp.lifetime_epsilon {lifetime_epsilon:g}; the run "
+            "stops before any training"
         )
     return BudgetDecision(
         allowed=reason is None,

@@ -226,10 +226,31 @@ def run(
         decision = _check_budget(task, settings, store, event, meta)  # 6.
         entry, summary = _charge(task, settings, store, event, table.num_examples, now, meta)
     except Abstain as abstain:
-        return _write(local_model, {**meta, "status": "abstained", "reason": abstain.reason}, None)
+        abstained = {**meta, "status": "abstained", "reason": abstain.reason}
+        return _write(local_model, _leaving_meta(task, abstained), None)
     result = _train(task, settings, gm.tensors, table, event, entry, base_noise_seed)  # 7.
     meta.update(_trained_meta(task, settings, event, entry, summary, decision, result))
     return _write(local_model, meta, result.tensors)
+
+
+# Ledger-summary fields that are figures of the site's spending (functions of N).
+_LEDGER_FIGURES = ("lifetime_epsilon", "lifetime_epsilon_pld", "round_epsilon")
+
+
+def _hides_count(task: SiteTask) -> bool:
+    return not task.policy.export.reveal_num_examples
+
+
+def _leaving_meta(task: SiteTask, meta: dict[str, Any]) -> dict[str, Any]:
+    """An abstained meta.json leaves the site (KFP uploads it to the pipeline root): when the
+    policy hides the sample count, it carries neither the count nor the ledger's epsilons
+    (they give the count away); the site's own ledger keeps them."""
+    if not _hides_count(task):
+        return meta
+    ledger = meta.get("ledger")
+    if isinstance(ledger, dict):
+        ledger = {k: v for k, v in ledger.items() if k not in _LEDGER_FIGURES}
+    return {**meta, "num_examples": None, "ledger": ledger}
 
 
 class Abstain(Exception):
@@ -363,6 +384,7 @@ def _check_budget(
         lifetime_epsilon=policy.dp.lifetime_epsilon,
         delta=policy.dp.delta,
         policy_id=policy.id,
+        hide_figures=_hides_count(task),
     )
     if not decision.allowed:
         meta["ledger"] = {**ledger_summary(entries, policy.dp.delta), "refused": decision.reason}
@@ -410,9 +432,10 @@ def _charge(
     lifetime = summary["lifetime_epsilon"]
     if settings.dp_enabled and (lifetime is None or lifetime > policy.dp.lifetime_epsilon):
         meta["ledger"] = {**summary, "entry_key": entry.key, "attempt": entry.attempt}
+        total = "more than" if _hides_count(task) else f"{lifetime} >"
         raise Abstain(
             f"site {site_id}: after charging attempt {entry.attempt} the ledger totals epsilon "
-            f"{lifetime} > {policy.id} dp.lifetime_epsilon {policy.dp.lifetime_epsilon:g} "
+            f"{total} {policy.id} dp.lifetime_epsilon {policy.dp.lifetime_epsilon:g} "
             "(a concurrent charge landed); not trained, the charge stays"
         )
     return entry, summary

@@ -52,6 +52,7 @@ def preflight_budget(
         lifetime_epsilon=policy.dp.lifetime_epsilon,
         delta=policy.dp.delta,
         policy_id=policy.id,
+        hide_figures=not policy.export.reveal_num_examples,
     )
     if not decision.allowed:
         raise BudgetExceededError(decision.reason)

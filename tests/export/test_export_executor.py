@@ -51,6 +51,7 @@ HYPER = dict(
     noise_multiplier=1.5,
     l2_norm_clip=1.0,
     dp_enabled=True,
+    dp_sampling="poisson",
     seed=3,
 )
 
@@ -120,10 +121,11 @@ def test_export_writes_signed_delta_with_sse_and_retention(site, minio, tmp_path
     for name in ("dense/kernel", "dense/bias"):
         assert delta[name].dtype == np.float32
         np.testing.assert_allclose(delta[name], local_t[name] - global_t[name], rtol=0, atol=1e-7)
-    # DP parameters and epsilons; eu-health hides the sample count (and q, steps that reveal it)
-    assert m.epsilon == pytest.approx(meta["epsilon"]) and m.epsilon_pld == pytest.approx(
-        meta["epsilon_pld"]
-    )
+    # DP parameters; eu-health hides the sample count (and q, steps and the exact epsilon that
+    # reveal it): the manifest carries the policy's bound, the exact figure stays in the ledger
+    assert 0 < meta["epsilon"] < 3.0
+    assert (m.epsilon, m.epsilon_pld) == (3.0, None)
+    assert m.dp["epsilon_disclosure"] == "policy_bound"
     assert m.delta == 1e-5 and m.policy_digest == site.policy_digest
     assert m.num_examples is None
     assert "sampling_rate" not in m.dp and "steps" not in m.dp
@@ -359,3 +361,30 @@ def test_local_model_of_another_round_or_global_version_is_refused(site, minio, 
     with pytest.raises(ExportError, match="global version"):
         _export(site, local, other_global, "run-m", tmp_path / "u2")
     assert list(minio.list_objects(site.bucket, prefix="updates/", recursive=True)) == []
+
+
+@pytest.mark.slow
+def test_the_published_figures_leave_many_candidates_for_a_hidden_count(site, tmp_path):
+    """Issue #11 item 2: an N-inversion search over 9..600 with the real accountant and
+    everything the export publishes (ref.json with the signed manifest, the pipeline's
+    batch size, epochs, noise multiplier; delta) must not pin the site's N down."""
+    from components.privacy.accounting import dp_sgd_event, rdp_epsilon
+    from components.privacy.disclosure import consistent_sizes, epsilon_interval
+
+    local, global_model, meta = _trained(site, tmp_path, "run-inv")
+    ref = _export(site, local, global_model, "run-inv", tmp_path / "upd")
+    m = ref["manifest"]["manifest"]
+    assert m["num_examples"] is None
+    dp, delta = m["dp"], m["delta"]
+
+    def eps(n: int) -> float:
+        if n < dp["batch_size"]:
+            return float("inf")
+        event = dp_sgd_event(n, dp["batch_size"], dp["local_epochs"], dp["noise_multiplier"])
+        return rdp_epsilon([event], delta)
+
+    interval = epsilon_interval(m["epsilon"], dp.get("epsilon_disclosure", "exact"))
+    found = consistent_sizes(interval, eps, range(9, 601))
+    true_n = LedgerStore(site.client, site.bucket, site.site_id).entries()[0].num_examples
+    assert true_n in found
+    assert len(found) > 20, f"{len(found)} candidate(s) for N: {found[:5]}"

@@ -108,6 +108,29 @@ def test_round_over_budget_is_refused_before_training(minio, tmp_path, monkeypat
     assert LedgerStore(minio, env.bucket, env.site_id).entries() == []  # nothing charged
 
 
+def test_an_abstention_leaving_the_site_carries_no_figure_of_a_hidden_count(
+    minio, tmp_path, monkeypatch
+):
+    """Issue #11 item 2: the abstained meta.json goes to the pipeline root; with the count
+    hidden it must carry neither N nor the epsilons that give N away."""
+    env = make_site_env(
+        minio, tmp_path, monkeypatch, policy_changes={"dp": {"epsilon_per_round": 0.5}}
+    )
+    assert env.policy.export.reveal_num_examples is False
+    meta, _ = _train(env, tmp_path, "run-h", 1, "lm")
+    assert meta["status"] == "abstained"
+    assert meta["num_examples"] is None
+    assert meta["reason"] == (
+        f"site {env.site_id}: round 1 would spend more than eu-health dp.epsilon_per_round 0.5"
+    )
+    assert not {"lifetime_epsilon", "lifetime_epsilon_pld"} & set(meta["ledger"])
+    # the same site revealing its count says how much
+    shown = env.with_policy({"export": {"reveal_num_examples": True}})
+    meta2, _ = _train(shown, tmp_path, "run-h2", 1, "lm2")
+    assert meta2["num_examples"] > 0
+    assert "would spend epsilon " in meta2["reason"] and "(RDP, delta 1e-05)" in meta2["reason"]
+
+
 def test_lifetime_budget_across_runs(minio, tmp_path, monkeypatch):
     env = make_site_env(minio, tmp_path, monkeypatch)
     first, _ = _train(env, tmp_path, "run-c1", 1, "lm1")
