@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from components.privacy.accounting import rdp_epsilon
+from components.privacy.accounting import SAMPLING_POISSON, rdp_epsilon
 from components.privacy.ledger import LedgerEntry
 
 
@@ -22,12 +22,14 @@ from components.privacy.ledger import LedgerEntry
 class RoundPrivacy:
     """One site's ledger at one (run, round): the round's attempts composed, the lifetime
     composition of every entry, the attempts charged and the rows trained on (None if no
-    entry)."""
+    entry); not_proven: an attempt of the round trained on shuffled batches, for which the
+    Poisson epsilon is not a proven bound (its ledger entry says so)."""
 
     round_epsilon: float | None
     lifetime_epsilon: float
     attempts: int
     rows: int | None
+    not_proven: bool = False
 
 
 def _rdp(entries: Sequence[LedgerEntry], delta: float) -> float:
@@ -44,6 +46,7 @@ def round_privacy(
         lifetime_epsilon=_rdp(entries, delta),
         attempts=len(mine),
         rows=max(mine, key=lambda e: e.attempt).num_examples if mine else None,
+        not_proven=any(not e.non_private and e.sampling != SAMPLING_POISSON for e in mine),
     )
 
 
@@ -63,6 +66,8 @@ def train_text(privacy: RoundPrivacy) -> str:
     if privacy.round_epsilon is None:
         return text + ", no ledger entry for this round"
     text += f", ε this round {eps_text(privacy.round_epsilon)} RDP"
+    if privacy.not_proven:
+        text += " (not proven: shuffled batches, dp_sampling=shuffle)"
     if privacy.attempts > 1:
         text += f" ({privacy.attempts} attempts charged)"
     return text + f", ledger total {eps_text(privacy.lifetime_epsilon)}"

@@ -130,3 +130,13 @@ def test_resumed_round_lines_list_every_site_with_the_ledgers_figures(tmp_path: 
     assert lines[-1].strip() == (
         f"ε this run up to round 2 (ledgers, RDP): a {two}, b {two}, c {two}"
     )
+
+
+def test_a_shuffled_round_is_marked_not_proven() -> None:
+    from dataclasses import replace
+
+    shuffled = replace(_entry("a", "run", 1), sampling="shuffle", guarantee="")
+    p = round_privacy([shuffled], "run", 1, DELTA)
+    assert p.not_proven
+    assert "(not proven: shuffled batches, dp_sampling=shuffle)" in train_text(p)
+    assert not round_privacy([_entry("a", "run", 1)], "run", 1, DELTA).not_proven
