@@ -41,6 +41,8 @@ from components.train.component import train
 from components.validate.component import validate
 from pipelines.kfp_speed import memoized_task_names
 from pipelines.placement import place_coordinator_task, place_site_task
+from pipelines.placement.credentials import use_own_policy
+from pipelines.placement.registry import site_image
 from pipelines.task_names import task_name
 
 PIPELINE_NAME = "federated-training"
@@ -276,10 +278,15 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                 dp_enabled=dp_enabled,
                 dp_sampling=dp_sampling,
                 seed=seed,
+                image=site_image(site),
+                rule=rule,
+                coordinator_json=cfg[CONFIG_COORDINATOR],
                 **run,
             )
-            # it reads the privacy ledger (pre-flight lifetime budget): never from cache
-            validations[site.id] = _no_cache(place_site_task(task, site))
+            # it reads the privacy ledger (pre-flight lifetime budget) and the site's own
+            # policy, and signs its admission: never from cache
+            place_site_task(task, site, signing=True)
+            validations[site.id] = _no_cache(use_own_policy(task, site))
 
         # nobody trains before every site passed its budget pre-flight: every train needs
         # initialize's model, and initialize waits for every validate (O(sites) edges)

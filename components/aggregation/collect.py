@@ -23,6 +23,9 @@ from components.aggregation.verify import (
     residency_rule,
     verify_update,
 )
+from components.audit.events import AdmissionMissing, admission_key, check_admission, site_chain
+from components.audit.records import AuditFormatError, Record, signature_ok
+from components.audit.store import chain_prefix
 from components.common.artifact_files import REF_FILE, read_json
 from components.common.manifest import update_object_key
 from components.common.secrets import MissingSecretError
@@ -31,6 +34,8 @@ from components.domain.models import Policy, Site
 
 if TYPE_CHECKING:
     from minio import Minio
+
+MAX_AUDIT_BYTES = 1 << 20  # an admission or export audit record is a few KiB
 
 
 @dataclass
@@ -41,6 +46,8 @@ class Collected:
     abstained: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
     residency: dict[str, str] = field(default_factory=dict)  # site -> rule that allowed reading
+    # site -> hashes of the site's audit records this round consumed (admission, export)
+    consumed: dict[str, list[str]] = field(default_factory=dict)
 
 
 def read_ref(folder: str) -> dict[str, Any]:
@@ -65,8 +72,10 @@ def _one(
     max_bytes: int,
     global_version: int,
     client_for: Callable[[Site], Minio],
-) -> tuple[str, str] | tuple[VerifiedUpdate, str]:
-    """("abstained", reason) or (the verified update, the residency rule); else UpdateRejected."""
+    rule: str | None = None,
+) -> tuple[str, str] | tuple[VerifiedUpdate, str, list[str]]:
+    """("abstained", reason) or (the verified update, the residency rule, the hashes of the
+    site's audit records it rests on); else UpdateRejected."""
     try:
         ref = read_ref(folder)
     except (OSError, ValueError) as exc:
@@ -80,7 +89,7 @@ def _one(
         raise UpdateRejected(
             site_id, f"policy {policy.id!r} given, but the site spec names policy {site.policy!r}"
         )
-    rule = residency_rule(site, policy, coordinator)
+    residency = residency_rule(site, policy, coordinator)
     bucket = site.object_store.bucket
     key = update_object_key(run_id, round_index, site_id)
     check_ref(ref, site_id=site_id, bucket=bucket, key=key)
@@ -103,7 +112,79 @@ def _one(
         allow_dp_off=policy.dp.allow_dp_off,
         global_version=global_version,
     )
-    return verified, rule
+    digest = policy_digest(policy)
+    key = admission_key(run_id, site_id, digest)
+    try:
+        admission = check_admission(
+            _get_or_none(client, bucket, key),
+            site_id=site_id,
+            public_pem=site.signing.public_key if site.signing else "",
+            run_id=run_id,
+            policy_digest=digest,
+            rule=rule,
+            key=f"s3://{bucket}/{key}",
+        )
+    except AdmissionMissing as exc:
+        raise UpdateRejected(site_id, str(exc)) from None
+    consumed = [admission.hash]
+    export_hash = _export_record(client, site, ref, run_id, round_index, verified)
+    if export_hash is not None:
+        consumed.append(export_hash)
+    return verified, residency, consumed
+
+
+def _get_or_none(client: Minio, bucket: str, key: str) -> bytes | None:
+    from minio.error import S3Error
+
+    try:
+        response = client.get_object(bucket, key)
+    except S3Error as exc:
+        if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound"}:
+            return None
+        raise
+    try:
+        return response.read(MAX_AUDIT_BYTES)
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def _export_record(
+    client: Minio,
+    site: Site,
+    ref: dict[str, Any],
+    run_id: str,
+    round_index: int,
+    verified: VerifiedUpdate,
+) -> str | None:
+    """The hash of the site's `export` audit record that `ref.json` points to, after checking
+    it (signed by the site, in its chain for this run, for this round and this update);
+    None when the ref names none. UpdateRejected when it names one that does not hold."""
+    pointer = ref.get("audit")
+    if not pointer:
+        return None
+    site_id = site.id
+    prefix = chain_prefix(run_id, site_chain(site_id))
+    key = str(pointer.get("key") or "") if isinstance(pointer, dict) else ""
+    if not key.startswith(prefix + "records/"):
+        raise UpdateRejected(site_id, f"ref.json audit key {key!r} is outside the site's chain")
+    raw = _get_or_none(client, site.object_store.bucket, key)
+    try:
+        record = Record.from_json(raw or b"")
+    except AuditFormatError as exc:
+        raise UpdateRejected(site_id, f"export audit record {key} unreadable: {exc}") from None
+    public = site.signing.public_key if site.signing else ""
+    body = record.body
+    if (
+        not signature_ok(record.payload(), record.signature, public)
+        or record.kind != "export"
+        or body.get("round") != round_index
+        or body.get("content_sha256") != verified.manifest.content_sha256
+    ):
+        raise UpdateRejected(
+            site_id, f"export audit record {key} does not match this update (or is not signed)"
+        )
+    return record.hash
 
 
 def collect_updates(
@@ -119,10 +200,13 @@ def collect_updates(
     client_for: Callable[[Site], Minio],
     global_version: int,
     max_workers: int = 8,
+    rule: str | None = None,
 ) -> Collected:
     """Gate, fetch and verify the update of every site in `updates` ({site_id: ref folder}).
 
     global_version: the version the round starts from (stale deltas are refused).
+    rule: the rule this round applies; a site's update is refused unless the site admitted
+    the run (its signed admission record: an accept, for this run, policy and rule).
     max_workers: sites fetched and verified at once (threads; results merged in site order).
     A site missing from `sites` or `policies` is a configuration error (ValueError), not a
     rejection: the pipeline was compiled from the same files.
@@ -133,7 +217,9 @@ def collect_updates(
             f"updates from site(s) {sorted(set(unknown))} that sites_json/policies_json lack"
         )
 
-    def one(site_id: str) -> tuple[str, str] | tuple[VerifiedUpdate, str] | UpdateRejected:
+    def one(
+        site_id: str,
+    ) -> tuple[str, str] | tuple[VerifiedUpdate, str, list[str]] | UpdateRejected:
         try:
             return _one(
                 site_id,
@@ -147,6 +233,7 @@ def collect_updates(
                 max_bytes=max_bytes,
                 global_version=global_version,
                 client_for=client_for,
+                rule=rule,
             )
         except UpdateRejected as exc:
             return exc
@@ -160,7 +247,9 @@ def collect_updates(
         if isinstance(outcome, UpdateRejected):
             out.rejected[site_id] = outcome.reason
         elif isinstance(outcome[0], VerifiedUpdate):
-            out.verified[site_id], out.residency[site_id] = outcome  # type: ignore[assignment]
+            verified, residency, consumed = outcome  # type: ignore[misc]
+            out.verified[site_id], out.residency[site_id] = verified, residency
+            out.consumed[site_id] = consumed
         else:
             out.abstained[site_id] = outcome[1]
     return out

@@ -286,6 +286,7 @@ def _collect(
         max_bytes=size_limit(spec),
         client_for=site_minio_client,
         global_version=previous.version,
+        rule=config.rule,
     )
     policy = config.coordinator_policy
     screening = screen(

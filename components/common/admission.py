@@ -77,6 +77,8 @@ def validate_arguments(arguments: Mapping[str, Any]) -> tuple[dict[str, Any], st
     RunParameterError (naming the site and each parameter) when a run setting breaks its
     value rule (`components.domain.run_parameters`).
     """
+    from components.validate.site_admission import AdmissionInputs
+
     args = plain_arguments({k: v for k, v in arguments.items() if k != "admission"})
     problems = violations({f: args[f] for f in RUN_FIELDS if f in args})
     if problems:  # e.g. a negative noise multiplier typed into the Kubeflow UI's run form
@@ -87,7 +89,11 @@ def validate_arguments(arguments: Mapping[str, Any]) -> tuple[dict[str, Any], st
     text = admission_json(args["site_json"], args["policy_json"], args)
     keep = {"site_id", "policy_digest", "data_snapshot", "site_json", "policy_json"}
     keep |= {"round_index", "summary", *VALIDATE_RUN_FIELDS}
-    return {k: v for k, v in args.items() if k in keep}, text
+    kwargs = {k: v for k, v in args.items() if k in keep}
+    kwargs["admission"] = AdmissionInputs(
+        image=args["image"], rule=args["rule"], coordinator_json=args["coordinator_json"]
+    )
+    return kwargs, text
 
 
 def stage_arguments(arguments: Mapping[str, Any], stage: str) -> dict[str, Any]:

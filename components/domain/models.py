@@ -186,6 +186,19 @@ class Signing(_Strict):
         return value
 
 
+class OwnPolicy(_Strict):
+    """Where the site keeps its own copy of its policy, outside the pipeline: a ConfigMap in
+    its cluster (given to `validate` as an environment variable). Without it, or when the
+    variable is empty, `validate` reads `admission/policy.json` in the site's own bucket."""
+
+    config_map: StrictStr = Field(..., pattern=SECRET_NAME_PATTERN)
+    key: StrictStr = Field("policy.json", description="the ConfigMap key holding the policy")
+
+    @field_validator("config_map")
+    def _name(cls, value: str) -> str:
+        return _check_pattern(value, SECRET_NAME_PATTERN, "ConfigMap name")
+
+
 class Site(_Strict):
     """One member of the federation (role site) or the coordinator (role coordinator)."""
 
@@ -210,6 +223,9 @@ class Site(_Strict):
     signing: Signing | None = Field(None, description="required for sites")
     image_registry: StrictStr | None = Field(
         None, description="registry that replaces the image's registry for this site's tasks"
+    )
+    own_policy: OwnPolicy | None = Field(
+        None, description="sites: the ConfigMap holding the site's own copy of its policy"
     )
 
     class Config:
@@ -397,6 +413,34 @@ class Retention(_Strict):
     object_lock: StrictBool = Field(True, description="object-lock retention on exported updates")
 
 
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+PROTECTIONS = ("none", "secagg", "he")
+
+
+class AdmissionLimits(_Strict):
+    """What the site itself admits (checked by its `validate` against its own copy of the
+    policy, `components.validate.admission`). Absent lists: no restriction of that kind."""
+
+    image_digests: list[StrictStr] | None = Field(
+        None,
+        min_items=1,
+        description="allowed image digests (sha256:<64 hex>); the run's image must be pinned to one",
+    )
+    aggregation_rules: list[StrictStr] | None = Field(
+        None, min_items=1, description="aggregation rules the site's updates may be combined by"
+    )
+    protections: list[Literal["none", "secagg", "he"]] | None = Field(
+        None,
+        min_items=1,
+        description="update protections the site accepts (aggregation.protection of the run)",
+    )
+    max_rounds: PositiveInt | None = Field(None, description="most rounds one run may have")
+
+    @field_validator("image_digests", each_item=True)
+    def _digest(cls, value: str) -> str:
+        return _check_pattern(value, DIGEST_PATTERN, "image digest (sha256:<64 hex>)")
+
+
 class MetricsPolicy(_Strict):
     min_cell_count: NonNegativeInt = Field(
         5, description="confusion-matrix cells below this are suppressed (null)"
@@ -417,6 +461,7 @@ class Policy(_Strict):
     encryption: Encryption
     retention: Retention
     metrics: MetricsPolicy = Field(default_factory=MetricsPolicy)
+    admission: AdmissionLimits = Field(default_factory=AdmissionLimits)
 
     class Config:
         title = "fedpipe ResidencyPolicy"

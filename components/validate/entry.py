@@ -27,12 +27,17 @@ def validate(
     dp_enabled: bool,
     dp_sampling: str,
     seed: int,
+    image: str,
+    rule: str,
+    coordinator_json: str,
     summary: Output[Artifact],
     admission: OutputPath(str),
 ):
     """Validate the site's data against its data contract; writes summary.json only.
 
-    Also the run's privacy pre-flight: fails (naming the site) when `rounds` rounds at these
+    First the site's admission: the run (image, DP settings, destinations, rule, rounds) checked
+    against the site's own copy of its policy, not the compiled one; a refusal makes the site
+    abstain, with every reason. Also the run's privacy pre-flight: fails (naming the site) when `rounds` rounds at these
     DP settings would exceed the site's lifetime epsilon, before any site trains. Then emits
     `admission` (components/common/admission.py): the checked site spec, policy and run
     settings the site's train, export and evaluate tasks act on.

@@ -18,6 +18,7 @@ from components.datasets.features import DataError
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket
 from components.privacy.dp_off import require_dp_allowed
+from components.validate.site_admission import AdmissionInputs
 from components.validate.suite import abstention, run_suite, summarize
 
 
@@ -53,6 +54,7 @@ def run(
     task: SiteTask,
     *,
     summary: str,
+    admission: AdmissionInputs | None = None,
     client_factory: ClientFactory | None = None,
 ) -> dict[str, Any]:
     """Validate the site's data; write `<summary>/summary.json` (components/CONTRACT.md).
@@ -64,6 +66,10 @@ def run(
     site whose data passed is also checked against its privacy ledger: a run that would take
     it past its lifetime budget raises `BudgetExceededError` naming the site, so the run stops
     before any site trains (initialize waits for every validate, every train for initialize).
+    `admission` (what the component passes: image, rule, coordinator): the run is first checked
+    against the site's own copy of its policy (`components.validate.site_admission`); a
+    refusal makes the summary fail with every reason (the site abstains) and the signed
+    admission record is written either way; the validation outcome goes to the site's chain.
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     Returns the summary written.
     """
@@ -75,6 +81,13 @@ def run(
         require_dp_allowed(bool(settings.dp_enabled), {task.site_id: task.policy})
     reveal = bool(task.policy.export.reveal_num_examples)
     body, rows = _validate_site(task, client_factory, reveal)
+    log = None
+    if admission is not None:
+        from components.validate.site_admission import admit
+
+        decision, log = admit(task, admission, rows, client_factory)
+        if not decision.accepted:
+            body = abstention(task.site_id, decision.summary(), body.get("row_count"))
     if settings.rounds is not None and settings.dp_enabled and body.get("passed") and rows:
         from components.validate.budget import preflight_budget
 
@@ -86,6 +99,18 @@ def run(
             local_epochs=int(settings.local_epochs or 0),
             noise_multiplier=float(settings.noise_multiplier or 0.0),
             client_factory=client_factory,
+        )
+    if log is not None:
+        log.append(
+            "validation",
+            {
+                "round": 0,
+                "passed": bool(body.get("passed")),
+                "reason": body.get("reason"),
+                "summary": "data passed its contract"
+                if body.get("passed")
+                else f"abstains: {body.get('reason')}",
+            },
         )
     write_summary(summary, body)
     return body

@@ -26,7 +26,9 @@ from typing import Any
 import yaml
 
 from components.common.secrets import MissingSecretError
+from components.domain.canonical import canonical_json
 from components.domain.models import Site
+from components.validate.site_admission import OWN_POLICY_KEY
 from pipelines.config.loader import Federation, load_federation
 from pipelines.local_run import collect as collect_mod
 from pipelines.local_run import host
@@ -280,6 +282,11 @@ def _run_with_stores(
         assert site.data is not None
         stores.put_file(site, _s3_key(site, site.data.uri), data_paths[site_id]["train"])
         stores.put_file(site, _s3_key(site, site.data.holdout_uri), data_paths[site_id]["holdout"])
+        # site setup: the site's own copy of its policy, which its validate admits runs against
+        own = run_dir / "config" / "own-policies" / f"{site_id}.json"
+        own.parent.mkdir(parents=True, exist_ok=True)
+        own.write_text(canonical_json(federation.policy_of(site_id)))
+        stores.put_file(site, OWN_POLICY_KEY, own, content_type="application/json")
     timings["data_s"] = time.monotonic() - t
     sizes = ", ".join(
         f"{s} {host.rows(p['train'])}+{host.rows(p['holdout'])}"

@@ -62,3 +62,21 @@ def use_sites_read_credentials(task: PipelineTask, sites: Iterable[Site]) -> Pip
         msg.secret_as_env.append(entry)
     task.platform_config["kubernetes"] = json_format.MessageToDict(msg)
     return task
+
+
+OWN_POLICY_SECRET = (
+    "OWN_POLICY"  # env FEDPIPE_OWN_POLICY__<SITE> (components.validate.site_admission)
+)
+
+
+def use_own_policy(task: PipelineTask, site: Site) -> PipelineTask:
+    """Give `task` the site's own copy of its policy from the ConfigMap its site file names
+    (`own_policy`), as an environment variable; a site without one is left as is (validate
+    then reads `admission/policy.json` in the site's own bucket)."""
+    if site.own_policy is None:
+        return task
+    return kubernetes.use_config_map_as_env(
+        task,
+        config_map_name=site.own_policy.config_map,
+        config_map_key_to_env={site.own_policy.key: secret_env_name(site.id, OWN_POLICY_SECRET)},
+    )

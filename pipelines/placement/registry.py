@@ -62,3 +62,12 @@ def use_site_registry(task: PipelineTask, site: Site) -> PipelineTask:
         image = rewrite_registry(image, site.image_registry)
     task.container_spec.image = image
     return task
+
+
+def site_image(site: Site) -> str:
+    """The image reference `site`'s tasks run in this compile (what `use_site_registry` sets on
+    a task declared with `FEDPIPE_IMAGE`): validate checks it against the site's allowlist."""
+    from components.common.image import FEDPIPE_IMAGE
+
+    image = _IMAGE.get() or FEDPIPE_IMAGE
+    return rewrite_registry(image, site.image_registry) if site.image_registry else image

@@ -16,6 +16,7 @@ from components.common.site_task import call_with_task
 from components.domain.canonical import canonical_json, policy_digest
 from components.export.executor import run as _export_executor
 from tests.support.federation import (
+    admit,
     constant_update,
     global_tensors,
     make_coordinator,
@@ -49,6 +50,7 @@ def test_export_output_is_aggregated(monkeypatch, s3_server, minio, gcs, tmp_pat
     for kit, step in zip(kits, (0.1, 0.3, 0.2), strict=True):
         monkeypatch.setenv(secret_env_name(kit.id, "SIGNING_KEY"), kit.private_pem)
         minio.make_bucket(kit.site.object_store.bucket)
+        admit(minio, kit, "run-interop")  # as the site's validate would
         local = {k: v + np.float32(step) for k, v in global_tensors().items()}
         status = "abstained" if kit.id == "c" else "trained"
         train_meta = {

@@ -13,6 +13,7 @@ from components.common.admission import (
     validate_arguments,
 )
 from components.common.site_task import TaskInputError
+from components.validate.site_admission import AdmissionInputs
 
 SITE = '{"id": "s1", "role": "site"}'
 POLICY = '{"id": "p1"}'
@@ -48,6 +49,9 @@ def _validate_arguments() -> dict:
         **RUN,
         "summary": _Artifact(),
         "admission": "/tmp/admission-file",
+        "image": "ghcr.io/fedpipe/fedpipe:0.1.0",
+        "rule": "fedavg",
+        "coordinator_json": "{}",
     }
 
 
@@ -82,6 +86,7 @@ def test_validate_gets_its_own_inputs_and_the_admission_text():
         "local_epochs": 2,
         "noise_multiplier": 1.1,
         "dp_enabled": True,
+        "admission": AdmissionInputs("ghcr.io/fedpipe/fedpipe:0.1.0", "fedavg", "{}"),
     }
     assert json.loads(text)["run"]["learning_rate"] == 0.1
 

@@ -115,12 +115,13 @@ def test_caching_off_for_side_effects_only(compiled):
         assert enabled == (stage in ("evaluate", "report")), name
 
 
-def test_only_export_gets_the_signing_key_and_aggregate_reads_every_site(compiled):
+def test_only_export_and_validate_get_the_signing_key_and_aggregate_reads_every_site(compiled):
+    """export signs the update, validate its admission record."""
     _, spec, executors = compiled
     for name in _tasks(spec):
         config = executors[_executor_of(spec, name)]
         keys = [m["secretKey"] for s in config.get("secretAsEnv", []) for m in s["keyToEnv"]]
-        assert ("signing-key" in keys) == name.startswith("export-"), name
+        assert ("signing-key" in keys) == name.startswith(("export-", "validate-")), name
     agg = executors[_executor_of(spec, "aggregate-r1")]
     assert len(agg["secretAsEnv"]) == len(SITES)
 

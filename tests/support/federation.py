@@ -12,6 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from components.audit.events import admission_key
+from components.audit.records import Record
+from components.audit.records import append as append_record
+from components.audit.store import ChainExistsError, S3Store
 from components.common.manifest import (
     UpdateManifest,
     generate_keypair,
@@ -225,6 +229,48 @@ def write_ref(folder: Path, ref: dict[str, Any]) -> str:
     return str(folder)
 
 
+def admit(
+    minio,
+    kit: SiteKit,
+    run_id: str,
+    *,
+    decision: str = "accept",
+    reasons: tuple[str, ...] = (),
+    rule: str | None = None,
+    signing_pem: str | None = None,
+) -> Record:
+    """The site's signed admission record for `run_id`, under its fixed key (as validate
+    writes it; kept when one is there already)."""
+    bucket = kit.site.object_store.bucket
+    if not minio.bucket_exists(bucket):
+        minio.make_bucket(bucket)
+    digest = policy_digest(kit.policy)
+    body = {
+        "round": 0,
+        "site": kit.id,
+        "run_id": run_id,
+        "policy_digest": digest,
+        "decision": decision,
+        "reasons": list(reasons),
+        "checked": {"run_id": run_id, "rule": rule},
+        "summary": f"{kit.id} {decision}",
+    }
+    record = append_record(
+        None,
+        f"site/{kit.id}",
+        "admission",
+        body,
+        signing_pem or kit.private_pem,
+        "2026-12-06T00:00:00Z",
+    )
+    key = admission_key(run_id, kit.id, digest)
+    try:
+        S3Store(minio, bucket).put_new(key, record.to_json())
+    except ChainExistsError:
+        return Record.from_json(S3Store(minio, bucket).get(key))
+    return record
+
+
 def export(
     minio,
     kit: SiteKit,
@@ -235,13 +281,17 @@ def export(
     round_index: int,
     key_round: int | None = None,
     key_run: str | None = None,
+    admitted: bool = True,
     **signed_kwargs: Any,
 ) -> str:
     """Sign and store an update at the key of (key_run or run, key_round or round); write the
-    ref.json folder; return the folder path (what the aggregate executor receives)."""
+    ref.json folder; return the folder path (what the aggregate executor receives).
+    `admitted`: also write the site's accepted admission of the run (as validate does)."""
     npz, manifest = signed_update(
         kit, tensors, run_id=run_id, round_index=round_index, **signed_kwargs
     )
+    if admitted:
+        admit(minio, kit, run_id)
     key = update_object_key(key_run or run_id, key_round or round_index, kit.id)
     put_update(minio, kit, npz, manifest, key=key)
     return write_ref(

@@ -1,0 +1,250 @@
+"""Site-side admission: the run as compiled against the site's OWN copy of its policy (pure).
+
+The policy a site task receives was compiled into the pipeline by whoever compiled it; the
+site must not trust it. `decide` compares the compiled policy and the run's settings with the
+policy the site keeps itself (a ConfigMap in its cluster, or `admission/policy.json` in its
+own bucket) and returns every difference that makes the run weaker than the site allows:
+
+* image: the run's image pinned to a digest in `admission.image_digests` (when declared);
+* DP: the compiled `dp` limits no looser than the site's (ε per round, lifetime ε, δ, DP off),
+  DP not switched off unless the site allows it, the planned ε per round within the site's;
+* destinations: every destination rule of every artifact class in the compiled policy is
+  covered by a rule of the site's own policy, and every site the run actually sends an
+  artifact to is allowed by the site's own rules;
+* aggregation: quorum no smaller, the rule and the protection among the admitted ones;
+* rounds within `admission.max_rounds`; export, encryption, retention and metrics settings no
+  weaker (sample count revealed, encryption off, shorter or unlocked retention, smaller cells).
+
+An empty list of reasons admits the run; anything else refuses it (the site abstains).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.domain import jurisdictions
+from components.domain.models import ARTIFACT_CLASSES, DestinationRule, Policy, Site
+
+ACCEPT = "accept"
+REFUSE = "refuse"
+_LISTS = ("sites", "roles", "regions", "providers")
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the run asks of the site (from the compiled pipeline and the run's parameters).
+
+    image: the image reference the site's tasks run (`repo@sha256:…` when pinned);
+    destinations: {artifact class: sites the run sends this site's artifacts of that class to};
+    planned_epsilon: ε per round at the run's DP settings on the site's rows (None: unknown,
+    e.g. DP off or the data could not be read)."""
+
+    run_id: str
+    rounds: int
+    image: str
+    rule: str
+    protection: str = "none"
+    dp_enabled: bool = True
+    planned_epsilon: float | None = None
+    destinations: Mapping[str, Sequence[Site]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The site's decision and every reason it refused."""
+
+    site_id: str
+    decision: str
+    reasons: tuple[str, ...]
+    checked: dict[str, Any]
+
+    @property
+    def accepted(self) -> bool:
+        return self.decision == ACCEPT
+
+    def summary(self) -> str:
+        if self.accepted:
+            return f"{self.site_id} admitted the run (checked against its own policy)"
+        return f"{self.site_id} refused the run: " + "; ".join(self.reasons)
+
+
+def image_digest(image: str) -> str | None:
+    """The `sha256:<hex>` an image reference is pinned to, or None (a tag)."""
+    _, sep, digest = image.rpartition("@")
+    return digest if sep and digest.startswith("sha256:") else None
+
+
+def _jurisdiction_within(entry: str, allowed: Sequence[str]) -> bool:
+    """True when every country `entry` stands for falls under one of `allowed`."""
+    return all(
+        any(jurisdictions.matches(country, a) for a in allowed)
+        for country in jurisdictions.expand(entry)
+    )
+
+
+def covers(own: DestinationRule, compiled: DestinationRule) -> bool:
+    """True when every destination `compiled` allows is also allowed by `own` (each list `own`
+    restricts must be restricted in `compiled` to a subset)."""
+    for name in _LISTS:
+        mine = getattr(own, name)
+        if mine is not None:
+            theirs = getattr(compiled, name)
+            if theirs is None or not set(theirs) <= set(mine):
+                return False
+    if own.jurisdictions is not None:
+        if compiled.jurisdictions is None:
+            return False
+        if not all(_jurisdiction_within(j, own.jurisdictions) for j in compiled.jurisdictions):
+            return False
+    return True
+
+
+def _where(site: Site) -> str:
+    return f"{site.id} ({site.role}, {site.jurisdiction}, {site.provider} {site.region})"
+
+
+def _looser(name: str, compiled: float, own: float, reasons: list[str]) -> None:
+    if compiled > own:
+        reasons.append(f"{name}: the pipeline allows {compiled:g}, the site's own policy {own:g}")
+
+
+def _dp(own: Policy, compiled: Policy, run: RunFacts, reasons: list[str]) -> None:
+    _looser(
+        "dp.epsilon_per_round", compiled.dp.epsilon_per_round, own.dp.epsilon_per_round, reasons
+    )
+    _looser("dp.lifetime_epsilon", compiled.dp.lifetime_epsilon, own.dp.lifetime_epsilon, reasons)
+    _looser("dp.delta", compiled.dp.delta, own.dp.delta, reasons)
+    if compiled.dp.allow_dp_off and not own.dp.allow_dp_off:
+        reasons.append(
+            "dp.allow_dp_off: the pipeline allows DP off, the site's own policy does not"
+        )
+    if not run.dp_enabled and not own.dp.allow_dp_off:
+        reasons.append("dp: the run trains without DP, which the site's own policy forbids")
+    planned = run.planned_epsilon
+    if run.dp_enabled and planned is not None and planned > own.dp.epsilon_per_round:
+        reasons.append(
+            f"dp: the run's settings spend ε {planned:.3f} per round, the site's own policy "
+            f"allows {own.dp.epsilon_per_round:g}"
+        )
+
+
+def _destinations(own: Policy, compiled: Policy, run: RunFacts, reasons: list[str]) -> None:
+    for cls in ARTIFACT_CLASSES:
+        mine = own.rules_for(cls)
+        for i, rule in enumerate(compiled.rules_for(cls)):
+            if not any(covers(o, rule) for o in mine):
+                reasons.append(
+                    f"rules.{cls}[{i}]: destination `{rule.describe()}` is not allowed by the "
+                    f"site's own policy"
+                    + (
+                        f" (which allows `{'`, `'.join(o.describe() for o in mine)}`)"
+                        if mine
+                        else " (which sends it nowhere)"
+                    )
+                )
+    for cls, targets in sorted(run.destinations.items()):
+        mine = own.rules_for(cls)
+        for target in targets:
+            if not any(rule.matches(target) for rule in mine):
+                reasons.append(
+                    f"{cls}: the run sends it to {_where(target)}, which the site's own policy "
+                    f"does not allow"
+                )
+
+
+def _aggregation(own: Policy, compiled: Policy, run: RunFacts, reasons: list[str]) -> None:
+    if compiled.aggregation.min_sites < own.aggregation.min_sites:
+        reasons.append(
+            f"aggregation.min_sites: the pipeline needs {compiled.aggregation.min_sites} "
+            f"site(s), the site's own policy {own.aggregation.min_sites}"
+        )
+    limits = own.admission
+    if limits.aggregation_rules is not None and run.rule not in limits.aggregation_rules:
+        reasons.append(
+            f"aggregation rule {run.rule!r} is not among the site's admitted rules "
+            f"{sorted(limits.aggregation_rules)}"
+        )
+    if limits.protections is not None and run.protection not in limits.protections:
+        reasons.append(
+            f"update protection {run.protection!r} is not among the site's admitted "
+            f"protections {sorted(limits.protections)}"
+        )
+
+
+def _run_limits(own: Policy, run: RunFacts, reasons: list[str]) -> None:
+    limits = own.admission
+    if limits.max_rounds is not None and run.rounds > limits.max_rounds:
+        reasons.append(
+            f"rounds: the run has {run.rounds}, the site's own policy admits at most "
+            f"{limits.max_rounds}"
+        )
+    if limits.image_digests is not None:
+        digest = image_digest(run.image)
+        if digest is None:
+            reasons.append(
+                f"image {run.image!r} is not pinned to a digest; the site admits only "
+                f"{', '.join(limits.image_digests)}"
+            )
+        elif digest not in limits.image_digests:
+            reasons.append(f"image digest {digest} is not in the site's allowlist")
+
+
+def _storage(own: Policy, compiled: Policy, reasons: list[str]) -> None:
+    if compiled.export.reveal_num_examples and not own.export.reveal_num_examples:
+        reasons.append(
+            "export.reveal_num_examples: the pipeline reveals the sample count, the site's own "
+            "policy hides it"
+        )
+    for name in ("at_rest", "in_transit"):
+        theirs, mine = getattr(compiled.encryption, name), getattr(own.encryption, name)
+        if theirs != mine and (theirs == "none" or mine != "none"):
+            reasons.append(
+                f"encryption.{name}: the pipeline says {theirs!r}, the site's own policy {mine!r}"
+            )
+    if own.retention.object_lock and not compiled.retention.object_lock:
+        reasons.append("retention.object_lock: off in the pipeline, on in the site's own policy")
+    if compiled.retention.days != own.retention.days:
+        reasons.append(
+            f"retention.days: the pipeline keeps updates {compiled.retention.days} day(s), the "
+            f"site's own policy {own.retention.days}"
+        )
+    if compiled.metrics.min_cell_count < own.metrics.min_cell_count:
+        reasons.append(
+            f"metrics.min_cell_count: the pipeline suppresses cells below "
+            f"{compiled.metrics.min_cell_count}, the site's own policy below "
+            f"{own.metrics.min_cell_count}"
+        )
+
+
+def decide(site: Site, own: Policy, compiled: Policy, run: RunFacts) -> Admission:
+    """Compare the compiled policy and the run with the site's own policy; every reason to
+    refuse, in a fixed order (policy id, image and rounds, DP, destinations, aggregation,
+    storage)."""
+    reasons: list[str] = []
+    if own.id != site.policy:
+        reasons.append(
+            f"the site's own policy is {own.id!r}, but its site spec names policy {site.policy!r}"
+        )
+    if compiled.id != own.id:
+        reasons.append(f"the pipeline carries policy {compiled.id!r}, the site's own is {own.id!r}")
+    _run_limits(own, run, reasons)
+    _dp(own, compiled, run, reasons)
+    _destinations(own, compiled, run, reasons)
+    _aggregation(own, compiled, run, reasons)
+    _storage(own, compiled, reasons)
+    checked = {
+        "run_id": run.run_id,
+        "rounds": run.rounds,
+        "image": run.image,
+        "rule": run.rule,
+        "protection": run.protection,
+        "dp_enabled": run.dp_enabled,
+        "planned_epsilon": run.planned_epsilon
+        if run.planned_epsilon is None or math.isfinite(run.planned_epsilon)
+        else "unbounded",
+        "destinations": {c: sorted(s.id for s in t) for c, t in sorted(run.destinations.items())},
+    }
+    return Admission(site.id, REFUSE if reasons else ACCEPT, tuple(reasons), checked)
