@@ -31,8 +31,8 @@ def pair_sign(site: str, other: str) -> int:
 
 
 def add_signed(total: np.ndarray, words: np.ndarray, sign: int) -> np.ndarray:
-    """total ± words mod 2^w (numpy unsigned arithmetic wraps)."""
-    return total + words if sign > 0 else total - words
+    """total ± words mod 2^w (numpy unsigned arithmetic wraps), in place into `total`."""
+    return np.add(total, words, out=total) if sign > 0 else np.subtract(total, words, out=total)
 
 
 def masked_vector(
@@ -44,7 +44,8 @@ def masked_vector(
 ) -> np.ndarray:
     """quantized + PRG(self_seed) + Σ_v ±PRG(pair_seeds[v]) mod 2^w."""
     n = quantized.shape[0]
-    out = quantized + mask(self_seed, n, modulus_bits)
+    out = mask(self_seed, n, modulus_bits)
+    out += quantized.astype(out.dtype, copy=False)
     for other, seed in sorted(pair_seeds.items()):
         out = add_signed(out, mask(seed, n, modulus_bits), pair_sign(site, other))
     return out

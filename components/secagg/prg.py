@@ -25,11 +25,13 @@ def word_dtype(modulus_bits: int) -> type[np.unsignedinteger]:
 
 
 def mask(seed: bytes, length: int, modulus_bits: int) -> np.ndarray:
-    """`length` words mod 2^modulus_bits from the ChaCha20 keystream keyed by `seed`."""
+    """`length` words mod 2^modulus_bits from the ChaCha20 keystream keyed by `seed`
+    (little-endian words, written straight into the returned array)."""
     if len(seed) != SEED_BYTES:
         raise SecAggError(f"mask seed must be {SEED_BYTES} bytes, got {len(seed)}")
-    dtype = word_dtype(modulus_bits)
-    nbytes = length * np.dtype(dtype).itemsize
+    dtype = np.dtype(word_dtype(modulus_bits)).newbyteorder("<")
+    out = np.empty(length, dtype=dtype)
+    zeros = np.zeros(out.nbytes, dtype=np.uint8)
     stream = Cipher(algorithms.ChaCha20(seed, _NONCE), mode=None).encryptor()
-    little = np.dtype(dtype).newbyteorder("<")
-    return np.frombuffer(stream.update(bytes(nbytes)), dtype=little).astype(dtype)
+    stream.update_into(zeros, out.view(np.uint8))
+    return out if dtype.isnative else out.astype(dtype.newbyteorder("="))

@@ -117,6 +117,7 @@ def remove_masks(
     dropped = [s for s in roster.sites if s not in alive]
     t = roster.threshold
     n = total.shape[0]
+    total = np.array(total, copy=True)  # the caller's sum stays as it was
     for site in survivors:
         shares = _collect(roster, responses, "self_mask", site)
         if len(shares) < t:
@@ -132,7 +133,7 @@ def remove_masks(
                 f"round {roster.round}: shares of site {site}'s self-mask seed do not match "
                 "its signed commitment (a holder sent a wrong share); the round fails"
             )
-        total = total - mask(seed, n, modulus_bits)
+        np.subtract(total, mask(seed, n, modulus_bits), out=total)
     for gone in dropped:
         shares = _collect(roster, responses, "mask_key", gone)
         if len(shares) < t:

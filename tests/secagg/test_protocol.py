@@ -166,3 +166,20 @@ def test_a_wrong_share_from_a_holder_fails_the_round_instead_of_corrupting_the_s
     responses[0].self_mask["site-02"] = Share(bad.x, bad.y + 1)
     with pytest.raises(SecAggError, match="site site-02's self-mask seed do not match its signed"):
         unmask_sum(fed.roster, fed.ads, masked, responses, 32)
+
+
+def test_remove_masks_on_a_streamed_sum_leaves_the_callers_array_alone() -> None:
+    from components.secagg.unmask import make_request, remove_masks
+
+    fed = setup(4, 3, 3)
+    quantizer = Quantizer.for_sum(4, clip=0.2)
+    ids = sorted(fed.sessions)
+    plain = [quantizer.quantize(v) for v in updates(4, 64)]
+    total = np.zeros(64, dtype=np.uint32)
+    for s, q in zip(ids, plain, strict=True):
+        total += fed.sessions[s].mask(q, 32)  # summed as the vectors arrive
+    before = total.copy()
+    request = make_request(fed.roster, ids, fed.coordinator_key)
+    responses = [fed.sessions[s].respond(request, fed.coordinator_key.public_key()) for s in ids]
+    result = remove_masks(total, ids, fed.roster, fed.ads, responses, 32)
+    assert np.array_equal(result, sum(plain)) and np.array_equal(total, before)
