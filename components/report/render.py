@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from typing import Any
 
+from components.domain.markup import html_text, markdown_text
 from components.report import plots
 
 
@@ -137,9 +137,10 @@ def epsilon_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    """Every cell is text (escaped): reasons, site ids and labels come from the sites."""
+    head = "".join(f"<th>{html_text(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in row) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -170,7 +171,7 @@ def _confusion_html(final: Mapping[str, Any]) -> str:
     if not final.get("confusion_matrix"):
         return "<p>No confusion matrix.</p>"
     header, rows = confusion_rows(final)
-    return _html_table(header, rows) + f"<p class='note'>{html.escape(CONFUSION_NOTE)}</p>"
+    return _html_table(header, rows) + f"<p class='note'>{html_text(CONFUSION_NOTE)}</p>"
 
 
 _CSS = """
@@ -186,7 +187,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
     """A self-contained HTML page (inline CSS, inline PNG plots) for a run summary."""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>fedpipe run {html.escape(str(summary.get('run_id') or ''))}</title>",
+        f"<title>fedpipe run {html_text(summary.get('run_id') or '')}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>fedpipe federated training report</h1>",
         _html_table(["", ""], [list(r) for r in headline(summary)]),
@@ -197,7 +198,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
         ("Per-site metrics", plots.site_metrics_plot(summary)),
     ):
         if uri:
-            parts.append(f"<h2>{title}</h2><img alt='{title}' src='{uri}'>")
+            parts.append(f"<h2>{html_text(title)}</h2><img alt='{html_text(title)}' src='{uri}'>")
     parts.append("<h2>Rounds</h2>")
     parts.append(_html_table(ROUND_HEADER, round_rows(summary)))
     parts.append("<h2>Sites (final round)</h2>")
@@ -218,9 +219,8 @@ def render_html(summary: Mapping[str, Any]) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def esc(cell: str) -> str:
-        return cell.replace("|", "\\|").replace("\n", " ")
-
+    """Every cell is inert text (`markdown_text`): no raw HTML, links or markup survive."""
+    esc = markdown_text
     lines = ["| " + " | ".join(esc(h) for h in header) + " |"]
     lines.append("|" + "---|" * len(header))
     lines.extend("| " + " | ".join(esc(c) for c in row) + " |" for row in rows)
@@ -239,5 +239,5 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     if final.get("confusion_matrix"):
         c_header, c_rows = confusion_rows(final)
         parts += ["## Confusion matrix (final round)", "", _md_table(c_header, c_rows), ""]
-        parts += [CONFUSION_NOTE, ""]
+        parts += [markdown_text(CONFUSION_NOTE), ""]
     return "\n".join(parts)

@@ -14,6 +14,7 @@ from typing import Any
 
 from components.domain.canonical import policy_digest
 from components.domain.federation import Federation
+from components.domain.markup import markdown_text
 from pipelines.residency.checker import ResidencyDecision
 
 REPORT_FORMAT = "fedpipe.dev/residency-report/v1"
@@ -97,12 +98,17 @@ def render_report_json(
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+class _Markup(str):
+    """Markdown this module wrote itself (not escaped again)."""
+
+
 def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """Site- and policy-supplied text (regions, rule descriptions, reasons) as inert text."""
+    return str(value) if isinstance(value, _Markup) else markdown_text(value)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return lines
 
@@ -127,14 +133,14 @@ def render_report_markdown(
         "",
     ]
     if extra:
-        out += [*(f"* {k}: `{v}`" for k, v in sorted(extra.items())), ""]
+        out += [*(f"* {_cell(k)}: {_cell(v)}" for k, v in sorted(extra.items())), ""]
     if "placements" in data:
         out += ["## Placements", ""]
         out += _table(
             ["placement", "role", "provider", "region", "jurisdiction", "policy", "policy digest"],
             [
                 [sid, p["role"], p["provider"], p["region"], p["jurisdiction"], p["policy"],
-                 f"`{p['policy_digest'][:16]}`"]
+                 _Markup(f"`{markdown_text(p['policy_digest'][:16])}`")]
                 for sid, p in data["placements"].items()
             ],
         )  # fmt: skip
@@ -145,7 +151,7 @@ def render_report_markdown(
             ["task", "artifact", "class", "from", "to", "consumer", "verdict", "rule", "why"],
             [
                 [r["task"], r["artifact"], r["class"], r["source"], r["destination"],
-                 r["dest_task"], "allowed" if r["allowed"] else "**DENIED**",
+                 r["dest_task"], "allowed" if r["allowed"] else _Markup("**DENIED**"),
                  r["rule"] or "-", r["rule_text"] or r["reason"]]
                 for r in data["crossing"]
             ],
@@ -156,9 +162,10 @@ def render_report_markdown(
     out += [f"## Denied ({len(data['denied'])})", ""]
     if data["denied"]:
         out += [
-            f"* task `{r['task']}` artifact `{r['artifact']}` (class {r['class'] or '<none>'}) "
-            f"from {r['source']} to {r['destination']} (task `{r['dest_task']}`), "
-            f"rule {r['rule'] or '-'}: {r['reason']}"
+            f"* task {_cell(r['task'])} artifact {_cell(r['artifact'])} (class "
+            f"{_cell(r['class'] or '<none>')}) from {_cell(r['source'])} to "
+            f"{_cell(r['destination'])} (task {_cell(r['dest_task'])}), "
+            f"rule {_cell(r['rule'] or '-')}: {_cell(r['reason'])}"
             for r in data["denied"]
         ]
     else:

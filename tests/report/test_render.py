@@ -92,3 +92,41 @@ def test_executor_writes_files_and_returns_kfp_values(tmp_path: Path) -> None:
     assert "fedpipe federated training report" in (tmp_path / "out" / "report.md").read_text()
     assert out["confusion_matrix"] == {"categories": ["0", "1"], "matrix": [[47, 2], [1, 47]]}
     assert out["metrics"]["final_accuracy"] == doc["final"]["accuracy"]
+
+
+HOSTILE = "<img src=x onerror=alert(1)> [click](javascript:alert(1)) | `code` *bold*"
+
+
+def _hostile_summary() -> dict:
+    """Site-supplied text everywhere a report shows it: abstain, rejection and validation
+    reasons, an anomaly flag and a label."""
+    reports = round_reports()
+    reports[0] = {
+        **reports[0],
+        "abstained": {"clinic-boston": HOSTILE},
+        "rejected": {"hospital-paris": HOSTILE},
+        "anomaly": {"flagged": {"hospital-berlin": HOSTILE}},
+    }
+    return build_summary(
+        reports,
+        evaluations(),
+        run_id="run-<script>alert(1)</script>",
+        validations={"clinic-boston": {"passed": False, "reason": HOSTILE}},
+    )
+
+
+def test_markdown_keeps_no_raw_html_or_links_from_sites() -> None:
+    """Issue #11 item 8: report.md (and the KFP UI Markdown) kept `<img … onerror=…>`."""
+    md = render_markdown(_hostile_summary())
+    assert "<img" not in md and "<script" not in md
+    assert re.search(r"(?<!\\)\]\(", md) is None  # every "](" escaped: no link, no image
+    assert "&lt;img src=x onerror=alert(1)&gt; \\[click\\](javascript:alert(1)) \\| " in md
+    assert "\\`code\\` \\*bold\\*" in md
+    assert md.count("&lt;img") >= 4  # abstained, rejected, flagged, validation
+
+
+def test_html_escapes_everything_from_sites() -> None:
+    page = render_html(_hostile_summary())
+    assert "<img src=x" not in page and "<script>" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "run-&lt;script&gt;alert(1)&lt;/script&gt;" in page

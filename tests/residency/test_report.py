@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -65,7 +66,7 @@ def test_markdown_lists_every_crossing_edge_with_its_rule(decisions_and_fed):
     )
     assert (
         "| export-b-r1 | update | dp_update | hospital-berlin | coordinator | aggregate-r1 | allowed "
-        "| eu-health rules.dp_update[0] | roles=coordinator, jurisdictions=EU |"
+        "| eu-health rules.dp_update\\[0\\] | roles=coordinator, jurisdictions=EU |"
     ) in md
     assert (
         "| train-b-r1 | local_model | local_model | hospital-berlin | coordinator | aggregate-r1 | **DENIED** |"
@@ -82,3 +83,21 @@ def test_all_allowed_report_without_federation():
     assert "## Denied (0)" in md and "None: every crossing edge is allowed" in md
     assert "## Placements" not in md
     assert "placements" not in json.loads(render_report_json(decisions, "v1"))
+
+
+def test_site_supplied_text_is_inert_markdown(decisions_and_fed):
+    """Issue #11 item 8: a region (free text in a site spec) carrying HTML or a link must not
+    reach the rendered report as markup."""
+    import dataclasses
+
+    decisions, fed = decisions_and_fed
+    berlin = fed.sites["hospital-berlin"]
+    hostile = berlin.copy(
+        update={"region": "<img src=x onerror=alert(1)> [x](javascript:alert(1))"}
+    )
+    fed2 = dataclasses.replace(fed, sites={**fed.sites, "hospital-berlin": hostile})
+    md = render_report_markdown(decisions, "v-abc", fed2, {"image": "`x` <b>y</b>"})
+    assert "<img" not in md and "<b>" not in md
+    assert re.search(r"(?<!\\)\]\(", md) is None  # no link: every "](" is escaped
+    assert "&lt;img src=x onerror=alert(1)&gt; \\[x\\](javascript:alert(1))" in md
+    assert "* image: \\`x\\` &lt;b&gt;y&lt;/b&gt;" in md
