@@ -447,6 +447,30 @@ class MetricsPolicy(_Strict):
     )
 
 
+# Classes that are the site's data or an undisguised model: they never leave the site (the
+# design's first invariant) unless the policy sets `unsafe_override` for them.
+UNDISGUISED_CLASSES: tuple[str, ...] = ("raw_data", "local_model")
+
+
+class UnsafeOverride(_Strict):
+    """Lets raw data or the local model leave the site, against the design's invariants.
+
+    Shown by `fedpipe explain` and in the residency report; never needed by fedpipe itself."""
+
+    allow_leaving_site: list[Literal["raw_data", "local_model"]] = Field(
+        ..., min_items=1, description="classes whose rules may send them off the site"
+    )
+    reason: StrictStr = Field(
+        ..., min_length=1, description="why (shown wherever the override is reported)"
+    )
+
+    @field_validator("reason")
+    def _reason(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("give the reason for letting these classes leave the site")
+        return value
+
+
 class Policy(_Strict):
     """A residency policy: where each artifact class may go, DP limits, storage rules."""
 
@@ -454,6 +478,10 @@ class Policy(_Strict):
     kind: Literal["ResidencyPolicy"]
     id: StrictStr = Field(..., pattern=ID_PATTERN)
     description: StrictStr = Field(..., min_length=1)
+    unsafe_override: UnsafeOverride | None = Field(
+        None,
+        description="UNSAFE: let raw_data or local_model leave the site (refused without it)",
+    )
     rules: Rules
     dp: DPLimits
     aggregation: Aggregation
@@ -471,6 +499,24 @@ class Policy(_Strict):
     @field_validator("id")
     def _id(cls, value: str) -> str:
         return _check_pattern(value, ID_PATTERN, "policy id ([a-z0-9-])")
+
+    @field_validator("rules")
+    def _undisguised_stay(cls, value: Rules, values: dict[str, Any]) -> Rules:
+        override = values.get("unsafe_override")
+        allowed = set(override.allow_leaving_site) if override else set()
+        problems = [
+            f"rules.{cls_}[{i}] ({rule.describe()}) lets {cls_} leave the site"
+            for cls_ in UNDISGUISED_CLASSES
+            if cls_ not in allowed
+            for i, rule in enumerate(getattr(value, cls_))
+        ]
+        if problems:
+            raise ValueError(
+                "; ".join(problems) + ": raw data and the local model never leave their site "
+                "(only DP updates, summaries and metrics do). Remove the rule, or set "
+                "unsafe_override.allow_leaving_site (with unsafe_override.reason) to do it anyway"
+            )
+        return value
 
     def rules_for(self, artifact_class: str) -> list[DestinationRule]:
         """The destination rules of one artifact class; ValueError for an unknown class."""

@@ -27,9 +27,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_network_arguments(parser)
 
 
+def unsafe_override_line(policy: Policy) -> str | None:
+    """The loud line naming a policy's unsafe override, or None."""
+    o = policy.unsafe_override
+    if o is None:
+        return None
+    return (
+        f"UNSAFE OVERRIDE (policy {policy.id} unsafe_override): "
+        f"{' and '.join(o.allow_leaving_site)} may leave the site, against the design's "
+        f"invariant; reason given: {o.reason}"
+    )
+
+
 def _limits(policy: Policy) -> list[str]:
     dp = policy.dp
+    loud = unsafe_override_line(policy)
     return [
+        *([loud] if loud else []),
         f"DP: epsilon {dp.epsilon_per_round:g} per round, {dp.lifetime_epsilon:g} lifetime, "
         f"delta {dp.delta:g}; training without DP "
         f"{'allowed (experiments)' if dp.allow_dp_off else 'refused'}",
@@ -70,6 +84,7 @@ def _site_data(federation: Federation, site: Site, routes: PlacementRoutes) -> d
         "policy": policy.id,
         "policy_digest": policy_digest(policy),
         "description": policy.description,
+        "unsafe_override": policy.unsafe_override.dict() if policy.unsafe_override else None,
         "sends": sends,
         "receives": {c: r for c, r in receives.items() if r},
         "limits": _limits(policy),

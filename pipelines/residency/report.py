@@ -82,6 +82,15 @@ def report_data(
     }
     if federation is not None:
         data["placements"] = _placements(federation)
+        data["unsafe_overrides"] = {
+            pid: {
+                "allow_leaving_site": list(p.unsafe_override.allow_leaving_site),
+                "reason": p.unsafe_override.reason,
+                "sites": sorted(s.id for s in federation.all_sites.values() if s.policy == pid),
+            }
+            for pid, p in federation.policies.items()
+            if p.unsafe_override is not None
+        }
     if extra:
         data["extra"] = dict(extra)
     return data
@@ -134,6 +143,18 @@ def render_report_markdown(
     ]
     if extra:
         out += [*(f"* {_cell(k)}: {_cell(v)}" for k, v in sorted(extra.items())), ""]
+    overrides = data.get("unsafe_overrides") or {}
+    if overrides:
+        out += [f"## UNSAFE overrides ({len(overrides)})", ""]
+        out += [
+            _Markup(
+                f"* **policy {_cell(pid)} lets {_cell(' and '.join(o['allow_leaving_site']))} "
+                f"leave the site** (sites {_cell(', '.join(o['sites']) or 'none')}), against the "
+                f"design's invariant; reason given: {_cell(o['reason'])}"
+            )
+            for pid, o in overrides.items()
+        ]
+        out.append("")
     if "placements" in data:
         out += ["## Placements", ""]
         out += _table(

@@ -137,3 +137,57 @@ def test_explain_one_site_as_json(capsys):
 def test_explain_unknown_site_is_a_user_error(capsys):
     assert main(["explain", *EXAMPLE, "--site", "hospital-rome"]) == 2
     assert "--site 'hospital-rome': not in" in capsys.readouterr().err
+
+
+def _let_local_model_leave(doc: dict[str, Any]) -> None:
+    doc["rules"]["local_model"] = [{"roles": ["coordinator"], "jurisdictions": ["EU"]}]
+
+
+def test_a_policy_letting_the_local_model_leave_is_refused(tmp_path, capsys):
+    """Issue #11 item 3: it compiled with exit 0."""
+    _, policies, args = copy_example(tmp_path)
+    edit(policies / "eu-health.yaml", _let_local_model_leave)
+    for command in (["check"], ["compile", "--out", str(tmp_path / "dist")]):
+        assert main([*command, *args]) == 2
+        err = capsys.readouterr().err
+        assert (
+            f"{policies / 'eu-health.yaml'}: rules: rules.local_model[0] (roles=coordinator, "
+            "jurisdictions=EU) lets local_model leave the site: raw data and the local model "
+            "never leave their site"
+        ) in err
+        assert "unsafe_override.allow_leaving_site" in err
+    assert not (tmp_path / "dist").exists()
+
+
+def test_an_unsafe_override_is_shown_by_explain_and_the_residency_report(tmp_path, capsys):
+    _, policies, args = copy_example(tmp_path)
+
+    def override(doc: dict[str, Any]) -> None:
+        _let_local_model_leave(doc)
+        doc["unsafe_override"] = {
+            "allow_leaving_site": ["local_model"],
+            "reason": "model audit by the coordinator's ethics board",
+        }
+
+    edit(policies / "eu-health.yaml", override)
+    assert main(["explain", "--site", "hospital-berlin", *args]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "  UNSAFE OVERRIDE (policy eu-health unsafe_override): local_model may leave the site, "
+        "against the design's invariant; reason given: model audit by the coordinator's ethics "
+        "board"
+    ) in out
+    assert main(["explain", "--site", "hospital-berlin", "--json", *args]) == 0
+    data = json.loads(capsys.readouterr().out)["hospital-berlin"]
+    assert data["unsafe_override"]["allow_leaving_site"] == ["local_model"]
+    assert [a["to"] for a in data["sends"]["local_model"]] == ["coordinator"]
+    dist = tmp_path / "dist"
+    assert main(["compile", "--out", str(dist), *args]) == 0
+    md = (dist / "residency-report.md").read_text()
+    assert "## UNSAFE overrides (1)" in md
+    assert (
+        "* **policy eu-health lets local_model leave the site** (sites hospital-berlin, "
+        "hospital-paris), against the design's invariant; reason given: model audit"
+    ) in md
+    report = json.loads((dist / "residency-report.json").read_text())
+    assert report["unsafe_overrides"]["eu-health"]["allow_leaving_site"] == ["local_model"]

@@ -271,3 +271,35 @@ def test_models_are_immutable():
     site = Site.parse_obj(site_dict())
     with pytest.raises(TypeError):
         site.region = "us-east1"
+
+
+def test_raw_data_or_local_model_leaving_needs_the_unsafe_override():
+    """Issue #11 item 3: these classes never leave their site unless explicitly overridden."""
+    leaving = {
+        "raw_data": [{"sites": ["coordinator"]}],
+        "local_model": [{"roles": ["coordinator"]}],
+        "dp_update": [{"roles": ["coordinator"]}],
+    }
+    errors = errors_of(Policy, policy_dict(rules=leaving))
+    assert errors == {
+        ("rules",): "rules.raw_data[0] (sites=coordinator) lets raw_data leave the site; "
+        "rules.local_model[0] (roles=coordinator) lets local_model leave the site: raw data and "
+        "the local model never leave their site (only DP updates, summaries and metrics do). "
+        "Remove the rule, or set unsafe_override.allow_leaving_site (with "
+        "unsafe_override.reason) to do it anyway"
+    }
+    # an override covers only the classes it names
+    partial = {"allow_leaving_site": ["local_model"], "reason": "audit"}
+    errors = errors_of(Policy, policy_dict(rules=leaving, unsafe_override=partial))
+    assert list(errors) == [("rules",)] and "rules.raw_data[0]" in errors[("rules",)]
+    assert "local_model[0]" not in errors[("rules",)]
+    both = {"allow_leaving_site": ["raw_data", "local_model"], "reason": "audit"}
+    policy = Policy.parse_obj(policy_dict(rules=leaving, unsafe_override=both))
+    assert policy.unsafe_override.allow_leaving_site == ["raw_data", "local_model"]
+    # the override needs a reason and names only these two classes
+    assert ("unsafe_override", "reason") in errors_of(
+        Policy, policy_dict(unsafe_override={"allow_leaving_site": ["raw_data"], "reason": " "})
+    )
+    assert ("unsafe_override", "allow_leaving_site", 0) in errors_of(
+        Policy, policy_dict(unsafe_override={"allow_leaving_site": ["dp_update"], "reason": "x"})
+    )
