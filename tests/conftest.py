@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    """An S3-compatible server (moto server mode) on a free port for the whole session."""
+    """A SeaweedFS S3 server on free ports for the whole session."""
     with S3Server() as server:
         yield server
 

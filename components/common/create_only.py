@@ -3,7 +3,7 @@
 `put_create_only` sends a conditional PutObject with `If-None-Match: *`: the server refuses it
 (HTTP 412 PreconditionFailed) when the key already exists, so two writers can never both
 succeed and an existing object is never overwritten. MinIO and AWS S3 honour this header;
-so does the moto server the tests use (checked in `tests/export`). minio 7.2's public
+so does the SeaweedFS server the tests use (checked in `tests/export`). minio 7.2's public
 `put_object` cannot send it (unknown headers become `X-Amz-Meta-*`), so this module calls the
 SDK's single-part `_put_object` with headers built by the SDK's own `genheaders` (SSE,
 retention). Objects here are small (model updates, ledger entries): single part only.

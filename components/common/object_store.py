@@ -29,6 +29,11 @@ def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
     return endpoint, secure
 
 
+S3_REGION = "us-east-1"
+"""The region the clients sign for (MinIO's default). Fixed, so the client never asks the
+server for a bucket's location: an identity limited to prefixes may not (403)."""
+
+
 def site_minio_client(site: Site) -> Minio:
     """A `minio.Minio` client for `site`'s bucket: endpoint via `object_store_endpoint`,
     credentials `S3_ACCESS_KEY` / `S3_SECRET_KEY` via `site_secret(site.id, ...)`."""
@@ -45,6 +50,7 @@ def site_minio_client(site: Site) -> Minio:
         access_key=site_secret(site.id, "S3_ACCESS_KEY"),
         secret_key=site_secret(site.id, "S3_SECRET_KEY"),
         secure=secure,
+        region=S3_REGION,
     )
 
 

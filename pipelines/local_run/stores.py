@@ -1,4 +1,4 @@
-"""Local object stores for `fedpipe run --local`: one S3-compatible server per site, one GCS
+"""Local object stores for `fedpipe run --local`: one S3 server (SeaweedFS) per site, one GCS
 emulator for the coordinator, their buckets, credentials and signing keys.
 
 The servers keep objects in memory; `save_state`/`restore_state` mirror every bucket to a
@@ -18,7 +18,13 @@ from pathlib import Path
 
 from components.common.manifest import generate_keypair
 from components.domain.models import Site
-from pipelines.localstack.servers import GcsServer, S3Server, minio_client
+from pipelines.localstack.servers import (
+    GcsServer,
+    S3Server,
+    minio_client,
+    start_servers,
+    stop_servers,
+)
 
 STATE_S3 = "s3"
 STATE_GCS = "gcs"
@@ -132,18 +138,15 @@ class LocalStores:
     external: bool = False  # connected to stores fedpipe did not start
 
     def start(self, members: Mapping[str, Site], coordinator: Site) -> None:
-        """Start one S3 server per member and a GCS emulator if the coordinator uses GCS."""
-        for site_id in members:
-            server = S3Server()
-            self.s3[site_id] = server
-            server.start()
+        """Start one S3 server per member (all at once) and a GCS emulator if the coordinator
+        uses GCS."""
+        ids = [*members, *([coordinator.id] if coordinator.object_store.type == "s3" else [])]
+        servers = {site_id: S3Server() for site_id in ids}
+        self.s3.update(servers)
+        start_servers(servers.values())
         if coordinator.object_store.type == "gcs":
             self.gcs = GcsServer()
             self.gcs.start()
-        elif coordinator.object_store.type == "s3":
-            server = S3Server()
-            self.s3[coordinator.id] = server
-            server.start()
 
     def connect(self, endpoints: Mapping[str, str], gcs_url: str | None) -> None:
         """Use already running stores; credentials from the sites' secrets (CONTRACT.md)."""
@@ -160,9 +163,8 @@ class LocalStores:
         self.external = True
 
     def stop(self) -> None:
-        """Stop every server; idempotent, never raises for an already dead one."""
-        for server in self.s3.values():
-            server.stop()
+        """Stop every server (S3 servers at once); idempotent, never raises for a dead one."""
+        stop_servers([s for s in self.s3.values() if isinstance(s, S3Server)])
         if self.gcs is not None:
             self.gcs.stop()
 

@@ -1,23 +1,27 @@
-"""Start and stop the S3-compatible and GCS emulator processes on free loopback ports."""
+"""Start and stop the S3 server (SeaweedFS) and GCS emulator processes on free loopback ports."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_VENV = Path(os.environ.get("FEDPIPE_TOOLS_VENV", REPO_ROOT / ".venv-tools"))
-S3_ACCESS_KEY = "fedpipe-local"
-S3_SECRET_KEY = "fedpipe-local-secret"
+S3_REGION = "us-east-1"  # MinIO's and SeaweedFS's default region
 
 
 class ServerStartError(RuntimeError):
@@ -98,19 +102,214 @@ class _Process:
         raise NotImplementedError
 
 
+SEAWEED_PORTS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port.grpc",
+)
+"""The listeners of `weed server` besides the S3 port; each gets a free port (defaults collide)."""
+
+STOP_GRACE_S = 2.0
+"""SIGTERM, then SIGKILL after this bound. On SIGTERM SeaweedFS 4.48's filer waits 15 s for its
+own metadata subscriptions to close; its writes are already on disk, so the bound stays short."""
+
+# One volume per bucket (SeaweedFS grows 7 at a time by default; with `-volume.max` 200 and
+# 32 MB volumes that allows ~200 object-lock buckets instead of ~28).
+MASTER_TOML = "[master.volume_growth]\ncopy_1 = 1\ncopy_other = 1\n"
+
+
+def admin_identity(access_key: str, secret_key: str) -> dict[str, Any]:
+    """The server's own administrator (creates buckets, sets their rules; used by the tests
+    and by `fedpipe run --local` to prepare the stores, never by a task)."""
+    return {
+        "name": "fedpipe-admin",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+
+
 @dataclass
 class S3Server(_Process):
-    """moto in server mode: an S3-compatible HTTP server (stands in for MinIO)."""
+    """SeaweedFS (`weed server -s3`): a real S3 server standing in for a site's MinIO.
 
-    name: str = "S3-compatible server (moto)"
-    access_key: str = S3_ACCESS_KEY
-    secret_key: str = S3_SECRET_KEY
+    Listens on 127.0.0.1 only (free ports), keeps its data in a temporary folder (or in
+    `data_dir`, kept after stop), authenticates with its identities file (the administrator
+    `access_key`/`secret_key` plus `identities`), encrypts SSE-S3 objects under a fresh random
+    key-encryption key, and allows `volume_max` volumes (object-lock buckets need them: with
+    SeaweedFS's default of 8, puts fail with 500 after two such buckets).
+    """
 
-    def start(self) -> None:
-        exe = TOOLS_VENV / "bin" / "moto_server"
+    name: str = "S3 server (SeaweedFS)"
+    access_key: str = field(default_factory=lambda: "admin" + secrets.token_hex(8))
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(30))
+    identities: list[dict[str, Any]] = field(default_factory=list)
+    data_dir: Path | None = None
+    volume_max: int = 200
+    ready_timeout_s: float = 60.0
+    root: Path | None = None  # config, logs and (without data_dir) data; removed on stop
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def data_path(self) -> Path:
+        """Where the server keeps its volumes and filer metadata."""
+        assert self.root is not None or self.data_dir is not None
+        return self.data_dir or self.root / "data"  # type: ignore[operator]
+
+    @property
+    def identities_file(self) -> Path:
+        assert self.root is not None
+        return self.root / "identities.json"
+
+    def _write_identities(self) -> None:
+        doc = {"identities": [admin_identity(self.access_key, self.secret_key), *self.identities]}
+        tmp = self.identities_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(doc, handle, indent=1, sort_keys=True)
+        tmp.replace(self.identities_file)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (see `start_servers`)."""
+        exe = TOOLS_VENV / "bin" / "weed"
         if not exe.exists():
             raise ServerStartError(f"{exe} not found: run `make install` (it builds {TOOLS_VENV})")
-        self._spawn([str(exe), "-H", "127.0.0.1", "-p", str(self.port)], f"{self.url}/moto-api/")
+        self.root = Path(tempfile.mkdtemp(prefix="fedpipe-seaweedfs-"))
+        data = self.data_path
+        data.mkdir(parents=True, exist_ok=True)
+        self._write_identities()
+        (self.root / "master.toml").write_text(MASTER_TOML)
+        self.ports = {name: free_port() for name in SEAWEED_PORTS}
+        argv = [
+            str(exe),
+            "server",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-dir={data}",
+            "-s3",
+            f"-s3.port={self.port}",
+            f"-s3.config={self.identities_file}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.localSocket={self.root / 's3.sock'}",
+            f"-filer.localSocket={self.root / 'filer.sock'}",
+            "-master.volumeSizeLimitMB=32",
+            f"-volume.max={self.volume_max}",
+            "-volume.preStopSeconds=0",
+            *(f"-{name}={port}" for name, port in self.ports.items()),
+        ]
+        env = {
+            **os.environ,
+            "WEED_S3_SSE_KEK": secrets.token_hex(32),  # SSE-S3 needs it (else puts fail: 500)
+            "TMPDIR": str(self.root),  # its log files
+        }
+        with open(self.root / "weed.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,  # master.toml is read from the working directory
+                env=env,
+                start_new_session=True,  # Ctrl-C in the parent does not kill it mid-request
+            )
+
+    def wait_ready(self) -> None:
+        """Poll until the administrator can list buckets (S3 API, filer and identities up)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + self.ready_timeout_s
+        client = minio_client(self)
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerStartError(
+                    f"{self.name} on port {self.port} exited with code {self.proc.returncode} "
+                    f"before it was ready:\n{self.log_tail()}"
+                )
+            try:
+                client.list_buckets()
+                return
+            except Exception as exc:  # connection refused, 503 while starting
+                last = exc
+                time.sleep(0.1)
+        self.stop()
+        raise ServerStartError(
+            f"{self.name} not ready on 127.0.0.1:{self.port} after {self.ready_timeout_s:.0f} s "
+            f"({last})"
+        )
+
+    def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def log_tail(self, lines: int = 15) -> str:
+        if self.root is None or not (self.root / "weed.log").is_file():
+            return ""
+        text = (self.root / "weed.log").read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def set_identities(self, identities: list[dict[str, Any]]) -> None:
+        """Replace the non-admin identities: rewrite the file, make the server reload it (SIGHUP).
+
+        SeaweedFS applies the new file asynchronously: poll for the effect you need."""
+        self.identities = list(identities)
+        self._write_identities()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
+
+    def signal_stop(self) -> None:
+        """SIGTERM to the process group (first half of `stop`)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM, SIGKILL after `grace_s`, then remove the temporary folder and the unix
+        sockets SeaweedFS leaves in /tmp; `data_dir` (when given) is kept. Idempotent."""
+        if self.proc is not None:
+            self.signal_stop()
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+        for port in [self.port, *self.ports.values()]:
+            for leftover in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                leftover.unlink(missing_ok=True)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+
+def start_servers(servers: Iterable[S3Server]) -> None:
+    """Start several S3 servers at once (each takes ~3 s to come up); all or none run."""
+    servers = list(servers)
+    try:
+        for server in servers:
+            server.spawn()
+        for server in servers:
+            server.wait_ready()
+    except BaseException:
+        stop_servers(servers)
+        raise
+
+
+def stop_servers(servers: Iterable[S3Server], grace_s: float = STOP_GRACE_S) -> None:
+    """Stop several S3 servers: SIGTERM to all, then each waits at most `grace_s` in total."""
+    servers = list(servers)
+    for server in servers:
+        server.signal_stop()
+    deadline = time.monotonic() + grace_s
+    for server in servers:
+        server.stop(grace_s=max(0.0, deadline - time.monotonic()))
 
 
 def fake_gcs_binary() -> Path:
@@ -172,12 +371,19 @@ class GcsServer(_Process):
         )
 
 
-def minio_client(server: S3Server):
-    """A real `minio.Minio` client for the local S3-compatible server."""
+def minio_client(server: S3Server, access_key: str | None = None, secret_key: str | None = None):
+    """A real `minio.Minio` client for the local S3 server (its administrator by default).
+
+    The region is fixed (S3_REGION) so that the client never asks the server for a bucket's
+    location, which an identity limited to prefixes may not do."""
     from minio import Minio
 
     return Minio(
-        server.endpoint, access_key=server.access_key, secret_key=server.secret_key, secure=False
+        server.endpoint,
+        access_key=access_key or server.access_key,
+        secret_key=secret_key or server.secret_key,
+        secure=False,
+        region=S3_REGION,
     )
 
 

@@ -1,6 +1,6 @@
 """The trained model stays in the site's bucket; the KFP artifact holds a reference only.
 
-Against the real S3-compatible test server (moto on 127.0.0.1).
+Against the real S3-compatible test server (SeaweedFS on 127.0.0.1).
 """
 
 from __future__ import annotations

@@ -24,3 +24,92 @@ def test_gcs_emulator_create_only_precondition(gcs) -> None:
     with pytest.raises(PreconditionFailed):
         bucket.blob("v1").upload_from_string(b"two", if_generation_match=0)
     assert bucket.blob("v1").download_as_bytes() == b"one"
+
+
+def _read(client, bucket: str, key: str, **kw) -> bytes:
+    response = client.get_object(bucket, key, **kw)
+    try:
+        return response.read()
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def test_s3_server_object_lock_create_only_and_sse_for_real(s3_server, minio) -> None:
+    """COMPLIANCE retention refuses delete and shortening; `If-None-Match: *` refuses a second
+    write (412) and the first object stays; SSE-S3 objects are not plain text on disk."""
+    import datetime as dt
+
+    from minio.commonconfig import COMPLIANCE
+    from minio.error import S3Error
+    from minio.retention import Retention
+    from minio.sse import SseS3
+
+    from components.common.create_only import ObjectExistsError, put_create_only
+
+    bucket = "locked-fl"
+    minio.make_bucket(bucket, object_lock=True)
+    secret = b"plain-text-marker-4711 that must not be stored as is"
+    key = "updates/run-1/round-0001/site-a.npz"
+    first = put_create_only(minio, bucket, key, secret, sse=SseS3())
+    until = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=30)
+    minio.set_object_retention(
+        bucket, key, Retention(COMPLIANCE, until), version_id=first.version_id
+    )
+
+    with pytest.raises(ObjectExistsError):  # the server answered 412
+        put_create_only(minio, bucket, key, b"second", sse=SseS3())
+    with pytest.raises(S3Error) as deleted:
+        minio.remove_object(bucket, key, version_id=first.version_id)
+    assert deleted.value.response.status == 403
+    with pytest.raises(S3Error) as shortened:
+        minio.set_object_retention(
+            bucket,
+            key,
+            Retention(COMPLIANCE, until - dt.timedelta(days=29)),
+            version_id=first.version_id,
+        )
+    assert shortened.value.response.status == 403
+    assert _read(minio, bucket, key, version_id=first.version_id) == secret
+    assert minio.stat_object(bucket, key).version_id == first.version_id
+
+    on_disk = b"".join(
+        p.read_bytes() for p in s3_server.data_path.rglob("*") if p.is_file() and p.stat().st_size
+    )
+    assert secret not in on_disk
+
+
+def test_s3_server_refuses_wrong_secret_and_anonymous(s3_server, minio) -> None:
+    import urllib.error
+    import urllib.request
+
+    from minio.error import S3Error
+
+    from pipelines.localstack.servers import minio_client
+
+    minio.make_bucket("auth-fl")
+    minio.put_object("auth-fl", "x", io.BytesIO(b"x"), 1)
+    wrong = minio_client(s3_server, secret_key=s3_server.secret_key + "-wrong")
+    with pytest.raises(S3Error) as refused:
+        _read(wrong, "auth-fl", "x")
+    assert (refused.value.code, refused.value.response.status) == ("SignatureDoesNotMatch", 403)
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(f"{s3_server.url}/auth-fl/x", timeout=5)
+    assert anonymous.value.code == 403
+
+
+def test_s3_server_stop_kills_it_and_removes_its_folder() -> None:
+    from pipelines.localstack.servers import S3Server, start_servers, stop_servers
+
+    servers = [S3Server(), S3Server()]
+    start_servers(servers)
+    roots = [s.root for s in servers]
+    procs = [s.proc for s in servers]
+    assert all(r is not None and r.is_dir() for r in roots)
+    stop_servers(servers)
+    assert all(p is not None and p.poll() is not None for p in procs)
+    assert not any(r.exists() for r in roots if r is not None)
+    ports = [p for s in servers for p in [s.port, *s.ports.values()]]
+    from pathlib import Path
+
+    assert not [f for port in ports for f in Path("/tmp").glob(f"seaweedfs-*-{port}.sock")]
