@@ -221,7 +221,17 @@ class S3Server(_Process):
         """Poll until the administrator can list buckets (S3 API, filer and identities up)."""
         assert self.proc is not None
         deadline = time.monotonic() + self.ready_timeout_s
-        client = minio_client(self)
+        import urllib3
+        from minio import Minio
+
+        client = Minio(  # no retries: this loop is the retry
+            self.endpoint,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            secure=False,
+            region=S3_REGION,
+            http_client=urllib3.PoolManager(retries=urllib3.Retry(total=0), timeout=2.0),
+        )
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
