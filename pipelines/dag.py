@@ -1,7 +1,7 @@
 """The federated-training DAG, unrolled at compile time from a `Federation`.
 
-validate (each site, once per run) → initialize (coordinator, after every validate) → per
-round r: train → export (each site), aggregate (coordinator, fan-in), evaluate (each site, the
+validate (each site, once per run) → initialize (coordinator, fan-in over every validation
+summary: the quorum must be able to hold) → per round r: train → export (each site), aggregate (coordinator, fan-in), evaluate (each site, the
 new global model) → report (coordinator, fan-in over all rounds).
 
 Task names: `initialize`, `validate-<site>`, `train-<site>-r<r>`, `export-<site>-r<r>`,
@@ -14,8 +14,9 @@ tasks with side effects: initialize (reads the mutable latest model on resume), 
 (privacy ledger), export (create-only upload), aggregate (create-only publish), validate (its
 privacy pre-flight reads the ledger). evaluate and report may be cached: their keys include
 site id, policy digest, data snapshot and the run ids. initialize waits for every validate
-and every train needs initialize's model, so a run that would exceed any site's lifetime
-budget stops before anyone trains (O(sites) edges, not sites²).
+and every train needs initialize's model, so a site that cannot afford the run abstains
+before anyone trains, and a run whose quorum cannot hold stops there (O(sites) edges, not
+sites²).
 """
 
 import copy
@@ -35,7 +36,7 @@ from components.domain.federation import Federation
 from components.domain.models import Site
 from components.evaluate.component import evaluate
 from components.export.component import export
-from components.initialize.component import initialize
+from components.initialize import component as initialize_component
 from components.report import component as report_component
 from components.train.component import train
 from components.validate.component import validate
@@ -220,6 +221,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
     )
     common_static = {sid: _site_inputs(federation, federation.sites[sid]) for sid in site_ids}
     aggregate = aggregate_component.build(site_ids)
+    initialize = initialize_component.build(site_ids)
     report = report_component.build(site_ids, rounds)
 
     def federated_training(
@@ -249,17 +251,6 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             admission = validations[site_id].outputs["admission"]
             return {**common_static[site_id], "round_index": round_index, "admission": admission}
 
-        init = named(initialize, task_name("initialize"))(
-            coordinator_json=cfg[CONFIG_COORDINATOR],
-            config_digest=config_digest(coordinator_json=config[CONFIG_COORDINATOR][0]),
-            model_name=model_name,
-            dataset=dataset,
-            seed=seed,
-            resume=resume,
-            **run,
-        )
-        _no_cache(place_coordinator_task(init, coordinator))
-
         validations: dict[str, PipelineTask] = {}
         for site in sites:
             task = named(validate, task_name("validate", site.id))(
@@ -288,9 +279,24 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             place_site_task(task, site, signing=True)
             validations[site.id] = _no_cache(use_own_policy(task, site))
 
-        # nobody trains before every site passed its budget pre-flight: every train needs
-        # initialize's model, and initialize waits for every validate (O(sites) edges)
-        init.after(*validations.values())
+        # nobody trains before every site's validate (DP-off decision, budget pre-flight)
+        # finished and initialize found that the quorum can hold: every train needs
+        # initialize's model, and initialize takes every validation summary (O(sites) edges)
+        init = named(initialize, task_name("initialize"))(
+            coordinator_json=cfg[CONFIG_COORDINATOR],
+            config_digest=config_digest(coordinator_json=config[CONFIG_COORDINATOR][0]),
+            model_name=model_name,
+            dataset=dataset,
+            seed=seed,
+            resume=resume,
+            min_sites=min_sites,
+            **{
+                initialize_component.validation_input(i): validations[s.id].outputs["summary"]
+                for i, s in enumerate(sites, start=1)
+            },
+            **run,
+        )
+        _no_cache(place_coordinator_task(init, coordinator))
         model = init.outputs["global_model"]
         round_reports: dict[str, Any] = {}
         evaluations: dict[str, Any] = {}

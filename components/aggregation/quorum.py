@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class QuorumError(RuntimeError):
@@ -69,3 +70,46 @@ def check_quorum(
             abstained=abstained,
         )
     return required
+
+
+class RunQuorumError(RuntimeError):
+    """Too few sites can take part in the run at all; nobody trains, nothing is charged."""
+
+
+def sites_taking_part(
+    summaries: Mapping[str, Mapping[str, Any] | None],
+) -> tuple[list[str], dict[str, str]]:
+    """(sites whose validation passed, {site: why it abstains}) from every site's validation
+    summary ({site_id: summary.json body, None when unreadable}); a summary without
+    `passed: true` abstains with its reason (data contract, privacy budget, ...)."""
+    passed: list[str] = []
+    abstained: dict[str, str] = {}
+    for site in sorted(summaries):
+        summary = summaries[site]
+        if summary is None:
+            abstained[site] = f"site {site}: validation summary unreadable"
+        elif summary.get("passed") is True:
+            passed.append(site)
+        else:
+            abstained[site] = str(summary.get("reason") or f"site {site}: validation failed")
+    return passed, abstained
+
+
+def check_run_quorum(
+    summaries: Mapping[str, Mapping[str, Any] | None], min_sites: int
+) -> list[str]:
+    """The sites taking part in the run (`sites_taking_part`); `RunQuorumError` naming every
+    abstaining site with its reason when fewer than `min_sites` (at least 1) can take part, so
+    the run stops before anyone trains instead of spending the others' budgets on rounds the
+    aggregate would refuse."""
+    passed, abstained = sites_taking_part(summaries)
+    required = max(1, min_sites)
+    if len(passed) < required:
+        reasons = "; ".join(f"{site} ({why})" for site, why in abstained.items())
+        raise RunQuorumError(
+            f"quorum cannot hold: {len(passed)} site(s) can take part "
+            f"[{', '.join(passed) or '-'}], every aggregate needs {required} (the strictest "
+            f"aggregation.min_sites); abstaining: {reasons or '-'}. The run stops before anyone "
+            "trains; no privacy budget was spent."
+        )
+    return passed

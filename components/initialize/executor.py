@@ -13,7 +13,10 @@ same run id replays its rounds) and refuse any different one (`PublishConflictEr
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from components.aggregation.publish import (
@@ -22,6 +25,8 @@ from components.aggregation.publish import (
     newest_across_runs,
     read_latest,
 )
+from components.aggregation.quorum import check_run_quorum, sites_taking_part
+from components.common.artifact_files import SUMMARY_FILE
 from components.common.config_digest import check_config
 from components.common.global_model import GlobalModel, write_global_model
 from components.common.object_store import coordinator_gcs_client
@@ -66,9 +71,22 @@ def run(
     seed: int,
     resume: bool,
     global_model: str,
+    validations: Mapping[str, str] | None = None,
+    min_sites: int = 1,
 ) -> dict[str, Any]:
-    """Write the global_model artifact folder `global_model`; returns its meta."""
+    """Write the global_model artifact folder `global_model`; returns its meta.
+
+    `validations` ({site_id: validation summary folder}, every member site's): first,
+    `RunQuorumError` when fewer than `min_sites` sites passed (data contract, privacy budget),
+    naming each abstaining site with its reason, so nobody trains. (The reasons stay in the
+    coordinator's log: the global model goes to every site, a site's reason is its own.)"""
     check_config(config_digest, task="initialize", coordinator_json=coordinator_json)
+    if validations is not None:
+        summaries = {site: _summary(folder) for site, folder in validations.items()}
+        passed = check_run_quorum(summaries, min_sites)
+        for site, why in sites_taking_part(summaries)[1].items():
+            log.warning("site %s abstains from this run: %s", site, why)
+        log.info("%d site(s) take part: %s", len(passed), ", ".join(passed))
     run_name = effective_run_id(run_id, kfp_job_id, "initialize")
     coordinator = Site.parse_raw(coordinator_json)
     bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
@@ -124,3 +142,12 @@ def run(
             model = GlobalModel(load_tensors(latest.model_bytes), meta, optimizer)
     write_global_model(global_model, model)
     return model.meta
+
+
+def _summary(folder: str) -> dict[str, Any] | None:
+    """A validation summary (`summary.json` in `folder`), None when unreadable."""
+    try:
+        body = json.loads((Path(folder) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None

@@ -295,8 +295,8 @@ def check_run_budget(
         )
         reason = (
             f"site {site_id}: this run's {remaining} remaining round(s) would take its lifetime "
-            f"epsilon {take} {policy_id} dp.lifetime_epsilon {lifetime_epsilon:g}; the run "
-            "stops before any training"
+            f"epsilon {take} {policy_id} dp.lifetime_epsilon {lifetime_epsilon:g}; it "
+            "abstains from this run before any training"
         )
     return BudgetDecision(
         allowed=reason is None,

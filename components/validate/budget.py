@@ -2,8 +2,11 @@
 
 Runs inside `validate` (once per run, on the site's own nodes, against the site's own
 ledger). Train still checks every round (`components.privacy.ledger.check_budget`); this check
-makes a run that would exceed a site's *lifetime* budget stop up front, naming the site,
-instead of training some rounds and abstaining later.
+makes a site that cannot afford the run abstain up front with the reason (its validation
+summary does not pass, so its train abstains in every round and charges nothing), instead of
+training some rounds and abstaining later. The run itself goes on while the other sites keep
+the quorum; `initialize` stops it before anyone trains, naming every abstaining site, when
+they do not (`components.aggregation.quorum.check_run_quorum`).
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from components.common.create_only import STORE_ERRORS, sse_for_policy
 from components.common.site_task import SiteTask
 from components.datasets.io import ClientFactory, site_client_factory
 from components.privacy.accounting import dp_sgd_event
-from components.privacy.ledger import BudgetExceededError, LedgerError, check_run_budget
+from components.privacy.ledger import LedgerError, check_run_budget
 from components.privacy.ledger_store import LedgerStore
 
 
-def preflight_budget(
+def budget_abstention(
     task: SiteTask,
     *,
     num_examples: int,
@@ -25,13 +28,13 @@ def preflight_budget(
     local_epochs: int,
     noise_multiplier: float,
     client_factory: ClientFactory | None = None,
-) -> None:
-    """Raise BudgetExceededError (site named) when `rounds` rounds of DP-SGD at these settings
-    would exceed the site's `dp.lifetime_epsilon`; also when the ledger cannot be read
-    (fail closed). Settings the trainer would refuse (batch > rows) are left to train.
+) -> str | None:
+    """None when the site can afford `rounds` rounds of DP-SGD at these settings within its
+    `dp.lifetime_epsilon`; else why it abstains (also when its ledger cannot be read: fail
+    closed). Settings the trainer would refuse (batch > rows) are left to train.
     `task`: validate's parsed, cross-checked inputs (`parse_site_task`)."""
     if not 0 < batch_size <= num_examples or local_epochs < 1:
-        return
+        return None
     planned = dp_sgd_event(num_examples, batch_size, local_epochs, noise_multiplier)
     site, policy = task.site, task.policy
     site_id = site.id
@@ -40,9 +43,7 @@ def preflight_budget(
     try:
         entries = store.entries()
     except (LedgerError, *STORE_ERRORS) as exc:
-        raise BudgetExceededError(
-            f"site {site_id}: privacy ledger unreadable, refusing to start the run: {exc}"
-        ) from None
+        return f"privacy ledger unreadable, not taking part in this run: {exc}"
     decision = check_run_budget(
         entries,
         planned,
@@ -54,5 +55,6 @@ def preflight_budget(
         policy_id=policy.id,
         hide_figures=not policy.export.reveal_num_examples,
     )
-    if not decision.allowed:
-        raise BudgetExceededError(decision.reason)
+    if decision.allowed:
+        return None
+    return f"privacy budget: {(decision.reason or '').removeprefix(f'site {site_id}: ')}"

@@ -64,8 +64,9 @@ def run(
     before anything is read (validate is the run's one DP-off gate before anyone trains).
     With the run's `rounds` and DP settings in `task.settings` (the pipeline passes them), a
     site whose data passed is also checked against its privacy ledger: a run that would take
-    it past its lifetime budget raises `BudgetExceededError` naming the site, so the run stops
-    before any site trains (initialize waits for every validate, every train for initialize).
+    it past its lifetime budget makes the site abstain (`passed: false`, the reason naming
+    the budget; `components.validate.budget`): its train abstains in every round and charges
+    nothing, the others go on, and initialize stops the run only when the quorum cannot hold.
     `admission` (what the component passes: image, rule, coordinator): the run is first checked
     against the site's own copy of its policy (`components.validate.site_admission`); a
     refusal makes the summary fail with every reason (the site abstains) and the signed
@@ -89,9 +90,9 @@ def run(
         if not decision.accepted:
             body = abstention(task.site_id, decision.summary(), body.get("row_count"))
     if settings.rounds is not None and settings.dp_enabled and body.get("passed") and rows:
-        from components.validate.budget import preflight_budget
+        from components.validate.budget import budget_abstention
 
-        preflight_budget(
+        why = budget_abstention(
             task,
             num_examples=rows,
             rounds=settings.rounds,
@@ -100,6 +101,8 @@ def run(
             noise_multiplier=float(settings.noise_multiplier or 0.0),
             client_factory=client_factory,
         )
+        if why is not None:  # the data passed, the budget does not: the site abstains
+            body = {**body, "passed": False, "reason": f"site {task.site_id} abstains: {why}"}
     if log is not None:
         log.append(
             "validation",

@@ -54,3 +54,41 @@ def test_no_valid_update_at_all_fails():
         check_quorum(
             round_index=1, valid=[], min_sites=0, policy_min_sites={}, rejected={}, abstained={}
         )
+
+
+def test_sites_taking_part_from_the_validation_summaries():
+    from components.aggregation.quorum import sites_taking_part
+
+    summaries = {
+        "c": {"passed": False, "reason": "site c abstains: privacy budget: spent"},
+        "a": {"passed": True, "reason": None},
+        "b": None,
+        "d": {"passed": "yes"},  # only a literal true passes
+    }
+    assert sites_taking_part(summaries) == (
+        ["a"],
+        {
+            "b": "site b: validation summary unreadable",
+            "c": "site c abstains: privacy budget: spent",
+            "d": "site d: validation failed",
+        },
+    )
+
+
+def test_run_quorum_holds_without_an_exhausted_site_and_fails_naming_it_when_it_cannot():
+    from components.aggregation.quorum import RunQuorumError, check_run_quorum
+
+    exhausted = {"passed": False, "reason": "site c abstains: privacy budget: 5 rounds > 50"}
+    ok = {"passed": True}
+    # one of three sites cannot afford the run: 2 of 3 keep a quorum of 2, the run goes on
+    assert check_run_quorum({"a": ok, "b": ok, "c": exhausted}, 2) == ["a", "b"]
+    # a quorum of 3 cannot hold: the run stops before anyone trains, naming the reason
+    with pytest.raises(RunQuorumError) as stopped:
+        check_run_quorum({"a": ok, "b": ok, "c": exhausted}, 3)
+    assert str(stopped.value).startswith(
+        "quorum cannot hold: 2 site(s) can take part [a, b], every aggregate needs 3"
+    )
+    assert "abstaining: c (site c abstains: privacy budget: 5 rounds > 50)" in str(stopped.value)
+    # min_sites below 1 still needs one site
+    with pytest.raises(RunQuorumError, match="needs 1"):
+        check_run_quorum({"c": exhausted}, 0)

@@ -7,12 +7,15 @@ the failure test stops after round 1's aggregate.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.privacy.accounting import epsilons
 from tests.support.e2e import SITES, fedpipe, ledger_entries
+from tests.support.paths import REPO
 
 RUN_ID = "e2e-two-rounds"
 
@@ -114,3 +117,46 @@ def test_trained_models_stay_in_the_site_buckets(two_round_run) -> None:
     for site in SITES:
         stashed = runs / ".state" / "s3" / f"{site}-fl" / "local-models" / RUN_ID
         assert len(list(stashed.rglob("model.npz"))) == 2, site  # one per round
+
+
+def test_console_privacy_lines_are_the_ledgers(two_round_run) -> None:
+    runs, stdout = two_round_run
+    trains = [line for line in stdout.splitlines() if "   train   " in line]
+    assert len(trains) == 2 * len(SITES)
+    assert all("ε this round " in line and ", ledger total " in line for line in trains)
+    (last,) = [line for line in stdout.splitlines() if "ε this run up to round 2" in line]
+    summary = json.loads((runs / RUN_ID / "summary.json").read_text())
+    listed = ", ".join(f"{s} {summary['ledgers'][s]['epsilon']:.3f}" for s in SITES)
+    assert last.strip() == f"ε this run up to round 2 (ledgers, RDP): {listed}"
+
+
+def test_a_site_that_cannot_afford_the_run_abstains_and_the_run_goes_on(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    us = yaml.safe_load((policies / "us-health.yaml").read_text())
+    us["dp"].update(epsilon_per_round=1.0, lifetime_epsilon=1.0)  # < one round at noise 1.5
+    (policies / "us-health.yaml").write_text(yaml.safe_dump(us))
+    runs = tmp_path / "runs"
+    proc = fedpipe(
+        "run",
+        "--local",
+        "--rounds",
+        "1",
+        "--policies",
+        str(policies),
+        "--runs-dir",
+        str(runs),
+        "--run-id",
+        "e2e-exhausted",
+        "--no-baseline",
+        "--param",
+        "noise_multiplier=1.5",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    boston = [line for line in proc.stdout.splitlines() if "clinic-boston" in line]
+    assert any("validate" in line and "privacy budget" in line for line in boston), boston
+    summary = json.loads((runs / "e2e-exhausted" / "summary.json").read_text())
+    (rnd,) = summary["rounds"]
+    assert rnd["contributors"] == ["hospital-berlin", "hospital-paris"]
+    assert "privacy budget" in rnd["abstained"]["clinic-boston"]
+    assert [e for e in ledger_entries(runs, "clinic-boston") if e.run_id == "e2e-exhausted"] == []

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from components.aggregation.publish import publish_version
+from components.aggregation.quorum import RunQuorumError
 from components.common.config_digest import config_digest
 from components.common.global_model import read_global_model
 from components.common.tensors import dump_tensors
@@ -146,3 +149,34 @@ def test_a_run_id_unsafe_as_an_object_key_is_refused_before_anything_is_written(
         init(site, tmp_path / "m", run_id=bad)
     assert not (tmp_path / "m").exists()
     assert list(bucket.list_blobs()) == []
+
+
+def _summary(folder, passed: bool, reason: str | None = None) -> str:
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"passed": passed, "reason": reason}))
+    return str(folder)
+
+
+def test_initialize_stops_the_run_when_the_quorum_cannot_hold(coordinator, tmp_path):
+    site, _ = coordinator
+    validations = {
+        "a": _summary(tmp_path / "va", True),
+        "b": _summary(tmp_path / "vb", False, "site b abstains: privacy budget: exhausted"),
+        "c": str(tmp_path / "missing"),
+    }
+    kwargs = dict(
+        coordinator_json=canonical_json(site),
+        config_digest=config_digest(coordinator_json=canonical_json(site)),
+        run_id="run-q",
+        kfp_job_id="job-q",
+        model_name="logreg",
+        dataset="digits",
+        seed=0,
+        resume=False,
+        validations=validations,
+    )
+    with pytest.raises(RunQuorumError, match=r"b \(site b abstains: privacy budget: exhausted\)"):
+        run(**kwargs, global_model=str(tmp_path / "gm"), min_sites=2)
+    assert not (tmp_path / "gm").exists()  # no model: no train can start
+    meta = run(**kwargs, global_model=str(tmp_path / "gm1"), min_sites=1)
+    assert meta["version"] == 0

@@ -90,8 +90,9 @@ def test_coordinator_outside_the_eu_is_refused_and_out_stays_empty(
     assert "artifact update (class dp_update) from site hospital-berlin to coordinator" in berlin[0]
     assert "rule eu-health rules.dp_update" in berlin[0]
     assert not any("from site clinic-boston" in line for line in lines)  # US rule allows
-    # every EU crossing is named: summary, update, metrics of both EU sites
-    assert len(lines) == 6
+    # every EU crossing is named: summary (to initialize and to report), update, metrics
+    # of both EU sites
+    assert len(lines) == 8
     if existing:
         assert list(out.iterdir()) == []
     else:

@@ -12,7 +12,7 @@ from components.common.kfp_args import plain_arguments
 from components.domain.artifact_classes import ArtifactClass
 from components.evaluate.component import evaluate
 from components.export.component import export
-from components.initialize.component import initialize
+from components.initialize import component as initialize_component
 from components.train.component import train
 from components.validate.component import validate
 
@@ -47,7 +47,7 @@ def test_validate_emits_the_admission_as_a_parameter():
 @pytest.mark.parametrize(
     ("component", "expected"),
     [
-        (initialize, {"global_model": ArtifactClass.GLOBAL_MODEL}),
+        (initialize_component.build(["a", "b"]), {"global_model": ArtifactClass.GLOBAL_MODEL}),
         (validate, {"summary": ArtifactClass.VALIDATION_SUMMARY}),
         (train, {"local_model": ArtifactClass.LOCAL_MODEL}),
         (export, {"update": ArtifactClass.DP_UPDATE}),

@@ -17,7 +17,7 @@ from components.aggregation import component as aggregate_component
 from components.common.module_component import LAUNCHER, import_program
 from components.evaluate.component import evaluate
 from components.export.component import export
-from components.initialize.component import initialize
+from components.initialize import component as initialize_component
 from components.report import component as report_component
 from components.train.component import train
 from components.validate.component import validate
@@ -27,7 +27,7 @@ SITES = ["site-a", "site-b"]
 
 def _components():
     return {
-        "initialize": initialize,
+        "initialize": initialize_component.build(SITES),
         "validate": validate,
         "train": train,
         "export": export,
@@ -44,7 +44,7 @@ def _program(component) -> str:
 
 
 def test_site_stage_programs_are_one_import_line():
-    for name in ("initialize", "validate", "train", "export", "evaluate"):
+    for name in ("validate", "train", "export", "evaluate"):
         program = _program(_components()[name])
         assert program == f"from components.{name}.entry import {name}\n"
 
@@ -52,6 +52,7 @@ def test_site_stage_programs_are_one_import_line():
 def test_fanin_programs_name_the_sites_not_the_source():
     components = _components()
     assert 'function(["site-a", "site-b"])' in _program(components["aggregate"])
+    assert 'function(["site-a", "site-b"])' in _program(components["initialize"])
     assert 'function(["site-a", "site-b"], 2)' in _program(components["report"])
     assert len(_program(components["report"])) < 200
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components.common.site_task import call_with_task
 from components.privacy.accounting import DpSgdEvent, dp_sgd_event, rdp_epsilon
 from components.privacy.dp_off import DpPolicyError
-from components.privacy.ledger import BudgetExceededError, check_run_budget, new_entry
+from components.privacy.ledger import check_run_budget, new_entry
 from components.privacy.ledger_store import LedgerStore
 from components.validate.executor import run as _validate_run_executor
 from tests.support.site_env import make_site_env
@@ -77,7 +79,7 @@ def test_resumed_run_pays_only_the_rounds_not_yet_charged() -> None:
 
 
 @pytest.mark.integration
-def test_validate_stops_a_run_the_site_cannot_afford(minio, tmp_path, monkeypatch) -> None:
+def test_validate_abstains_a_site_that_cannot_afford_the_run(minio, tmp_path, monkeypatch) -> None:
     env = make_site_env(minio, tmp_path, monkeypatch)
     store = LedgerStore(minio, env.bucket, env.site_id)
     n = len(minio.get_object(env.bucket, "data/train.csv").read().splitlines()) - 1
@@ -100,10 +102,18 @@ def test_validate_stops_a_run_the_site_cannot_afford(minio, tmp_path, monkeypatc
     # one more round fits under the tightened lifetime budget ...
     body = validate_run(**kwargs, rounds=1)
     assert body["passed"] is True
-    # ... two do not: the task fails naming the site, and writes no summary
-    with pytest.raises(BudgetExceededError, match="site hospital-berlin: this run's 2 remaining"):
-        validate_run(**{**kwargs, "summary": str(tmp_path / "summary2")}, rounds=2)
-    assert not (tmp_path / "summary2").exists()
+    # ... two do not: the task does not fail; the site abstains with the reason (its train
+    # then abstains in every round), and the summary says so
+    body = validate_run(**{**kwargs, "summary": str(tmp_path / "summary2")}, rounds=2)
+    written = json.loads((tmp_path / "summary2" / "summary.json").read_text())
+    assert written == body and body["passed"] is False
+    assert body["reason"].startswith(
+        "site hospital-berlin abstains: privacy budget: this run's 2 remaining round(s) would "
+        "take its lifetime epsilon from "
+    )
+    assert "eu-health dp.lifetime_epsilon" in body["reason"]
+    assert all(e["success"] for e in body["expectations"])  # the data itself passed
+    assert [e.run_id for e in store.entries()] == ["earlier-run"]  # nothing charged
     # DP off or no planned rounds: no pre-flight
     assert validate_run(**{**kwargs, "dp_enabled": False}, rounds=2)["passed"] is True
 
