@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, Extra, Field, StrictBool, StrictStr, conint, root_validator
 from pydantic import validator as field_validator
 
-from components.domain import jurisdictions
+from components.domain import cloud_regions, jurisdictions
 from components.domain.artifact_classes import ArtifactClass
 
 API_VERSION = "fedpipe.dev/v1"
@@ -259,8 +259,16 @@ class Site(_Strict):
         return value
 
     @field_validator("jurisdiction")
-    def _jurisdiction(cls, value: str) -> str:
-        return _check_country(value)
+    def _jurisdiction(cls, value: str, values: dict[str, Any]) -> str:
+        _check_country(value)
+        provider, region = values.get("provider"), values.get("region")
+        where = cloud_regions.region_country(provider or "", region or "")
+        if where is not None and where != value:
+            raise ValueError(
+                f"{value!r} contradicts region {region!r}: that {provider} region is in "
+                f"{where}; declare jurisdiction {where} or pick a region in {value}"
+            )
+        return value
 
     @field_validator("data", always=True)
     def _data(cls, value: DataSpec | None, values: dict[str, Any]) -> DataSpec | None:

@@ -16,7 +16,7 @@ def generated_federation(
 ) -> Federation:
     """`n_sites` member sites `<prefix>-0001`..., cloned round-robin from the template's sites.
 
-    Each clone keeps its template's jurisdiction and policy and gets its own id, bucket,
+    Each clone keeps its template's jurisdiction and policy and gets its own id, bucket, signing key,
     Secret, node label and toleration; coordinator and policies are the template's.
     """
     if n_sites < 1:
@@ -43,6 +43,7 @@ def _clone(site: Site, site_id: str) -> Site:
             }
         ],
     }
+    doc["signing"] = {"public_key": _public_key_of(site_id)}
     doc["object_store"] = {
         **doc["object_store"],
         "endpoint": f"minio.{site_id}.svc:9000",
@@ -55,3 +56,18 @@ def _clone(site: Site, site_id: str) -> Site:
         "holdout_uri": f"s3://{bucket}/data/holdout.csv",
     }
     return Site.parse_obj(doc)
+
+
+def _public_key_of(site_id: str) -> str:
+    """A deterministic Ed25519 public key per generated site (a federation refuses two sites
+    sharing one key; the same site id always gives the same key, so compiles are repeatable)."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    seed = hashlib.sha256(f"fedpipe generated site {site_id}".encode()).digest()
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()

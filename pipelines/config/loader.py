@@ -14,6 +14,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from components.domain.consistency import (
+    describe_selector,
+    public_key_bytes,
+    selector_matches_every_node,
+    selectors_can_share_a_node,
+    tls_contradiction,
+    tolerates_every_taint,
+)
 from components.domain.federation import Federation
 from components.domain.models import (
     ARTIFACT_CLASSES,
@@ -175,6 +183,56 @@ def _unique(items: list[tuple[str, Any]], key: str, getter, what: str, errors: l
             first[value] = file
 
 
+def _check_placements(sites: list[tuple[str, Site]], errors: list[str]) -> None:
+    """Every placement selects only its own nodes: not every node, and no node another
+    placement's selector can also match."""
+    specific = []
+    for file, site in sites:
+        selector = site.placement.node_selector
+        if not selector_matches_every_node(selector):
+            specific.append((file, site))
+            continue
+        index = tolerates_every_taint(site.placement.tolerations)
+        also = (
+            f", and placement.tolerations[{index}] (operator Exists, no key) tolerates every "
+            "taint"
+            if index is not None
+            else ""
+        )
+        errors.append(
+            f"{file}: placement.node_selector: {describe_selector(selector)} matches every "
+            f"node (labels every node carries){also}: {site.id}'s tasks could run on any "
+            f"site's nodes; select its own nodes, e.g. fedpipe.dev/site: {site.id}"
+        )
+    for j, (file, site) in enumerate(specific):
+        for other_file, other in specific[:j]:
+            a, b = other.placement.node_selector, site.placement.node_selector
+            if selectors_can_share_a_node(a, b):
+                errors.append(
+                    f"{file}: placement.node_selector: {describe_selector(b)} and "
+                    f"{other.id}'s {describe_selector(a)} ({other_file}) can match the same "
+                    "node (no label both set to different values): tasks of both sites could "
+                    "share nodes"
+                )
+
+
+def _check_signing_keys(sites: list[tuple[str, Site]], errors: list[str]) -> None:
+    """No two sites sign with one key (one could sign updates as the other)."""
+    first: dict[bytes, tuple[str, str]] = {}
+    for file, site in sites:
+        if site.signing is None:
+            continue
+        key = public_key_bytes(site.signing.public_key)
+        if key in first:
+            other_id, other_file = first[key]
+            errors.append(
+                f"{file}: signing.public_key: the same key as {other_id} ({other_file}); "
+                "each site needs its own key pair (with one key a site can sign as the other)"
+            )
+        else:
+            first[key] = (site.id, file)
+
+
 def check_federation(
     sites: list[tuple[str, Site]],
     policies: list[tuple[str, Policy]],
@@ -201,14 +259,15 @@ def check_federation(
         "Secret name",
         errors,
     )
-    _unique(
-        sites,
-        "placement.node_selector",
-        lambda s: ", ".join(f"{k}={v}" for k, v in sorted(s.placement.node_selector.items())),
-        "node selector (tasks of both sites could share nodes)",
-        errors,
-    )
+    _check_placements(sites, errors)
+    _check_signing_keys(sites, errors)
     policy_ids = {p.id: p for _, p in policies}
+    policy_files = {p.id: f for f, p in policies}
+    for file, site in sites:
+        policy = policy_ids.get(site.policy)
+        problem = tls_contradiction(site, policy) if policy is not None else None
+        if problem:
+            errors.append(f"{file}: object_store.secure: {problem} ({policy_files[site.policy]})")
     site_ids = {s.id for _, s in sites}
     for file, site in sites:
         if site.policy not in policy_ids and site.policy not in broken_policies:

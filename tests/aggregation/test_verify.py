@@ -227,7 +227,11 @@ def test_residency_rule_names_the_matching_rule(kit):
 
 def test_residency_denies_a_coordinator_outside_the_rule(kit):
     with pytest.raises(UpdateRejected, match="residency: policy eu-health"):
-        residency_rule(kit.site, kit.policy, make_coordinator("global-models", jurisdiction="US"))
+        residency_rule(
+            kit.site,
+            kit.policy,
+            make_coordinator("global-models", jurisdiction="US", region="us-east1"),
+        )
     nowhere = make_policy(dp_update=[])
     with pytest.raises(UpdateRejected, match="update not read"):
         residency_rule(kit.site, nowhere, make_coordinator("global-models"))

@@ -149,7 +149,7 @@ def test_errors_of_several_files_and_cross_checks_come_together(tmp_path):
         ),
         (
             lambda s, p: edit(s / "hospital-paris.yaml", lambda d: d["placement"].update(node_selector={"fedpipe.dev/site": "hospital-berlin"})),
-            "hospital-paris.yaml: placement.node_selector: node selector (tasks of both sites could share nodes) 'fedpipe.dev/site=hospital-berlin' is also used in",
+            "hospital-paris.yaml: placement.node_selector: fedpipe.dev/site=hospital-berlin and hospital-berlin's fedpipe.dev/site=hospital-berlin (",
         ),
         (
             lambda s, p: (s / "hospital-paris.yaml").write_text("# nothing yet\n"),
@@ -184,4 +184,65 @@ def test_a_broken_coordinator_file_is_not_also_reported_as_missing(tmp_path):
     assert errors == [
         f"{sites / 'coordinator.yaml'}: provider: a cloud deployment needs a cloud provider "
         "(gcp, aws, azure)"
+    ]
+
+
+def test_contradictory_config_is_refused_naming_file_and_field(tmp_path):
+    """Issue #11 item 4: each of these loaded before; now every one is an error, all at once."""
+    sites, policies = copy_example(tmp_path)
+    edit(sites / "coordinator.yaml", lambda d: d.update(region="us-central1"))  # declared NL
+    berlin = yaml.safe_load((sites / "hospital-berlin.yaml").read_text())
+    edit(sites / "hospital-paris.yaml", lambda d: d.update(signing=berlin["signing"]))
+    edit(sites / "hospital-berlin.yaml", lambda d: d["object_store"].update(secure=False))
+
+    def everywhere(d: dict[str, Any]) -> None:
+        d["placement"] = {
+            "node_selector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"operator": "Exists"}],
+        }
+
+    edit(sites / "clinic-boston.yaml", everywhere)
+    errors = load_errors(sites, policies)
+    assert errors == [
+        f"{sites / 'coordinator.yaml'}: jurisdiction: 'NL' contradicts region 'us-central1': "
+        "that gcp region is in US; declare jurisdiction US or pick a region in NL",
+        f"{sites / 'clinic-boston.yaml'}: placement.node_selector: kubernetes.io/os=linux "
+        "matches every node (labels every node carries), and placement.tolerations[0] "
+        "(operator Exists, no key) tolerates every taint: clinic-boston's tasks could run on "
+        "any site's nodes; select its own nodes, e.g. fedpipe.dev/site: clinic-boston",
+        f"{sites / 'hospital-paris.yaml'}: signing.public_key: the same key as hospital-berlin "
+        f"({sites / 'hospital-berlin.yaml'}); each site needs its own key pair (with one key a "
+        "site can sign as the other)",
+        f"{sites / 'hospital-berlin.yaml'}: object_store.secure: false, but policy eu-health "
+        "requires encryption.in_transit tls; set object_store.secure: true (or a policy that "
+        f"allows in_transit none) ({policies / 'eu-health.yaml'})",
+    ]
+
+
+def test_selectors_that_can_match_one_node_are_refused(tmp_path):
+    sites, policies = copy_example(tmp_path)
+    # paris adds a label to berlin's: a node labelled with both matches both sites
+    edit(
+        sites / "hospital-paris.yaml",
+        lambda d: d["placement"].update(
+            node_selector={"fedpipe.dev/site": "hospital-berlin", "disk": "ssd"}
+        ),
+    )
+    (error,) = load_errors(sites, policies)
+    assert error == (
+        f"{sites / 'hospital-paris.yaml'}: placement.node_selector: disk=ssd, "
+        "fedpipe.dev/site=hospital-berlin and hospital-berlin's fedpipe.dev/site=hospital-berlin "
+        f"({sites / 'hospital-berlin.yaml'}) can match the same node (no label both set to "
+        "different values): tasks of both sites could share nodes"
+    )
+    # a label the other site does not set at all does not separate them either
+    edit(
+        sites / "hospital-paris.yaml",
+        lambda d: d["placement"].update(node_selector={"pool": "paris"}),
+    )
+    errors = load_errors(sites, policies)
+    assert [e.split(": placement.node_selector: ")[1].split(" (")[0] for e in errors] == [
+        "pool=paris and clinic-boston's fedpipe.dev/site=clinic-boston",
+        "pool=paris and coordinator's fedpipe.dev/site=coordinator",
+        "pool=paris and hospital-berlin's fedpipe.dev/site=hospital-berlin",
     ]

@@ -159,6 +159,7 @@ def test_compile_check_passes_on_golden_and_fails_with_a_diff(tmp_path: Path, ca
 
 def test_compile_check_fails_on_a_violation(config_copy, capsys):
     sites, policies = config_copy
+    _edit(sites / "coordinator.yaml", "region: europe-west4", "region: us-east1")
     _edit(sites / "coordinator.yaml", "jurisdiction: NL", "jurisdiction: US")
     args = ["compile-check", "--sites", str(sites), "--policies", str(policies)]
     assert main([*args, "--golden", str(GOLDEN)]) == 1

@@ -98,7 +98,9 @@ def make_site(
     )
 
 
-def make_coordinator(bucket: str, *, jurisdiction: str = "NL") -> Site:
+def make_coordinator(
+    bucket: str, *, jurisdiction: str = "NL", region: str = "europe-west4"
+) -> Site:
     return Site.parse_obj(
         {
             "apiVersion": "fedpipe.dev/v1",
@@ -107,7 +109,7 @@ def make_coordinator(bucket: str, *, jurisdiction: str = "NL") -> Site:
             "role": "coordinator",
             "deployment": "cloud",
             "provider": "gcp",
-            "region": "europe-west4",
+            "region": region,
             "jurisdiction": jurisdiction,
             "policy": "coordinator",
             "placement": {"node_selector": {"fedpipe.dev/site": "coordinator"}},
