@@ -12,6 +12,8 @@ run:
   masked vectors as they arrive, signs the request, reconstructs the K self masks and
   removes them; the result is checked to equal the sum of the quantized updates exactly.
   Site bytes: masked vector + advertisement + outgoing shares + answer.
+  An extra row drops `--dropouts` sites (default 5) after sharing at the largest size: the
+  coordinator then also rebuilds their masking keys and removes their pairwise masks.
 * `he` (components/he, CKKS N = 8192, scale 2^40): one site's encryption of [w x, w] and one
   decryption are timed; the coordinator adds K ciphertexts, timed with K copies of that
   site's ciphertext (an addition costs the same whatever the plaintext); the decrypted mean
@@ -63,7 +65,7 @@ def bench_none(p: int, k_sites: int) -> int:
     return len(blob)
 
 
-def bench_secagg(p: int, k_sites: int, k: int, plain_bytes: int) -> None:
+def bench_secagg(p: int, k_sites: int, k: int, plain_bytes: int, dropped: int = 0) -> None:
     from components.secagg.graph import make_roster
     from components.secagg.keys import ed25519_from, signed_bytes
     from components.secagg.quantize import Quantizer
@@ -106,7 +108,11 @@ def bench_secagg(p: int, k_sites: int, k: int, plain_bytes: int) -> None:
     total = np.zeros(p, dtype=quantizer.dtype)
     expected = np.zeros(p, dtype=quantizer.dtype)
     coord_in = 0
+    gone = set(ids[::-1][:dropped])  # drop after sharing: no masked vector, no answer
+    alive = [s for s in ids if s not in gone]
     for i, s in enumerate(ids):
+        if s in gone:
+            continue
         x = _update(i, p)
         t0 = time.perf_counter()
         sessions[s].receive_shares(inbox[s])
@@ -123,28 +129,28 @@ def bench_secagg(p: int, k_sites: int, k: int, plain_bytes: int) -> None:
         total += masked  # the coordinator sums as vectors arrive
         coord_s += time.perf_counter() - t0
     t0 = time.perf_counter()
-    request = make_request(roster, ids, coordinator)
+    request = make_request(roster, alive, coordinator)
     coord_s += time.perf_counter() - t0
     responses = []
-    for s in ids:
+    for s in alive:
         t0 = time.perf_counter()
         responses.append(sessions[s].respond(request, coordinator.public_key()))
         site_time[s] += time.perf_counter() - t0
         sent[s] += 80 * len(responses[-1].self_mask)
     t0 = time.perf_counter()
-    unmasked = remove_masks(total, ids, roster, ads, responses, 32)
-    mean = quantizer.dequantize_sum(unmasked, k_sites) / k_sites
+    unmasked = remove_masks(total, alive, roster, ads, responses, 32)
+    mean = quantizer.dequantize_sum(unmasked, len(alive)) / len(alive)
     coord_s += time.perf_counter() - t0
     exact = bool(np.array_equal(unmasked, expected))
-    graph = "full" if k >= k_sites - 1 else f"k={k}"
+    graph = ("full" if k >= k_sites - 1 else f"k={k}") + (f",-{dropped}" if dropped else "")
     check = f"sum exact: {exact}; mask {statistics.median(mask_time.values()):.3f} s/site"
     _row(
         p,
         k_sites,
         "secagg",
         graph,
-        statistics.median(site_time.values()),
-        statistics.median(sent.values()),
+        statistics.median(site_time[s] for s in alive),
+        statistics.median(sent[s] for s in alive),
         coord_s,
         coord_in,
         plain_bytes,
@@ -196,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="", help="PxK,... (default: all four)")
     parser.add_argument("--skip", default="", help="comma list of he, secagg-full, secagg-sparse")
+    parser.add_argument(
+        "--dropouts", type=int, default=5, help="sites dropped after sharing in an extra k=8 row"
+    )
     args = parser.parse_args(argv)
     sizes = SIZES
     if args.sizes:
@@ -213,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             bench_secagg(p, k_sites, SPARSE_K, plain)
         if "he" not in skip:
             bench_he(p, k_sites, plain)
+    if args.dropouts and "secagg-sparse" not in skip:
+        p, k_sites = sizes[-1]
+        if k_sites - 1 > SPARSE_K and k_sites - args.dropouts > (SPARSE_K + 1) // 2 + 1:
+            bench_secagg(p, k_sites, SPARSE_K, p * 4, dropped=args.dropouts)
     return 0
 
 
