@@ -2,7 +2,8 @@
 
 Writes into --out: `namespace.yaml`, one `<placement>.yaml` per site and the coordinator
 (ServiceAccount, Role/RoleBinding for its Secrets, NetworkPolicies) and
-`secret-templates/<secret>.yaml` (key names, empty values). Every object is validated strictly
+`secret-templates/<secret>.yaml` (key names, empty values), and `minio-policies/<name>.json`
+(each site MinIO's IAM policies from `pipelines.access.rules`). Every object is validated strictly
 against the Kubernetes OpenAPI schemas first. Exit codes: 0 written; 1 an object failed
 validation (nothing written); 2 configuration error.
 """
@@ -51,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         for line in errors:
             print(f"  {line}", file=sys.stderr)
         return 1
-    paths = write_tree(manifests.texts(), args.out)
+    from pipelines.access.rules import minio_policy_files
+
+    paths = write_tree({**manifests.texts(), **minio_policy_files(federation)}, args.out)
     print(
         f"{len(manifests.objects())} objects for {len(federation.all_sites)} placements, valid "
         f"for Kubernetes {KUBERNETES_VERSION} (strict); namespace {net.namespace}"

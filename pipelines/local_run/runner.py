@@ -29,6 +29,7 @@ from components.common.secrets import MissingSecretError
 from components.domain.canonical import canonical_json
 from components.domain.models import Site
 from components.validate.site_admission import OWN_POLICY_KEY
+from pipelines.access.rules import access_rules
 from pipelines.config.loader import Federation, load_federation
 from pipelines.local_run import collect as collect_mod
 from pipelines.local_run import host
@@ -193,7 +194,7 @@ def run_local(
                     federation.sites, federation.coordinator, os.environ
                 )
                 if configured is None:
-                    stores.start(federation.sites, federation.coordinator)
+                    stores.start(federation.sites, federation.coordinator, access_rules(federation))
                 else:
                     stores.connect(*configured)
             except (ServerStartError, ValueError, MissingSecretError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,12 @@ from pathlib import Path
 
 from components.common.manifest import generate_keypair
 from components.domain.models import Site
+from pipelines.access.rules import (
+    BucketRules,
+    KeyPair,
+    seaweedfs_bucket_policy,
+    seaweedfs_identities,
+)
 from pipelines.localstack.servers import (
     GcsServer,
     S3Server,
@@ -26,6 +33,7 @@ from pipelines.localstack.servers import (
     stop_servers,
 )
 
+COORDINATOR_READ = "coordinator-read"  # secrets folder of the coordinator's read-only keys
 STATE_S3 = "s3"
 STATE_GCS = "gcs"
 
@@ -128,20 +136,48 @@ def configured_endpoints(
     return {s: str(overrides[s]) for s in members}, gcs
 
 
+def new_key_pair() -> KeyPair:
+    """A fresh random access key / secret key (local stores only)."""
+    return KeyPair("FP" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
+
+
 @dataclass
 class LocalStores:
-    """Running servers for a federation: `s3[site_id]` and `gcs` (None when not started)."""
+    """Running servers for a federation: `s3[site_id]` and `gcs` (None when not started).
+
+    With `rules` (`pipelines.access.rules.access_rules`), each site's server knows the site's
+    own identity and the coordinator's read-only identity for it (fresh random keys in
+    `keys[site_id][identity]`), and each bucket gets its delete denials. The administrator
+    (`minio()`) prepares and mirrors the stores; tasks get only the identities' keys."""
 
     s3: dict[str, S3Server | ExternalS3] = field(default_factory=dict)
     gcs: GcsServer | ExternalGcs | None = None
     state_loaded: bool = False  # set once restore_state has filled the fresh buckets
     external: bool = False  # connected to stores fedpipe did not start
+    rules: dict[str, BucketRules] = field(default_factory=dict)
+    keys: dict[str, dict[str, KeyPair]] = field(default_factory=dict)
 
-    def start(self, members: Mapping[str, Site], coordinator: Site) -> None:
+    def start(
+        self,
+        members: Mapping[str, Site],
+        coordinator: Site,
+        rules: Mapping[str, BucketRules] | None = None,
+    ) -> None:
         """Start one S3 server per member (all at once) and a GCS emulator if the coordinator
-        uses GCS."""
+        uses GCS; with `rules`, each server gets its site's identities."""
+        self.rules = dict(rules or {})
         ids = [*members, *([coordinator.id] if coordinator.object_store.type == "s3" else [])]
-        servers = {site_id: S3Server() for site_id in ids}
+        servers = {}
+        for site_id in ids:
+            identities: list[dict] = []
+            if site_id in self.rules:
+                bucket = self.rules[site_id]
+                self.keys[site_id] = {
+                    bucket.site_identity: new_key_pair(),
+                    bucket.coordinator_identity: new_key_pair(),
+                }
+                identities = seaweedfs_identities(bucket, self.keys[site_id])
+            servers[site_id] = S3Server(identities=identities)
         self.s3.update(servers)
         start_servers(servers.values())
         if coordinator.object_store.type == "gcs":
@@ -183,10 +219,22 @@ class LocalStores:
         return env
 
     def write_credentials(self, secrets_dir: Path) -> None:
-        """Each S3 site's access/secret key as files under `secrets_dir/<site>/` (0600)."""
+        """Each S3 site's keys as files (0600): its own identity's under `<site>/`, the
+        coordinator's read-only identity's under `<site>/coordinator-read/` (without rules,
+        or for stores fedpipe did not start, the server's keys under `<site>/`)."""
         for site_id, server in self.s3.items():
-            write_secret(secrets_dir / site_id / "s3_access_key", server.access_key)
-            write_secret(secrets_dir / site_id / "s3_secret_key", server.secret_key)
+            keys = self.keys.get(site_id)
+            if not keys:
+                write_secret(secrets_dir / site_id / "s3_access_key", server.access_key)
+                write_secret(secrets_dir / site_id / "s3_secret_key", server.secret_key)
+                continue
+            bucket = self.rules[site_id]
+            for folder, name in (
+                (secrets_dir / site_id, bucket.site_identity),
+                (secrets_dir / site_id / COORDINATOR_READ, bucket.coordinator_identity),
+            ):
+                write_secret(folder / "s3_access_key", keys[name].access_key)
+                write_secret(folder / "s3_secret_key", keys[name].secret_key)
 
     def minio(self, site_id: str):
         """A minio client for `site_id`'s server."""
@@ -205,6 +253,10 @@ class LocalStores:
                 client = self.minio(site_id)
                 if not client.bucket_exists(bucket):
                     client.make_bucket(bucket, object_lock=bool(object_lock.get(site_id)))
+                if site_id in self.rules and not self.external:
+                    client.set_bucket_policy(
+                        bucket, json.dumps(seaweedfs_bucket_policy(self.rules[site_id]))
+                    )
             else:
                 client = self.gcs_client()
                 if client.lookup_bucket(bucket) is None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from components.domain.models import Site
+from pipelines.access.rules import access_rules
 from pipelines.config.loader import ConfigError, load_federation
 from pipelines.local_run.siteconf import write_local_config
 from pipelines.local_run.stores import LocalStores, ensure_signing_keys
@@ -24,9 +25,15 @@ def test_servers_buckets_keys_and_state_survive_a_restart(tmp_path: Path) -> Non
     secrets = tmp_path / "secrets"
     first = LocalStores()
     try:
-        first.start(fed.sites, fed.coordinator)
+        first.start(fed.sites, fed.coordinator, access_rules(fed))
         assert set(first.s3) == set(fed.sites) and first.gcs is not None
         first.write_credentials(secrets)
+        # tasks get the identities' keys, never the administrator's
+        site_key = (secrets / "hospital-berlin" / "s3_access_key").read_text()
+        coord_key = (secrets / "hospital-berlin" / "coordinator-read" / "s3_access_key").read_text()
+        assert site_key == first.keys["hospital-berlin"]["site:hospital-berlin"].access_key
+        assert coord_key == first.keys["hospital-berlin"]["coordinator@hospital-berlin"].access_key
+        assert first.s3["hospital-berlin"].access_key not in {site_key, coord_key}
         keys = ensure_signing_keys(secrets, list(fed.sites))
         first.create_buckets(sites, lock)
         first.create_buckets(sites, lock)  # idempotent
@@ -34,6 +41,23 @@ def test_servers_buckets_keys_and_state_survive_a_restart(tmp_path: Path) -> Non
         data = tmp_path / "train.csv"
         data.write_text("a,label\n1,0\n")
         first.put_file(berlin, "data/train.csv", data)
+        from minio.error import S3Error
+
+        from pipelines.localstack.servers import minio_client
+
+        as_site = minio_client(
+            first.s3["hospital-berlin"],
+            site_key,
+            (secrets / "hospital-berlin" / "s3_secret_key").read_text(),
+        )
+        assert as_site.get_object(berlin.object_store.bucket, "data/train.csv").read()
+        as_coord = minio_client(
+            first.s3["hospital-berlin"],
+            coord_key,
+            (secrets / "hospital-berlin" / "coordinator-read" / "s3_secret_key").read_text(),
+        )
+        with pytest.raises(S3Error, match="AccessDenied"):
+            as_coord.get_object(berlin.object_store.bucket, "data/train.csv")
         coord = fed.coordinator
         first.gcs_client().bucket(coord.object_store.bucket).blob(
             "models/v1.npz"
