@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from components.aggregation.collect import Collected, collect_updates
+from components.aggregation.magnitudes import cap_counts, norm_guard, update_norm
 from components.aggregation.publish import publish_version
 from components.aggregation.quorum import check_quorum
 from components.aggregation.rules import AggregationError
@@ -29,10 +30,13 @@ from components.common.global_model import GlobalModel, read_global_model, write
 from components.common.object_store import coordinator_gcs_client, site_minio_client
 from components.common.tensors import Tensors, dump_tensors
 from components.domain.canonical import sha256_hex
-from components.domain.models import Policy, Site
+from components.domain.models import Aggregation, Policy, Site
 from components.domain.run_id import effective_run_id
 
 log = logging.getLogger(__name__)
+
+# Without a coordinator policy (tests, simulations): the policy field's default.
+DEFAULT_NORM_GUARD_FACTOR = Aggregation.__fields__["norm_guard_factor"].default
 
 
 def _json_object(text: str, name: str) -> dict[str, Any]:
@@ -95,8 +99,12 @@ def combine(
     server_optimizer: str,
     server_learning_rate: float,
     optimizer_params: Mapping[str, Any],
+    count_caps: Mapping[str, tuple[int, str] | None] | None = None,
 ) -> tuple[Tensors, Tensors, dict[str, Any]]:
-    """(new global tensors, new optimizer state, notes) from the verified updates (deltas)."""
+    """(new global tensors, new optimizer state, notes) from the verified updates (deltas).
+
+    count_caps: site -> (largest sample count it may claim as its weight, where that is
+    declared) or None (`components.aggregation.magnitudes.cap_counts`)."""
     from components.aggregation.rules import RULES, aggregate
     from components.aggregation.server_optimizers import build_server_optimizer
 
@@ -107,8 +115,12 @@ def combine(
     weights = None
     if rule in RULES and RULES[rule][2]:  # the rule takes weights: example counts if all known
         if all(c is not None for c in counts):
-            weights = [float(c) for c in counts]  # type: ignore[arg-type]
+            claims = dict(zip(contributors, counts, strict=True))
+            capped, cap_notes = cap_counts(claims, count_caps or {})  # type: ignore[arg-type]
+            weights = [capped[s] for s in contributors]
             notes["weights"] = "num_examples"
+            if cap_notes:
+                notes["weights_capped"] = cap_notes
         else:
             hidden = [s for s, c in zip(contributors, counts, strict=True) if c is None]
             notes["weights"] = f"uniform: num_examples not revealed by {', '.join(hidden)}"
@@ -257,6 +269,7 @@ def run(
         server_optimizer=config.server_optimizer,
         server_learning_rate=config.server_learning_rate,
         optimizer_params=config.optimizer_params,
+        count_caps=count_caps(config),
     )
     report = _round_report(config, previous.version + 1, collected, required, notes, screening)
     model_bytes = dump_tensors(new_tensors)
@@ -266,6 +279,40 @@ def run(
     write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
     write_json(round_report, ROUND_FILE, report)
     return report
+
+
+def count_caps(config: RoundConfig) -> dict[str, tuple[int, str] | None]:
+    """site -> (the most examples it may claim as a FedAvg weight, where that is declared):
+    its site file's data.num_examples.max, else its policy's aggregation.max_num_examples."""
+    caps: dict[str, tuple[int, str] | None] = {}
+    for site_id, site in config.sites.items():
+        declared = site.data.num_examples if site.data else None
+        policy = config.policies.get(site_id)
+        if declared is not None:
+            caps[site_id] = (declared.max, f"{site_id} data.num_examples.max")
+        elif policy is not None and policy.aggregation.max_num_examples is not None:
+            caps[site_id] = (
+                policy.aggregation.max_num_examples,
+                f"{policy.id} aggregation.max_num_examples",
+            )
+        else:
+            caps[site_id] = None
+    return caps
+
+
+def guard_norms(config: RoundConfig, collected: Collected) -> dict[str, str]:
+    """Plain FedAvg only: move every update beyond the coordinator policy's
+    `aggregation.norm_guard_factor` × the round's median norm to `rejected`; returns them."""
+    policy = config.coordinator_policy
+    factor = policy.aggregation.norm_guard_factor if policy else DEFAULT_NORM_GUARD_FACTOR
+    if config.rule != "fedavg" or factor is None:
+        return {}
+    norms = {s: update_norm(u.tensors) for s, u in collected.verified.items()}
+    guarded = norm_guard(norms, factor)
+    for site, reason in guarded.items():
+        del collected.verified[site]
+        collected.rejected[site] = reason
+    return guarded
 
 
 def _collect(
@@ -288,6 +335,7 @@ def _collect(
         global_version=previous.version,
         rule=config.rule,
     )
+    guard_norms(config, collected)
     policy = config.coordinator_policy
     screening = screen(
         collected,

@@ -145,6 +145,20 @@ class ObjectStore(_Strict):
         return "s3" if self.type == "s3" else "gs"
 
 
+class ExampleRange(_Strict):
+    """The range of training rows a site declares (the coordinator caps a claimed count)."""
+
+    min: PositiveInt = Field(1, description="fewest training rows")
+    max: PositiveInt = Field(..., description="most training rows (claims above are capped)")
+
+    @field_validator("max")
+    def _ordered(cls, value: int, values: dict[str, Any]) -> int:
+        low = values.get("min")
+        if low is not None and value < low:
+            raise ValueError(f"max {value} is below min {low}")
+        return value
+
+
 class DataSpec(_Strict):
     """The site's training and holdout data (inside its own bucket)."""
 
@@ -152,6 +166,11 @@ class DataSpec(_Strict):
     uri: StrictStr = Field(..., description="training data, s3://<own bucket>/...")
     holdout_uri: StrictStr = Field(..., description="holdout data, s3://<own bucket>/...")
     snapshot: StrictStr = Field(..., description="data snapshot id (a cache key of every task)")
+    num_examples: ExampleRange | None = Field(
+        None,
+        description="declared range of training rows; a FedAvg weight (the sample count an "
+        "update claims) above max is capped at max",
+    )
 
     @field_validator("dataset")
     def _dataset(cls, value: str) -> str:
@@ -397,6 +416,23 @@ class Aggregation(_Strict):
         description="coordinator policy: skip a site's updates once its update was flagged "
         "as anomalous in this many consecutive rounds (null: flags are only reported)",
     )
+    max_num_examples: PositiveInt | None = Field(
+        None,
+        description="largest sample count an update of a site under this policy may claim as "
+        "its FedAvg weight (claims above are capped; a site's data.num_examples.max is used "
+        "first)",
+    )
+    norm_guard_factor: float | None = Field(
+        10.0,
+        gt=1,
+        description="coordinator policy: plain FedAvg rejects an update whose L2 norm is above "
+        "this many times the round's median update norm (null: no guard)",
+    )
+
+    @field_validator("norm_guard_factor", pre=True)
+    def _factor(cls, value: Any) -> float | None:
+        return None if value is None else _number(value)
+
     protection: Literal["none", "secagg", "he"] = Field(
         "none",
         description="what the coordinator may see of this site's update: none (the update), "

@@ -3,6 +3,7 @@ updates, the GCS emulator for the global model. Expected models are hand-compute
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -18,6 +19,7 @@ from components.common.global_model import GlobalModel, read_global_model, write
 from components.common.manifest import generate_keypair
 from components.common.tensors import load_tensors
 from components.domain.canonical import canonical_json
+from components.domain.models import Site
 from components.domain.run_id import RunIdError
 from tests.support.federation import (
     SiteKit,
@@ -394,3 +396,58 @@ def test_anomalous_updates_are_flagged_then_quarantined_across_rounds(env):
     model = read_global_model(out3 / "global_model")
     step1 = (0.5 + 0.4 + 0.5 - 5.0) / 4
     assert_model(model.tensors, expected(step1 + 2 * (1.4 / 3)))
+
+
+def test_a_3e38_update_does_not_get_through_plain_fedavg(env):
+    """Issue #11 item 5: one site sending 3e38 everywhere was averaged into the model."""
+    for name in ("a", "b", "huge"):
+        env.site(name)
+    updates = {
+        "a": env.export("a", 0.5),
+        "b": env.export("b", 0.25),
+        "huge": env.export("huge", 3e38),
+    }
+    report, out = env.aggregate(env.previous(), updates)
+    assert report["contributors"] == ["a", "b"]
+    # norms: 0.25·√23, 0.5·√23, 3e38·√23 (float64, 23 parameters): the median is 0.5·√23
+    assert report["rejected"]["huge"] == (
+        "norm guard: update L2 norm 1.439e+39 is 6e+38× the round's median update norm 2.398 "
+        "(limit 10×, coordinator policy aggregation.norm_guard_factor)"
+    )
+    assert_model(read_global_model(out / "global_model").tensors, expected(0.375))
+
+
+def test_a_claimed_count_is_capped_before_it_weighs(env):
+    """Issue #11 item 5: a site claiming 10^12 examples dominated FedAvg."""
+    for name in ("a", "b", "c"):
+        env.site(name)
+    updates = {
+        "a": env.export("a", 1.0, num_examples=10**12),
+        "b": env.export("b", 0.0, num_examples=10),
+        "c": env.export("c", 0.0, num_examples=20),
+    }
+    report, out = env.aggregate(env.previous(), updates)
+    # no declared maximum: capped at 10 × the lower median claim 20 = 200 → 200 / 230
+    assert_model(read_global_model(out / "global_model").tensors, expected(200 / 230))
+    assert report["notes"]["weights_capped"] == {
+        "a": "claimed 1000000000000 examples, above 200 (no declared maximum: 10× the round's "
+        "median claim 20); weighted as 200"
+    }
+
+
+def test_a_site_declared_maximum_caps_its_claimed_count(env):
+    for name in ("a", "b"):
+        env.site(name)
+    kit = env.kits["a"]
+    doc = kit.site.dict()
+    doc["data"]["num_examples"] = {"min": 5, "max": 30}
+    env.kits["a"] = dataclasses.replace(kit, site=Site.parse_obj(doc))
+    updates = {
+        "a": env.export("a", 1.0, num_examples=10**12),
+        "b": env.export("b", 0.0, num_examples=30),
+    }
+    report, out = env.aggregate(env.previous(), updates)
+    assert_model(read_global_model(out / "global_model").tensors, expected(30 / 60))
+    assert report["notes"]["weights_capped"] == {
+        "a": "claimed 1000000000000 examples, above 30 (a data.num_examples.max); weighted as 30"
+    }
