@@ -111,7 +111,10 @@ def test_export_output_is_aggregated(monkeypatch, s3_server, minio, gcs, tmp_pat
     assert report["rejected"] == {}
     assert report["contributors"] == ["a", "b"]
     assert report["abstained"] == {"c": "budget exhausted"}
-    assert report["epsilon"]["a"]["epsilon"] == 1.25
+    # the policy hides the sample count: its bound dp.epsilon_per_round 3.0 travels, not 1.25
+    assert report["epsilon"]["a"]["epsilon"] == 3.0
+    assert report["epsilon"]["a"]["epsilon_pld"] is None
+    assert report["epsilon"]["a"]["dp"]["epsilon_disclosure"] == "policy_bound"
     # mean delta 0.2 (num_examples hidden by the policy: uniform)
     new = read_global_model(tmp_path / "out" / "global_model").tensors
     want = {k: v + constant_update(0.2)[k] for k, v in global_tensors().items()}
