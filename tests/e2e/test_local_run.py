@@ -134,20 +134,21 @@ def test_a_site_that_cannot_afford_the_run_abstains_and_the_run_goes_on(tmp_path
     policies = tmp_path / "policies"
     shutil.copytree(REPO / "policies", policies)
     us = yaml.safe_load((policies / "us-health.yaml").read_text())
-    us["dp"].update(epsilon_per_round=1.0, lifetime_epsilon=1.0)  # < one round at noise 1.5
+    # a round at noise 1.5 spends ε 2.198 (within 3.0 per round), two compose to 3.034 > 3.0
+    us["dp"].update(epsilon_per_round=3.0, lifetime_epsilon=3.0)
     (policies / "us-health.yaml").write_text(yaml.safe_dump(us))
     runs = tmp_path / "runs"
     proc = fedpipe(
         "run",
         "--local",
-        "--rounds",
-        "1",
         "--policies",
         str(policies),
         "--runs-dir",
         str(runs),
         "--run-id",
         "e2e-exhausted",
+        "--rounds",
+        "2",
         "--no-baseline",
         "--param",
         "noise_multiplier=1.5",
@@ -156,7 +157,38 @@ def test_a_site_that_cannot_afford_the_run_abstains_and_the_run_goes_on(tmp_path
     boston = [line for line in proc.stdout.splitlines() if "clinic-boston" in line]
     assert any("validate" in line and "privacy budget" in line for line in boston), boston
     summary = json.loads((runs / "e2e-exhausted" / "summary.json").read_text())
-    (rnd,) = summary["rounds"]
-    assert rnd["contributors"] == ["hospital-berlin", "hospital-paris"]
-    assert "privacy budget" in rnd["abstained"]["clinic-boston"]
+    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    for rnd in summary["rounds"]:
+        assert rnd["contributors"] == ["hospital-berlin", "hospital-paris"]
+        assert "privacy budget" in rnd["abstained"]["clinic-boston"]
     assert [e for e in ledger_entries(runs, "clinic-boston") if e.run_id == "e2e-exhausted"] == []
+
+
+def test_a_run_whose_quorum_cannot_hold_stops_before_anyone_trains(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    eu = yaml.safe_load((policies / "eu-health.yaml").read_text())
+    eu["dp"].update(epsilon_per_round=3.0, lifetime_epsilon=3.0)  # Berlin and Paris: 2 rounds
+    (policies / "eu-health.yaml").write_text(yaml.safe_dump(eu))  # need 3.034, so they abstain
+    runs = tmp_path / "runs"
+    proc = fedpipe(
+        "run",
+        "--local",
+        "--policies",
+        str(policies),
+        "--runs-dir",
+        str(runs),
+        "--run-id",
+        "e2e-no-quorum",
+        "--rounds",
+        "2",
+        "--no-baseline",
+        "--param",
+        "noise_multiplier=1.5",
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "task initialize (initialize, site coordinator) failed" in proc.stderr
+    assert "quorum cannot hold: 1 site(s) can take part [clinic-boston]" in proc.stderr
+    assert "   train   " not in proc.stdout  # nobody trained ...
+    for site in SITES:  # ... and nothing was charged
+        assert [e for e in ledger_entries(runs, site) if e.run_id == "e2e-no-quorum"] == []
