@@ -2,8 +2,10 @@
 
 Values are converted to the parameter's KFP type (`NUMBER_INTEGER` → int, `NUMBER_DOUBLE` →
 float, `BOOLEAN` → bool from true/false/1/0/yes/no, `STRUCT`/`LIST` → JSON, otherwise str).
-Without a parameter list (the host did not return the spec) values stay strings, except
-booleans and numbers written as JSON literals.
+With the parameter list, a value must also keep its value rule
+(`components.domain.run_parameters`, e.g. `noise_multiplier` > 0). Without a parameter list
+(the host did not return the spec) values stay strings, except booleans and numbers written
+as JSON literals.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from components.domain.run_parameters import VALUE_RULES, rule_violation
 from pipelines.kfp_ops.digest import PipelineParameter
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -73,4 +76,8 @@ def parse_params(
             )
         else:
             out[name] = _convert(name, value, by_name[name].type)
+            rule = VALUE_RULES.get(name)
+            problem = rule_violation(name, out[name], rule) if rule is not None else None
+            if problem is not None:  # e.g. a negative noise multiplier: refused before upload
+                raise ParamError(problem.replace("run parameter ", "--param ", 1))
     return out

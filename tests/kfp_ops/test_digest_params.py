@@ -103,3 +103,20 @@ def test_bad_params(pairs: list[str], fragment: str) -> None:
     with pytest.raises(ParamError) as err:
         parse_params(pairs, PARAMS)
     assert fragment in str(err.value)
+
+
+def test_params_keep_their_value_rules() -> None:
+    from pipelines.kfp_ops.digest import PipelineParameter
+
+    params = (
+        PipelineParameter("noise_multiplier", "NUMBER_DOUBLE", 1.5, ""),
+        PipelineParameter("local_epochs", "NUMBER_INTEGER", 5, ""),
+    )
+    assert parse_params(["noise_multiplier=2", "local_epochs=1"], params) == {
+        "noise_multiplier": 2.0,
+        "local_epochs": 1,
+    }
+    with pytest.raises(ParamError, match=r"--param noise_multiplier=-1.0: must be a finite"):
+        parse_params(["noise_multiplier=-1"], params)
+    with pytest.raises(ParamError, match=r"--param local_epochs=0: must be an integer >= 1"):
+        parse_params(["local_epochs=0"], params)
