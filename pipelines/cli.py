@@ -72,4 +72,8 @@ def console_main() -> None:
 
 
 if __name__ == "__main__":
-    console_main()
+    # `python -m pipelines.cli`: run the imported module's entry point, whose CommandError is
+    # the class the commands raise (this file as __main__ defines a second, unrelated one)
+    from pipelines.cli import console_main as _console_main
+
+    _console_main()

@@ -162,3 +162,24 @@ def test_cli_bad_parameters_refused_before_the_servers_start(
     err = capsys.readouterr().err
     assert code == 2 and named in err, err
     assert no_servers == [] and not (tmp_path / "runs" / "t-1").exists()
+
+
+def test_python_dash_m_cli_refuses_with_the_message_and_exit_code_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    args = ["run", "--local", "--runs-dir", str(tmp_path), "--param", "nosuch=1"]
+    args += ["--sites", str(REPO / "sites"), "--policies", str(REPO / "policies")]
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith("fedpipe run: error: run parameters refused before anything")
+    assert "--param nosuch: the compiled pipeline has no such parameter" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing started: no run folder, no state
