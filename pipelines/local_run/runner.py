@@ -58,9 +58,15 @@ from pipelines.local_run.progress import task_map
 from pipelines.local_run.reporter import LedgerView, Progress, failure_message
 from pipelines.local_run.siteconf import write_local_config
 from pipelines.local_run.stage_times import format_stage_times, stage_times
-from pipelines.local_run.stores import LocalStores, configured_endpoints, ensure_signing_keys
+from pipelines.local_run.stores import (
+    COORDINATOR_READ,
+    LocalStores,
+    configured_endpoints,
+    ensure_signing_keys,
+)
 from pipelines.local_run.task_env import secret_files, thread_environment, write_secret_files
 from pipelines.localstack.servers import ServerStartError
+from pipelines.placement.credentials import coordinator_read_secret_name
 
 __all__ = ["RunError", "RunOptions", "RunResult", "compile_federation", "run_local"]
 
@@ -347,6 +353,12 @@ def _run_with_stores(
         ),
     )
     owners = {s.object_store.secret_name: sid for sid, s in all_sites.items()}
+    owners.update(  # the coordinator's read-only keys for each site (LocalStores.write_credentials)
+        {
+            coordinator_read_secret_name(s): f"{sid}/{COORDINATOR_READ}"
+            for sid, s in federation.sites.items()
+        }
+    )
     secrets_path = run_dir / "compiled" / "task-secrets.json"
     try:
         write_secret_files(secrets_path, secret_files(platform, owners, secrets_dir))

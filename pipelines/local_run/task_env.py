@@ -2,7 +2,7 @@
 
 On Kubernetes a task's pod gets, as environment variables, exactly the Secrets its placement
 mounts (`secretAsEnv` in the compiled platform spec: a site task its own site's object-store
-keys, export also its signing key, aggregate every site's read keys). Locally the runner
+keys, export also its signing key, aggregate the coordinator's read-only key for each site). Locally the runner
 writes each site's secrets as files (`<secrets>/<site>/<name>`, `LocalStores`); this module
 gives every task the same variables its pod would get, read from those files, and nothing
 else: no `FEDPIPE_SECRETS_DIR`, no other site's keys.
@@ -27,7 +27,9 @@ def secret_files(
 ) -> dict[str, dict[str, str]]:
     """{executor label: {env var: secret file}} from the compiled Kubernetes platform spec.
 
-    `secret_owner` maps a Secret's name to its site id (`site.object_store.secret_name`).
+    `secret_owner` maps a Secret's name to its folder under `secrets_dir`: the site id for
+    `site.object_store.secret_name`, `<site>/coordinator-read` for the coordinator's read-only
+    Secret of that site.
     ValueError for a Secret or key the run has no file for."""
     executors = (
         ((platform_spec.get("platforms") or {}).get("kubernetes") or {}).get("deploymentSpec") or {}

@@ -23,6 +23,19 @@ READ_KEYS: dict[str, str] = {"access-key": "S3_ACCESS_KEY", "secret-key": "S3_SE
 SIGNING_KEYS: dict[str, str] = {"signing-key": "SIGNING_KEY"}
 
 
+COORDINATOR_READ_SUFFIX = "-coordinator-read"
+
+
+def coordinator_read_secret_name(site: Site) -> str:
+    """The Secret holding the coordinator's read-only identity on `site`'s store.
+
+    `<site secret>-coordinator-read`, keys access-key and secret-key: a MinIO user limited by
+    the `<site>-coordinator-read` policy (`pipelines.access.rules.minio_policies`) to the
+    prefixes the site's policy lets reach the coordinator. Never the site's own Secret, whose
+    key also reads the site's data."""
+    return site.object_store.secret_name + COORDINATOR_READ_SUFFIX
+
+
 def secret_env_map(site: Site, keys: dict[str, str]) -> dict[str, str]:
     """{Secret key: env name} for `site` (e.g. access-key -> FEDPIPE_S3_ACCESS_KEY__CLINIC_A)."""
     return {key: secret_env_name(site.id, name) for key, name in keys.items()}
@@ -42,7 +55,8 @@ def use_site_credentials(task: PipelineTask, site: Site, signing: bool = False) 
 
 
 def use_sites_read_credentials(task: PipelineTask, sites: Iterable[Site]) -> PipelineTask:
-    """Give a coordinator task (aggregate) each site's object-store credentials, never signing keys.
+    """Give a coordinator task (aggregate) the coordinator's read-only key for each site's store
+    (Secret `coordinator_read_secret_name(site)`), never a site's own key or signing key.
 
     Sites are added in id order (deterministic YAML); returns the task. Same result as one
     `kubernetes.use_secret_as_env` per site, built in one pass (that helper re-parses the
@@ -56,7 +70,7 @@ def use_sites_read_credentials(task: PipelineTask, sites: Iterable[Site]) -> Pip
                 pb.SecretAsEnv.SecretKeyToEnvMap(secret_key=k, env_var=v) for k, v in env.items()
             ]
         )
-        name = site.object_store.secret_name
+        name = coordinator_read_secret_name(site)
         entry.secret_name_parameter.CopyFrom(common.parse_k8s_parameter_input(name, task))
         entry.secret_name = name  # kfp-kubernetes also writes the deprecated field
         msg.secret_as_env.append(entry)

@@ -79,7 +79,9 @@ def test_aggregate_reads_every_site_without_signing_keys(tmp_path: Path):
     sites = list(FED.sites.values())[::-1]
     _, _, k8s = compile_one_task(tmp_path, lambda t: use_sites_read_credentials(t, sites))
     names = [s["secretNameParameter"]["runtimeValue"]["constant"] for s in k8s["secretAsEnv"]]
-    assert names == sorted(s.object_store.secret_name for s in sites)
+    # the coordinator's read-only Secret per site, never the site's own (data) Secret
+    assert names == sorted(f"{s.object_store.secret_name}-coordinator-read" for s in sites)
+    assert not {s.object_store.secret_name for s in sites} & set(names)
     keys = {m["secretKey"] for s in k8s["secretAsEnv"] for m in s["keyToEnv"]}
     assert keys == {"access-key", "secret-key"}
     envs = {m["envVar"] for s in k8s["secretAsEnv"] for m in s["keyToEnv"]}
