@@ -31,7 +31,7 @@ from kfp.dsl import PipelineTask
 
 from components.aggregation import component as aggregate_component
 from components.common.config_digest import config_digest
-from components.domain.canonical import canonical_dumps, canonical_json, policy_digest
+from components.domain.canonical import canonical_dumps, canonical_json, policy_digest, sha256_hex
 from components.domain.federation import Federation
 from components.domain.models import Site
 from components.evaluate.component import evaluate
@@ -58,11 +58,9 @@ def named(component: Any, name: str) -> Any:
 
 
 def federation_dataset(federation: Federation) -> str:
-    """The one data contract every site trains on (the loader guarantees they agree)."""
-    datasets = sorted({s.data.dataset for s in federation.sites.values() if s.data is not None})
-    if len(datasets) != 1:
-        raise ValueError(f"federation: expected one dataset across sites, found {datasets}")
-    return datasets[0]
+    """The name of the one data contract every site trains on (the loader guarantees they
+    agree)."""
+    return federation.contract_name
 
 
 # The run's knobs, shown in the Kubeflow UI's run form: (name, type, default, description).
@@ -119,6 +117,7 @@ CONFIG_PREFIX = "config_"
 CONFIG_COORDINATOR = "config_coordinator"
 CONFIG_SITES = "config_sites"
 CONFIG_POLICIES = "config_policies"
+CONFIG_CONTRACT = "config_contract"
 CONFIG_NOTE = "Compiled from sites/ and policies/; do not edit (tasks check its digest)."
 
 
@@ -135,7 +134,8 @@ def compiled_config(federation: Federation) -> dict[str, tuple[str, str]]:
     """{pipeline input name: (JSON default, description)} for the compiled configuration.
 
     One input per policy of a member site (what validate reads), the coordinator, all sites
-    ({site_id: Site}) and their policies ({policy_id: Policy}) for the fan-in tasks.
+    ({site_id: Site}) and their policies ({policy_id: Policy}) for the fan-in tasks, and the
+    members' data contract (validate and initialize; KeyError when it was not loaded).
     ValueError when two policy ids map to the same input name. (A site's own spec is a
     constant of its validate task, which hands it on in its admission.)
     """
@@ -153,6 +153,10 @@ def compiled_config(federation: Federation) -> dict[str, tuple[str, str]]:
         CONFIG_POLICIES: (
             canonical_dumps({pid: p.dict() for pid, p in sorted(policies.items())}),
             f"The sites' policies, {{policy_id: Policy}}. {CONFIG_NOTE}",
+        ),
+        CONFIG_CONTRACT: (
+            canonical_json(federation.contract),
+            f"The sites' data contract (sites/contracts/). {CONFIG_NOTE}",
         ),
     }
     owners: dict[str, str] = {}
@@ -214,6 +218,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
     dataset = federation_dataset(federation)
     min_sites = quorum(federation)
     config = compiled_config(federation)
+    contract_digest = sha256_hex(config[CONFIG_CONTRACT][0])
     fanin_digest = config_digest(
         coordinator_json=config[CONFIG_COORDINATOR][0],
         sites_json=config[CONFIG_SITES][0],
@@ -258,6 +263,8 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                 site_json=canonical_json(site),
                 policy_json=cfg[policy_param(site.policy)],
                 round_index=VALIDATE_ROUND,
+                contract_json=cfg[CONFIG_CONTRACT],
+                contract_digest=contract_digest,
                 dataset=dataset,
                 rounds=rounds,
                 model_name=model_name,
@@ -284,7 +291,11 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         # initialize's model, and initialize takes every validation summary (O(sites) edges)
         init = named(initialize, task_name("initialize"))(
             coordinator_json=cfg[CONFIG_COORDINATOR],
-            config_digest=config_digest(coordinator_json=config[CONFIG_COORDINATOR][0]),
+            contract_json=cfg[CONFIG_CONTRACT],
+            config_digest=config_digest(
+                coordinator_json=config[CONFIG_COORDINATOR][0],
+                contract_json=config[CONFIG_CONTRACT][0],
+            ),
             model_name=model_name,
             dataset=dataset,
             seed=seed,

@@ -2,7 +2,7 @@
 
 `validate` receives the compiled site spec, its policy and the run's settings; after it has
 checked them (digests, data contract, privacy pre-flight) it emits one JSON string output,
-the admission: `{"site": Site, "policy": Policy, "run": {RUN_FIELDS}}`. The site's `train`,
+the admission: `{"site": Site, "policy": Policy, "contract": DataContract, "run": {RUN_FIELDS}}`. The site's `train`,
 `export` and `evaluate` tasks take that one parameter instead of a dozen inputs each, so they
 act on exactly the settings the budget pre-flight checked, and the compiled YAML stays small
 (each task also keeps its explicit cache keys: site id, policy digest, data snapshot, round).
@@ -56,7 +56,13 @@ VALIDATE_RUN_FIELDS = (
 )
 
 
-def admission_json(site_json: str, policy_json: str, run: Mapping[str, Any]) -> str:
+# Stages that read data get the contract (as `contract_json`).
+CONTRACT_STAGES = ("train", "evaluate")
+
+
+def admission_json(
+    site_json: str, policy_json: str, run: Mapping[str, Any], contract_json: str
+) -> str:
     """The admission text (sorted keys, compact). KeyError names a missing run field."""
     missing = [f for f in RUN_FIELDS if f not in run]
     if missing:
@@ -64,6 +70,7 @@ def admission_json(site_json: str, policy_json: str, run: Mapping[str, Any]) -> 
     body = {
         "site": json.loads(site_json),
         "policy": json.loads(policy_json),
+        "contract": json.loads(contract_json),
         "run": {f: run[f] for f in RUN_FIELDS},
     }
     return canonical_dumps(body)
@@ -86,8 +93,9 @@ def validate_arguments(arguments: Mapping[str, Any]) -> tuple[dict[str, Any], st
             f"site {args.get('site_id', '?')}: refusing the run before anything is read: "
             + "; ".join(problems)
         )
-    text = admission_json(args["site_json"], args["policy_json"], args)
+    text = admission_json(args["site_json"], args["policy_json"], args, args["contract_json"])
     keep = {"site_id", "policy_digest", "data_snapshot", "site_json", "policy_json"}
+    keep |= {"contract_json", "contract_digest"}
     keep |= {"round_index", "summary", *VALIDATE_RUN_FIELDS}
     kwargs = {k: v for k, v in args.items() if k in keep}
     kwargs["admission"] = AdmissionInputs(
@@ -108,6 +116,8 @@ def stage_arguments(arguments: Mapping[str, Any], stage: str) -> dict[str, Any]:
         doc = json.loads(args.pop("admission"))
         site, policy, run = doc["site"], doc["policy"], doc["run"]
         fields = {f: run[f] for f in STAGE_RUN_FIELDS[stage]}
+        if stage in CONTRACT_STAGES:
+            fields["contract_json"] = canonical_dumps(doc["contract"])
     except (KeyError, TypeError, ValueError) as exc:
         raise TaskInputError(
             f"site {site_id}: {stage} input `admission` is not validate's admission "

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
-from components.datasets.contracts import get_contract
 from components.datasets.site import SiteData
 from components.domain.canonical import policy_digest as digest_of
+from components.domain.canonical import sha256_hex
+from components.domain.contract import DataContract
 from components.domain.models import Policy, Site
 from components.domain.run_id import RunIdError, effective_run_id
 
@@ -43,6 +44,11 @@ class RunSettings:
     dp_sampling: str | None = None
     seed: int | None = None
 
+
+# The data contract's JSON (validate: a compiled pipeline input checked against the constant
+# `contract_digest`; train and evaluate: from validate's admission). Optional: export and the
+# coordinator's tasks read no data.
+CONTRACT_INPUTS = ("contract_json", "contract_digest")
 
 COMMON_INPUTS = (
     "site_id",
@@ -92,20 +98,42 @@ class SiteTask:
             raise TaskInputError(f"site {self.site.id}: task inputs lack the settings {missing}")
 
 
-def bind_dataset(site: Site, dataset: str) -> SiteData:
-    """The contract of `dataset` and the site's table URIs; TaskInputError when the site
-    holds no data or another dataset, or the dataset has no contract."""
-    if site.data is None:
-        raise TaskInputError(f"site {site.id}: the site spec has no `data` (a coordinator?)")
-    if site.data.dataset != dataset:
+def parse_contract(site_id: str, contract_json: str, contract_digest: str | None) -> DataContract:
+    """The task's data contract from its JSON; TaskInputError when it is not a contract or
+    its sha256 is not the compiled `contract_digest` (edited in the run form)."""
+    if contract_digest is not None and sha256_hex(contract_json) != contract_digest:
         raise TaskInputError(
-            f"site {site.id}: task dataset {dataset!r} differs from the site's data.dataset "
-            f"{site.data.dataset!r}"
+            f"site {site_id}: contract_json is not the compiled data contract (sha256 "
+            f"{sha256_hex(contract_json)[:12]}..., compiled {contract_digest[:12]}...); "
+            "recompile instead of editing config_contract in the run form"
         )
     try:
-        contract = get_contract(dataset)
-    except KeyError as exc:
-        raise TaskInputError(f"site {site.id}: {exc}") from None
+        return DataContract.parse_raw(contract_json)
+    except ValueError as exc:
+        raise TaskInputError(
+            f"site {site_id}: contract_json is not a valid DataContract: {exc}"
+        ) from None
+
+
+def bind_dataset(site: Site, dataset: str, contract: DataContract | None) -> SiteData:
+    """The data contract (named `dataset`) and the site's table URIs; TaskInputError when the
+    site holds no data or names another contract, or no contract came with the task."""
+    if site.data is None:
+        raise TaskInputError(f"site {site.id}: the site spec has no `data` (a coordinator?)")
+    if site.data.contract != dataset:
+        raise TaskInputError(
+            f"site {site.id}: task dataset {dataset!r} differs from the site's data.contract "
+            f"{site.data.contract!r}"
+        )
+    if contract is None:
+        raise TaskInputError(
+            f"site {site.id}: task inputs lack contract_json (the data contract {dataset!r})"
+        )
+    if contract.name != dataset:
+        raise TaskInputError(
+            f"site {site.id}: contract_json is contract {contract.name!r}, the task's dataset "
+            f"is {dataset!r}"
+        )
     return SiteData(site, contract, site.data.uri, site.data.holdout_uri)
 
 
@@ -116,7 +144,7 @@ def split_task_inputs(inputs: Mapping[str, Any]) -> tuple[SiteTask, dict[str, An
     missing = [n for n in COMMON_INPUTS if n not in inputs]
     if missing:
         raise TaskInputError(f"site {inputs.get('site_id', '?')}: task inputs lack {missing}")
-    settings = {n: inputs[n] for n in SETTING_INPUTS if n in inputs}
+    settings = {n: inputs[n] for n in (*SETTING_INPUTS, *CONTRACT_INPUTS) if n in inputs}
     task = parse_site_task(**{n: inputs[n] for n in COMMON_INPUTS}, **settings)
     rest = {k: v for k, v in inputs.items() if k not in COMMON_INPUTS and k not in settings}
     return task, rest
@@ -142,13 +170,16 @@ def parse_site_task(
     kfp_job_id: str,
     round_index: int,
     data_snapshot: str = "",
+    contract_json: str | None = None,
+    contract_digest: str | None = None,
     **settings: Any,
 ) -> SiteTask:
     """Parse and cross-check the common inputs of a per-site task; TaskInputError if they
     disagree (site id, role, the site's policy id, policy digest, run id, round, dataset).
 
     `settings`: the stage's run settings (`RunSettings` fields); with `dataset` the task also
-    carries its data contract and table URIs (`data`). `data_snapshot` is a cache key only.
+    carries its data contract (`contract_json`, checked against `contract_digest` when given)
+    and table URIs (`data`). `data_snapshot` is a cache key only.
     policy_json arrives as a pipeline input (`config_policy_<id>`, editable in the run form);
     policy_digest is a compiled constant, so an edited policy is refused here.
     """
@@ -188,5 +219,10 @@ def parse_site_task(
     if unknown:
         raise TaskInputError(f"site {site_id}: unknown task inputs {unknown}")
     run = RunSettings(**settings)
-    data = bind_dataset(site, run.dataset) if run.dataset is not None else None
+    contract = (
+        parse_contract(site_id, contract_json, contract_digest)
+        if contract_json is not None
+        else None
+    )
+    data = bind_dataset(site, run.dataset, contract) if run.dataset is not None else None
     return SiteTask(site, policy, effective, round_index, data, policy_digest, run)

@@ -1,8 +1,13 @@
-"""Read and write a site's CSV tables: `s3://bucket/key` via the `minio` SDK, or `file://` paths.
+"""Read and write a site's tables: `s3://bucket/key` via the `minio` SDK, or `file://` paths.
+
+The format follows the URI's suffix: `.csv` (header row) or `.parquet`/`.pq` (pyarrow). A
+Parquet file's column types are checked against the data contract before anything else reads
+it (`parquet_type_problems`): a file written with another schema is refused naming each
+column, its Parquet type and the contract's type.
 
 The I/O edge of the datasets package. Errors are `DataError`s naming the site and the check
-("uri", "readable", "not_empty", "csv"), never a library traceback; messages carry no cell
-values.
+("uri", "readable", "not_empty", "csv", "parquet", "parquet_schema", "format"), never a
+library traceback; messages carry no cell values.
 """
 
 from __future__ import annotations
@@ -11,18 +16,22 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
 from components.datasets.features import DataError
+from components.domain.contract import DataContract
 from components.domain.models import Site
 
 if TYPE_CHECKING:
     from minio import Minio
 
 ClientFactory = Callable[[], "Minio"]
+
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 @dataclass(frozen=True)
@@ -113,15 +122,132 @@ def parse_csv(data: bytes, uri: str, site_id: str) -> pd.DataFrame:
         ) from None
 
 
-def read_site_table(uri: str, client_factory: ClientFactory | None, site_id: str) -> pd.DataFrame:
-    """Read the site's CSV table at `uri` (s3:// through `client_factory()`, or file://)."""
-    return parse_csv(read_bytes(uri, client_factory, site_id), uri, site_id)
+def table_format(uri: str, site_id: str) -> str:
+    """ "csv" or "parquet" from the URI's suffix; DataError (check "format") otherwise."""
+    path = urlparse(uri).path.lower()
+    if path.endswith(CSV_SUFFIXES):
+        return "csv"
+    if path.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    raise DataError(
+        site_id, "format", f"{uri}: unknown table format (name it *.csv, *.parquet or *.pq)"
+    )
+
+
+def _arrow_kind(arrow_type: Any) -> str:
+    """The contract type family of a pyarrow type: float, int, bool, string or other."""
+    import pyarrow.types as pat
+
+    if pat.is_dictionary(arrow_type):
+        return _arrow_kind(arrow_type.value_type)
+    if pat.is_floating(arrow_type):
+        return "float"
+    if pat.is_integer(arrow_type):
+        return "int"
+    if pat.is_boolean(arrow_type):
+        return "bool"
+    if pat.is_string(arrow_type) or pat.is_large_string(arrow_type):
+        return "string"
+    if pat.is_null(arrow_type):
+        return "null"  # a column with only empty cells
+    return "other"
+
+
+def _accepted_kinds(contract: DataContract, column: str) -> tuple[str, ...]:
+    if column == contract.label:
+        return ("float", "int") if contract.is_regression else ("int",)
+    spec = next(c for c in contract.columns if c.name == column)
+    if spec.type == "float":
+        return ("float", "int")
+    if spec.type == "int":
+        return ("int", "float") if spec.nullable else ("int",)
+    if spec.type == "bool":
+        return ("bool",)
+    if all(isinstance(c, int) for c in spec.categories or []):
+        return ("int",)
+    return ("string",)
+
+
+def parquet_type_problems(contract: DataContract, schema: Any) -> list[str]:
+    """Readable problems of a Parquet schema (pyarrow.Schema) against the contract: missing
+    and extra columns, and each column whose Parquet type the contract's type does not take."""
+    names = list(schema.names)
+    problems = [f"missing column {c}" for c in contract.table_columns if c not in names]
+    problems += [f"extra column {c}" for c in names if c not in contract.table_columns]
+    for name in contract.table_columns:
+        if name not in names:
+            continue
+        arrow_type = schema.field(name).type
+        kind = _arrow_kind(arrow_type)
+        accepted = _accepted_kinds(contract, name)
+        if kind == "null" or kind in accepted:
+            continue
+        wanted = "int" if accepted == ("int",) else "/".join(accepted)
+        problems.append(f"column {name}: Parquet type {arrow_type}, the contract needs {wanted}")
+    return problems
+
+
+def parse_parquet(
+    data: bytes, uri: str, site_id: str, contract: DataContract | None = None
+) -> pd.DataFrame:
+    """A Parquet table; with `contract`, its schema is checked first (DataError check
+    "parquet_schema" listing every problem)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not data:
+        raise DataError(site_id, "not_empty", f"{uri} is empty")
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        schema = parquet.schema_arrow
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(
+            site_id, "parquet", f"{uri} is not a readable Parquet file ({type(exc).__name__})"
+        ) from None
+    if contract is not None:
+        problems = parquet_type_problems(contract, schema)
+        if problems:
+            shown = "; ".join(problems[:8]) + (
+                f" (+{len(problems) - 8} more)" if len(problems) > 8 else ""
+            )
+            raise DataError(site_id, "parquet_schema", f"{uri}: {shown}")
+    try:
+        frame = parquet.read().to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(
+            site_id, "parquet", f"{uri} is not a readable Parquet file ({type(exc).__name__})"
+        ) from None
+    if len(frame) == 0:
+        raise DataError(site_id, "not_empty", f"{uri} has no rows")
+    return frame
+
+
+def read_site_table(
+    uri: str,
+    client_factory: ClientFactory | None,
+    site_id: str,
+    contract: DataContract | None = None,
+) -> pd.DataFrame:
+    """Read the site's table at `uri` (s3:// through `client_factory()`, or file://), CSV or
+    Parquet by suffix; a Parquet schema is checked against `contract` when given."""
+    kind = table_format(uri, site_id)
+    data = read_bytes(uri, client_factory, site_id)
+    if kind == "parquet":
+        return parse_parquet(data, uri, site_id, contract)
+    return parse_csv(data, uri, site_id)
+
+
+def table_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """A frame as Parquet bytes (no index)."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow")
+    return buffer.getvalue()
 
 
 def write_site_table(
     data: bytes, uri: str, client_factory: ClientFactory | None, site_id: str
 ) -> None:
-    """Put CSV bytes at `uri` (local runs and tests seed a site's bucket with this)."""
+    """Put table bytes at `uri` (local runs and tests seed a site's bucket with this)."""
     loc = parse_uri(uri, site_id)
     if loc.scheme == "file":
         path = Path(loc.key)
@@ -131,4 +257,7 @@ def write_site_table(
     if client_factory is None:
         raise DataError(site_id, "writable", f"cannot write {uri}: no object-store client given")
     client = client_factory()
-    client.put_object(loc.bucket, loc.key, io.BytesIO(data), len(data), content_type="text/csv")
+    content_type = (
+        "text/csv" if loc.key.lower().endswith(CSV_SUFFIXES) else "application/octet-stream"
+    )
+    client.put_object(loc.bucket, loc.key, io.BytesIO(data), len(data), content_type=content_type)

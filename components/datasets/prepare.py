@@ -1,4 +1,5 @@
-"""Split scikit-learn's bundled datasets over sites: pooled test set + per-site train/holdout.
+"""Split a table over sites: pooled test set + per-site train/holdout (the bundled examples come
+from scikit-learn's `load_<contract name>`, checked against the contract).
 
 Pure functions take a `numpy.random.Generator`; `write_federation` is the small file edge.
 The files hold raw (unscaled) values, exactly what a site would own; scaling happens inside the
@@ -7,8 +8,9 @@ site's tasks (`components.datasets.features`). No downloads: `load_breast_cancer
 
 Split order (all from one generator): (1) a stratified pooled test set (`test_fraction` of each
 class); (2) the rest over sites, IID (shuffled, near-equal sizes) or label-skewed with per-class
-site proportions drawn from Dirichlet(alpha) (smaller alpha = more skew); (3) inside each site a
-random holdout of `holdout_fraction` (at least one row).
+site proportions drawn from Dirichlet(alpha) (smaller alpha = more skew; classification only);
+(3) inside each site a random holdout of `holdout_fraction` (at least one row). A regression
+target is not stratified (one group).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.datasets.contracts import LABEL, get_contract
+from components.domain.contract import DataContract
 
 TRAIN_FILE = "train.csv"
 HOLDOUT_FILE = "holdout.csv"
@@ -33,21 +35,46 @@ def _snake(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def load_frame(dataset: str) -> pd.DataFrame:
-    """The whole bundled dataset as a frame with the contract's columns (features, `label`)."""
+def load_frame(contract: DataContract) -> pd.DataFrame:
+    """scikit-learn's bundled `load_<contract.name>` (raw values where the loader offers
+    `scaled=False`) as a frame with the contract's columns; RuntimeError when the names differ
+    from the contract. Integer columns become int64."""
+    import inspect
+
     from sklearn import datasets as skd  # imported here: only preparation needs scikit-learn
 
-    contract = get_contract(dataset)
-    loader = {"breast_cancer": skd.load_breast_cancer, "digits": skd.load_digits}[dataset]
-    bunch = loader()
+    loader = getattr(skd, f"load_{contract.name}", None)
+    if loader is None:
+        raise RuntimeError(
+            f"{contract.name}: scikit-learn has no bundled dataset load_{contract.name}; "
+            "bring your own files (fedpipe run --local --data DIR)"
+        )
+    kwargs = {"scaled": False} if "scaled" in inspect.signature(loader).parameters else {}
+    bunch = loader(**kwargs)
     names = [_snake(n) for n in bunch.feature_names]
     if names != contract.feature_names:
-        raise RuntimeError(f"{dataset}: scikit-learn's feature names differ from the contract")
+        raise RuntimeError(
+            f"{contract.name}: scikit-learn's feature names differ from the contract"
+        )
     frame = pd.DataFrame(bunch.data, columns=names)
-    if dataset == "digits":  # pixel intensities are integers 0..16
-        frame = frame.astype(np.int64)
-    frame[LABEL] = np.asarray(bunch.target, dtype=np.int64)
+    for column in contract.columns:
+        integral = column.type == "int" or (
+            column.type == "category" and all(isinstance(c, int) for c in column.categories or [])
+        )
+        if integral:
+            frame[column.name] = frame[column.name].astype(np.int64)
+    target = np.asarray(bunch.target)
+    frame[contract.label] = (
+        target.astype(np.float64) if contract.is_regression else target.astype(np.int64)
+    )
     return frame
+
+
+def strata(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
+    """Stratification groups: the class label, or one group for a regression target."""
+    if contract.is_regression:
+        return np.zeros(len(frame), dtype=np.int64)
+    return frame[contract.label].to_numpy()
 
 
 def stratified_test_split(
@@ -108,10 +135,9 @@ def dirichlet_partition(
     )
 
 
-def contract_site_rows(dataset: str, holdout_fraction: float) -> int:
+def contract_site_rows(contract: DataContract, holdout_fraction: float) -> int:
     """Fewest rows a site needs so its train split meets `min_rows` and its holdout split
     `min_holdout_rows` of the data contract."""
-    contract = get_contract(dataset)
     return max(
         math.ceil(contract.min_rows / (1.0 - holdout_fraction)),
         math.ceil(contract.min_holdout_rows / holdout_fraction),
@@ -137,7 +163,7 @@ class FederatedSplit:
 
 def split_federation(
     frame: pd.DataFrame,
-    dataset: str,
+    contract: DataContract,
     site_ids: Sequence[str],
     rng: np.random.Generator,
     *,
@@ -146,7 +172,7 @@ def split_federation(
     alpha: float | None = None,
     min_site_rows: int | None = None,
 ) -> FederatedSplit:
-    """Split `frame` (from `load_frame`) over `site_ids`; alpha None = IID, else Dirichlet.
+    """Split `frame` (the contract's columns) over `site_ids`; alpha None = IID, else Dirichlet.
 
     Dirichlet draws are repeated until every site has `min_site_rows` rows; default: enough
     for the contract (`contract_site_rows`), so every site's train and holdout tables pass.
@@ -155,13 +181,17 @@ def split_federation(
         raise ValueError(f"site_ids must be non-empty and unique, got {list(site_ids)}")
     if not 0.0 < holdout_fraction < 1.0:
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
-    labels = frame[LABEL].to_numpy()
+    labels = strata(frame, contract)
     rest_idx, test_idx = stratified_test_split(labels, test_fraction, rng)
     if alpha is None:
         parts = iid_partition(len(rest_idx), len(site_ids), rng)
     else:
+        if contract.is_regression:
+            raise ValueError(
+                f"{contract.name}: a Dirichlet label-skew split needs a classification target"
+            )
         if min_site_rows is None:
-            min_site_rows = contract_site_rows(dataset, holdout_fraction)
+            min_site_rows = contract_site_rows(contract, holdout_fraction)
         parts = dirichlet_partition(
             labels[rest_idx], len(site_ids), alpha, rng, min_rows=min_site_rows
         )
@@ -175,7 +205,7 @@ def split_federation(
         sites[site_id] = SiteSplit(
             frame.iloc[train].reset_index(drop=True), frame.iloc[holdout].reset_index(drop=True)
         )
-    return FederatedSplit(dataset, frame.iloc[test_idx].reset_index(drop=True), sites)
+    return FederatedSplit(contract.name, frame.iloc[test_idx].reset_index(drop=True), sites)
 
 
 def table_to_csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -205,7 +235,7 @@ def write_federation(federation: FederatedSplit, out_dir: str | Path) -> dict[st
 
 
 def prepare_local(
-    dataset: str,
+    contract: DataContract,
     site_ids: Sequence[str],
     out_dir: str | Path,
     *,
@@ -216,8 +246,8 @@ def prepare_local(
 ) -> dict[str, dict[str, Path]]:
     """Load, split with `numpy.random.default_rng(seed)` and write (see `write_federation`)."""
     federation = split_federation(
-        load_frame(dataset),
-        dataset,
+        load_frame(contract),
+        contract,
         site_ids,
         np.random.default_rng(seed),
         test_fraction=test_fraction,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.datasets.contracts import DataContract
 from components.datasets.features import DataError
 from components.datasets.io import parse_uri
+from components.domain.contract import DataContract
 from components.domain.models import Site
 
 

@@ -45,10 +45,16 @@ def site_digest(site: Site) -> str:
     return sha256_hex(canonical_json(site))
 
 
-def federation_digest(sites: Iterable[Site], policies: Iterable[Policy]) -> str:
-    """sha256 (hex) over all sites and policies, order-independent (sorted by id)."""
-    body = {
+def federation_digest(
+    sites: Iterable[Site], policies: Iterable[Policy], contracts: Iterable[BaseModel] = ()
+) -> str:
+    """sha256 (hex) over all sites, policies and the data contracts in use, order-independent
+    (sorted by id/name)."""
+    body: dict[str, Any] = {
         "sites": {s.id: s.dict() for s in sorted(sites, key=lambda s: s.id)},
         "policies": {p.id: p.dict() for p in sorted(policies, key=lambda p: p.id)},
     }
+    used = {c.name: c.dict() for c in contracts}  # type: ignore[attr-defined]
+    if used:  # a federation without contracts keeps its earlier digest
+        body["contracts"] = used
     return sha256_hex(canonical_dumps(body))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from components.domain.canonical import federation_digest
+from components.domain.contract import DataContract
 from components.domain.models import Policy, Site
 
 
@@ -18,14 +19,33 @@ class Federation:
     """A checked federation.
 
     sites: the members (role site) by id, sorted; the coordinator is separate.
-    policies: every loaded policy by id, sorted. files: site or policy id -> the file it came from
-    (keys `site:<id>` and `policy:<id>`).
+    policies: every loaded policy by id, sorted. files: site, policy or contract -> the file it
+    came from (keys `site:<id>`, `policy:<id>`, `contract:<name>`). contracts: every loaded
+    data contract by name (`sites/contracts/`); the members name one (`contract`).
     """
 
     sites: dict[str, Site]
     coordinator: Site
     policies: dict[str, Policy]
     files: dict[str, str] = field(default_factory=dict)
+    contracts: dict[str, DataContract] = field(default_factory=dict)
+
+    @property
+    def contract_name(self) -> str:
+        """The name of the one data contract every member site trains on."""
+        names = sorted({s.data.contract for s in self.sites.values() if s.data is not None})
+        if len(names) != 1:
+            raise ValueError(f"federation: expected one data contract across sites, found {names}")
+        return names[0]
+
+    @property
+    def contract(self) -> DataContract:
+        """The members' data contract; KeyError naming the loaded ones when it is missing."""
+        name = self.contract_name
+        if name not in self.contracts:
+            known = ", ".join(sorted(self.contracts)) or "none"
+            raise KeyError(f"data contract {name!r} is not loaded (loaded: {known})")
+        return self.contracts[name]
 
     @cached_property
     def all_sites(self) -> dict[str, Site]:
@@ -51,4 +71,12 @@ class Federation:
 
     def digest(self) -> str:
         """sha256 over all sites (coordinator included) and policies."""
-        return federation_digest(self.all_sites.values(), self.policies.values())
+        name = self._used_contract()
+        used = [self.contracts[name]] if name in self.contracts else []
+        return federation_digest(self.all_sites.values(), self.policies.values(), used)
+
+    def _used_contract(self) -> str | None:
+        try:
+            return self.contract_name
+        except ValueError:
+            return None

@@ -162,7 +162,10 @@ class ExampleRange(_Strict):
 class DataSpec(_Strict):
     """The site's training and holdout data (inside its own bucket)."""
 
-    dataset: StrictStr = Field(..., description="data contract name, e.g. breast_cancer")
+    contract: StrictStr = Field(
+        ...,
+        description="name of the data contract, sites/contracts/<name>.yaml (e.g. breast_cancer)",
+    )
     uri: StrictStr = Field(..., description="training data, s3://<own bucket>/...")
     holdout_uri: StrictStr = Field(..., description="holdout data, s3://<own bucket>/...")
     snapshot: StrictStr = Field(..., description="data snapshot id (a cache key of every task)")
@@ -172,9 +175,9 @@ class DataSpec(_Strict):
         "update claims) above max is capped at max",
     )
 
-    @field_validator("dataset")
-    def _dataset(cls, value: str) -> str:
-        return _check_pattern(value, DATASET_PATTERN, "dataset name")
+    @field_validator("contract")
+    def _contract(cls, value: str) -> str:
+        return _check_pattern(value, DATASET_PATTERN, "contract name")
 
     @field_validator("snapshot")
     def _snapshot(cls, value: str) -> str:

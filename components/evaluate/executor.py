@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from components.common.artifact_files import METRICS_FILE, write_json
 from components.common.global_model import read_global_model
 from components.common.secrets import MissingSecretError
@@ -44,12 +46,12 @@ def _arrays(data: SiteData, site_id: str, factory: ClientFactory):
     contract = data.contract
     for uri in (data.holdout_uri, data.train_uri):
         check_own_bucket(data.site, uri)
-    holdout = read_site_table(data.holdout_uri, factory, site_id)
+    holdout = read_site_table(data.holdout_uri, factory, site_id, contract)
     x, y = frame_to_arrays(contract, holdout, site_id, min_rows=contract.min_holdout_rows)
-    if contract.scaling == "fixed":
+    if contract.encoding.scaling == "fixed":
         scaler = fit_scaler(contract, x[:0])
     else:
-        train = read_site_table(data.train_uri, factory, site_id)
+        train = read_site_table(data.train_uri, factory, site_id, contract)
         x_train, _ = frame_to_arrays(contract, train, site_id)
         scaler = fit_scaler(contract, x_train)
     return scaler.transform(x), y
@@ -82,7 +84,7 @@ def evaluate_site(
     except MissingSecretError as exc:
         return _null_metrics(site_id, round_index, labels, f"cannot read its data: {exc}")
     probs = predict_proba(model_name, model.tensors, x, data.contract.num_classes)
-    metrics = classification_metrics(y, probs, labels, min_cell_count)
+    metrics = classification_metrics(np.asarray(labels)[y], probs, labels, min_cell_count)
     return {
         "site_id": site_id,
         "round": round_index,

@@ -19,6 +19,7 @@ OUTPUT_CLASSES = {"global_model": ArtifactClass.GLOBAL_MODEL}
 # Plain-value inputs, in signature order: (name, annotation).
 PARAMETERS: tuple[tuple[str, str], ...] = (
     ("coordinator_json", "str"),
+    ("contract_json", "str"),
     ("config_digest", "str"),
     ("run_id", "str"),
     ("kfp_job_id", "str"),

@@ -1,7 +1,8 @@
 """`initialize` executor: the run's starting global model (seeded init, or resume from GCS).
 
-Seeded: `components.train.models.initial_weights(model_name, num_features, num_classes, seed)`
-with the shapes of the dataset's contract; version 0, parent null, no optimizer state.
+Seeded: `components.train.models.initial_weights(model_name, num_features, num_outputs, seed)`
+with the shapes of the data contract (`contract_json`, a compiled pipeline input covered by
+`config_digest`); version 0, parent null, no optimizer state.
 Resume: the version `models/<run>/latest.json` points at in the coordinator's bucket (model,
 server-optimizer state, meta), sha256-checked; when this run has published nothing yet, the
 newest published version of the same model and dataset from any other run (continuation
@@ -31,6 +32,7 @@ from components.common.config_digest import check_config
 from components.common.global_model import GlobalModel, write_global_model
 from components.common.object_store import coordinator_gcs_client
 from components.common.tensors import load_tensors
+from components.domain.contract import DataContract
 from components.domain.models import Site
 from components.domain.run_id import effective_run_id
 
@@ -41,17 +43,16 @@ class InitializeError(RuntimeError):
     """The starting model cannot be produced as asked (resume mismatch, run already used)."""
 
 
-def seeded_model(model_name: str, dataset: str, seed: int, run: str) -> GlobalModel:
-    """Version 0 from the model registry, seeded; shapes from the dataset's data contract."""
-    from components.datasets.contracts import get_contract
+def seeded_model(model_name: str, contract: DataContract, seed: int, run: str) -> GlobalModel:
+    """Version 0 from the model registry, seeded; shapes from the data contract."""
     from components.train.models import initial_weights
 
-    contract = get_contract(dataset)
-    tensors = initial_weights(model_name, contract.num_features, contract.num_classes, seed)
+    tensors = initial_weights(model_name, contract.num_features, contract.num_outputs, seed)
     meta: dict[str, Any] = {
         "version": 0,
         "model_name": model_name,
-        "dataset": dataset,
+        "dataset": contract.name,
+        "task": contract.task,
         "parent": None,
         "run_id": run,
         "seed": seed,
@@ -63,6 +64,7 @@ def seeded_model(model_name: str, dataset: str, seed: int, run: str) -> GlobalMo
 def run(
     *,
     coordinator_json: str,
+    contract_json: str,
     config_digest: str,
     run_id: str,
     kfp_job_id: str,
@@ -79,8 +81,20 @@ def run(
     `validations` ({site_id: validation summary folder}, every member site's): first,
     `RunQuorumError` when fewer than `min_sites` sites passed (data contract, privacy budget),
     naming each abstaining site with its reason, so nobody trains. (The reasons stay in the
-    coordinator's log: the global model goes to every site, a site's reason is its own.)"""
-    check_config(config_digest, task="initialize", coordinator_json=coordinator_json)
+    coordinator's log: the global model goes to every site, a site's reason is its own.)
+    `contract_json`: the data contract (model shapes), covered by `config_digest`."""
+    check_config(
+        config_digest,
+        task="initialize",
+        coordinator_json=coordinator_json,
+        contract_json=contract_json,
+    )
+    contract = DataContract.parse_raw(contract_json)
+    if contract.name != dataset:
+        raise InitializeError(
+            f"initialize: contract_json is contract {contract.name!r}, the run's dataset is "
+            f"{dataset!r}"
+        )
     if validations is not None:
         summaries = {site: _summary(folder) for site, folder in validations.items()}
         passed = check_run_quorum(summaries, min_sites)
@@ -92,7 +106,7 @@ def run(
     bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
     where = f"gs://{bucket.name}/{latest_key(run_name)}"
     if not resume:
-        model = seeded_model(model_name, dataset, seed, run_name)
+        model = seeded_model(model_name, contract, seed, run_name)
         pointer = read_latest(bucket, run_name)
         if pointer is not None:
             log.warning(
@@ -114,7 +128,7 @@ def run(
                 latest = found[1]
         if latest is None:
             log.warning("resume: nothing published for %s/%s; seeded init", model_name, dataset)
-            model = seeded_model(model_name, dataset, seed, run_name)
+            model = seeded_model(model_name, contract, seed, run_name)
             model.meta["source"] = (
                 f"seeded init (resume: no {model_name}/{dataset} model published in "
                 f"gs://{bucket.name})"

@@ -39,7 +39,7 @@ def write_report(summary: Mapping[str, Any], html_path: str | Path, md_path: str
 
 def _dataset_of(sites: Mapping[str, Any]) -> str:
     names = sorted(
-        {str((s.get("data") or {}).get("dataset")) for s in sites.values() if s.get("data")}
+        {str((s.get("data") or {}).get("contract")) for s in sites.values() if s.get("data")}
     )
     return ",".join(names)
 

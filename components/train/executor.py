@@ -49,9 +49,10 @@ from components.common.manifest import ManifestError, SignedManifest, update_obj
 from components.common.secrets import MissingSecretError
 from components.common.site_task import SiteTask, TaskInputError
 from components.common.tensors import dump_tensors
-from components.datasets.features import DataError, fit_scaler, frame_to_arrays
+from components.datasets.features import DataError, fit_scaler, frame_to_arrays, scale_target
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket
+from components.domain.contract import ContractError, check_private_scaling
 from components.privacy.accounting import (
     SAMPLING_POISSON,
     DpSgdEvent,
@@ -325,6 +326,10 @@ def _admit(task: SiteTask, settings: TrainSettings, validation: str) -> None:
         raise Abstain(f"site {task.site_id}: {failure}")
     # decided before any site trained (validate); asked again here as defence in depth
     require_dp_allowed(settings.dp_enabled, {task.site_id: task.policy})
+    try:
+        check_private_scaling(task.site_data().contract, settings.dp_enabled)
+    except ContractError as exc:
+        raise DpPolicyError(f"site {task.site_id}: {exc}") from None
 
 
 def _read_table(
@@ -335,7 +340,7 @@ def _read_table(
     data, site_id = task.site_data(), task.site_id
     try:
         check_own_bucket(task.site, data.train_uri)
-        frame = read_site_table(data.train_uri, lambda: client, site_id)
+        frame = read_site_table(data.train_uri, lambda: client, site_id, data.contract)
         x_raw, y = frame_to_arrays(data.contract, frame, site_id, min_rows=1)
     except DataError as exc:
         raise Abstain(str(exc)) from None
@@ -345,7 +350,8 @@ def _read_table(
         settings.dpsgd().check(n)
     except TrainingError as exc:
         raise Abstain(f"site {site_id}: {exc}") from None
-    return SiteTable(fit_scaler(data.contract, x_raw).transform(x_raw), y, n)
+    x = fit_scaler(data.contract, x_raw).transform(x_raw)
+    return SiteTable(x, scale_target(data.contract, y), n)
 
 
 def _planned_event(settings: TrainSettings, n: int) -> DpSgdEvent:

@@ -16,6 +16,8 @@ def validate(
     run_id: str,
     kfp_job_id: str,
     round_index: int,
+    contract_json: str,
+    contract_digest: str,
     dataset: str,
     rounds: int,
     model_name: str,

@@ -1,6 +1,7 @@
 """`validate` executor: read the site's training table, run the GX suite, write summary.json.
 
-Bad data never crashes the task: an unreadable URI, an empty file, missing columns, wrong
+A contract whose scaling is fitted on the site's own rows (`site_zscore`) with DP on fails the
+task (`ContractError`), like the budget pre-flight: nobody trains. Bad data never crashes the task: an unreadable URI, an empty file, missing columns, wrong
 dtypes, NaN labels... give `passed: false` with a reason naming the site and the failing
 checks (the site abstains). Only a task wired to the wrong site/dataset raises
 (`TaskInputError`), because that is a pipeline bug, not the site's data.
@@ -17,9 +18,10 @@ from components.common.site_task import SiteTask
 from components.datasets.features import DataError
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket
+from components.domain.contract import check_private_scaling
 from components.privacy.dp_off import require_dp_allowed
 from components.validate.site_admission import AdmissionInputs
-from components.validate.suite import abstention, run_suite, summarize
+from components.validate.suite import abstention, column_set_notes, run_suite, summarize
 
 
 def _validate_site(
@@ -33,7 +35,7 @@ def _validate_site(
     factory = client_factory or site_client_factory(data.site)
     try:
         check_own_bucket(data.site, data.train_uri)
-        frame = read_site_table(data.train_uri, factory, site_id)
+        frame = read_site_table(data.train_uri, factory, site_id, data.contract)
     except DataError as exc:
         return abstention(site_id, f"data check {exc.check!r} failed: {exc.detail}"), None
     except MissingSecretError as exc:
@@ -42,7 +44,9 @@ def _validate_site(
         outcomes = run_suite(data.contract, frame)
     except Exception as exc:  # a GX-internal failure must not crash the round
         return abstention(site_id, f"validation engine error ({type(exc).__name__})"), len(frame)
-    return summarize(site_id, len(frame) if reveal_row_count else None, outcomes), len(frame)
+    notes = column_set_notes(data.contract, list(frame.columns))
+    rows = len(frame) if reveal_row_count else None
+    return summarize(site_id, rows, outcomes, notes), len(frame)
 
 
 def write_summary(folder: str | Path, summary: dict[str, Any]) -> Path:
@@ -74,12 +78,16 @@ def run(
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     Returns the summary written.
     """
-    task.site_data()  # validate reads data: the task must carry its dataset
+    contract = task.site_data().contract  # validate reads data: the task carries its contract
     settings = task.settings
     if settings.dp_enabled is not None:
         # DP off is decided here, before the barrier every train waits behind: one refusing
         # site fails the run before any site trains (components.privacy.dp_off)
         require_dp_allowed(bool(settings.dp_enabled), {task.site_id: task.policy})
+    if settings.dp_enabled:
+        # a scaler fitted on the site's rows is outside the DP accounting: refuse the run
+        # before anyone trains (ContractError names the contract and the fix)
+        check_private_scaling(contract, True)
     reveal = bool(task.policy.export.reveal_num_examples)
     body, rows = _validate_site(task, client_factory, reveal)
     log = None

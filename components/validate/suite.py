@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from components.datasets.contracts import LABEL, DataContract
+from components.domain.contract import Column, DataContract
 
 MAX_CHECKS_IN_REASON = 8
 
@@ -45,47 +45,120 @@ class Outcome:
         }
 
 
+FLOAT_TYPES = ("float64", "float32", "int64", "int32")
+INT_TYPES = ("int64", "int32")
+# a nullable int column reads as float64 when it holds an empty cell (pandas); integrality is
+# then checked by the array conversion
+NULLABLE_INT_TYPES = ("int64", "int32", "float64")
+BOOL_TYPES = ("bool", "int64", "int32")
+STR_TYPES = ("object", "str", "string")
+
+
+def column_types(column: Column) -> list[str]:
+    """The pandas dtypes a column of the contract may be read as."""
+    if column.type == "float":
+        return list(FLOAT_TYPES)
+    if column.type == "int":
+        return list(NULLABLE_INT_TYPES if column.nullable else INT_TYPES)
+    if column.type == "bool":
+        return list(BOOL_TYPES)
+    cats = column.categories or []
+    if all(isinstance(c, int) for c in cats):
+        return list(NULLABLE_INT_TYPES if column.nullable else INT_TYPES)
+    return list(STR_TYPES)
+
+
+def _column_specs(column: Column) -> list[ExpectationSpec]:
+    name = column.name
+    specs = [
+        ExpectationSpec("ExpectColumnToExist", {"column": name}),
+        ExpectationSpec(
+            "ExpectColumnValuesToBeInTypeList", {"column": name, "type_list": column_types(column)}
+        ),
+    ]
+    if not column.nullable:
+        specs.append(ExpectationSpec("ExpectColumnValuesToNotBeNull", {"column": name}))
+    if column.type in ("float", "int"):
+        low, high = column.range  # type: ignore[misc]
+        specs.append(
+            ExpectationSpec(
+                "ExpectColumnValuesToBeBetween",
+                {"column": name, "min_value": low, "max_value": high},
+            )
+        )
+    elif column.type == "category":
+        specs.append(
+            ExpectationSpec(
+                "ExpectColumnValuesToBeInSet",
+                {"column": name, "value_set": list(column.categories or [])},
+            )
+        )
+    elif column.type == "bool":
+        specs.append(
+            ExpectationSpec(
+                "ExpectColumnValuesToBeInSet", {"column": name, "value_set": [True, False, 0, 1]}
+            )
+        )
+    return specs
+
+
 def expectation_specs(contract: DataContract, min_rows: int | None = None) -> list[ExpectationSpec]:
     """The contract's checks: exact column set, row count, then per column existence, dtype,
-    no nulls, range (features) or label set (label)."""
+    no nulls (unless nullable), range or category set; the target's type, no nulls, and its
+    class set (classification) or range (regression)."""
     specs = [
         ExpectationSpec(
-            "ExpectTableColumnsToMatchSet", {"column_set": contract.columns, "exact_match": True}
+            "ExpectTableColumnsToMatchSet",
+            {"column_set": contract.table_columns, "exact_match": True},
         ),
         ExpectationSpec(
             "ExpectTableRowCountToBeBetween",
             {"min_value": contract.min_rows if min_rows is None else min_rows},
         ),
     ]
-    for feature in contract.features:
-        specs += [
-            ExpectationSpec("ExpectColumnToExist", {"column": feature.name}),
-            ExpectationSpec(
-                "ExpectColumnValuesToBeInTypeList",
-                {"column": feature.name, "type_list": list(contract.feature_dtypes)},
-            ),
-            ExpectationSpec("ExpectColumnValuesToNotBeNull", {"column": feature.name}),
-            ExpectationSpec(
-                "ExpectColumnValuesToBeBetween",
-                {
-                    "column": feature.name,
-                    "min_value": feature.min_value,
-                    "max_value": feature.max_value,
-                },
-            ),
-        ]
+    for column in contract.columns:
+        specs += _column_specs(column)
+    label = contract.label
     specs += [
-        ExpectationSpec("ExpectColumnToExist", {"column": LABEL}),
+        ExpectationSpec("ExpectColumnToExist", {"column": label}),
         ExpectationSpec(
             "ExpectColumnValuesToBeInTypeList",
-            {"column": LABEL, "type_list": list(contract.label_dtypes)},
+            {
+                "column": label,
+                "type_list": list(FLOAT_TYPES if contract.is_regression else INT_TYPES),
+            },
         ),
-        ExpectationSpec("ExpectColumnValuesToNotBeNull", {"column": LABEL}),
-        ExpectationSpec(
-            "ExpectColumnValuesToBeInSet", {"column": LABEL, "value_set": list(contract.labels)}
-        ),
+        ExpectationSpec("ExpectColumnValuesToNotBeNull", {"column": label}),
     ]
+    if contract.is_regression:
+        low, high = contract.target.range  # type: ignore[misc]
+        specs.append(
+            ExpectationSpec(
+                "ExpectColumnValuesToBeBetween",
+                {"column": label, "min_value": low, "max_value": high},
+            )
+        )
+    else:
+        specs.append(
+            ExpectationSpec(
+                "ExpectColumnValuesToBeInSet", {"column": label, "value_set": list(contract.labels)}
+            )
+        )
     return specs
+
+
+def column_set_notes(contract: DataContract, columns: Sequence[str]) -> list[str]:
+    """Readable notes on a table's header against the contract: missing and extra columns
+    (names only: a header is schema, not data)."""
+    wanted = contract.table_columns
+    missing = [c for c in wanted if c not in columns]
+    extra = [str(c) for c in columns if c not in wanted]
+    notes = []
+    if missing:
+        notes.append(f"missing column(s) {', '.join(missing[:8])}")
+    if extra:
+        notes.append(f"extra column(s) {', '.join(extra[:8])} (not in the contract)")
+    return notes
 
 
 def expectation_name(expectation_type: str, kwargs: Mapping[str, Any]) -> str:
@@ -118,8 +191,14 @@ def sanitize_result(result: Mapping[str, Any]) -> Outcome:
     return Outcome(name=name, success=success, unexpected_count=count)
 
 
-def summarize(site_id: str, row_count: int | None, outcomes: Sequence[Outcome]) -> dict[str, Any]:
-    """The `summary.json` body (components/CONTRACT.md, validate)."""
+def summarize(
+    site_id: str,
+    row_count: int | None,
+    outcomes: Sequence[Outcome],
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The `summary.json` body (components/CONTRACT.md, validate); `notes` (e.g.
+    `column_set_notes`) are appended to the reason of a failed validation."""
     ordered = sorted(outcomes, key=lambda o: ("(" in o.name, o.name))  # table-level checks first
     failed = [o.name for o in ordered if not o.success]
     reason = None
@@ -130,6 +209,8 @@ def summarize(site_id: str, row_count: int | None, outcomes: Sequence[Outcome]) 
             f"site {site_id} abstains: {len(failed)} of {len(ordered)} data checks failed: "
             f"{shown}{f' (+{more} more)' if more > 0 else ''}"
         )
+        if notes:
+            reason += "; " + "; ".join(notes)
     return {
         "site_id": site_id,
         "passed": not failed and bool(ordered),

@@ -28,11 +28,11 @@ def main() -> int:
 
     print(f"import tensorflow: {time.perf_counter() - start:.2f} s")
     import components.train.dpsgd as dpsgd
-    from components.datasets.contracts import get_contract
     from components.datasets.features import fit_scaler, frame_to_arrays
     from components.datasets.prepare import load_frame, split_federation
     from components.privacy.accounting import DpSgdEvent, pld_epsilon, rdp_epsilon
     from components.train.models import initial_weights
+    from pipelines.config.loader import contract_by_name
 
     print(
         f"{'model':>7} {'dataset':>14} {'rows':>5} {'steps':>5} {'Poisson s':>9} {'shuffle s':>12}"
@@ -43,8 +43,8 @@ def main() -> int:
         ("mlp", "breast_cancer"),
         ("cnn", "digits"),
     ):
-        contract = get_contract(dataset)
-        fed = split_federation(load_frame(dataset), dataset, SITES, np.random.default_rng(0))
+        contract = contract_by_name(dataset)
+        fed = split_federation(load_frame(contract), contract, SITES, np.random.default_rng(0))
         x, y = frame_to_arrays(contract, fed.sites[SITES[0]].train, SITES[0])
         x = fit_scaler(contract, x).transform(x)
         w0 = initial_weights(model, contract.num_features, contract.num_classes, 0)

@@ -74,6 +74,7 @@ def federation_dirs(n_sites: int, out: Path) -> tuple[Path, Path]:
     sites.mkdir(parents=True)
     for site_id, site in federation.all_sites.items():
         (sites / f"{site_id}.yaml").write_text(site_yaml(site))
+    shutil.copytree(REPO / "sites" / "contracts", sites / "contracts")
     policies = out / "policies"
     shutil.copytree(REPO / "policies", policies)
     return sites, policies

@@ -25,18 +25,18 @@ def main() -> int:
     import great_expectations  # noqa: F401
 
     print(f"import great_expectations: {time.perf_counter() - start:.2f} s")
-    from components.datasets.contracts import get_contract
     from components.datasets.features import fit_scaler, frame_to_arrays
     from components.datasets.prepare import load_frame, split_federation
     from components.evaluate.forward import predict_proba
     from components.evaluate.metrics import classification_metrics
     from components.validate.suite import expectation_specs, run_suite
+    from pipelines.config.loader import contract_by_name
 
     print(f"{'dataset':>14} {'rows':>5} {'checks':>6} {'validate s':>10} {'evaluate ms':>11}")
     worst = 0.0
     for dataset in ("breast_cancer", "digits"):
-        contract = get_contract(dataset)
-        fed = split_federation(load_frame(dataset), dataset, SITES, np.random.default_rng(0))
+        contract = contract_by_name(dataset)
+        fed = split_federation(load_frame(contract), contract, SITES, np.random.default_rng(0))
         train = fed.sites[SITES[0]].train
         validate_s = median_seconds(lambda c=contract, t=train: run_suite(c, t), REPEATS)
         worst = max(worst, validate_s)

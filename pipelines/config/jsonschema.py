@@ -1,4 +1,4 @@
-"""JSON Schemas of the site and policy files, for editors (yaml-language-server).
+"""JSON Schemas of the site, policy and data contract files, for editors (yaml-language-server).
 
 `python -m pipelines.config.jsonschema` rewrites `pipelines/config/schemas/*.schema.json`;
 a test fails when the checked-in files differ from a fresh generation.
@@ -9,13 +9,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from components.domain.contract import DataContract
 from components.domain.models import Policy, Site
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-SCHEMA_FILES = {"site.schema.json": Site, "policy.schema.json": Policy}
+SCHEMA_FILES: dict[str, type[BaseModel]] = {
+    "site.schema.json": Site,
+    "policy.schema.json": Policy,
+    "contract.schema.json": DataContract,
+}
 
 
-def schema_text(model: type[Site] | type[Policy]) -> str:
+def schema_text(model: type[BaseModel]) -> str:
     """The model's JSON Schema (draft-07 `$schema` added) as stable, indented text."""
     schema = {"$schema": "http://json-schema.org/draft-07/schema#", **model.schema()}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

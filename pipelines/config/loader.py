@@ -1,4 +1,5 @@
-"""Load `sites/` and `policies/` into a checked `Federation`, reporting every error at once.
+"""Load `sites/` (with `sites/contracts/`) and `policies/` into a checked `Federation`,
+reporting every error at once.
 
 Each error is one line `file: field.path: message`; all of them (schema errors of every
 file plus cross-file checks) travel together in one `ConfigError`.
@@ -22,6 +23,7 @@ from components.domain.consistency import (
     tls_contradiction,
     tolerates_every_taint,
 )
+from components.domain.contract import Column, DataContract, Encoding, Rows, Target
 from components.domain.federation import Federation
 from components.domain.models import (
     ARTIFACT_CLASSES,
@@ -38,6 +40,7 @@ from components.domain.models import (
 )
 
 YAML_SUFFIXES = (".yaml", ".yml")
+CONTRACTS_DIR = "contracts"  # sites/contracts/<name>.yaml
 
 
 class ConfigError(ValueError):
@@ -105,6 +108,9 @@ _POLICY_FIELDS = _field_names(Policy, Rules, DestinationRule, DPLimits) + [
 ]
 
 
+_CONTRACT_FIELDS = _field_names(DataContract, Column, Target, Rows, Encoding)
+
+
 def format_loc(loc: Iterable[Any]) -> str:
     """('rules', 'dp_update', 0, 'roles') -> 'rules.dp_update[0].roles'."""
     out = ""
@@ -162,10 +168,13 @@ def _parse_dir(
             obj = model.parse_obj(doc)
         except ValidationError as exc:
             errors.extend(validation_lines(str(path), exc, known))
-            broken.update({path.stem, str(doc.get("id"))})
+            broken.update({path.stem, str(doc.get("id", doc.get("name")))})
             continue
-        if obj.id != path.stem:
-            errors.append(f"{path}: id: {obj.id!r} must equal the file name ({path.stem!r})")
+        key = "name" if isinstance(obj, DataContract) else "id"
+        if getattr(obj, key) != path.stem:
+            errors.append(
+                f"{path}: {key}: {getattr(obj, key)!r} must equal the file name ({path.stem!r})"
+            )
         parsed.append((str(path), obj))
     return parsed
 
@@ -239,12 +248,16 @@ def check_federation(
     errors: list[str],
     broken_policies: set[str] | None = None,
     broken_sites: set[str] | None = None,
+    contracts: list[tuple[str, DataContract]] | None = None,
+    broken_contracts: set[str] | None = None,
 ) -> Federation | None:
     """Cross-file checks over parsed (file, model) pairs; appends error lines, returns the result.
 
     broken_policies: ids of policies whose file failed to parse (already reported, so a site
     naming one is not reported again as naming an unknown policy). broken_sites: the same for
     site files; while any is broken, checks that count sites (one coordinator, min_sites) wait.
+    contracts: parsed data contracts (None: not checked, in-memory federations without files);
+    broken_contracts: names of contract files that failed to parse.
     """
     broken_policies = broken_policies or set()
     broken_sites = broken_sites or set()
@@ -284,14 +297,24 @@ def check_federation(
         errors.append(
             f"{Path(sites[0][0]).parent}: role: no site has role site (need at least one)"
         )
-    datasets = {s.data.dataset for _, s in members if s.data is not None}
-    if len(datasets) > 1:
-        first = members[0][1].data.dataset if members[0][1].data else ""
+    names = {s.data.contract for _, s in members if s.data is not None}
+    if len(names) > 1:
+        first = members[0][1].data.contract if members[0][1].data else ""
         for file, site in members:
-            if site.data is not None and site.data.dataset != first:
+            if site.data is not None and site.data.contract != first:
                 errors.append(
-                    f"{file}: data.dataset: {site.data.dataset!r} differs from {first!r} "
+                    f"{file}: data.contract: {site.data.contract!r} differs from {first!r} "
                     f"of {members[0][1].id}; one federation trains on one data contract"
+                )
+    if contracts is not None:
+        known_contracts = {c.name for _, c in contracts}
+        for file, site in members:
+            name = site.data.contract if site.data is not None else None
+            if name and name not in known_contracts and name not in (broken_contracts or set()):
+                errors.append(
+                    f"{file}: data.contract: unknown data contract {name!r} (known: "
+                    f"{', '.join(sorted(known_contracts)) or 'none'}; add "
+                    f"{CONTRACTS_DIR}/{name}.yaml next to the sites)"
                 )
     used = {s.policy for _, s in sites}
     for file, policy in policies:
@@ -316,16 +339,48 @@ def check_federation(
     if errors or len(coordinators) != 1:
         return None
     files = {f"site:{s.id}": f for f, s in sites} | {f"policy:{p.id}": f for f, p in policies}
+    files |= {f"contract:{c.name}": f for f, c in contracts or []}
     return Federation(
         sites=dict(sorted((s.id, s) for _, s in members)),
         coordinator=coordinators[0][1],
         policies=dict(sorted((p.id, p) for _, p in policies)),
         files=files,
+        contracts=dict(sorted((c.name, c) for _, c in contracts or [])),
     )
 
 
+def load_contracts(
+    directory: str | Path, errors: list[str], broken: set[str] | None = None
+) -> list[tuple[str, DataContract]]:
+    """Parse every `*.yaml` in `directory` (`sites/contracts/`) as a DataContract; every error
+    goes into `errors` as `file: field.path: message`. A missing folder holds no contracts."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return _parse_dir(
+        directory, DataContract, "data contract", _CONTRACT_FIELDS, errors, broken or set()
+    )
+
+
+def load_contract(path: str | Path) -> DataContract:
+    """One contract file, checked; ConfigError lists every fault with file and field."""
+    errors: list[str] = []
+    path = Path(path)
+    doc = _read_yaml(path, errors)
+    if doc is not None:
+        try:
+            contract = DataContract.parse_obj(doc)
+        except ValidationError as exc:
+            errors.extend(validation_lines(str(path), exc, _CONTRACT_FIELDS))
+        else:
+            return contract
+    raise ConfigError(errors)
+
+
 def load_federation(sites_dir: str | Path, policies_dir: str | Path) -> Federation:
-    """Read every `*.yaml` in both folders, validate, cross-check; ConfigError lists all errors."""
+    """Read every `*.yaml` in both folders and the data contracts in `<sites_dir>/contracts/`
+    (a sites folder without one uses the bundled examples), validate, cross-check;
+    ConfigError lists all errors."""
     errors: list[str] = []
     broken_sites: set[str] = set()
     broken_policies: set[str] = set()
@@ -333,18 +388,54 @@ def load_federation(sites_dir: str | Path, policies_dir: str | Path) -> Federati
     policies = _parse_dir(
         Path(policies_dir), Policy, "policy", _POLICY_FIELDS, errors, broken_policies
     )
-    federation = check_federation(sites, policies, errors, broken_policies, broken_sites)
-    if errors or federation is None:
-        raise ConfigError(errors or ["(federation): invalid"])
-    return federation
-
-
-def federation_from_models(sites: Iterable[Site], policies: Iterable[Policy]) -> Federation:
-    """A checked Federation from in-memory models (generated configs, tests); files = ids."""
-    errors: list[str] = []
+    broken_contracts: set[str] = set()
+    contracts_dir = Path(sites_dir) / CONTRACTS_DIR
+    if not contracts_dir.is_dir():  # a sites folder without contracts: the bundled examples
+        contracts_dir = EXAMPLE_CONTRACTS_DIR
+    contracts = load_contracts(contracts_dir, errors, broken_contracts)
     federation = check_federation(
-        [(f"site {s.id}", s) for s in sites], [(f"policy {p.id}", p) for p in policies], errors
+        sites, policies, errors, broken_policies, broken_sites, contracts, broken_contracts
     )
     if errors or federation is None:
         raise ConfigError(errors or ["(federation): invalid"])
     return federation
+
+
+def federation_from_models(
+    sites: Iterable[Site],
+    policies: Iterable[Policy],
+    contracts: Iterable[DataContract] | None = None,
+) -> Federation:
+    """A checked Federation from in-memory models (generated configs, tests); files = ids.
+    `contracts` None: the bundled example contracts (`sites/contracts/` of this repository)."""
+    errors: list[str] = []
+    if contracts is None:
+        parsed = load_contracts(EXAMPLE_CONTRACTS_DIR, errors)
+    else:
+        parsed = [(f"contract {c.name}", c) for c in contracts]
+    federation = check_federation(
+        [(f"site {s.id}", s) for s in sites],
+        [(f"policy {p.id}", p) for p in policies],
+        errors,
+        contracts=parsed,
+    )
+    if errors or federation is None:
+        raise ConfigError(errors or ["(federation): invalid"])
+    return federation
+
+
+# The bundled examples (breast_cancer, digits, wine, diabetes) live with the example sites.
+EXAMPLE_CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "sites" / CONTRACTS_DIR
+
+
+def contract_by_name(name: str, sites_dir: str | Path | None = None) -> DataContract:
+    """`<sites_dir>/contracts/<name>.yaml` (default: the repository's examples), checked;
+    ConfigError naming the known contracts when there is no such file."""
+    directory = Path(sites_dir) / CONTRACTS_DIR if sites_dir is not None else EXAMPLE_CONTRACTS_DIR
+    path = directory / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in directory.glob("*.yaml")) if directory.is_dir() else []
+        raise ConfigError(
+            [f"{path}: (file): no data contract {name!r} (known: {', '.join(known) or 'none'})"]
+        )
+    return load_contract(path)

@@ -126,7 +126,7 @@ def host_summary(
 
     model_name = str(settings.get("model_name") or "")
     pooled = load_pooled(
-        options.dataset,
+        federation.contracts[options.dataset],
         [p["train"] for s, p in data_paths.items() if s != "_test"],
         data_paths["_test"]["test"],
     )

@@ -152,6 +152,24 @@ def argument_problems(
     return problems
 
 
+def check_contract(federation: Federation, options: RunOptions) -> None:
+    """The run's data contract is loaded (`sites/contracts/<dataset>.yaml`) and, with DP on,
+    scales with constants (a scaler fitted on a site's rows is outside the DP accounting)."""
+    from components.domain.contract import ContractError, check_private_scaling
+
+    contract = federation.contracts.get(options.dataset)
+    if contract is None:
+        known = ", ".join(sorted(federation.contracts)) or "none"
+        raise RunError(
+            f"--dataset {options.dataset}: no data contract {options.dataset!r} in "
+            f"{options.sites_dir / 'contracts'} (known: {known})"
+        )
+    try:
+        check_private_scaling(contract, options.dp)
+    except ContractError as exc:
+        raise RunError(f"{exc} (or pass --no-dp)") from None
+
+
 def pipeline_parameters(spec: dict[str, Any]) -> dict[str, Any]:
     """{name: default} of the compiled pipeline's parameters (None when no default)."""
     params = ((spec.get("root") or {}).get("inputDefinitions") or {}).get("parameters") or {}

@@ -30,7 +30,7 @@ from components.domain.canonical import canonical_json
 from components.domain.models import Site
 from components.validate.site_admission import OWN_POLICY_KEY
 from pipelines.access.rules import access_rules
-from pipelines.config.loader import Federation, load_federation
+from pipelines.config.loader import CONTRACTS_DIR, Federation, load_federation
 from pipelines.local_run import collect as collect_mod
 from pipelines.local_run import host
 from pipelines.local_run.child import (
@@ -45,6 +45,7 @@ from pipelines.local_run.options import (
     RunOptions,
     RunResult,
     argument_problems,
+    check_contract,
     check_dp_off_allowed,
     check_run_id,
     default_run_id,
@@ -98,7 +99,8 @@ def compile_federation(
 def preflight(options: RunOptions, federation: Federation) -> RunOptions:
     """What can be refused before anything starts (no server, no folder, no task): the run
     parameters against the compiled pipeline's inputs and their value rules, then DP off
-    (whether `--no-dp` or `--param dp_enabled=false` asks) against every site's policy.
+    (whether `--no-dp` or `--param dp_enabled=false` asks) against every site's policy, and the
+    run's data contract (loaded; with DP on, no scaler fitted on a site's rows).
     RunError naming each bad parameter or refusing site; else `options` with `dp` the
     effective DP setting."""
     from pipelines.compiler import compile_federation as compile_checked
@@ -121,7 +123,9 @@ def preflight(options: RunOptions, federation: Federation) -> RunOptions:
     dp = effective_dp(options)
     asked_by = "--param dp_enabled=false" if "dp_enabled" in options.overrides else "--no-dp"
     check_dp_off_allowed(federation, dp, asked_by)
-    return dataclasses.replace(options, dp=dp)
+    options = dataclasses.replace(options, dp=dp)
+    check_contract(federation, options)
+    return options
 
 
 def _s3_key(site: Site, uri: str) -> str:
@@ -138,9 +142,16 @@ def prepare_data(
     from components.datasets.prepare import prepare_local
 
     alpha = options.alpha if options.split == "dirichlet" else None
-    return prepare_local(
-        options.dataset, list(federation.sites), data_dir, seed=options.seed, alpha=alpha
-    )
+    try:
+        return prepare_local(
+            federation.contracts[options.dataset],
+            list(federation.sites),
+            data_dir,
+            seed=options.seed,
+            alpha=alpha,
+        )
+    except (RuntimeError, ValueError) as exc:
+        raise RunError(f"data: {exc}") from None
 
 
 def run_local(
@@ -284,6 +295,7 @@ def _run_with_stores(
         public_keys=public_keys,
         dataset=options.dataset,
         snapshot=snapshot,
+        contracts_dir=options.sites_dir / CONTRACTS_DIR,
     )
     for site_id, site in federation.sites.items():
         assert site.data is not None

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.datasets.contracts import get_contract
 from components.datasets.features import Scaler, fit_scaler, frame_to_arrays
+from components.domain.contract import DataContract
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,8 @@ class PooledData:
     scaler: Scaler
 
 
-def load_pooled(dataset: str, train_csvs: Sequence[Path], test_csv: Path) -> PooledData:
+def load_pooled(contract: DataContract, train_csvs: Sequence[Path], test_csv: Path) -> PooledData:
     """Read the sites' training CSVs and the pooled test CSV; scale with the union scaler."""
-    contract = get_contract(dataset)
     train = pd.concat([pd.read_csv(p) for p in train_csvs], ignore_index=True)
     x_train, y_train = frame_to_arrays(contract, train, "pooled-train")
     x_test, y_test = frame_to_arrays(contract, pd.read_csv(test_csv), "pooled-test")

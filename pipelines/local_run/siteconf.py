@@ -30,7 +30,7 @@ def local_site(
     data = site.dict(exclude_none=True)
     if "data" in data:
         if dataset is not None:
-            data["data"]["dataset"] = dataset
+            data["data"]["contract"] = dataset
         if snapshot is not None:
             data["data"]["snapshot"] = snapshot
     if endpoint is not None:
@@ -56,8 +56,10 @@ def write_local_config(
     public_keys: Mapping[str, str],
     dataset: str | None = None,
     snapshot: str | None = None,
+    contracts_dir: Path | None = None,
 ) -> tuple[Path, Path]:
-    """Write `<out>/sites/*.yaml` (local copies) and `<out>/policies/*.yaml` (copied as-is).
+    """Write `<out>/sites/*.yaml` (local copies), `<out>/sites/contracts/*.yaml` (copied from
+    `contracts_dir` as-is) and `<out>/policies/*.yaml` (copied as-is).
 
     Returns (sites_dir, policies_dir) of the copy.
     """
@@ -76,6 +78,10 @@ def write_local_config(
             snapshot=snapshot,
         )
         (sites_out / f"{site_id}.yaml").write_text(site_yaml(local))
+    if contracts_dir is not None and contracts_dir.is_dir():
+        (sites_out / "contracts").mkdir()
+        for path in sorted(contracts_dir.glob("*.yaml")):
+            shutil.copy2(path, sites_out / "contracts" / path.name)
     for path in sorted(policies_dir.glob("*.yaml")):
         shutil.copy2(path, policies_out / path.name)
     return sites_out, policies_out

@@ -43,14 +43,14 @@ def federated_data(
     holdout_fraction: float = 0.2,
 ) -> FederatedData:
     """Split `dataset` over `site_ids` exactly as `components.datasets.prepare.prepare_local`."""
-    from components.datasets.contracts import get_contract
     from components.datasets.features import fit_scaler, frame_to_arrays
     from components.datasets.prepare import load_frame, split_federation
+    from pipelines.config.loader import contract_by_name
 
-    contract = get_contract(dataset)
+    contract = contract_by_name(dataset)
     federation = split_federation(
-        load_frame(dataset),
-        dataset,
+        load_frame(contract),
+        contract,
         list(site_ids),
         np.random.default_rng(data_seed),
         test_fraction=test_fraction,

@@ -17,6 +17,7 @@ from components.validate.site_admission import AdmissionInputs
 
 SITE = '{"id": "s1", "role": "site"}'
 POLICY = '{"id": "p1"}'
+CONTRACT = '{"name": "digits"}'
 RUN = {
     "run_id": "",
     "kfp_job_id": "job-9",
@@ -45,6 +46,8 @@ def _validate_arguments() -> dict:
         "data_snapshot": "snap",
         "site_json": SITE,
         "policy_json": POLICY,
+        "contract_json": CONTRACT,
+        "contract_digest": "c",
         "round_index": 1,
         **RUN,
         "summary": _Artifact(),
@@ -56,8 +59,13 @@ def _validate_arguments() -> dict:
 
 
 def test_admission_carries_specs_and_every_run_setting():
-    doc = json.loads(admission_json(SITE, POLICY, RUN))
-    assert doc == {"site": {"id": "s1", "role": "site"}, "policy": {"id": "p1"}, "run": RUN}
+    doc = json.loads(admission_json(SITE, POLICY, RUN, CONTRACT))
+    assert doc == {
+        "site": {"id": "s1", "role": "site"},
+        "policy": {"id": "p1"},
+        "contract": {"name": "digits"},
+        "run": RUN,
+    }
     assert set(doc["run"]) == set(RUN_FIELDS)
     # ints stay ints (kfp.local turns ints in dict items into floats; a JSON string does not)
     assert doc["run"]["batch_size"] == 16 and isinstance(doc["run"]["batch_size"], int)
@@ -65,7 +73,7 @@ def test_admission_carries_specs_and_every_run_setting():
 
 def test_admission_refuses_missing_settings():
     with pytest.raises(KeyError, match="seed"):
-        admission_json(SITE, POLICY, {k: v for k, v in RUN.items() if k != "seed"})
+        admission_json(SITE, POLICY, {k: v for k, v in RUN.items() if k != "seed"}, CONTRACT)
 
 
 def test_validate_gets_its_own_inputs_and_the_admission_text():
@@ -76,6 +84,8 @@ def test_validate_gets_its_own_inputs_and_the_admission_text():
         "data_snapshot": "snap",
         "site_json": SITE,
         "policy_json": POLICY,
+        "contract_json": CONTRACT,
+        "contract_digest": "c",
         "round_index": 1,
         "summary": "/tmp/summary",
         "run_id": "",
@@ -97,7 +107,13 @@ def test_validate_gets_its_own_inputs_and_the_admission_text():
         ("export", {"run_id": "", "kfp_job_id": "job-9"}),
         (
             "evaluate",
-            {"run_id": "", "kfp_job_id": "job-9", "dataset": "digits", "model_name": "mlp"},
+            {
+                "run_id": "",
+                "kfp_job_id": "job-9",
+                "dataset": "digits",
+                "model_name": "mlp",
+                "contract_json": '{"name":"digits"}',
+            },
         ),
     ],
 )
@@ -123,6 +139,7 @@ def test_train_gets_every_training_setting():
         k: v for k, v in RUN.items() if k != "rounds"
     }
     assert "rounds" not in args
+    assert args["contract_json"] == '{"name":"digits"}'
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,10 @@ from components.common.site_task import (
     parse_site_task,
     split_task_inputs,
 )
-from components.domain.canonical import canonical_json, policy_digest
+from components.domain.canonical import canonical_json, policy_digest, sha256_hex
 from pipelines.config.loader import load_federation
 from tests.support.paths import REPO
+from tests.support.site_inputs import contract_json
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,9 @@ def test_empty_run_ids_refused(fed) -> None:
 
 
 def test_a_data_stage_gets_the_contract_and_the_sites_tables(fed) -> None:
-    task = parse_site_task(**_inputs(fed), dataset="breast_cancer")
+    task = parse_site_task(
+        **_inputs(fed), dataset="breast_cancer", contract_json=contract_json("breast_cancer")
+    )
     data = task.site_data()
     assert data.contract.name == "breast_cancer"
     assert (data.train_uri, data.holdout_uri) == (
@@ -90,7 +93,34 @@ def test_a_data_stage_gets_the_contract_and_the_sites_tables(fed) -> None:
 )
 def test_a_dataset_the_site_does_not_hold_is_refused(fed, dataset, match) -> None:
     with pytest.raises(TaskInputError, match=match):
-        parse_site_task(**_inputs(fed), dataset=dataset)
+        parse_site_task(**_inputs(fed), dataset=dataset, contract_json=contract_json("digits"))
+
+
+def test_the_contract_must_come_with_the_task_and_match_its_digest(fed) -> None:
+    text = contract_json("breast_cancer")
+    with pytest.raises(TaskInputError, match="lack contract_json"):
+        parse_site_task(**_inputs(fed), dataset="breast_cancer")
+    with pytest.raises(TaskInputError, match="is contract 'digits'"):
+        parse_site_task(
+            **_inputs(fed),
+            dataset="breast_cancer",
+            contract_json=contract_json("digits"),
+        )
+    edited = text.replace('"min_train":30', '"min_train":3')
+    with pytest.raises(TaskInputError, match="not the compiled data contract"):
+        parse_site_task(
+            **_inputs(fed),
+            dataset="breast_cancer",
+            contract_json=edited,
+            contract_digest=sha256_hex(text),
+        )
+    task = parse_site_task(
+        **_inputs(fed),
+        dataset="breast_cancer",
+        contract_json=text,
+        contract_digest=sha256_hex(text),
+    )
+    assert task.site_data().contract.min_rows == 30
 
 
 def test_a_components_inputs_split_into_one_task_and_its_paths(fed) -> None:
@@ -98,6 +128,7 @@ def test_a_components_inputs_split_into_one_task_and_its_paths(fed) -> None:
         **_inputs(fed),
         "data_snapshot": "snap-1",
         "dataset": "breast_cancer",
+        "contract_json": contract_json("breast_cancer"),
         "batch_size": 16,
         "dp_enabled": True,
         "validation": "/in/validation",

@@ -51,7 +51,7 @@ def test_site_schema_requires_data_for_sites_only():
     with pytest.raises(jsonschema.ValidationError, match="'data' is a required property"):
         jsonschema.validate(berlin, schema)
     coordinator["data"] = {
-        "dataset": "x",
+        "contract": "x",
         "uri": "gs://a/b",
         "holdout_uri": "gs://a/c",
         "snapshot": "1",

@@ -56,7 +56,7 @@ def test_example_federation_loads():
         assert policy.dp.delta == 1e-5 and policy.dp.allow_dp_off
         assert policy.aggregation.min_sites == 2
         assert policy.rules_for("raw_data") == [] and policy.rules_for("local_model") == []
-    assert {s.data.dataset for s in fed.sites.values()} == {"breast_cancer"}
+    assert {s.data.contract for s in fed.sites.values()} == {"breast_cancer"}
     assert len({s.signing.public_key for s in fed.sites.values()}) == 3
     assert fed.files["site:hospital-berlin"].endswith("sites/hospital-berlin.yaml")
     with pytest.raises(KeyError, match="unknown site 'hospital-rome'"):
@@ -132,8 +132,8 @@ def test_errors_of_several_files_and_cross_checks_come_together(tmp_path):
             "us-health.yaml: aggregation.min_sites: 4 exceeds the 3 sites of the federation",
         ),
         (
-            lambda s, p: edit(s / "hospital-paris.yaml", lambda d: d["data"].update(dataset="digits")),
-            "hospital-paris.yaml: data.dataset: 'digits' differs from 'breast_cancer'",
+            lambda s, p: edit(s / "hospital-paris.yaml", lambda d: d["data"].update(contract="digits")),
+            "hospital-paris.yaml: data.contract: 'digits' differs from 'breast_cancer'",
         ),
         (
             lambda s, p: (s / "hospital-paris.yaml").write_text("id: [unclosed\n"),
@@ -170,7 +170,9 @@ def test_cross_checks(tmp_path, change, expected):
 
 def test_federation_from_models_runs_the_same_checks():
     fed = load_federation(REPO / "sites", REPO / "policies")
-    again = federation_from_models(fed.all_sites.values(), fed.policies.values())
+    again = federation_from_models(
+        fed.all_sites.values(), fed.policies.values(), fed.contracts.values()
+    )
     assert again.sites == fed.sites and again.coordinator == fed.coordinator
     assert again.digest() == fed.digest()
     with pytest.raises(ConfigError, match="no site has role coordinator"):
@@ -246,3 +248,33 @@ def test_selectors_that_can_match_one_node_are_refused(tmp_path):
         "pool=paris and coordinator's fedpipe.dev/site=coordinator",
         "pool=paris and hospital-berlin's fedpipe.dev/site=hospital-berlin",
     ]
+
+
+def test_a_site_naming_an_unknown_contract_is_reported(tmp_path):
+    sites, policies = copy_example(tmp_path)
+    edit(sites / "hospital-paris.yaml", lambda d: d["data"].update(contract="iris"))
+    edit(sites / "hospital-berlin.yaml", lambda d: d["data"].update(contract="iris"))
+    edit(sites / "clinic-boston.yaml", lambda d: d["data"].update(contract="iris"))
+    errors = load_errors(sites, policies)
+    assert any(
+        "hospital-paris.yaml: data.contract: unknown data contract 'iris'" in e
+        and "breast_cancer, diabetes, digits, wine" in e
+        for e in errors
+    ), errors
+
+
+def test_contract_faults_come_with_the_other_errors_at_once(tmp_path):
+    sites, policies = copy_example(tmp_path)
+    edit(sites / "contracts" / "wine.yaml", lambda d: d["rows"].update(min_train=0))
+    edit(sites / "contracts" / "digits.yaml", lambda d: d.update(name="digitz"))
+    edit(sites / "hospital-paris.yaml", lambda d: d.update(jurisdicton="FR"))
+    errors = load_errors(sites, policies)
+    assert any("wine.yaml: rows.min_train:" in e for e in errors), errors
+    assert any("digits.yaml: name: 'digitz' must equal the file name" in e for e in errors)
+    assert any("hospital-paris.yaml: jurisdicton: unknown field" in e for e in errors)
+
+
+def test_the_federation_carries_its_contract():
+    fed = load_federation(REPO / "sites", REPO / "policies")
+    assert fed.contract.name == "breast_cancer"
+    assert set(fed.contracts) == {"breast_cancer", "diabetes", "digits", "wine"}

@@ -20,6 +20,7 @@ from components.datasets.io import (
 )
 from components.datasets.prepare import load_frame, table_to_csv_bytes
 from components.domain.models import Site
+from pipelines.config.loader import contract_by_name
 from pipelines.localstack.servers import free_port
 from tests.support.site_inputs import site_json
 
@@ -33,7 +34,7 @@ def test_parse_uri():
 
 
 def test_file_table_round_trip(tmp_path):
-    frame = load_frame("breast_cancer").head(20)
+    frame = load_frame(contract_by_name("breast_cancer")).head(20)
     uri = (tmp_path / "t.csv").as_uri()
     write_site_table(table_to_csv_bytes(frame), uri, None, "site-a")
     pd.testing.assert_frame_equal(read_site_table(uri, None, "site-a"), frame)
@@ -55,7 +56,7 @@ def test_file_errors_name_site_and_check(tmp_path, content, check):
 @pytest.mark.integration
 def test_s3_round_trip_and_errors(minio):
     minio.make_bucket("io-site-fl")
-    frame = load_frame("digits").head(30)
+    frame = load_frame(contract_by_name("digits")).head(30)
     uri = "s3://io-site-fl/data/train.csv"
     write_site_table(table_to_csv_bytes(frame), uri, lambda: minio, "io-site")
     pd.testing.assert_frame_equal(read_site_table(uri, lambda: minio, "io-site"), frame)

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.datasets.contracts import LABEL
 from components.datasets.prepare import (
     contract_site_rows,
     dirichlet_partition,
@@ -16,6 +15,9 @@ from components.datasets.prepare import (
     split_federation,
     stratified_test_split,
 )
+from pipelines.config.loader import contract_by_name
+
+LABEL = "label"
 
 SITES = ["hospital-berlin", "hospital-paris", "clinic-boston"]
 
@@ -59,8 +61,10 @@ def test_dirichlet_partition_gives_up_clearly():
 
 @pytest.mark.parametrize("alpha", [None, 0.5])
 def test_split_is_a_partition_of_the_dataset(alpha):
-    frame = load_frame("breast_cancer")
-    fed = split_federation(frame, "breast_cancer", SITES, np.random.default_rng(7), alpha=alpha)
+    frame = load_frame(contract_by_name("breast_cancer"))
+    fed = split_federation(
+        frame, contract_by_name("breast_cancer"), SITES, np.random.default_rng(7), alpha=alpha
+    )
     pieces = [fed.test] + [t for s in fed.sites.values() for t in (s.train, s.holdout)]
     assert _rows(pd.concat(pieces)) == _rows(frame)
     assert len(fed.test) == 113  # round(0.2*212) + round(0.2*357)
@@ -71,10 +75,16 @@ def test_split_is_a_partition_of_the_dataset(alpha):
 
 
 def test_split_is_seeded():
-    frame = load_frame("digits")
-    a = split_federation(frame, "digits", SITES, np.random.default_rng(3), alpha=0.3)
-    b = split_federation(frame, "digits", SITES, np.random.default_rng(3), alpha=0.3)
-    c = split_federation(frame, "digits", SITES, np.random.default_rng(4), alpha=0.3)
+    frame = load_frame(contract_by_name("digits"))
+    a = split_federation(
+        frame, contract_by_name("digits"), SITES, np.random.default_rng(3), alpha=0.3
+    )
+    b = split_federation(
+        frame, contract_by_name("digits"), SITES, np.random.default_rng(3), alpha=0.3
+    )
+    c = split_federation(
+        frame, contract_by_name("digits"), SITES, np.random.default_rng(4), alpha=0.3
+    )
     for site in SITES:
         pd.testing.assert_frame_equal(a.sites[site].train, b.sites[site].train)
     assert not a.sites[SITES[0]].train.equals(c.sites[SITES[0]].train)
@@ -82,13 +92,20 @@ def test_split_is_seeded():
 
 def test_split_refuses_duplicate_sites():
     with pytest.raises(ValueError, match="unique"):
-        split_federation(load_frame("digits"), "digits", ["a", "a"], np.random.default_rng(0))
+        split_federation(
+            load_frame(contract_by_name("digits")),
+            contract_by_name("digits"),
+            ["a", "a"],
+            np.random.default_rng(0),
+        )
 
 
 def test_prepare_local_writes_csv_that_round_trips(tmp_path):
-    paths = prepare_local("breast_cancer", SITES, tmp_path, seed=11)
-    frame = load_frame("breast_cancer")
-    fed = split_federation(frame, "breast_cancer", SITES, np.random.default_rng(11))
+    paths = prepare_local(contract_by_name("breast_cancer"), SITES, tmp_path, seed=11)
+    frame = load_frame(contract_by_name("breast_cancer"))
+    fed = split_federation(
+        frame, contract_by_name("breast_cancer"), SITES, np.random.default_rng(11)
+    )
     for site in SITES:
         train = pd.read_csv(paths[site]["train"])
         pd.testing.assert_frame_equal(train, fed.sites[site].train)  # floats exact
@@ -98,18 +115,24 @@ def test_prepare_local_writes_csv_that_round_trips(tmp_path):
 
 
 def test_contract_site_rows():
-    assert contract_site_rows("breast_cancer", 0.2) == 50  # max(ceil(30/0.8), ceil(10/0.2))
-    assert contract_site_rows("digits", 0.2) == 63  # max(ceil(50/0.8), 50)
+    assert (
+        contract_site_rows(contract_by_name("breast_cancer"), 0.2) == 50
+    )  # max(ceil(30/0.8), ceil(10/0.2))
+    assert contract_site_rows(contract_by_name("digits"), 0.2) == 63  # max(ceil(50/0.8), 50)
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_skewed_sites_always_meet_the_contract(seed):
-    from components.datasets.contracts import get_contract
     from components.datasets.features import frame_to_arrays
+    from pipelines.config.loader import contract_by_name
 
-    contract = get_contract("breast_cancer")
+    contract = contract_by_name("breast_cancer")
     fed = split_federation(
-        load_frame("breast_cancer"), "breast_cancer", SITES, np.random.default_rng(seed), alpha=0.1
+        load_frame(contract_by_name("breast_cancer")),
+        contract_by_name("breast_cancer"),
+        SITES,
+        np.random.default_rng(seed),
+        alpha=0.1,
     )
     for site, split in fed.sites.items():
         assert len(split.train) >= contract.min_rows

@@ -42,7 +42,7 @@ def site_dict(**overrides: Any) -> dict[str, Any]:
             ],
         },  # fmt: skip
         "data": {
-            "dataset": "breast_cancer",
+            "contract": "breast_cancer",
             "uri": "s3://hospital-berlin-fl/data/train.csv",
             "holdout_uri": "s3://hospital-berlin-fl/data/holdout.csv",
             "snapshot": "2026-11-01",

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from components.common.tensors import load_tensors
-from components.datasets.contracts import get_contract
 from components.train.models import initial_weights
 from pipelines.commands.simulate import max_abs_difference
+from pipelines.config.loader import contract_by_name
 from tests.support.e2e import SITES, fedpipe
 
 RUN_ID = "e2e-tff-parity"
@@ -63,7 +63,7 @@ def test_pipeline_and_tff_global_weights_agree(tmp_path: Path) -> None:
     assert shown is not None and float(shown.group(1)) == pytest.approx(diff, rel=0.01, abs=1e-12)
 
     # both actually trained: the weights moved far from the shared seeded initial weights
-    contract = get_contract("breast_cancer")
+    contract = contract_by_name("breast_cancer")
     init = initial_weights("logreg", contract.num_features, contract.num_classes, 0)
     moved = max_abs_difference({k: np.asarray(v) for k, v in init.items()}, pipeline)
     assert moved > 100 * TOLERANCE, moved

@@ -15,12 +15,18 @@ import pytest
 
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.site_task import TaskInputError, call_with_task
-from components.datasets.contracts import get_contract
 from components.datasets.features import fit_scaler, frame_to_arrays
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
 from components.evaluate.executor import run as _run_executor
 from components.evaluate.forward import softmax
-from tests.support.site_inputs import leaked_values, policy_digest_input, policy_json, site_json
+from pipelines.config.loader import contract_by_name
+from tests.support.site_inputs import (
+    contract_json,
+    leaked_values,
+    policy_digest_input,
+    policy_json,
+    site_json,
+)
 
 
 def run(**inputs):  # as the component calls it
@@ -66,8 +72,13 @@ def _put(client, key: str, frame_or_bytes) -> str:
 def _setup(minio, tmp_path, dataset: str, model_meta: dict | None = None):
     if not minio.bucket_exists(BUCKET):
         minio.make_bucket(BUCKET)
-    contract = get_contract(dataset)
-    fed = split_federation(load_frame(dataset), dataset, [SITE, "b", "c"], np.random.default_rng(3))
+    contract = contract_by_name(dataset)
+    fed = split_federation(
+        load_frame(contract_by_name(dataset)),
+        contract_by_name(dataset),
+        [SITE, "b", "c"],
+        np.random.default_rng(3),
+    )
     split = fed.sites[SITE]
     x, y = frame_to_arrays(contract, split.train, SITE)
     tensors = fit_softmax(fit_scaler(contract, x).transform(x), y, contract.num_classes)
@@ -89,6 +100,7 @@ def _run(minio, tmp_path, dataset, train_uri, holdout_uri, min_cell_count=5, **o
         kfp_job_id="job-1",
         round_index=3,
         dataset=dataset,
+        contract_json=contract_json(dataset),
         model_name="logreg",
         global_model=str(tmp_path / "global"),
         evaluation=str(tmp_path / "evaluation"),
@@ -140,7 +152,7 @@ def test_bad_holdout_abstains_naming_site_and_check(minio, tmp_path):
     metrics, text = _run(minio, tmp_path, "breast_cancer", train_uri, holdout_uri)
     assert metrics["status"] == "abstained"
     assert metrics["reason"] == (
-        f"site {SITE} abstains from evaluation: data check 'label_not_null': 1 missing/NaN label(s)"
+        f"site {SITE} abstains from evaluation: data check 'label_not_null': target label: 1 empty cell(s)"
     )
     assert metrics["accuracy"] is None and metrics["confusion_matrix"] is None
     assert leaked_values(text, bad) == set()
@@ -165,7 +177,7 @@ def test_scaler_comes_from_the_site_train_table_only(minio, tmp_path):
     loss of one repeated holdout row equals the hand-computed one under the train scaler
     (a scaler fitted on that holdout would map every feature to 0)."""
     split, train_uri, _ = _setup(minio, tmp_path, "breast_cancer")
-    contract = get_contract("breast_cancer")
+    contract = contract_by_name("breast_cancer")
     one = pd.concat([split.holdout.iloc[[0]]] * 10, ignore_index=True)
     one_uri = _put(minio, "breast_cancer/h-one.csv", one)
     metrics, _ = _run(minio, tmp_path, "breast_cancer", train_uri, one_uri, min_cell_count=0)

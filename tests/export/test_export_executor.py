@@ -30,6 +30,7 @@ from components.export.update import DestinationError, ExportError
 from components.privacy.ledger_store import LedgerStore
 from components.train.executor import run as _train_executor
 from tests.support.site_env import initial_global, make_site_env
+from tests.support.site_inputs import contract_json
 
 
 def train(**inputs):  # as the component calls it
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.integration
 
 HYPER = dict(
     dataset="breast_cancer",
+    contract_json=contract_json("breast_cancer"),
     model_name="logreg",
     local_epochs=1,
     batch_size=16,

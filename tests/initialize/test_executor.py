@@ -16,6 +16,7 @@ from components.domain.canonical import canonical_json
 from components.domain.run_id import RunIdError
 from components.initialize.executor import InitializeError, run
 from tests.support.federation import make_coordinator, unique
+from tests.support.site_inputs import contract_json
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,10 @@ def coordinator(gcs):
 def init(coordinator_site, folder, *, run_id="run-1", seed=3, resume=False, dataset="digits"):
     return run(
         coordinator_json=canonical_json(coordinator_site),
-        config_digest=config_digest(coordinator_json=canonical_json(coordinator_site)),
+        contract_json=contract_json(dataset),
+        config_digest=config_digest(
+            coordinator_json=canonical_json(coordinator_site), contract_json=contract_json(dataset)
+        ),
         run_id=run_id,
         kfp_job_id="job-xyz",
         model_name="logreg",

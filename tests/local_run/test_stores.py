@@ -93,6 +93,7 @@ def test_servers_buckets_keys_and_state_survive_a_restart(tmp_path: Path) -> Non
         endpoints=ports,
         public_keys=keys,
         dataset="digits",
+        contracts_dir=REPO / "sites" / "contracts",
     )
     # explicit endpoints turn TLS off, which the example policies (in_transit tls) refuse
     with pytest.raises(ConfigError, match="object_store.secure: false, but policy eu-health"):
@@ -100,7 +101,8 @@ def test_servers_buckets_keys_and_state_survive_a_restart(tmp_path: Path) -> Non
     b = Site.parse_obj(yaml.safe_load((sdir / "hospital-berlin.yaml").read_text()))
     assert b.object_store.endpoint == ports["hospital-berlin"] and b.object_store.secure is False
     assert b.signing is not None and b.signing.public_key == keys["hospital-berlin"]
-    assert b.data is not None and b.data.dataset == "digits"
+    assert b.data is not None and b.data.contract == "digits"
+    assert (sdir / "contracts" / "digits.yaml").is_file()
     assert "127.0.0.1" not in (REPO / "sites" / "hospital-berlin.yaml").read_text()
 
 

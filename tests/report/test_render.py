@@ -73,7 +73,7 @@ def test_executor_writes_files_and_returns_kfp_values(tmp_path: Path) -> None:
             {"site_id": "clinic-boston", "passed": True, "row_count": 120},
         )
     }
-    sites = {"clinic-boston": {"role": "site", "data": {"dataset": "breast_cancer"}}}
+    sites = {"clinic-boston": {"role": "site", "data": {"contract": "breast_cancer"}}}
     out = executor.run(
         round_reports=reports,
         evaluations=evals,

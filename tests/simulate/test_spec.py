@@ -57,15 +57,15 @@ def test_split_and_scaling_are_the_pipelines(tmp_path) -> None:
     """The arrays equal what a site task reads back from `prepare_local`'s CSV files."""
     import pandas as pd
 
-    from components.datasets.contracts import get_contract
     from components.datasets.features import fit_scaler, frame_to_arrays
     from components.datasets.prepare import prepare_local
+    from pipelines.config.loader import contract_by_name
     from pipelines.simulate.data import federated_data
 
     sites = ["clinic-boston", "hospital-berlin", "hospital-paris"]
-    paths = prepare_local("breast_cancer", sites, tmp_path, seed=3)
+    paths = prepare_local(contract_by_name("breast_cancer"), sites, tmp_path, seed=3)
     data = federated_data("breast_cancer", sites, data_seed=3)
-    contract = get_contract("breast_cancer")
+    contract = contract_by_name("breast_cancer")
     for site in sites:
         x, y = frame_to_arrays(contract, pd.read_csv(paths[site]["train"]), site)
         np.testing.assert_array_equal(data.sites[site].x, fit_scaler(contract, x).transform(x))

@@ -81,7 +81,7 @@ def make_site(
             "policy": policy,
             "placement": {"node_selector": {"fedpipe.dev/site": site_id}},
             "data": {
-                "dataset": "digits",
+                "contract": "digits",
                 "uri": f"s3://{bucket}/data/train.csv",
                 "holdout_uri": f"s3://{bucket}/data/holdout.csv",
                 "snapshot": "s1",

@@ -22,6 +22,7 @@ from components.datasets.prepare import load_frame, split_federation, table_to_c
 from components.domain.canonical import canonical_json, policy_digest
 from components.domain.models import Policy, Site
 from components.train.models import initial_weights
+from pipelines.config.loader import contract_by_name
 from tests.support.paths import REPO
 
 SITE_IDS = ("hospital-berlin", "hospital-paris", "clinic-boston")
@@ -40,7 +41,10 @@ def _deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any
 def federation_split(seed: int = 0):
     """breast_cancer split IID over the three example sites + pooled test set (B1's splitter)."""
     return split_federation(
-        load_frame("breast_cancer"), "breast_cancer", list(SITE_IDS), np.random.default_rng(seed)
+        load_frame(contract_by_name("breast_cancer")),
+        contract_by_name("breast_cancer"),
+        list(SITE_IDS),
+        np.random.default_rng(seed),
     )
 
 

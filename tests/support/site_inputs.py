@@ -38,7 +38,7 @@ def site_json(
         "policy": "eu-health",
         "placement": {"node_selector": {"fedpipe.dev/site": site_id}},
         "data": {
-            "dataset": dataset,
+            "contract": dataset,
             "uri": train_uri or f"s3://{bucket}/data/train.csv",
             "holdout_uri": holdout_uri or f"s3://{bucket}/data/holdout.csv",
             "snapshot": "2026-11-01",
@@ -143,3 +143,11 @@ def policy_digest_input(policy_json_text: str) -> dict[str, str]:
         return {"policy_digest": policy_digest(Policy.parse_raw(policy_json_text))}
     except ValueError:
         return {"policy_digest": sha256_hex(policy_json_text)}
+
+
+def contract_json(name: str = "breast_cancer") -> str:
+    """The canonical JSON of a bundled example contract (what validate gets compiled in)."""
+    from components.domain.canonical import canonical_json
+    from pipelines.config.loader import contract_by_name
+
+    return canonical_json(contract_by_name(name))

@@ -14,14 +14,15 @@ import pytest
 
 from components.common.site_task import call_with_task
 from components.common.tensors import load_tensors
-from components.datasets.contracts import get_contract
 from components.datasets.features import fit_scaler, frame_to_arrays
 from components.evaluate.forward import predict_proba
 from components.privacy.accounting import dp_sgd_event, rdp_epsilon
 from components.privacy.ledger_store import LedgerStore
 from components.train.executor import run as _train_executor
 from components.train.models import initial_weights
+from pipelines.config.loader import contract_by_name
 from tests.support.site_env import SITE_IDS, federation_split, make_site_env
+from tests.support.site_inputs import contract_json
 
 
 def train(**inputs):  # as the component calls it
@@ -33,6 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 ROUNDS = 5
 HYPER = dict(
     dataset="breast_cancer",
+    contract_json=contract_json("breast_cancer"),
     model_name="logreg",
     local_epochs=1,
     batch_size=16,
@@ -47,7 +49,7 @@ HYPER = dict(
 
 def test_dp_fedavg_breast_cancer_three_sites_reaches_90_percent(minio, tmp_path, monkeypatch):
     fed = federation_split(seed=0)
-    contract = get_contract("breast_cancer")
+    contract = contract_by_name("breast_cancer")
     envs = {s: make_site_env(minio, tmp_path, monkeypatch, site_id=s) for s in SITE_IDS}
     run_id = "conv-run"
     tensors = initial_weights("logreg", contract.num_features, contract.num_classes, seed=0)

@@ -18,6 +18,7 @@ from components.privacy.ledger_store import LedgerStore
 from components.train.executor import DpPolicyError
 from components.train.executor import run as _run_executor
 from tests.support.site_env import initial_global, make_site_env
+from tests.support.site_inputs import contract_json
 
 
 def run(**inputs):  # as the component calls it
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 HYPER = dict(
     dataset="breast_cancer",
+    contract_json=contract_json("breast_cancer"),
     model_name="logreg",
     local_epochs=2,
     batch_size=16,

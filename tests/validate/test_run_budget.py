@@ -13,6 +13,7 @@ from components.privacy.ledger import check_run_budget, new_entry
 from components.privacy.ledger_store import LedgerStore
 from components.validate.executor import run as _validate_run_executor
 from tests.support.site_env import make_site_env
+from tests.support.site_inputs import contract_json
 
 
 def validate_run(**inputs):  # as the component calls it
@@ -92,6 +93,7 @@ def test_validate_abstains_a_site_that_cannot_afford_the_run(minio, tmp_path, mo
     kwargs = {
         **tight.common("this-run", 1),
         "dataset": "breast_cancer",
+        "contract_json": contract_json("breast_cancer"),
         "summary": str(tmp_path / "summary"),
         "batch_size": 16,
         "local_epochs": 1,

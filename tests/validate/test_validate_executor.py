@@ -11,7 +11,14 @@ import pytest
 from components.common.site_task import TaskInputError, call_with_task
 from components.datasets.prepare import load_frame, split_federation, table_to_csv_bytes
 from components.validate.executor import run as _run_executor
-from tests.support.site_inputs import leaked_values, policy_digest_input, policy_json, site_json
+from pipelines.config.loader import contract_by_name
+from tests.support.site_inputs import (
+    contract_json,
+    leaked_values,
+    policy_digest_input,
+    policy_json,
+    site_json,
+)
 
 
 def run(**inputs):  # as the component calls it
@@ -26,8 +33,10 @@ BUCKET = "val-berlin-fl"
 
 @pytest.fixture(scope="module")
 def train_frame():
-    frame = load_frame("breast_cancer")
-    fed = split_federation(frame, "breast_cancer", [SITE, "other"], np.random.default_rng(9))
+    frame = load_frame(contract_by_name("breast_cancer"))
+    fed = split_federation(
+        frame, contract_by_name("breast_cancer"), [SITE, "other"], np.random.default_rng(9)
+    )
     return fed.sites[SITE].train
 
 
@@ -57,6 +66,7 @@ def _run(tmp_path, client, uri: str, **overrides) -> tuple[dict, dict]:
         client_factory=lambda: client,
     )
     kwargs.update(overrides)
+    kwargs.setdefault("contract_json", contract_json(str(kwargs["dataset"])))
     kwargs.update(policy_digest_input(kwargs["policy_json"]))
     returned = run(**kwargs)
     written = json.loads((tmp_path / "summary" / "summary.json").read_text())
@@ -132,3 +142,25 @@ def test_row_count_hidden_when_policy_hides_sample_counts(tmp_path, bucket, trai
     assert summary["passed"] is True
     assert summary["row_count"] is None
     assert len(train_frame) not in {e["unexpected_count"] for e in summary["expectations"]}
+
+
+def test_a_fitted_scaler_with_dp_on_is_refused_before_anyone_trains(tmp_path, bucket):
+    from components.domain.contract import ContractError
+
+    fitted = json.loads(contract_json("breast_cancer"))
+    fitted["encoding"]["scaling"] = "site_zscore"
+    with pytest.raises(ContractError, match="site_zscore fits mean and std on the site's own"):
+        _run(
+            tmp_path,
+            bucket,
+            f"s3://{BUCKET}/data/none.csv",
+            contract_json=json.dumps(fitted),
+            dp_enabled=True,
+            rounds=1,
+        )
+    assert not (tmp_path / "summary").exists()
+    # with DP off the same contract is fine (the scaler is then no privacy question)
+    returned, _ = _run(
+        tmp_path, bucket, f"s3://{BUCKET}/data/none.csv", contract_json=json.dumps(fitted)
+    )
+    assert returned["passed"] is False  # the file does not exist: an abstention, not a refusal

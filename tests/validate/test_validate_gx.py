@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.datasets.contracts import get_contract
 from components.datasets.prepare import load_frame, split_federation
 from components.validate.suite import run_suite, summarize
+from pipelines.config.loader import contract_by_name
 from tests.support.site_inputs import leaked_values
 
 SITES = ["hospital-berlin", "hospital-paris", "clinic-boston"]
@@ -21,7 +21,12 @@ SITE = "hospital-berlin"
 
 
 def _site_train(dataset: str) -> pd.DataFrame:
-    fed = split_federation(load_frame(dataset), dataset, SITES, np.random.default_rng(5))
+    fed = split_federation(
+        load_frame(contract_by_name(dataset)),
+        contract_by_name(dataset),
+        SITES,
+        np.random.default_rng(5),
+    )
     return fed.sites[SITE].train
 
 
@@ -31,7 +36,7 @@ def bc_train() -> pd.DataFrame:
 
 
 def _summary(frame: pd.DataFrame, dataset: str = "breast_cancer") -> dict:
-    return summarize(SITE, len(frame), run_suite(get_contract(dataset), frame))
+    return summarize(SITE, len(frame), run_suite(contract_by_name(dataset), frame))
 
 
 def test_real_breast_cancer_site_passes(bc_train):

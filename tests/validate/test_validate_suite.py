@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from components.datasets.contracts import get_contract
 from components.validate.suite import (
     Outcome,
     abstention,
@@ -12,24 +11,58 @@ from components.validate.suite import (
     sanitize_result,
     summarize,
 )
+from pipelines.config.loader import contract_by_name
 
 
 def test_suite_covers_every_column():
-    specs = expectation_specs(get_contract("breast_cancer"))
+    specs = expectation_specs(contract_by_name("breast_cancer"))
     assert len(specs) == 2 + 4 * 30 + 4
     by_class = {}
     for spec in specs:
         by_class.setdefault(spec.gx_class, []).append(spec.kwargs)
     assert by_class["ExpectTableRowCountToBeBetween"] == [{"min_value": 30}]
     assert {k["column"] for k in by_class["ExpectColumnValuesToNotBeNull"]} == set(
-        get_contract("breast_cancer").columns
+        contract_by_name("breast_cancer").table_columns
     )
     assert by_class["ExpectColumnValuesToBeInSet"] == [{"column": "label", "value_set": [0, 1]}]
     radius = [k for k in by_class["ExpectColumnValuesToBeBetween"] if k["column"] == "mean_radius"]
     assert radius == [{"column": "mean_radius", "min_value": 0.0, "max_value": 50.0}]
-    digits = expectation_specs(get_contract("digits"), min_rows=7)
+    digits = expectation_specs(contract_by_name("digits"), min_rows=7)
     assert len(digits) == 2 + 4 * 64 + 4
     assert digits[1].kwargs == {"min_value": 7}
+
+
+def test_suite_follows_column_types_nulls_and_a_regression_target():
+    from components.domain.contract import DataContract
+
+    contract = DataContract.parse_obj(
+        {
+            "apiVersion": "fedpipe.dev/v1",
+            "kind": "DataContract",
+            "name": "toy",
+            "columns": [
+                {"name": "age", "type": "int", "range": [0, 120], "nullable": True, "impute": 50},
+                {"name": "smoker", "type": "bool"},
+                {"name": "blood", "type": "category", "categories": ["A", "B"]},
+            ],
+            "target": {"name": "y", "task": "regression", "range": [0, 10]},
+            "rows": {"min_train": 5, "min_holdout": 2},
+            "encoding": {"scaling": "fixed"},
+        }
+    )
+    specs = [(s.gx_class, s.kwargs) for s in expectation_specs(contract)]
+    not_null = {k["column"] for c, k in specs if c == "ExpectColumnValuesToNotBeNull"}
+    assert not_null == {"smoker", "blood", "y"}  # age is nullable
+    assert ("ExpectColumnValuesToBeInSet", {"column": "blood", "value_set": ["A", "B"]}) in specs
+    assert (
+        "ExpectColumnValuesToBeBetween",
+        {"column": "y", "min_value": 0.0, "max_value": 10.0},
+    ) in specs
+    types = {
+        k["column"]: k["type_list"] for c, k in specs if c == "ExpectColumnValuesToBeInTypeList"
+    }
+    assert types["age"] == ["int64", "int32", "float64"]  # an empty cell makes pandas read floats
+    assert types["blood"] == ["object", "str", "string"]
 
 
 # The shape of a GX 1.x result (`ExpectationValidationResult.to_json_dict()`), raw values in it.
