@@ -148,6 +148,7 @@ def test_validate_refuses_dp_off_under_its_policy_before_reading_anything(
     kwargs = {
         **strict.common("dp-off-run", 1),
         "dataset": "breast_cancer",
+        "contract_json": contract_json("breast_cancer"),
         "summary": str(tmp_path / "summary"),
         "rounds": 2,
         "batch_size": 16,

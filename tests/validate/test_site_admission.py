@@ -33,7 +33,7 @@ from components.validate.entry import validate as validate_entry
 from components.validate.executor import run as validate_run
 from components.validate.site_admission import OWN_POLICY_KEY
 from pipelines.compiler import compile_federation
-from pipelines.config.loader import load_federation
+from pipelines.config.loader import contract_by_name, load_federation
 from tests.support.federation import SiteKit, global_tensors, put_update, signed_update
 
 pytestmark = pytest.mark.integration
@@ -71,8 +71,10 @@ def weakened(tmp_path, minio, monkeypatch):
     policy["rules"]["dp_update"].append({"roles": ["coordinator"]})
     (tmp_path / "policies" / "us-health.yaml").write_text(yaml.safe_dump(policy))
     compiled_fed = load_federation(tmp_path / "sites", tmp_path / "policies")
-    frame = load_frame("breast_cancer")
-    split = split_federation(frame, "breast_cancer", list(own.sites), np.random.default_rng(3))
+    frame = load_frame(contract_by_name("breast_cancer"))
+    split = split_federation(
+        frame, contract_by_name("breast_cancer"), list(own.sites), np.random.default_rng(3)
+    )
     for site_id, site in own.sites.items():
         bucket = site.object_store.bucket
         minio.make_bucket(bucket)
