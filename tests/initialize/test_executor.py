@@ -170,7 +170,10 @@ def test_initialize_stops_the_run_when_the_quorum_cannot_hold(coordinator, tmp_p
     }
     kwargs = dict(
         coordinator_json=canonical_json(site),
-        config_digest=config_digest(coordinator_json=canonical_json(site)),
+        contract_json=contract_json("digits"),
+        config_digest=config_digest(
+            coordinator_json=canonical_json(site), contract_json=contract_json("digits")
+        ),
         run_id="run-q",
         kfp_job_id="job-q",
         model_name="logreg",
