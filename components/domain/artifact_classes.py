@@ -14,6 +14,25 @@ class ArtifactClass(StrEnum):
     DP_UPDATE = "dp_update"
     GLOBAL_MODEL = "global_model"
     METRICS = "metrics"
+    # A SecAgg+-masked or CKKS-encrypted update: reveals nothing alone (only a sum of enough
+    # of them, unmasked with the sites' help, or decrypted by a site, does).
+    MASKED_UPDATE = "masked_update"
+    # SecAgg+ protocol messages: signed public keys, rosters, requests, shares sealed for one
+    # receiver, a holder's answer.
+    SECAGG_PUBLIC = "secagg_public"
+
+
+# Classes whose destinations fall back to other classes' rules when a policy lists none for
+# them: a masked update reveals less than a DP update, so it may go where a DP update may;
+# protocol messages travel where updates and global models travel. Rules of their own, when
+# listed, replace the fallback.
+FALLBACK_CLASSES: dict[str, tuple[str, ...]] = {
+    ArtifactClass.MASKED_UPDATE.value: (ArtifactClass.DP_UPDATE.value,),
+    ArtifactClass.SECAGG_PUBLIC.value: (
+        ArtifactClass.DP_UPDATE.value,
+        ArtifactClass.GLOBAL_MODEL.value,
+    ),
+}
 
 
 # Metadata key under which a component output declares its class (in the component spec).

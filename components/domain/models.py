@@ -19,7 +19,7 @@ from pydantic import BaseModel, Extra, Field, StrictBool, StrictStr, conint, roo
 from pydantic import validator as field_validator
 
 from components.domain import cloud_regions, jurisdictions
-from components.domain.artifact_classes import ArtifactClass
+from components.domain.artifact_classes import FALLBACK_CLASSES, ArtifactClass
 
 API_VERSION = "fedpipe.dev/v1"
 # raw_data, local_model, validation_summary, dp_update, global_model, metrics (schema order)
@@ -388,6 +388,15 @@ class Rules(_Strict):
     dp_update: list[DestinationRule] = Field(default_factory=list)
     global_model: list[DestinationRule] = Field(default_factory=list)
     metrics: list[DestinationRule] = Field(default_factory=list)
+    masked_update: list[DestinationRule] = Field(
+        default_factory=list,
+        description="a SecAgg+-masked or CKKS-encrypted update; [] = where dp_update may go",
+    )
+    secagg_public: list[DestinationRule] = Field(
+        default_factory=list,
+        description="SecAgg+ keys, rosters, sealed shares, answers; [] = where dp_update or "
+        "global_model may go",
+    )
 
 
 class DPLimits(_Strict):
@@ -570,6 +579,19 @@ class Policy(_Strict):
         if artifact_class not in ARTIFACT_CLASSES:
             raise ValueError(f"unknown artifact class {artifact_class!r}")
         return list(getattr(self.rules, artifact_class))
+
+    def effective_rules(self, artifact_class: str) -> list[tuple[str, DestinationRule]]:
+        """(rule name, rule) that decide where `artifact_class` may go: its own rules, or, for
+        a class in FALLBACK_CLASSES without rules of its own, those of its fallback classes
+        (named e.g. `eu-health rules.dp_update[0] (for masked_update)`)."""
+        own = self.rules_for(artifact_class)
+        if own or artifact_class not in FALLBACK_CLASSES:
+            return [(self.rule_name(self.id, artifact_class, i), r) for i, r in enumerate(own)]
+        return [
+            (f"{self.rule_name(self.id, c, i)} (for {artifact_class})", r)
+            for c in FALLBACK_CLASSES[artifact_class]
+            for i, r in enumerate(self.rules_for(c))
+        ]
 
     @staticmethod
     def rule_name(policy_id: str, artifact_class: str, index: int) -> str:

@@ -98,6 +98,12 @@ def describe_placement(site: Site) -> str:
     return f"{site.id} [{site.role}, {site.provider} {site.region}, {site.jurisdiction}]"
 
 
+def _short(rule_name: str, cls: str) -> str:
+    """`0` for `<policy> rules.<cls>[0]`, `dp_update[0]` for a fallback class's rule."""
+    ref = rule_name.split(" rules.", 1)[1].split(" (for ", 1)[0]
+    return ref[len(cls) + 1 : -1] if ref.startswith(f"{cls}[") else ref
+
+
 def decide(edge: FlowEdge, federation: Federation) -> ResidencyDecision:
     """The decision on one edge (see the module docstring for the deny-by-default order)."""
     known = federation.all_sites
@@ -130,18 +136,17 @@ def decide(edge: FlowEdge, federation: Federation) -> ResidencyDecision:
     if policy is None:
         return deny(f"site {source.id} names policy {source.policy!r}, which is not loaded")
     dest = known[edge.dest]
-    rules = policy.rules_for(cls)
-    for index, rule in enumerate(rules):
+    entries = policy.effective_rules(cls)
+    for name, rule in entries:
         if rule.matches(dest):
-            name = Policy.rule_name(policy.id, cls, index)
             text = rule.describe()
             return ResidencyDecision(
                 edge, True, name, text, f"{describe_placement(dest)} matches {text}"
             )
     searched = f"{policy.id} rules.{cls}"
-    if not rules:
+    if not entries:
         return deny(f"{cls} may go nowhere (no rule)", searched, "[]")
-    texts = "; ".join(f"[{i}] {r.describe()}" for i, r in enumerate(rules))
+    texts = "; ".join(f"[{_short(n, cls)}] {r.describe()}" for n, r in entries)
     return deny(f"{describe_placement(dest)} matches no rule ({texts})", searched, texts)
 
 

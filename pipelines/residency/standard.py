@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from components.domain.federation import Federation
-from components.domain.models import ARTIFACT_CLASSES, Policy
+from components.domain.models import ARTIFACT_CLASSES
 from pipelines.residency.checker import FlowEdge
 
 # (producing stage, output, class, consuming stage) of a site's outputs that reach the coordinator
@@ -61,14 +61,13 @@ def allowed_destinations(
     """
     source = federation.site(site_id)
     policy = federation.policies[source.policy]
-    rules = policy.rules_for(artifact_class)
+    entries = policy.effective_rules(artifact_class)
     out = []
     for dest in federation.all_sites.values():
         if dest.id == site_id:
             continue
-        for index, rule in enumerate(rules):
+        for name, rule in entries:
             if rule.matches(dest):
-                name = Policy.rule_name(policy.id, artifact_class, index)
                 out.append(AllowedDestination(dest.id, name, rule.describe()))
                 break
     return out

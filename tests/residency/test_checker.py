@@ -185,3 +185,51 @@ def test_parameter_never_crosses_even_where_a_class_could(fed):
     assert not d.allowed and "parameter output never crosses" in d.reason
     d = decide(_parameter_edge("nowhere", "aggregate-r1"), fed)
     assert not d.allowed and "'nowhere' is not a site" in d.reason
+
+
+def test_a_masked_update_goes_where_a_dp_update_may_and_no_further(fed):
+    d = decide(export_edge(cls="masked_update"), fed)
+    assert d.allowed and d.rule == "eu-health rules.dp_update[0] (for masked_update)"
+    us = moved_coordinator(fed, "us-east1", "US")
+    denied = decide(export_edge(cls="masked_update"), us)
+    assert not denied.allowed
+    assert denied.rule == "eu-health rules.masked_update"
+    assert "matches no rule ([dp_update[0]] roles=coordinator, jurisdictions=EU)" in denied.line()
+
+
+def test_rules_of_its_own_replace_the_fallback(fed):
+    from components.domain.models import Policy
+
+    eu = fed.policies["eu-health"]
+    body = eu.dict()
+    body["rules"]["masked_update"] = [{"roles": ["coordinator"]}]
+    own = Policy.parse_obj(body)
+    names = [n for n, _ in own.effective_rules("masked_update")]
+    assert names == ["eu-health rules.masked_update[0]"]
+    us = moved_coordinator(fed, "us-east1", "US")
+    changed = federation_from_models(
+        [*us.sites.values(), us.coordinator],
+        [own if p.id == "eu-health" else p for p in us.policies.values()],
+    )
+    assert decide(
+        export_edge(cls="masked_update"), changed
+    ).allowed  # its own rule: any coordinator
+    assert not decide(export_edge(), changed).allowed  # the DP update still may not go there
+
+
+def test_secagg_messages_travel_where_updates_and_global_models_do(fed):
+    to_coordinator = decide(export_edge(cls="secagg_public"), fed)
+    assert to_coordinator.allowed
+    assert to_coordinator.rule == "eu-health rules.dp_update[0] (for secagg_public)"
+    roster = FlowEdge(
+        "secagg-roster-r1",
+        "roster",
+        "secagg_public",
+        "coordinator",
+        "export-clinic-boston-r1",
+        "clinic-boston",
+    )
+    back = decide(roster, fed)
+    assert back.allowed and back.rule.endswith("rules.global_model[0] (for secagg_public)")
+    sends = {a.destination for a in allowed_destinations(fed, "hospital-berlin", "masked_update")}
+    assert sends == {"coordinator"}
