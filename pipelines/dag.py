@@ -12,8 +12,8 @@ emits an `admission` (components/common/admission.py) that the site's train, exp
 evaluate tasks take instead (same placement: it never leaves the site). Caching is off for
 tasks with side effects: initialize (reads the mutable latest model on resume), train
 (privacy ledger), export (create-only upload), aggregate (create-only publish), validate (its
-privacy pre-flight reads the ledger). evaluate and report may be cached: their keys include
-site id, policy digest, data snapshot and the run ids. initialize waits for every validate
+privacy pre-flight reads the ledger), evaluate (appends to the site's audit chain). report may
+be cached: its keys include the run ids. initialize waits for every validate
 and every train needs initialize's model, so a site that cannot afford the run abstains
 before anyone trains, and a run whose quorum cannot hold stops there (O(sites) edges, not
 sites²).
@@ -319,7 +319,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                     global_model=model,
                     **site_inputs(site.id, r),
                 )
-                _no_cache(place_site_task(trained, site))
+                _no_cache(place_site_task(trained, site, signing=True))
                 exported = named(export, task_name("export", site.id, r))(
                     local_model=trained.outputs["local_model"],
                     global_model=model,
@@ -344,7 +344,9 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                 **updates,
                 **run,
             )
-            _no_cache(place_coordinator_task(aggregated, coordinator, read_from=sites))
+            _no_cache(
+                place_coordinator_task(aggregated, coordinator, read_from=sites, signing=True)
+            )
             model = aggregated.outputs["global_model"]
             round_reports[report_component.round_report_input(r)] = aggregated.outputs[
                 "round_report"
@@ -355,7 +357,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                     global_model=model,
                     **site_inputs(site.id, r),
                 )
-                place_site_task(evaluated, site)
+                _no_cache(place_site_task(evaluated, site, signing=True))
                 evaluations[report_component.evaluation_input(r, i)] = evaluated.outputs[
                     "evaluation"
                 ]

@@ -133,6 +133,43 @@ def _one(
     return verified, residency, consumed
 
 
+def _signed_references(
+    site_id: str,
+    folder: str,
+    site: Site,
+    policy: Policy,
+    run_id: str,
+    client_for: Callable[[Site], Minio],
+) -> list[str]:
+    """Hashes of the site's admission and export records of a rejected update that are signed
+    by the site (the coordinator references every export it read, accepted or not); records
+    that cannot be read or do not verify are left out (the rejection reason says why)."""
+    try:
+        ref = read_ref(folder)
+        client = client_for(site)
+        bucket = site.object_store.bucket
+        public = site.signing.public_key if site.signing else ""
+        keys = [admission_key(run_id, site_id, policy_digest(policy))]
+        pointer = ref.get("audit")
+        if isinstance(pointer, dict) and str(pointer.get("key", "")).startswith(
+            chain_prefix(run_id, site_chain(site_id)) + "records/"
+        ):
+            keys.append(str(pointer["key"]))
+        hashes = []
+        for key in keys:
+            raw = _get_or_none(client, bucket, key)
+            if raw is None:
+                continue
+            record = Record.from_json(raw)
+            if record.kind in ("admission", "export") and signature_ok(
+                record.payload(), record.signature, public
+            ):
+                hashes.append(record.hash)
+        return hashes
+    except Exception:  # a rejected site's store may be unreachable or hostile: refs are best effort
+        return []
+
+
 def _get_or_none(client: Minio, bucket: str, key: str) -> bytes | None:
     from minio.error import S3Error
 
@@ -236,6 +273,9 @@ def collect_updates(
                 rule=rule,
             )
         except UpdateRejected as exc:
+            exc.consumed = _signed_references(  # type: ignore[attr-defined]
+                site_id, updates[site_id], sites[site_id], policies[site_id], run_id, client_for
+            )
             return exc
 
     order = sorted(updates)
@@ -246,6 +286,7 @@ def collect_updates(
     for site_id, outcome in zip(order, outcomes, strict=True):
         if isinstance(outcome, UpdateRejected):
             out.rejected[site_id] = outcome.reason
+            out.consumed[site_id] = getattr(outcome, "consumed", [])
         elif isinstance(outcome[0], VerifiedUpdate):
             verified, residency, consumed = outcome  # type: ignore[misc]
             out.verified[site_id], out.residency[site_id] = verified, residency

@@ -260,7 +260,8 @@ def run(
     inputs = locals()
     config = round_config(**{name: inputs[name] for name in ROUND_INPUTS})
     previous = read_global_model(previous_model)
-    collected, required, screening = _collect(config, previous, updates)
+    audit_log = _coordinator_log(config)
+    collected, required, screening = _collect(config, previous, updates, audit_log)
     new_tensors, new_state, notes = combine(
         previous,
         collected,
@@ -276,6 +277,8 @@ def run(
     meta = _version_meta(config, previous, report, kfp_job_id, sha256_hex(model_bytes))
     meta["health"] = screening.health
     _publish(config, report, meta, model_bytes, dump_tensors(new_state) if new_state else None)
+    if audit_log is not None:
+        _audit_round(audit_log, config, collected, report, meta)
     write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
     write_json(round_report, ROUND_FILE, report)
     return report
@@ -315,8 +318,76 @@ def guard_norms(config: RoundConfig, collected: Collected) -> dict[str, str]:
     return guarded
 
 
+def _coordinator_log(config: RoundConfig) -> Any:
+    """The coordinator's audit event log, when its site spec names a signing key (its private
+    half, `SIGNING_KEY`, must then be given to the task); else None (no chain)."""
+    coordinator = config.coordinator
+    if coordinator.signing is None:
+        return None
+    from components.audit.events import coordinator_log
+    from components.common.secrets import site_secret
+
+    bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
+    return coordinator_log(bucket, config.run_id, site_secret(coordinator.id, "SIGNING_KEY"))
+
+
+def _audit_verifications(log: Any, config: RoundConfig, collected: Collected) -> None:
+    """One record per site: accepted, rejected (with the reason) or abstained; each carries
+    the hashes of the site's records it rests on (admission, export)."""
+    r = config.round_index
+    outcomes = [(s, "accepted", None) for s in collected.verified]
+    outcomes += [(s, "rejected", why) for s, why in collected.rejected.items()]
+    outcomes += [(s, "abstained", why) for s, why in collected.abstained.items()]
+    for site, outcome, reason in sorted(outcomes):
+        log.append(
+            "verification",
+            {
+                "round": r,
+                "site": site,
+                "outcome": outcome,
+                "reason": reason,
+                "summary": f"{site}: {outcome}" + (f" ({reason})" if reason else ""),
+            },
+            refs=collected.consumed.get(site, []),
+        )
+
+
+def _audit_round(
+    log: Any, config: RoundConfig, collected: Collected, report: dict, meta: dict
+) -> None:
+    """The aggregate (referencing every site record consumed) and the publish; then a signed
+    checkpoint of the coordinator's chain."""
+    refs = [h for site in sorted(collected.consumed) for h in collected.consumed[site]]
+    version = report["version"]
+    log.append(
+        "aggregate",
+        {
+            "round": config.round_index,
+            "version": version,
+            "rule": config.rule,
+            "contributors": report["contributors"],
+            "rejected": sorted(report["rejected"]),
+            "abstained": sorted(report["abstained"]),
+            "summary": f"global model v{version} from {len(report['contributors'])} site(s) "
+            f"({config.rule})",
+        },
+        refs=refs,
+    )
+    log.append(
+        "publish",
+        {
+            "round": config.round_index,
+            "version": version,
+            "uri": report.get("published"),
+            "model_sha256": meta.get("model_sha256"),
+            "summary": f"v{version} published to {report.get('published')}",
+        },
+    )
+    log.checkpoint()
+
+
 def _collect(
-    config: RoundConfig, previous: GlobalModel, updates: Mapping[str, str]
+    config: RoundConfig, previous: GlobalModel, updates: Mapping[str, str], audit_log: Any = None
 ) -> tuple[Collected, int, Screening]:
     """Verify every site's update, screen the verified ones for anomalies (quarantined sites
     move to `rejected`), then check the quorum; (collected, required, screening) or
@@ -347,6 +418,8 @@ def _collect(
         log.warning("round %d: rejected %s: %s", config.round_index, site, reason)
     for reason in screening.report["flagged"].values():
         log.warning("round %d: anomalous update: %s", config.round_index, reason)
+    if audit_log is not None:  # before the quorum check: a failed round is on record too
+        _audit_verifications(audit_log, config, collected)
     contributors = sorted(collected.verified)
     required = check_quorum(
         round_index=config.round_index,

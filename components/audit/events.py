@@ -97,8 +97,8 @@ def store_admission(store: ObjectStore, key: str, record: Record) -> Record:
         existing = Record.from_json(store.get(key))
     if existing.body.get("decision") != record.body.get("decision"):
         raise ValueError(
-            f"{key}: this run was already {existing.body.get('decision')}ed by the site with "
-            f"this policy; the new decision is {record.body.get('decision')}: start a new run id"
+            f"{key}: the site already decided {existing.body.get('decision')!r} on this run "
+            f"with this policy, now {record.body.get('decision')!r}: start a new run id"
         )
     return existing
 
@@ -150,3 +150,20 @@ def check_admission(
             f"the site admitted aggregation rule {admitted_rule!r}, this round applies {rule!r}"
         )
     return record
+
+
+def site_task_log(task: Any, client: Any) -> EventLog:
+    """The event log of a site task (`SiteTask`): the site's chain for the task's run in its
+    own bucket, signed with its `SIGNING_KEY` (MissingSecretError when the task lacks it)."""
+    from components.common.create_only import sse_for_policy
+    from components.common.secrets import site_secret
+
+    site = task.site
+    return site_log(
+        client,
+        site.object_store.bucket,
+        site.id,
+        task.run_id,
+        site_secret(site.id, "SIGNING_KEY"),
+        sse_for_policy(task.policy, site.id),
+    )

@@ -142,3 +142,29 @@ class GcsStore:
 
     def keys(self, prefix: str) -> list[str]:
         return sorted(b.name for b in self.bucket.client.list_blobs(self.bucket, prefix=prefix))
+
+
+class DirStore:
+    """A read-only bucket mirror on disk (`<root>/<key>`, e.g. a local run's saved state)."""
+
+    def __init__(self, root: Any) -> None:
+        from pathlib import Path
+
+        self.root = Path(root)
+
+    def put_new(self, key: str, data: bytes) -> None:
+        raise PermissionError(f"{self.root}: a bucket mirror is read-only")
+
+    def get(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def keys(self, prefix: str) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            k
+            for k in (
+                p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()
+            )
+            if k.startswith(prefix)
+        )

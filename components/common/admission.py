@@ -106,7 +106,8 @@ def validate_arguments(arguments: Mapping[str, Any]) -> tuple[dict[str, Any], st
 
 def stage_arguments(arguments: Mapping[str, Any], stage: str) -> dict[str, Any]:
     """Executor kwargs for `stage` (train, export, evaluate) from its component arguments:
-    `admission` replaced by `site_json`, `policy_json` and the stage's run settings.
+    `admission` replaced by `site_json`, `policy_json` and the stage's run settings, plus
+    `audit=True` (the stage writes its audit events).
 
     TaskInputError (naming the site) when the admission is not an admission.
     """
@@ -125,4 +126,5 @@ def stage_arguments(arguments: Mapping[str, Any], stage: str) -> dict[str, Any]:
         ) from None
     args["site_json"] = canonical_dumps(site)
     args["policy_json"] = canonical_dumps(policy)
-    return {**args, **fields}
+    # the stage appends its events to the site's audit chain (components.audit.events)
+    return {**args, **fields, "audit": True}

@@ -106,11 +106,14 @@ def run(
     global_model: str,
     evaluation: str,
     client_factory: ClientFactory | None = None,
+    audit: bool = False,
 ) -> dict[str, Any]:
     """Evaluate; write `<evaluation>/metrics.json` (components/CONTRACT.md). Returns the body.
 
     `task` carries the dataset and `model_name`; `client_factory` (tests) replaces the minio
-    client built from the site spec and secrets.
+    client built from the site spec and secrets. `audit` (the component sets it): the
+    evaluation is appended to the site's audit chain, which is then checkpointed (a signed
+    head per round).
     """
     task.require("dataset", "model_name")
     body = evaluate_site(
@@ -119,5 +122,32 @@ def run(
         global_model=global_model,
         client_factory=client_factory,
     )
+    if audit:
+        _audit_evaluation(task, body, client_factory)
     write_metrics(evaluation, body)
     return body
+
+
+def _audit_evaluation(
+    task: SiteTask, body: dict[str, Any], client_factory: ClientFactory | None
+) -> None:
+    from components.audit.events import site_task_log
+
+    client = (client_factory or site_client_factory(task.site))()
+    log = site_task_log(task, client)
+    accuracy = body.get("accuracy")
+    log.append(
+        "evaluation",
+        {
+            "round": task.round_index,
+            "model_version": body.get("model_version"),
+            "status": body.get("status"),
+            "accuracy": accuracy,
+            "loss": body.get("loss"),
+            "summary": f"global model v{body.get('model_version')}: holdout accuracy "
+            f"{accuracy:.4f}"
+            if accuracy is not None
+            else str(body.get("reason")),
+        },
+    )
+    log.checkpoint()

@@ -71,8 +71,12 @@ def run(
     update: str,
     client_factory: ClientFactory | None = None,
     now: dt.datetime | None = None,
+    audit: bool = False,
 ) -> dict[str, Any]:
     """Export (or reference, or abstain) and write `<update>/ref.json`; returns its content.
+
+    `audit` (the component sets it): the export is appended to the site's audit chain and
+    `ref.json` points to that record (`audit`: key, hash), which the coordinator checks.
 
     `client_factory` (tests) replaces the minio client built from the site spec + secrets;
     `now` fixes the retention start.
@@ -88,7 +92,11 @@ def run(
         )
     client = (client_factory or site_client_factory(task.site))()
     if status == "resumed":
-        return _write_ref(update, {**ref, **_verify_resumed(task, client, dest)})
+        resumed = {**ref, **_verify_resumed(task, client, dest)}
+        if audit:
+            signed = SignedManifest.from_json(json.dumps(resumed["manifest"]).encode())
+            resumed["audit"] = _audit_export(task, client, dest, signed)
+        return _write_ref(update, resumed)
     if status != "trained":
         raise ExportError(f"site {site_id}: local model status {status!r} is not exportable")
     payload, signed = _sign_update(task, train_meta, Path(local_model), global_model)
@@ -106,15 +114,38 @@ def run(
         policy_id=task.policy.id,
         now=now,
     )
-    return _write_ref(
-        update,
+    out = {
+        **ref,
+        "status": "exported",
+        "manifest": json.loads(signed.to_json()),
+        "stored": describe(published),
+    }
+    if audit:
+        out["audit"] = _audit_export(task, client, dest, signed)
+    return _write_ref(update, out)
+
+
+def _audit_export(task: SiteTask, client: Any, dest: Destination, signed: SignedManifest) -> dict:
+    """Append the export to the site's chain; the pointer the coordinator checks and
+    references (`ref.json` `audit`: the record's key and hash)."""
+    from components.audit.events import site_chain, site_task_log
+    from components.audit.store import record_key
+
+    m = signed.manifest
+    record = site_task_log(task, client).append(
+        "export",
         {
-            **ref,
-            "status": "exported",
-            "manifest": json.loads(signed.to_json()),
-            "stored": describe(published),
+            "round": task.round_index,
+            "content_sha256": m.content_sha256,
+            "key": dest.key,
+            "epsilon": m.epsilon,
+            "policy_digest": m.policy_digest,
+            "summary": f"signed update sha256 {m.content_sha256[:12]} written to "
+            f"s3://{dest.bucket}/{dest.key}",
         },
     )
+    key = record_key(task.run_id, site_chain(task.site_id), record.seq)
+    return {"key": key, "hash": record.hash}
 
 
 def _destination(task: SiteTask) -> Destination:

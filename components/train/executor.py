@@ -202,8 +202,12 @@ def run(
     client_factory: ClientFactory | None = None,
     noise_seed: int | None = None,
     now: dt.datetime | None = None,
+    audit: bool = False,
 ) -> dict[str, Any]:
     """Train (or abstain, or resume) and write `<local_model>/meta.json` (+ `model.npz`).
+
+    `audit` (the component sets it): the ε charge, or the abstention with its reason, is
+    appended to the site's audit chain (`components.audit.events`), signed with its key.
 
     The phases run in the module doc's order; an `Abstain` from any of them is written once.
     `client_factory` (tests) replaces the minio client built from the site spec + secrets;
@@ -215,8 +219,13 @@ def run(
     gm = _starting_model(task, settings, global_model)
     base_noise_seed = _noise_base(noise_seed)
     meta = {**_base_meta(task, settings.model_name, settings.dataset), "global_version": gm.version}
+    log = None
     try:
         client = _connect(task, client_factory)
+        if audit:
+            from components.audit.events import site_task_log
+
+            log = site_task_log(task, client)
         resumed = _resume(task, client, meta)  # 2.
         if resumed is not None:
             return _write(local_model, resumed, None)
@@ -228,10 +237,38 @@ def run(
         entry, summary = _charge(task, settings, store, event, table.num_examples, now, meta)
     except Abstain as abstain:
         abstained = {**meta, "status": "abstained", "reason": abstain.reason}
+        if log is not None:
+            log.append(
+                "abstain",
+                {"round": task.round_index, "reason": abstain.reason, "summary": abstain.reason},
+            )
         return _write(local_model, _leaving_meta(task, abstained), None)
+    if log is not None:
+        log.append("charge", _charge_record(task, entry, summary))
     result = _train(task, settings, gm.tensors, table, event, entry, base_noise_seed)  # 7.
     meta.update(_trained_meta(task, settings, event, entry, summary, decision, result))
     return _write(local_model, meta, result.tensors)
+
+
+def _charge_record(task: SiteTask, entry: LedgerEntry, summary: dict[str, Any]) -> dict[str, Any]:
+    """The audit body of a ledger charge (the chain stays in the site's own bucket)."""
+    from components.privacy.accounting import rdp_epsilon
+
+    spent = rdp_epsilon([entry.event], entry.delta) if not entry.non_private else None
+    total = summary.get("lifetime_epsilon")
+    return {
+        "round": task.round_index,
+        "attempt": entry.attempt,
+        "entry_key": entry.key,
+        "epsilon": spent if spent is None or np.isfinite(spent) else None,
+        "lifetime_epsilon": total,
+        "delta": entry.delta,
+        "summary": (
+            "charged without DP (unbounded)"
+            if spent is None
+            else f"ε {spent:.3f} charged, ledger total {total if total is None else f'{total:.3f}'}"
+        ),
+    }
 
 
 # Ledger-summary fields that are figures of the site's spending (functions of N).

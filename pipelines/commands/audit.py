@@ -18,6 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", metavar="RUN", help="the run id the chains were written under")
     add_federation_arguments(parser)
     parser.add_argument(
+        "--local",
+        action="store_true",
+        help="a `fedpipe run --local` run: read the chains from the bucket state it saved "
+        "(RUNS/.state) and the keys from its site files (RUNS/RUN/config); --sites/--policies "
+        "are ignored",
+    )
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), metavar="RUNS", help="with --local"
+    )
+    parser.add_argument(
         "--coordinator-key",
         type=Path,
         metavar="FILE",
@@ -43,6 +53,21 @@ def read_chains(federation, run_id: str, coordinator_pem: str) -> dict:
     return chains
 
 
+def read_local_chains(federation, run_id: str, coordinator_pem: str, state: Path) -> dict:
+    """{chain name: Chain} from a local run's saved bucket state (`state/<s3|gcs>/<bucket>`)."""
+    from components.audit.store import DirStore, read_chain
+    from components.audit.verify import COORDINATOR
+
+    chains = {}
+    for site_id, site in federation.sites.items():
+        store = DirStore(state / "s3" / site.object_store.bucket)
+        name = f"site/{site_id}"
+        chains[name] = read_chain(store, run_id, name, site.signing.public_key)
+    store = DirStore(state / "gcs" / federation.coordinator.object_store.bucket)
+    chains[COORDINATOR] = read_chain(store, run_id, COORDINATOR, coordinator_pem)
+    return chains
+
+
 def coordinator_key(args: argparse.Namespace, federation) -> str:
     if args.coordinator_key:
         try:
@@ -63,10 +88,22 @@ def run(args: argparse.Namespace) -> int:
     from components.audit.verify import format_timeline, verify_run
     from components.common.create_only import STORE_ERRORS
 
+    if args.local:
+        config = args.runs_dir / args.run_id / "config"
+        if not (config / "sites").is_dir():
+            raise CommandError(
+                f"{config}/sites: no local run {args.run_id!r} under {args.runs_dir} "
+                f"(give --runs-dir)"
+            )
+        args.sites, args.policies = str(config / "sites"), str(config / "policies")
     federation = load_or_fail(args)
     pem = coordinator_key(args, federation)
     try:
-        chains = read_chains(federation, args.run_id, pem)
+        if args.local:
+            state = args.runs_dir / ".state"
+            chains = read_local_chains(federation, args.run_id, pem, state)
+        else:
+            chains = read_chains(federation, args.run_id, pem)
     except (AuditFormatError, ValueError) as exc:
         raise CommandError(f"run {args.run_id}: {exc}") from None
     except STORE_ERRORS as exc:

@@ -269,7 +269,8 @@ def _run_with_stores(
         stores.state_loaded = True  # the buckets now hold the whole state: save it on exit
     secrets_dir = run_dir / "secrets"
     stores.write_credentials(secrets_dir)
-    public_keys = ensure_signing_keys(secrets_dir, list(federation.sites))
+    # every member signs its updates and audit chain, the coordinator its audit chain
+    public_keys = ensure_signing_keys(secrets_dir, [*federation.sites, federation.coordinator.id])
     if restored:
         emit(f"restored {restored} objects (ledgers, global models) from earlier local runs")
     published = stores.list_keys(federation.coordinator, f"models/{run_id}/")

@@ -15,7 +15,11 @@ from collections.abc import Iterable
 from kfp.dsl import PipelineTask
 
 from components.domain.models import Site
-from pipelines.placement.credentials import use_site_credentials, use_sites_read_credentials
+from pipelines.placement.credentials import (
+    use_signing_key,
+    use_site_credentials,
+    use_sites_read_credentials,
+)
 from pipelines.placement.labels import JURISDICTION_LABEL, ROLE_LABEL, SITE_LABEL, label_placement
 from pipelines.placement.nodes import place_on_nodes
 from pipelines.placement.registry import rewrite_registry, use_site_registry
@@ -30,16 +34,20 @@ def place_site_task(task: PipelineTask, site: Site, signing: bool = False) -> Pi
 
 
 def place_coordinator_task(
-    task: PipelineTask, coordinator: Site, read_from: Iterable[Site] = ()
+    task: PipelineTask, coordinator: Site, read_from: Iterable[Site] = (), signing: bool = False
 ) -> PipelineTask:
-    """A coordinator task: its nodes, labels, registry; `read_from` sites' read credentials.
+    """A coordinator task: its nodes, labels, registry; `read_from` sites' read credentials;
+    with `signing` and a coordinator that names a public key, its signing key (the audit
+    chain).
 
     The coordinator's own bucket (GCS) is reached with workload identity / application-default
-    credentials, so no Secret of its own is mounted.
+    credentials, so no object-store Secret of its own is mounted.
     """
     place_on_nodes(task, coordinator)
     label_placement(task, coordinator)
     use_site_registry(task, coordinator)
+    if signing and coordinator.signing is not None:
+        use_signing_key(task, coordinator)
     return use_sites_read_credentials(task, read_from)
 
 

@@ -54,6 +54,15 @@ def use_site_credentials(task: PipelineTask, site: Site, signing: bool = False) 
     )
 
 
+def use_signing_key(task: PipelineTask, site: Site) -> PipelineTask:
+    """Give `task` only `site`'s signing key (the coordinator signs its audit chain)."""
+    return kubernetes.use_secret_as_env(
+        task,
+        secret_name=site.object_store.secret_name,
+        secret_key_to_env=secret_env_map(site, SIGNING_KEYS),
+    )
+
+
 def use_sites_read_credentials(task: PipelineTask, sites: Iterable[Site]) -> PipelineTask:
     """Give a coordinator task (aggregate) the coordinator's read-only key for each site's store
     (Secret `coordinator_read_secret_name(site)`), never a site's own key or signing key.

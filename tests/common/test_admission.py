@@ -129,6 +129,7 @@ def test_stage_arguments_unpack_the_admission(stage, expected_run):
         "site_json": '{"id":"s1","role":"site"}',
         "policy_json": '{"id":"p1"}',
         **expected_run,
+        "audit": True,
     }
 
 

@@ -75,7 +75,8 @@ def example(tmp_path_factory) -> list[dict]:
 
 
 def test_every_file_validates_strict(example):
-    assert len(example) == 35  # 3 of them the coordinator-read Secret templates
+    # 3 of them the coordinator-read Secret templates, 1 the coordinator's Role (its audit key)
+    assert len(example) == 36
     for obj in example:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
     assert validation_errors(example) == []

@@ -192,3 +192,36 @@ def test_a_run_whose_quorum_cannot_hold_stops_before_anyone_trains(tmp_path: Pat
     assert "   train   " not in proc.stdout  # nobody trained ...
     for site in SITES:  # ... and nothing was charged
         assert [e for e in ledger_entries(runs, site) if e.run_id == "e2e-no-quorum"] == []
+
+
+def test_audit_chains_verify_and_the_coordinator_references_the_site_records(
+    two_round_run,
+) -> None:
+    """Every stage appended its events: `fedpipe audit verify RUN --local` passes, and each
+    round's aggregate record references the admission and export records of every site."""
+    from components.audit.verify import COORDINATOR
+    from pipelines.commands.audit import read_local_chains
+    from pipelines.config.loader import load_federation
+
+    runs, _ = two_round_run
+    proc = fedpipe("audit", "verify", RUN_ID, "--local", "--runs-dir", str(runs))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.rstrip().endswith("verified: every chain, checkpoint and cross-reference")
+    config = runs / RUN_ID / "config"
+    fed = load_federation(config / "sites", config / "policies")
+    chains = read_local_chains(fed, RUN_ID, fed.coordinator.signing.public_key, runs / ".state")
+    for site in SITES:
+        kinds = [r.kind for r in chains[f"site/{site}"].records]
+        assert kinds[:2] == ["admission", "validation"], kinds
+        assert sorted(kinds[2:]) == sorted(["charge", "export", "evaluation"] * 2), kinds
+        assert chains[f"site/{site}"].checkpoints, site  # one per evaluated round
+    coord = chains[COORDINATOR].records
+    per_round = ["verification"] * len(SITES) + ["aggregate", "publish"]
+    assert [r.kind for r in coord] == per_round * 2
+    for rnd in (1, 2):
+        (aggregate,) = [r for r in coord if r.kind == "aggregate" and r.body["round"] == rnd]
+        for site in SITES:
+            records = chains[f"site/{site}"].records
+            (export,) = [r for r in records if r.kind == "export" and r.body["round"] == rnd]
+            (admission,) = [r for r in records if r.kind == "admission"]
+            assert {export.hash, admission.hash} <= set(aggregate.refs), (rnd, site)

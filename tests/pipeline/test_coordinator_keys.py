@@ -34,14 +34,19 @@ def test_no_coordinator_task_references_a_site_data_key() -> None:
         if config.get("podMetadata", {}).get("labels", {}).get(ROLE_LABEL) == "coordinator"
     }
     assert coordinator  # initialize, aggregate per round, report
+    own = fed.coordinator.object_store.secret_name  # its audit-chain signing key only
     seen: set[str] = set()
     for label, config in coordinator.items():
         names = _secret_names(config)
         assert not data_secrets & set(names), f"{label} references a site's data Secret"
-        assert set(names) <= read_only, label
-        keys = {k["secretKey"] for m in config.get("secretAsEnv", []) for k in m["keyToEnv"]}
-        assert keys <= {"access-key", "secret-key"}, label  # no signing key
-        seen |= set(names)
+        assert set(names) <= read_only | {own}, label
+        for mount in config.get("secretAsEnv", []):
+            keys = {k["secretKey"] for k in mount["keyToEnv"]}
+            if mount.get("secretName") == own:
+                assert keys == {"signing-key"} and "aggregate" in label, label
+            else:
+                assert keys <= {"access-key", "secret-key"}, label  # no site's signing key
+        seen |= set(names) - {own}
     assert seen == read_only  # aggregate reads every site, through its read-only identity
 
 

@@ -112,18 +112,32 @@ def test_caching_off_for_side_effects_only(compiled):
     for name, task in _tasks(spec).items():
         stage = name.split("-")[0]
         enabled = task.get("cachingOptions", {}).get("enableCache", False)
-        assert enabled == (stage in ("evaluate", "report")), name
+        assert enabled == (stage == "report"), name  # evaluate appends to the audit chain
 
 
-def test_only_export_and_validate_get_the_signing_key_and_aggregate_reads_every_site(compiled):
-    """export signs the update, validate its admission record."""
+def test_signing_keys_go_to_the_tasks_that_sign_and_aggregate_reads_every_site(compiled):
+    """Every site task signs its audit records (export also the update) with its own site's
+    key; aggregate signs the coordinator's chain with the coordinator's key; initialize and
+    report sign nothing; no task gets another site's signing key."""
     _, spec, executors = compiled
     for name in _tasks(spec):
         config = executors[_executor_of(spec, name)]
-        keys = [m["secretKey"] for s in config.get("secretAsEnv", []) for m in s["keyToEnv"]]
-        assert ("signing-key" in keys) == name.startswith(("export-", "validate-")), name
+        signing = [
+            (s["secretName"], m["envVar"])
+            for s in config.get("secretAsEnv", [])
+            for m in s["keyToEnv"]
+            if m["secretKey"] == "signing-key"
+        ]
+        if name in ("initialize", "report"):
+            assert signing == [], name
+        elif name.startswith("aggregate-"):
+            assert signing == [("coordinator-object-store", "FEDPIPE_SIGNING_KEY__COORDINATOR")]
+        else:
+            site = next(s for s in SITES if f"-{s}" in name)
+            suffix = site.upper().replace("-", "_")
+            assert signing == [(f"{site}-object-store", f"FEDPIPE_SIGNING_KEY__{suffix}")], name
     agg = executors[_executor_of(spec, "aggregate-r1")]
-    assert len(agg["secretAsEnv"]) == len(SITES)
+    assert len(agg["secretAsEnv"]) == len(SITES) + 1  # every site's read keys + its signing key
 
 
 def test_parameters_have_defaults_and_descriptions(compiled):

@@ -14,8 +14,7 @@ import numpy as np
 
 from components.audit.events import admission_key
 from components.audit.records import Record
-from components.audit.records import append as append_record
-from components.audit.store import ChainExistsError, S3Store
+from components.audit.store import ChainWriter, S3Store, record_key
 from components.common.manifest import (
     UpdateManifest,
     generate_keypair,
@@ -25,6 +24,8 @@ from components.common.manifest import (
 from components.common.tensors import dump_tensors
 from components.domain.canonical import canonical_json, policy_digest, sha256_hex
 from components.domain.models import Policy, Site
+
+TIME = "2026-12-06T00:00:00Z"
 
 
 def make_policy(
@@ -241,12 +242,16 @@ def admit(
     rule: str | None = None,
     signing_pem: str | None = None,
 ) -> Record:
-    """The site's signed admission record for `run_id`, under its fixed key (as validate
-    writes it; kept when one is there already)."""
+    """The site's signed admission record for `run_id`: appended to its audit chain and
+    stored under its fixed key, as validate writes it (kept when one is there already)."""
     bucket = kit.site.object_store.bucket
     if not minio.bucket_exists(bucket):
         minio.make_bucket(bucket)
     digest = policy_digest(kit.policy)
+    key = admission_key(run_id, kit.id, digest)
+    store = S3Store(minio, bucket)
+    if store.keys(key):
+        return Record.from_json(store.get(key))
     body = {
         "round": 0,
         "site": kit.id,
@@ -257,20 +262,23 @@ def admit(
         "checked": {"run_id": run_id, "rule": rule},
         "summary": f"{kit.id} {decision}",
     }
-    record = append_record(
-        None,
-        f"site/{kit.id}",
-        "admission",
-        body,
-        signing_pem or kit.private_pem,
-        "2026-12-06T00:00:00Z",
+    writer = ChainWriter(
+        store, run_id, f"site/{kit.id}", signing_pem or kit.private_pem, lambda: TIME
     )
-    key = admission_key(run_id, kit.id, digest)
-    try:
-        S3Store(minio, bucket).put_new(key, record.to_json())
-    except ChainExistsError:
-        return Record.from_json(S3Store(minio, bucket).get(key))
+    record = writer.append("admission", body)
+    store.put_new(key, record.to_json())
     return record
+
+
+def audit_export(minio, kit: SiteKit, run_id: str, round_index: int, npz: bytes) -> dict:
+    """Append the export record to the site's chain (as export does); the ref.json pointer."""
+    store = S3Store(minio, kit.site.object_store.bucket)
+    chain = f"site/{kit.id}"
+    writer = ChainWriter(store, run_id, chain, kit.private_pem, lambda: TIME)
+    record = writer.append(
+        "export", {"round": round_index, "content_sha256": sha256_hex(npz), "summary": "update"}
+    )
+    return {"key": record_key(run_id, chain, record.seq), "hash": record.hash}
 
 
 def export(
@@ -284,11 +292,13 @@ def export(
     key_round: int | None = None,
     key_run: str | None = None,
     admitted: bool = True,
+    audited: bool = False,
     **signed_kwargs: Any,
 ) -> str:
     """Sign and store an update at the key of (key_run or run, key_round or round); write the
     ref.json folder; return the folder path (what the aggregate executor receives).
-    `admitted`: also write the site's accepted admission of the run (as validate does)."""
+    `admitted`: also write the site's accepted admission of the run (as validate does);
+    `audited`: also append the export to the site's audit chain and point ref.json to it."""
     npz, manifest = signed_update(
         kit, tensors, run_id=run_id, round_index=round_index, **signed_kwargs
     )
@@ -306,6 +316,7 @@ def export(
             "manifest_key": key + ".manifest.json",
             "manifest": json.loads(manifest),
             "reason": None,
+            **({"audit": audit_export(minio, kit, run_id, round_index, npz)} if audited else {}),
         },
     )
 
