@@ -66,6 +66,8 @@ def read_ledgers(
             "lifetime_epsilon": life["lifetime_epsilon"],
             "lifetime_epsilon_pld": life["lifetime_epsilon_pld"],
             "lifetime_entries": life["entries"],
+            "not_proven_entries": run_sum["not_proven_entries"],
+            "lifetime_not_proven_entries": life["not_proven_entries"],
             "delta": delta,
         }
         per_round: dict[int, tuple[float | None, float | None]] = {}
@@ -210,9 +212,11 @@ def print_result(summary: dict[str, Any], run_dir: Path, emit: Callable[[str], N
     for site, entry in (summary.get("ledgers") or {}).items():
         rdp, pld = entry.get("epsilon"), entry.get("epsilon_pld")
         life = entry.get("lifetime_epsilon")
+        unproven = entry.get("lifetime_not_proven_entries") or 0
         emit(
             f"  {site:<18} ε this run {_eps(rdp)} (RDP) / {_eps(pld)} (PLD); "
             f"lifetime ledger {_eps(life)}"
+            + (f" (not proven: {unproven} shuffled-batch entries)" if unproven else "")
         )
     emit(f"outputs: {run_dir}/ (summary.json, report.html, global_model/, residency-report.md)")
 

@@ -140,3 +140,22 @@ def test_a_shuffled_round_is_marked_not_proven() -> None:
     assert p.not_proven
     assert "(not proven: shuffled batches, dp_sampling=shuffle)" in train_text(p)
     assert not round_privacy([_entry("a", "run", 1)], "run", 1, DELTA).not_proven
+
+
+def test_the_final_lines_say_how_many_ledger_entries_are_not_proven(tmp_path) -> None:
+    from pipelines.local_run.host import print_result
+
+    lines: list[str] = []
+    entry = {"epsilon": 2.2, "epsilon_pld": 1.9, "lifetime_epsilon": 2.2}
+    summary = {
+        "final": {},
+        "ledgers": {
+            "a": {**entry, "lifetime_not_proven_entries": 1},
+            "b": {**entry, "lifetime_not_proven_entries": 0},
+        },
+    }
+    print_result(summary, tmp_path, lines.append)
+    (a,) = [line for line in lines if line.strip().startswith("a ")]
+    (b,) = [line for line in lines if line.strip().startswith("b ")]
+    assert a.endswith("lifetime ledger 2.200 (not proven: 1 shuffled-batch entries)")
+    assert b.endswith("lifetime ledger 2.200")
