@@ -13,7 +13,9 @@ Reads the `local_model` folder written by train:
 Run-time residency check: the destination is the site's own bucket from its own spec
 (`components.export.update.check_destination`); the policy's `encryption.at_rest` decides
 the SSE request, `retention.object_lock` / `retention.days` the object-lock retention;
-`encryption.in_transit: tls` refuses a site spec with `object_store.secure: false`.
+`encryption.in_transit: tls` refuses a site spec with `object_store.secure: false`; a policy
+asking `aggregation.protection: secagg` or `he` refuses to publish the update in the clear
+(the compiler refuses such a pipeline too; this is the site's own check).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def run(
     `now` fixes the retention start.
     """
     site_id = task.site_id
+    _refuse_clear_export(task)
     dest = _destination(task)
     ref = _empty_ref(task, dest)
     train_meta = _train_meta(task, Path(local_model))
@@ -146,6 +149,19 @@ def _audit_export(task: SiteTask, client: Any, dest: Destination, signed: Signed
     )
     key = record_key(task.run_id, site_chain(task.site_id), record.seq)
     return {"key": key, "hash": record.hash}
+
+
+def _refuse_clear_export(task: SiteTask) -> None:
+    """ExportError when the site's policy lets the coordinator see only a sum or ciphertexts:
+    this export would publish the update itself."""
+    protection = task.policy.aggregation.protection
+    if protection != "none":
+        raise ExportError(
+            f"site {task.site_id}: policy {task.policy.id} asks aggregation.protection "
+            f"{protection} (the coordinator may not see this site's update alone), but this "
+            "export publishes the update in the clear; refusing (the protected export stages "
+            "are not built yet)"
+        )
 
 
 def _destination(task: SiteTask) -> Destination:

@@ -311,6 +311,17 @@ def test_object_lock_required_but_bucket_has_none(minio, tmp_path, monkeypatch):
     assert _export(relaxed, local2, global2, "run-l", tmp_path / "u2")["status"] == "exported"
 
 
+@pytest.mark.parametrize("protection", ["secagg", "he"])
+def test_a_policy_asking_for_protection_refuses_a_clear_export(site, tmp_path, protection):
+    from components.export.update import ExportError
+
+    guarded = site.with_policy({"aggregation": {"protection": protection}})
+    local, global_model, _ = _trained(site, tmp_path, f"run-{protection}")
+    with pytest.raises(ExportError, match=f"asks aggregation.protection {protection}"):
+        _export(guarded, local, global_model, f"run-{protection}", tmp_path / "upd")
+    assert not list(site.client.list_objects(site.bucket, prefix="updates/", recursive=True))
+
+
 def test_destination_must_be_a_site_s3_bucket_with_tls(site, tmp_path):
     local, global_model, _ = _trained(site, tmp_path, "run-d")
     spec = json.loads(site.site_json)
