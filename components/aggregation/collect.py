@@ -89,6 +89,12 @@ def _one(
         raise UpdateRejected(
             site_id, f"policy {policy.id!r} given, but the site spec names policy {site.policy!r}"
         )
+    if policy.aggregation.protection != "none":
+        raise UpdateRejected(
+            site_id,
+            f"protection: policy {policy.id} asks aggregation.protection "
+            f"{policy.aggregation.protection}, so its update may not be read alone; not read",
+        )
     residency = residency_rule(site, policy, coordinator)
     bucket = site.object_store.bucket
     key = update_object_key(run_id, round_index, site_id)

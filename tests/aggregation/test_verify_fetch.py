@@ -11,6 +11,7 @@ from components.aggregation.fetch import fetch_update
 from components.aggregation.verify import UpdateRejected, model_spec, size_limit
 from components.common.manifest import generate_keypair, update_object_key
 from components.common.object_store import site_minio_client, split_endpoint
+from components.domain.models import Policy
 from tests.support.federation import (
     abstain,
     constant_update,
@@ -84,12 +85,17 @@ def test_every_bad_update_is_named_and_the_good_ones_pass(minio, s3_server, s3_s
             "us-only",
             "missing",
             "foreign-ref",
+            "protected",
         )
     }
     kits["us-only"].policy = make_policy(
         "us-health", dp_update=[{"roles": ["coordinator"], "jurisdictions": ["US"]}]
     )
     kits["us-only"].site = kits["us-only"].site.copy(update={"policy": "us-health"})
+    protected = make_policy("eu-secagg").dict()
+    protected["aggregation"]["protection"] = "secagg"
+    kits["protected"].policy = Policy.parse_obj(protected)
+    kits["protected"].site = kits["protected"].site.copy(update={"policy": "eu-secagg"})
     folders: dict[str, str] = {}
 
     def ex(name: str, tensors=None, **kwargs) -> None:
@@ -132,6 +138,7 @@ def test_every_bad_update_is_named_and_the_good_ones_pass(minio, s3_server, s3_s
         },
     )
     ex("foreign-ref", key_round=ROUND + 1)  # stored under another key; ref.json points there
+    ex("protected")  # a clear update from a site whose policy asks for secure aggregation
 
     collected = collect_updates(
         folders,
@@ -165,6 +172,7 @@ def test_every_bad_update_is_named_and_the_good_ones_pass(minio, s3_server, s3_s
     assert r["us-only"].startswith("residency: policy us-health")
     assert "not found (NoSuchKey)" in r["missing"]
     assert "ref.json names key" in r["foreign-ref"]
+    assert r["protected"].startswith("protection: policy eu-secagg asks aggregation.protection")
 
 
 def test_update_for_an_unknown_site_is_a_config_error(tmp_path):
