@@ -17,6 +17,32 @@ if TYPE_CHECKING:
     from minio import Minio
 
 
+AUTH_CODES = {
+    "SignatureDoesNotMatch": "the secret key does not match the access key",
+    "InvalidAccessKeyId": "the store knows no such access key",
+    "AccessDenied": "wrong keys, or keys whose identity may not do this",
+}
+
+
+class StoreAccessError(RuntimeError):
+    """A store refused a site's credentials; the message names the site, the store and the fix."""
+
+
+def credentials_problem(code: str | None, site_id: str, store: str, what: str = "") -> str | None:
+    """The message for a store that refused `site_id`'s keys with S3 error `code`, or None
+    when `code` is no credential problem (pure)."""
+    meaning = AUTH_CODES.get(code or "")
+    if meaning is None:
+        return None
+    env = f"FEDPIPE_S3_ACCESS_KEY__{site_id.upper().replace('-', '_').replace('.', '_')}"
+    return (
+        f"site {site_id}: object store {store} refused its credentials{what} ({code}: {meaning}); "
+        f"check the site's S3_ACCESS_KEY / S3_SECRET_KEY ({env} and the matching "
+        f"FEDPIPE_S3_SECRET_KEY__..., or $FEDPIPE_SECRETS_DIR/{site_id}/s3_access_key and "
+        "s3_secret_key; on Kubernetes the Secret named in the site file)"
+    )
+
+
 def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
     """`host:port` and TLS flag; a scheme on the endpoint (`http://`, `https://`) wins over `secure`.
 

@@ -1,7 +1,8 @@
 """The privacy ledger's storage: one JSON object per entry in the site's own bucket.
 
 Layout: `ledger/<site>/<run>/round-NNNN/attempt-NNNN.json` (`components.privacy.ledger`).
-Entries are written create-only (`If-None-Match: *`), never updated or deleted, so
+Entries are written create-only (`If-None-Match: *`), under object lock when the policy asks
+for it (COMPLIANCE, `ledger_retention_days`), never updated or deleted, so
 concurrent writers cannot lose an entry: a writer that loses the race for an attempt number
 takes the next one. Reading lists the site's prefix; an unreadable entry makes the whole
 ledger unreadable (fail closed: budgets are never checked against a partial ledger).
@@ -10,26 +11,57 @@ ledger unreadable (fail closed: budgets are never checked against a partial ledg
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from components.common.create_only import ObjectExistsError, put_create_only
 from components.privacy.ledger import LedgerEntry, LedgerError, next_attempt, site_prefix
 
 if TYPE_CHECKING:
     from minio import Minio
+    from minio.retention import Retention
     from minio.sse import Sse
 
 MAX_ATTEMPT_RACES = 20
 
 
+def ledger_retention_days(policy: Any) -> int | None:
+    """Object-lock retention for ledger entries: the policy's `retention.days` when it sets
+    `retention.object_lock` (its bucket has object lock), else None. Once written under
+    COMPLIANCE retention an entry's version cannot be deleted or its retention shortened;
+    the bucket's access rules deny deleting under `ledger/` at all (`pipelines.access`)."""
+    if policy.retention.object_lock:
+        return int(policy.retention.days)
+    return None
+
+
 class LedgerStore:
     """The ledger of `site_id` in `bucket` (the site's own bucket)."""
 
-    def __init__(self, client: Minio, bucket: str, site_id: str, sse: Sse | None = None) -> None:
+    def __init__(
+        self,
+        client: Minio,
+        bucket: str,
+        site_id: str,
+        sse: Sse | None = None,
+        retention_days: int | None = None,
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.site_id = site_id
         self.sse = sse
+        self.retention_days = retention_days
+
+    def _retention(self) -> Retention | None:
+        """COMPLIANCE retention for a new entry (`retention_days` from now), or None."""
+        if self.retention_days is None:
+            return None
+        import datetime as dt
+
+        from minio.commonconfig import COMPLIANCE
+        from minio.retention import Retention
+
+        until = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        return Retention(COMPLIANCE, until + dt.timedelta(days=self.retention_days))
 
     def entries(self) -> list[LedgerEntry]:
         """Every entry of the site, across runs and rounds (sorted by key)."""
@@ -83,6 +115,7 @@ class LedgerStore:
                     entry.to_json(),
                     content_type="application/json",
                     sse=self.sse,
+                    retention=self._retention(),
                 )
                 return entry
             except ObjectExistsError:

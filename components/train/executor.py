@@ -68,7 +68,7 @@ from components.privacy.ledger import (
     ledger_summary,
     new_entry,
 )
-from components.privacy.ledger_store import LedgerStore
+from components.privacy.ledger_store import LedgerStore, ledger_retention_days
 from components.train.dpsgd import DpSgdConfig, TrainingError, TrainResult, train_dp_sgd
 
 __all__ = ["Abstain", "DpPolicyError", "TrainSettings", "run"]
@@ -232,7 +232,13 @@ def run(
         _admit(task, settings, validation)  # 3. and 4.
         table = _read_table(task, settings, client, meta)  # 5.
         event = _planned_event(settings, table.num_examples)
-        store = LedgerStore(client, task.site.object_store.bucket, task.site_id, sse=_sse(task))
+        store = LedgerStore(
+            client,
+            task.site.object_store.bucket,
+            task.site_id,
+            sse=_sse(task),
+            retention_days=ledger_retention_days(task.policy),
+        )
         decision = _check_budget(task, settings, store, event, meta)  # 6.
         entry, summary = _charge(task, settings, store, event, table.num_examples, now, meta)
     except Abstain as abstain:

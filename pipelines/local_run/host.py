@@ -47,15 +47,30 @@ def read_ledgers(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[int, tuple[float | None, float | None]]]]:
     """Per site: this run's and the lifetime epsilon, re-accounted from the ledger entries;
     and per site and round the run's epsilon composed up to that round (RDP, PLD)."""
+    from components.common.create_only import STORE_ERRORS
     from components.privacy.accounting import epsilons
     from components.privacy.ledger import ledger_summary
 
     totals: dict[str, dict[str, Any]] = {}
     composed: dict[str, dict[int, tuple[float | None, float | None]]] = {}
     read = ledger_reader(stores, sites)
+    found: dict[str, list[Any]] = {}
+    unreachable: list[str] = []
     for site_id in sites:
+        try:
+            found[site_id] = read(site_id)
+        except STORE_ERRORS as exc:
+            unreachable.append(f"{stores.describe(site_id)} ({short_error(exc)})")
+    if unreachable:
+        raise RunError(
+            f"run {run_id}: could not read the privacy ledger from "
+            + "; ".join(unreachable)
+            + ". No summary was written. What that store acknowledged stays in its data folder "
+            "and the other sites' ledgers are intact; start the next run with a new --run-id "
+            "once the store answers again."
+        )
+    for site_id, entries in found.items():
         delta = federation.policy_of(site_id).dp.delta
-        entries = read(site_id)
         mine = [e for e in entries if e.run_id == run_id]
         run_sum = ledger_summary(mine, delta)
         life = ledger_summary(entries, delta)
@@ -76,6 +91,14 @@ def read_ledgers(
             per_round[rnd] = (_finite(eps.rdp), _finite(eps.pld))
         composed[site_id] = per_round
     return totals, composed
+
+
+def short_error(exc: BaseException) -> str:
+    """A one-line reason for a failed store request (urllib3 wraps the socket error)."""
+    text = str(getattr(exc, "reason", None) or exc).splitlines()[0] if str(exc) else ""
+    if "[Errno" in text:
+        text = text[text.index("[Errno") :]
+    return (text or type(exc).__name__)[:160]
 
 
 def _finite(value: float) -> float | None:

@@ -19,12 +19,14 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.common.object_store import StoreAccessError
 from components.common.secrets import MissingSecretError
 from components.domain.canonical import canonical_json
 from components.domain.models import Site
@@ -72,6 +74,7 @@ from pipelines.placement.credentials import coordinator_read_secret_name
 __all__ = ["RunError", "RunOptions", "RunResult", "compile_federation", "run_local"]
 
 STATE_DIR = ".state"
+STORES_DIR = "seaweedfs"  # under STATE_DIR: each site's S3 server data folder
 
 
 def compile_federation(
@@ -211,7 +214,12 @@ def run_local(
                     federation.sites, federation.coordinator, os.environ
                 )
                 if configured is None:
-                    stores.start(federation.sites, federation.coordinator, access_rules(federation))
+                    stores.start(
+                        federation.sites,
+                        federation.coordinator,
+                        access_rules(federation),
+                        data_root=runs_dir / STATE_DIR / STORES_DIR,
+                    )
                 else:
                     stores.connect(*configured)
             except (ServerStartError, ValueError, MissingSecretError) as exc:
@@ -222,28 +230,40 @@ def run_local(
                 + ", ".join(f"{s} s3://{srv.endpoint}" for s, srv in stores.s3.items())
                 + (f", coordinator gcs {stores.gcs.url}" if stores.gcs else "")
             )
-            return _run_with_stores(
-                options,
-                federation,
-                all_sites,
-                stores,
-                run_id,
-                run_dir,
-                emit,
-                timings,
-                t_start,
-                status,
-                warm,
-            )
+            with _store_access_as_run_error():
+                return _run_with_stores(
+                    options,
+                    federation,
+                    all_sites,
+                    stores,
+                    run_id,
+                    run_dir,
+                    emit,
+                    timings,
+                    t_start,
+                    status,
+                    warm,
+                )
         finally:
             stop_warm_worker(warm)
             if stores.state_loaded:  # never replace the saved state with a partial one
                 try:
                     saved = stores.save_state(all_sites, runs_dir / STATE_DIR)
                     emit(f"bucket state saved ({saved} objects) to {runs_dir / STATE_DIR}")
+                    for site_id, why in stores.unsaved.items():
+                        emit(f"WARNING: {why}; its previous mirror is kept (site {site_id})")
                 except Exception as exc:
                     emit(f"WARNING: bucket state not saved ({exc}); {runs_dir / STATE_DIR} kept")
             stores.stop()
+
+
+@contextmanager
+def _store_access_as_run_error() -> Iterator[None]:
+    """A store that refuses a site's keys ends the run with its message (site, store, fix)."""
+    try:
+        yield
+    except StoreAccessError as exc:
+        raise RunError(f"object stores: {exc}") from None
 
 
 def _run_with_stores(
@@ -265,7 +285,9 @@ def _run_with_stores(
     stores.create_buckets(all_sites, object_lock)
     restored = 0
     if not stores.external:  # already running stores keep their own state
-        restored = stores.restore_state(all_sites, runs_dir / STATE_DIR)
+        restored = stores.restore_state(
+            stores.mirrored(all_sites, fresh=True), runs_dir / STATE_DIR
+        )
         stores.state_loaded = True  # the buckets now hold the whole state: save it on exit
     secrets_dir = run_dir / "secrets"
     stores.write_credentials(secrets_dir)

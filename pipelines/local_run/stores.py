@@ -1,9 +1,13 @@
 """Local object stores for `fedpipe run --local`: one S3 server (SeaweedFS) per site, one GCS
 emulator for the coordinator, their buckets, credentials and signing keys.
 
-The servers keep objects in memory; `save_state`/`restore_state` mirror every bucket to a
-folder (`<runs>/.state/`) so that a site's privacy ledger and the coordinator's global models
-survive from one local run to the next (the lifetime budget is real across runs).
+State across runs (the lifetime budget is real): each S3 server keeps its data folder under
+`<runs>/.state/seaweedfs/<site>/` (with its SSE key-encryption key beside it), so a site's
+ledger survives the next run and also a server that dies mid-run (what it acknowledged is on
+disk). The GCS emulator keeps objects in memory: `save_state`/`restore_state` mirror its
+bucket to `<runs>/.state/gcs/`. The S3 buckets are mirrored too, to `<runs>/.state/s3/`, as a
+readable copy (a store that does not answer keeps its previous copy); it is restored only into
+a data folder that is new (a first run, or one from before the data folders existed).
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ import io
 import json
 import os
 import secrets
+import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.common.create_only import STORE_ERRORS
 from components.common.manifest import generate_keypair
+from components.common.object_store import StoreAccessError, credentials_problem
 from components.domain.models import Site
 from pipelines.access.rules import (
     BucketRules,
@@ -136,6 +144,20 @@ def configured_endpoints(
     return {s: str(overrides[s]) for s in members}, gcs
 
 
+@contextmanager
+def _credentials_checked(site_id: str, store: str, what: str) -> Iterator[None]:
+    """S3 errors that mean "wrong keys" become StoreAccessError naming site and store."""
+    from minio.error import S3Error
+
+    try:
+        yield
+    except S3Error as exc:
+        message = credentials_problem(exc.code, site_id, store, what)
+        if message is None:
+            raise
+        raise StoreAccessError(message) from None
+
+
 def new_key_pair() -> KeyPair:
     """A fresh random access key / secret key (local stores only)."""
     return KeyPair("FP" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
@@ -156,15 +178,20 @@ class LocalStores:
     external: bool = False  # connected to stores fedpipe did not start
     rules: dict[str, BucketRules] = field(default_factory=dict)
     keys: dict[str, dict[str, KeyPair]] = field(default_factory=dict)
+    fresh: set[str] = field(default_factory=set)  # S3 sites whose data folder was new at start
+    unsaved: dict[str, str] = field(default_factory=dict)  # last save_state: site -> why not
 
     def start(
         self,
         members: Mapping[str, Site],
         coordinator: Site,
         rules: Mapping[str, BucketRules] | None = None,
+        data_root: Path | None = None,
     ) -> None:
         """Start one S3 server per member (all at once) and a GCS emulator if the coordinator
-        uses GCS; with `rules`, each server gets its site's identities."""
+        uses GCS; with `rules`, each server gets its site's identities; with `data_root`, each
+        S3 server keeps its data in `data_root/<site>/` (kept across runs and when a server
+        dies: what it acknowledged is on disk) instead of a temporary folder."""
         self.rules = dict(rules or {})
         ids = [*members, *([coordinator.id] if coordinator.object_store.type == "s3" else [])]
         servers = {}
@@ -177,7 +204,10 @@ class LocalStores:
                     bucket.coordinator_identity: new_key_pair(),
                 }
                 identities = seaweedfs_identities(bucket, self.keys[site_id])
-            servers[site_id] = S3Server(identities=identities)
+            data_dir = None if data_root is None else data_root / site_id
+            if data_dir is not None and not (data_dir.is_dir() and any(data_dir.iterdir())):
+                self.fresh.add(site_id)
+            servers[site_id] = S3Server(identities=identities, data_dir=data_dir)
         self.s3.update(servers)
         start_servers(servers.values())
         if coordinator.object_store.type == "gcs":
@@ -251,12 +281,13 @@ class LocalStores:
             bucket = site.object_store.bucket
             if site.object_store.type == "s3":
                 client = self.minio(site_id)
-                if not client.bucket_exists(bucket):
-                    client.make_bucket(bucket, object_lock=bool(object_lock.get(site_id)))
-                if site_id in self.rules and not self.external:
-                    client.set_bucket_policy(
-                        bucket, json.dumps(seaweedfs_bucket_policy(self.rules[site_id]))
-                    )
+                with _credentials_checked(site_id, self.store_url(site_id), " (bucket setup)"):
+                    if not client.bucket_exists(bucket):
+                        client.make_bucket(bucket, object_lock=bool(object_lock.get(site_id)))
+                    if site_id in self.rules and not self.external:
+                        client.set_bucket_policy(
+                            bucket, json.dumps(seaweedfs_bucket_policy(self.rules[site_id]))
+                        )
             else:
                 client = self.gcs_client()
                 if client.lookup_bucket(bucket) is None:
@@ -303,31 +334,86 @@ class LocalStores:
         return sorted(o.object_name for o in objects)
 
     def save_state(self, sites: Mapping[str, Site], state_dir: Path) -> int:
-        """Mirror every bucket into `state_dir/<s3|gcs>/<bucket>/<key>`; returns objects saved.
+        """Mirror the buckets of `sites` into `state_dir/<s3|gcs>/<bucket>/<key>`; returns the
+        objects saved.
 
-        Written to a fresh folder and swapped in, so an interrupted save keeps the old mirror.
+        Each kind's folder is written fresh beside the old one and swapped in, so an
+        interrupted save keeps the old mirror and leaves no `.tmp` folder. A store that does
+        not answer keeps its bucket's previous mirror; `unsaved` names it and why. Folders
+        of `state_dir` other than the mirrored kinds (the S3 servers' data) are not touched.
         """
-        tmp = state_dir.with_name(state_dir.name + ".tmp")
-        _rmtree(tmp)
+        kinds = {STATE_GCS if s.object_store.type == "gcs" else STATE_S3 for s in sites.values()}
+        tmps = {kind: state_dir / f"{kind}.tmp" for kind in kinds}
+        self.unsaved = {}
         count = 0
-        for site in sites.values():
-            kind = STATE_GCS if site.object_store.type == "gcs" else STATE_S3
-            for key in self.list_keys(site):
-                data = self.get_bytes(site, key)
-                if data is None:
+        try:
+            for tmp in tmps.values():
+                _rmtree(tmp)
+                tmp.mkdir(parents=True)
+            for site in sites.values():
+                kind = STATE_GCS if site.object_store.type == "gcs" else STATE_S3
+                target_root = tmps[kind] / site.object_store.bucket
+                try:
+                    saved = self._mirror_bucket(site, target_root)
+                except STORE_ERRORS as exc:
+                    _rmtree(target_root)
+                    previous = state_dir / kind / site.object_store.bucket
+                    if previous.is_dir():
+                        shutil.copytree(previous, target_root)
+                    self.unsaved[site.id] = f"{self.describe(site.id)} did not answer ({exc})"
                     continue
-                target = tmp / kind / site.object_store.bucket / key
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                count += 1
-        tmp.mkdir(parents=True, exist_ok=True)
-        old = state_dir.with_name(state_dir.name + ".old")
-        _rmtree(old)
-        if state_dir.exists():
-            state_dir.rename(old)
-        tmp.rename(state_dir)
-        _rmtree(old)
+                count += saved
+            for kind, tmp in tmps.items():
+                final, old = state_dir / kind, state_dir / f"{kind}.old"
+                _rmtree(old)
+                if final.exists():
+                    final.rename(old)
+                tmp.rename(final)
+                _rmtree(old)
+        finally:
+            for tmp in tmps.values():
+                _rmtree(tmp)
         return count
+
+    def _mirror_bucket(self, site: Site, root: Path) -> int:
+        count = 0
+        for key in self.list_keys(site):
+            data = self.get_bytes(site, key)
+            if data is None:
+                continue
+            target = root / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            count += 1
+        return count
+
+    def store_url(self, site_id: str) -> str:
+        """`s3://host:port` of the site's store (or the GCS emulator's URL)."""
+        server = self.s3.get(site_id)
+        if server is not None:
+            return f"s3://{server.endpoint}"
+        return self.gcs.url if self.gcs is not None else "(no store)"
+
+    def describe(self, site_id: str) -> str:
+        """`site X's object store (s3://host:port)` for messages."""
+        server = self.s3.get(site_id)
+        if server is not None:
+            return f"site {site_id}'s object store (s3://{server.endpoint})"
+        if self.gcs is not None:
+            return f"site {site_id}'s object store ({self.gcs.url})"
+        return f"site {site_id}'s object store"
+
+    def mirrored(self, sites: Mapping[str, Site], fresh: bool = False) -> dict[str, Site]:
+        """The sites whose bucket state lives in the mirror: all but S3 servers with a data
+        folder of their own (`data_root`); with `fresh`, also those whose data folder was new
+        at start (a mirror written before data folders existed is restored into them once)."""
+        out = {}
+        for sid, site in sites.items():
+            server = self.s3.get(sid)
+            persistent = isinstance(server, S3Server) and server.data_dir is not None
+            if not persistent or (fresh and sid in self.fresh):
+                out[sid] = site
+        return out
 
     def restore_state(self, sites: Mapping[str, Site], state_dir: Path) -> int:
         """Upload a mirror written by `save_state` into the (empty) buckets; returns count."""

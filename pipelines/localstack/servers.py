@@ -203,7 +203,7 @@ class S3Server(_Process):
         ]
         env = {
             **os.environ,
-            "WEED_S3_SSE_KEK": secrets.token_hex(32),  # SSE-S3 needs it (else puts fail: 500)
+            "WEED_S3_SSE_KEK": self._sse_kek(),  # SSE-S3 needs it (else puts fail: 500)
             "TMPDIR": str(self.root),  # its log files
         }
         with open(self.root / "weed.log", "wb") as log:
@@ -216,6 +216,20 @@ class S3Server(_Process):
                 env=env,
                 start_new_session=True,  # Ctrl-C in the parent does not kill it mid-request
             )
+
+    def _sse_kek(self) -> str:
+        """A fresh random key-encryption key; with `data_dir`, the one kept beside it
+        (`<data_dir>.kek`, 0600), so that a restarted server reads its SSE objects."""
+        if self.data_dir is None:
+            return secrets.token_hex(32)
+        path = self.data_dir.with_name(self.data_dir.name + ".kek")
+        if path.is_file():
+            return path.read_text().strip()
+        kek = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(kek)
+        return kek
 
     def wait_ready(self) -> None:
         """Poll until the administrator can list buckets (S3 API, filer and identities up)."""

@@ -135,3 +135,54 @@ def test_connect_uses_running_servers_with_site_credentials(
     assert stores.external and stores.env(Path("/s"))["STORAGE_EMULATOR_HOST"] == gcs_server.url
     stores.stop()  # not ours: the fixture's servers keep running
     assert s3_server.proc is not None and s3_server.proc.poll() is None
+
+
+@pytest.mark.integration
+def test_a_dead_store_keeps_its_previous_mirror_and_the_others_are_saved(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    fed = load_federation(REPO / "sites", REPO / "policies")
+    sites = fed.all_sites
+    stores = LocalStores()
+    state = tmp_path / "state"
+    try:
+        stores.start(fed.sites, fed.coordinator, data_root=tmp_path / "data")
+        assert stores.fresh == set(fed.sites)
+        stores.create_buckets(sites, {s: False for s in sites})
+        paris, berlin = fed.sites["hospital-paris"], fed.sites["hospital-berlin"]
+        one = tmp_path / "one.json"
+        one.write_text("1")
+        stores.put_file(paris, "ledger/hospital-paris/r/round-0001/attempt-0001.json", one)
+        stores.put_file(berlin, "ledger/hospital-berlin/r/round-0001/attempt-0001.json", one)
+        assert stores.save_state(sites, state) == 2
+        stores.put_file(berlin, "ledger/hospital-berlin/r/round-0002/attempt-0001.json", one)
+        dead = stores.s3["hospital-paris"]
+        os.killpg(dead.proc.pid, signal.SIGKILL)
+        dead.proc.wait(10)
+        assert stores.save_state(sites, state) == 2  # berlin's two; paris did not answer
+        assert list(stores.unsaved) == ["hospital-paris"]
+        assert f"s3://{dead.endpoint}" in stores.unsaved["hospital-paris"]
+    finally:
+        stores.stop()
+    mirrored = sorted(p.relative_to(state).as_posix() for p in state.rglob("*.json"))
+    assert mirrored == [
+        "s3/hospital-berlin-fl/ledger/hospital-berlin/r/round-0001/attempt-0001.json",
+        "s3/hospital-berlin-fl/ledger/hospital-berlin/r/round-0002/attempt-0001.json",
+        "s3/hospital-paris-fl/ledger/hospital-paris/r/round-0001/attempt-0001.json",
+    ]
+    assert sorted(p.name for p in state.iterdir()) == ["gcs", "s3"]  # no .tmp / .old left
+    # the dead store's data folder still holds what it acknowledged
+    again = LocalStores()
+    try:
+        again.start(
+            {"hospital-paris": fed.sites["hospital-paris"]},
+            fed.coordinator,
+            data_root=tmp_path / "data",
+        )
+        assert again.fresh == set()
+        assert again.list_keys(fed.sites["hospital-paris"], "ledger/") == [
+            "ledger/hospital-paris/r/round-0001/attempt-0001.json"
+        ]
+    finally:
+        again.stop()

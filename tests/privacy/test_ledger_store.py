@@ -90,3 +90,32 @@ def test_corrupt_or_misplaced_entry_makes_the_ledger_unreadable(minio, bucket) -
     minio.put_object(bucket, key, io.BytesIO(b"{not json"), 9)
     with pytest.raises(LedgerError, match=key):
         store.entries()
+
+
+def test_entries_under_object_lock_cannot_be_deleted_or_shortened(minio) -> None:
+    import datetime as dt
+
+    from minio.commonconfig import COMPLIANCE
+    from minio.error import S3Error
+    from minio.retention import Retention
+
+    name = f"l{uuid.uuid4().hex[:16]}"
+    minio.make_bucket(name, object_lock=True)
+    store = LedgerStore(minio, name, "site-a", retention_days=30)
+    entry = store.charge("run-1", 1, _make("site-a", "run-1", 1))
+    stat = minio.stat_object(name, entry.key)
+    assert stat.metadata.get("x-amz-object-lock-mode") == "COMPLIANCE"
+    retention = minio.get_object_retention(name, entry.key, version_id=stat.version_id)
+    assert retention.retain_until_date > dt.datetime.now(dt.UTC) + dt.timedelta(days=29)
+    with pytest.raises(S3Error) as deleted:
+        minio.remove_object(name, entry.key, version_id=stat.version_id)
+    assert deleted.value.response.status == 403
+    with pytest.raises(S3Error) as shortened:
+        minio.set_object_retention(
+            name,
+            entry.key,
+            Retention(COMPLIANCE, dt.datetime.now(dt.UTC) + dt.timedelta(days=1)),
+            version_id=stat.version_id,
+        )
+    assert shortened.value.response.status == 403
+    assert [e.key for e in store.entries()] == [entry.key]
