@@ -51,6 +51,19 @@ class LedgerStore:
         self.sse = sse
         self.retention_days = retention_days
 
+    def _require_object_lock(self) -> None:
+        """LedgerError naming the bucket when it has no object lock (entries must be locked)."""
+        from minio.error import S3Error
+
+        try:
+            self.client.get_object_lock_config(self.bucket)
+        except S3Error as exc:
+            raise LedgerError(
+                f"site {self.site_id}: ledger entries go under object lock (policy "
+                f"retention.object_lock), but bucket {self.bucket!r} has none ({exc.code}); "
+                "create the bucket with object lock enabled"
+            ) from None
+
     def _retention(self) -> Retention | None:
         """COMPLIANCE retention for a new entry (`retention_days` from now), or None."""
         if self.retention_days is None:
@@ -104,6 +117,8 @@ class LedgerStore:
         Re-reads the ledger and retries with the next attempt when a concurrent writer took
         the number. Returns the entry written.
         """
+        if self.retention_days is not None:
+            self._require_object_lock()
         attempt = next_attempt(self.entries(), run_id, round_)
         for _ in range(MAX_ATTEMPT_RACES):
             entry = make_entry(attempt)

@@ -301,9 +301,12 @@ def test_failure_after_first_put_removes_only_our_object(site, minio, tmp_path, 
 
 def test_object_lock_required_but_bucket_has_none(minio, tmp_path, monkeypatch):
     env = make_site_env(minio, tmp_path, monkeypatch, object_lock=False)
-    local, global_model, _ = _trained(env, tmp_path, "run-l")
-    with pytest.raises(ExportError, match="object lock"):
-        _export(env, local, global_model, "run-l", tmp_path / "u")
+    # train charges the ledger under object lock first: it abstains, nothing spent or trained
+    local, global_model, meta = _trained(env, tmp_path, "run-l")
+    assert meta["status"] == "abstained" and "has none" in meta["reason"], meta
+    assert "object lock" in meta["reason"]
+    assert LedgerStore(minio, env.bucket, env.site_id).entries() == []
+    assert _export(env, local, global_model, "run-l", tmp_path / "u")["status"] != "exported"
     assert list(minio.list_objects(env.bucket, prefix="updates/", recursive=True)) == []
     relaxed = env.with_policy({"retention": {"object_lock": False}})
     # Same run id under a new policy digest: the earlier refusal wrote nothing, so this works.
