@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components.datasets.contracts import get_contract
 from components.datasets.features import fit_scaler, frame_to_arrays
 from components.he.ckks import (
     add_encrypted,
@@ -22,6 +21,7 @@ from components.secagg.encode import decode_mean, encode_weighted, weighted_quan
 from components.secagg.unmask import make_request, unmask_sum
 from components.train.dpsgd import DpSgdConfig, train_dp_sgd
 from components.train.models import initial_weights
+from pipelines.config.loader import contract_by_name
 from tests.support.secagg import setup
 from tests.support.site_env import SITE_IDS, federation_split
 
@@ -42,7 +42,7 @@ def _unflat(vector: np.ndarray, like: dict[str, np.ndarray]) -> dict[str, np.nda
 
 
 def test_three_site_rounds_under_he_and_secagg_match_plaintext_fedavg() -> None:
-    contract = get_contract("breast_cancer")
+    contract = contract_by_name("breast_cancer")
     fed = federation_split(seed=0)
     data = {}
     for s in SITE_IDS:
