@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "upload": ("pipelines.commands.upload", "upload the compiled pipeline to a KFP host"),
     "schedule": ("pipelines.commands.schedule", "create or update a recurring run"),
     "simulate": ("pipelines.commands.simulate", "run the same federation in TFF's simulator"),
+    "contract": (
+        "pipelines.commands.contract",
+        "draft a data contract from a sample file (prints YAML, writes nothing)",
+    ),
     "audit": ("pipelines.commands.audit", "verify or show a run's tamper-evident audit chains"),
 }
 

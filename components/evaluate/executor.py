@@ -18,11 +18,15 @@ from components.common.artifact_files import METRICS_FILE, write_json
 from components.common.global_model import read_global_model
 from components.common.secrets import MissingSecretError
 from components.common.site_task import SiteTask, TaskInputError
-from components.datasets.features import DataError, fit_scaler, frame_to_arrays
+from components.datasets.features import DataError, fit_scaler, frame_to_arrays, unscale_target
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import SiteData, check_own_bucket
 from components.evaluate.forward import predict_proba
-from components.evaluate.metrics import classification_metrics
+from components.evaluate.metrics import (
+    classification_metrics,
+    regression_metrics,
+    residual_edges,
+)
 
 
 def _null_metrics(site_id: str, round_index: int, labels: list[int], reason: str) -> dict:
@@ -83,13 +87,20 @@ def evaluate_site(
         )
     except MissingSecretError as exc:
         return _null_metrics(site_id, round_index, labels, f"cannot read its data: {exc}")
-    probs = predict_proba(model_name, model.tensors, x, data.contract.num_classes)
-    metrics = classification_metrics(np.asarray(labels)[y], probs, labels, min_cell_count)
+    contract = data.contract
+    outputs = predict_proba(model_name, model.tensors, x, contract.num_outputs)
+    if contract.is_regression:
+        predicted = unscale_target(contract, outputs)
+        edges = residual_edges(contract.target.scale)
+        metrics = regression_metrics(y, predicted, edges, min_cell_count)
+    else:
+        metrics = classification_metrics(np.asarray(labels)[y], outputs, labels, min_cell_count)
     return {
         "site_id": site_id,
         "round": round_index,
         "status": "evaluated",
         "reason": None,
+        "task": contract.task,
         **metrics,
         "model_version": model.version,
     }

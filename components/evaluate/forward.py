@@ -7,7 +7,8 @@ Tensor names follow the registry (`<layer>/<variable>`):
 * cnn:    x -> [n, s, s, 1] -> conv 3x3 "same" (conv/kernel [3, 3, 1, F], conv/bias) -> relu
           -> max-pool 2x2 stride 2 -> flatten (row-major h, w, c) -> softmax(dense output/*)
 
-Input: scaled float features [n, num_features]; output: probabilities [n, num_classes].
+Input: scaled float features [n, num_features]; output: probabilities [n, num_classes], or
+with one output (regression) the linear prediction [n, 1] instead of a softmax.
 `tests/evaluate` checks these against the Keras models.
 """
 
@@ -35,6 +36,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def output(logits: np.ndarray) -> np.ndarray:
+    """Softmax over classes; one output column (regression) stays linear."""
+    return softmax(logits) if logits.shape[1] > 1 else logits
+
+
 def _dense(x: np.ndarray, t: Mapping[str, np.ndarray], layer: str) -> np.ndarray:
     kernel, bias = t[f"{layer}/kernel"], t[f"{layer}/bias"]
     if kernel.ndim != 2 or x.shape[1] != kernel.shape[0] or bias.shape != (kernel.shape[1],):
@@ -46,11 +52,11 @@ def _dense(x: np.ndarray, t: Mapping[str, np.ndarray], layer: str) -> np.ndarray
 
 
 def _logreg(x: np.ndarray, t: Mapping[str, np.ndarray]) -> np.ndarray:
-    return softmax(_dense(x, t, "dense"))
+    return output(_dense(x, t, "dense"))
 
 
 def _mlp(x: np.ndarray, t: Mapping[str, np.ndarray]) -> np.ndarray:
-    return softmax(_dense(np.maximum(_dense(x, t, "hidden"), 0.0), t, "output"))
+    return output(_dense(np.maximum(_dense(x, t, "hidden"), 0.0), t, "output"))
 
 
 def _cnn(x: np.ndarray, t: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -74,7 +80,7 @@ def _cnn(x: np.ndarray, t: Mapping[str, np.ndarray]) -> np.ndarray:
     pooled = (
         conv[:, : 2 * half, : 2 * half, :].reshape(n, half, 2, half, 2, filters).max(axis=(2, 4))
     )
-    return softmax(_dense(pooled.reshape(n, -1), t, "output"))
+    return output(_dense(pooled.reshape(n, -1), t, "output"))
 
 
 _FORWARD: dict[str, Callable[[np.ndarray, Mapping[str, np.ndarray]], np.ndarray]] = {

@@ -131,3 +131,57 @@ def classification_metrics(
         "confusion_matrix": suppress_small_cells(matrix, min_cell_count),
         "labels": [int(label) for label in labels],
     }
+
+
+def residual_edges(scale: float) -> list[float]:
+    """Fixed residual-histogram bin edges from the contract's target scale (not from data):
+    ±0.5 and ±1 target scales around 0, six bins, the outer ones open-ended (coarse, so that
+    small holdouts keep bins above the policy's minimum cell count)."""
+    return [-scale, -0.5 * scale, 0.0, 0.5 * scale, scale]
+
+
+def suppress_small_counts(counts: Sequence[int], min_count: int) -> list[int | None]:
+    """Counts below `min_count` (but above 0) become null; when exactly one count is hidden,
+    the smallest visible positive count is hidden too (the total gives a single gap away)."""
+    out: list[int | None] = [c if c == 0 or c >= min_count else None for c in counts]
+    if sum(v is None for v in out) == 1:
+        visible = [(c, i) for i, c in enumerate(out) if c]
+        if visible:
+            out[min(visible)[1]] = None
+    return out
+
+
+def regression_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, edges: Sequence[float], min_cell_count: int
+) -> dict[str, Any]:
+    """MAE, RMSE, R² (None below 2 rows or without spread), loss = MSE (all in the target's
+    unit), num_examples and a residual histogram (prediction − truth) over fixed `edges` with
+    small counts suppressed. Accuracy, AUC and the confusion matrix are null."""
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    if y.shape != p.shape or y.size == 0:
+        raise ValueError(f"y {y.shape} and predictions {p.shape} must be the same non-empty size")
+    if not np.isfinite(p).all():
+        raise ValueError("predictions contain NaN or infinite values")
+    residual = p - y
+    mse = float(np.mean(residual**2))
+    spread = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(residual**2)) / spread if y.size >= 2 and spread > 0 else None
+    bins = np.searchsorted(np.asarray(edges, dtype=np.float64), residual, side="right")
+    counts = np.bincount(bins, minlength=len(edges) + 1).tolist()
+    return {
+        "accuracy": None,
+        "loss": mse,
+        "auc": None,
+        "auc_method": None,
+        "mae": float(np.mean(np.abs(residual))),
+        "rmse": float(np.sqrt(mse)),
+        "r2": r2,
+        "num_examples": int(y.size),
+        "confusion_matrix": None,
+        "labels": [],
+        "residual_histogram": {
+            "edges": [float(e) for e in edges],
+            "counts": suppress_small_counts(counts, min_cell_count),
+        },
+    }

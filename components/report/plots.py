@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,4 +122,23 @@ def site_metrics_plot(summary: Mapping[str, Any]) -> str | None:
     for ax in (ax1, ax2):
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
         ax.grid(alpha=0.3, axis="y")
+    return _to_data_uri(fig)
+
+
+def residual_plot(final: Mapping[str, Any]) -> str | None:
+    """Residual histogram of the final global model over all site holdouts (regression):
+    bars of the summed revealed counts per residual bin; None without a histogram."""
+    hist = final.get("residual_histogram") or {}
+    edges, counts = list(hist.get("edges") or []), list(hist.get("counts") or [])
+    if not edges or not any(counts):
+        return None
+    labels = [f"< {edges[0]:g}"]
+    labels += [f"{a:g} … {b:g}" for a, b in itertools.pairwise(edges)]
+    labels += [f"> {edges[-1]:g}"]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.bar(range(len(counts)), counts, color="#4c72b0")
+    ax.set_xticks(range(len(counts)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel("residual (prediction − truth, target unit)")
+    ax.set_ylabel("holdout rows (revealed)")
+    ax.set_title("Residuals of the final global model")
     return _to_data_uri(fig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,12 +38,50 @@ def headline(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("final accuracy (pooled test)", _pct(final.get("test_accuracy"))),
     ]
     baseline = summary.get("baseline") or {}
+    if summary.get("task") == "regression":
+        rows = rows[:4] + [
+            ("final MAE / RMSE / R² (site holdouts)", _triple(final, "")),
+            ("final MAE / RMSE / R² (pooled test)", _triple(final, "test_")),
+        ]
+        if baseline.get("test_r2") is not None:
+            rows.append(("centralized baseline (pooled test)", _triple(baseline, "test_")))
+            if final.get("test_r2") is not None:
+                gap = float(final["test_r2"]) - float(baseline["test_r2"])
+                rows.append(("federated − centralized R²", f"{gap:+.4f}"))
+        return rows
     if baseline.get("test_accuracy") is not None:
         rows.append(("centralized baseline (pooled test)", _pct(baseline["test_accuracy"])))
         if final.get("test_accuracy") is not None:
             gap = 100.0 * (float(final["test_accuracy"]) - float(baseline["test_accuracy"]))
             rows.append(("federated − centralized", f"{gap:+.2f} points"))
     return rows
+
+
+def _triple(figures: Mapping[str, Any], prefix: str) -> str:
+    return " / ".join(_fmt(figures.get(f"{prefix}{k}")) for k in ("mae", "rmse", "r2"))
+
+
+def residual_rows(final: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the summed residual histogram (regression)."""
+    hist = final.get("residual_histogram") or {}
+    edges = list(hist.get("edges") or [])
+    counts = list(hist.get("counts") or [])
+    hidden = list(hist.get("suppressed") or [0] * len(counts))
+    names = [f"< {edges[0]:g}"] if edges else []
+    names += [f"{a:g} to {b:g}" for a, b in itertools.pairwise(edges)]
+    names += [f"> {edges[-1]:g}"] if edges else []
+    rows = [
+        [n, f"{c}+ ({h} suppressed)" if h else str(c)]
+        for n, c, h in zip(names, counts, hidden, strict=True)
+    ]
+    return ["residual (prediction − truth)", "holdout rows"], rows
+
+
+RESIDUAL_NOTE = (
+    "Sums of the counts the sites revealed per residual bin (bins from the contract's target "
+    "scale, not from data); n+ (k suppressed): k sites withheld that bin (below their "
+    "policy's minimum cell count). Per-example residuals never leave a site."
+)
 
 
 def round_rows(summary: Mapping[str, Any]) -> list[list[str]]:
@@ -206,8 +245,18 @@ def render_html(summary: Mapping[str, Any]) -> str:
     header, rows = epsilon_rows(summary)
     parts.append("<h2>Epsilon per round (RDP / PLD)</h2>")
     parts.append(_html_table(header, rows))
-    parts.append("<h2>Confusion matrix (final global model, all site holdouts)</h2>")
-    parts.append(_confusion_html(summary.get("final") or {}))
+    final = summary.get("final") or {}
+    if summary.get("task") == "regression":
+        parts.append("<h2>Residuals (final global model, all site holdouts)</h2>")
+        uri = plots.residual_plot(final)
+        if uri:
+            parts.append(f"<img alt='residuals' src='{uri}'>")
+        header, rows = residual_rows(final)
+        parts.append(_html_table(header, rows))
+        parts.append(f"<p class='note'>{html_text(RESIDUAL_NOTE)}</p>")
+    else:
+        parts.append("<h2>Confusion matrix (final global model, all site holdouts)</h2>")
+        parts.append(_confusion_html(final))
     baseline = summary.get("baseline")
     if baseline:
         parts.append("<h2>Centralized baseline</h2>")
@@ -236,6 +285,10 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     header, rows = epsilon_rows(summary)
     parts += ["", "## Epsilon per round (RDP / PLD)", "", _md_table(header, rows), ""]
     final = summary.get("final") or {}
+    if summary.get("task") == "regression" and final.get("residual_histogram"):
+        r_header, r_rows = residual_rows(final)
+        parts += ["## Residuals (final round)", "", _md_table(r_header, r_rows), ""]
+        parts += [markdown_text(RESIDUAL_NOTE), ""]
     if final.get("confusion_matrix"):
         c_header, c_rows = confusion_rows(final)
         parts += ["## Confusion matrix (final round)", "", _md_table(c_header, c_rows), ""]

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 SUMMARY_VERSION = "fedpipe.dev/run-summary/v1"
+REGRESSION_KEYS = ("mae", "rmse", "r2")
 
 
 class SummaryError(ValueError):
@@ -71,6 +72,7 @@ def build_summary(
     dp_enabled: bool | None = None,
     validations: Mapping[str, Mapping[str, Any]] | None = None,
     composed: Mapping[str, Mapping[int, tuple[float | None, float | None]]] | None = None,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """Combine round reports and evaluations into the run summary.
 
@@ -87,6 +89,12 @@ def build_summary(
     composed: optional {site: {round: (RDP, PLD)}}: the run's epsilon up to that round,
       composed by an accountant (from the ledger). Without it the cumulative figures are the
       sum of the per-round epsilons, an upper bound.
+    task: the contract's task (binary, multiclass, regression); None = read from the
+      evaluations (`task`), else classification. Regression adds MAE, RMSE and R² per site
+      and round (`mae`, `rmse`, `r2`), pooled over the site holdouts (MAE weighted by rows,
+      RMSE as the root of the weighted mean square; R² weighted, an approximation), the
+      pooled-test figures `test_mae`, `test_rmse`, `test_r2` and the summed residual
+      histogram in `final` instead of a confusion matrix.
     Returns a JSON-serialisable dict (see README, "What `make run` writes").
     """
     reports = sorted(round_reports, key=lambda d: _round_of(d, "round report"))
@@ -133,10 +141,13 @@ def build_summary(
                     cumulative[site]["rdp"] = float(exact[0])
                 if exact[1] is not None:
                     cumulative[site]["pld"] = float(exact[1])
+            if ev and task is None and ev.get("task"):
+                task = str(ev.get("task"))
             per_site[site] = {
                 "accuracy": _float_or_none(ev.get("accuracy")) if ev else None,
                 "loss": _float_or_none(ev.get("loss")) if ev else None,
                 "auc": _float_or_none(ev.get("auc")) if ev else None,
+                **{k: (_float_or_none(ev.get(k)) if ev else None) for k in REGRESSION_KEYS},
                 "num_examples": int(ev.get("num_examples") or 0) if ev else 0,
                 "epsilon": eps_rdp,
                 "epsilon_pld": eps_pld,
@@ -154,6 +165,21 @@ def build_summary(
             if v is not None
         ]
         test = (test_accuracy or {}).get(rnd) or {}
+
+        def pooled(key: str, per: dict[str, dict[str, Any]] = per_site) -> float | None:
+            return weighted_mean(
+                (per[s][key], float(per[s]["num_examples"] or 1))
+                for s in ordered_sites
+                if per[s][key] is not None
+            )
+
+        mse = pooled("loss")
+        regression_global = {
+            "mae": pooled("mae"),
+            "rmse": math.sqrt(mse) if mse is not None and pooled("rmse") is not None else None,
+            "r2": pooled("r2"),
+            **{f"test_{k}": _float_or_none(test.get(k)) for k in REGRESSION_KEYS},
+        }
         rounds_out.append(
             {
                 "round": rnd,
@@ -168,6 +194,7 @@ def build_summary(
                     "loss": weighted_mean(loss_weights),
                     "test_accuracy": _float_or_none(test.get("accuracy")),
                     "test_loss": _float_or_none(test.get("loss")),
+                    **regression_global,
                 },
                 "sites": per_site,
             }
@@ -194,6 +221,7 @@ def build_summary(
         "version": SUMMARY_VERSION,
         "run_id": run_id,
         "dataset": dataset,
+        "task": task or "classification",
         "model": model_name,
         "dp_enabled": dp_enabled,
         "sites": ordered_sites,
@@ -231,17 +259,48 @@ def _final(
             "confusion_suppressed": [],
         }
     last = rounds_out[-1]
-    labels, matrix, hidden = sum_confusion(evals_by_round.get(last["round"], {}).values())
+    evals = list(evals_by_round.get(last["round"], {}).values())
+    labels, matrix, hidden = sum_confusion(evals)
+    g = last["global"]
     return {
         "round": last["round"],
-        "accuracy": last["global"]["accuracy"],
-        "loss": last["global"]["loss"],
-        "test_accuracy": last["global"]["test_accuracy"],
-        "test_loss": last["global"]["test_loss"],
+        "accuracy": g["accuracy"],
+        "loss": g["loss"],
+        "test_accuracy": g["test_accuracy"],
+        "test_loss": g["test_loss"],
+        **{k: g.get(k) for k in REGRESSION_KEYS},
+        **{f"test_{k}": g.get(f"test_{k}") for k in REGRESSION_KEYS},
         "labels": labels,
         "confusion_matrix": matrix,
         "confusion_suppressed": hidden,
+        "residual_histogram": sum_histograms(evals),
     }
+
+
+def sum_histograms(evaluations: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Bin-wise sum of the sites' revealed residual-histogram counts (regression); a bin any
+    site suppressed is a lower bound, `suppressed` counts those sites per bin."""
+    edges: list[float] | None = None
+    counts: list[int] = []
+    hidden: list[int] = []
+    for ev in evaluations:
+        hist = ev.get("residual_histogram")
+        if not hist:
+            continue
+        if edges is None:
+            edges = list(hist["edges"])
+            counts = [0] * (len(edges) + 1)
+            hidden = [0] * (len(edges) + 1)
+        if list(hist["edges"]) != edges:
+            raise SummaryError(f"site {ev.get('site_id')}: residual histogram edges differ")
+        for i, c in enumerate(hist["counts"]):
+            if c is None:
+                hidden[i] += 1
+            else:
+                counts[i] += int(c)
+    if edges is None:
+        return None
+    return {"edges": edges, "counts": counts, "suppressed": hidden}
 
 
 def sum_confusion(
@@ -283,7 +342,9 @@ def kfp_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     """Scalar metrics for the KFP UI (`dsl.Metrics`): final accuracy/loss, epsilon per site."""
     out: dict[str, float] = {}
     final = summary.get("final") or {}
-    for key in ("accuracy", "loss", "test_accuracy", "test_loss"):
+    keys = ("accuracy", "loss", "test_accuracy", "test_loss")
+    keys += REGRESSION_KEYS + tuple(f"test_{k}" for k in REGRESSION_KEYS)
+    for key in keys:
         value = _float_or_none(final.get(key))
         if value is not None:
             out[f"final_{key}"] = value
@@ -293,7 +354,8 @@ def kfp_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
             if value is not None:
                 out[f"epsilon_{kind}_{site}"] = value
     baseline = summary.get("baseline") or {}
-    value = _float_or_none(baseline.get("test_accuracy"))
-    if value is not None:
-        out["baseline_test_accuracy"] = value
+    for key in ("test_accuracy", *(f"test_{k}" for k in REGRESSION_KEYS)):
+        value = _float_or_none(baseline.get(key))
+        if value is not None:
+            out[f"baseline_{key}"] = value
     return out

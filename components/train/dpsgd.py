@@ -173,11 +173,13 @@ def train_dp_sgd(
     """Train `model_name` from `initial` on (x float32 [n, f], y int [n]); see module doc.
 
     `sampling_seed`: seeds the batches (None: Poisson draws from the OS CSPRNG; shuffling and
-    DP off need a seed)."""
+    DP off need a seed). `num_classes` 1 is regression: y float [n] (the contract's scaled
+    target) and the per-example loss is the squared error."""
     import tensorflow as tf
 
+    regression = num_classes == 1
     x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y, dtype=np.int64)
+    y = np.asarray(y, dtype=np.float32 if regression else np.int64)
     if x.ndim != 2 or y.shape != (x.shape[0],):
         raise TrainingError(f"x must be [n, f] and y [n], got {x.shape} and {y.shape}")
     num_examples = int(x.shape[0])
@@ -203,9 +205,9 @@ def train_dp_sgd(
         )
     model = model_from_tensors(model_name, x.shape[1], num_classes, initial)
     if config.dp_enabled:
-        final_loss = _dp_steps(model, x, y, batches, config)
+        final_loss = _dp_steps(model, x, y, batches, config, regression)
     else:
-        final_loss = _plain_fit(model, x, y, batches, config)
+        final_loss = _plain_fit(model, x, y, batches, config, regression)
     tensors = get_weights(model)
     for name, value in tensors.items():
         if not np.isfinite(value).all():
@@ -223,29 +225,45 @@ def train_dp_sgd(
     )
 
 
-def _plain_fit(model, x, y, batches: list[np.ndarray], config: DpSgdConfig) -> float:
-    """DP off: Keras SGD on the mean loss of each fixed-size batch."""
+def _plain_fit(
+    model, x, y, batches: list[np.ndarray], config: DpSgdConfig, regression: bool = False
+) -> float:
+    """DP off: Keras SGD on the mean loss of each fixed-size batch (MSE for regression)."""
     import tensorflow as tf
 
     model.compile(
         optimizer=tf.keras.optimizers.legacy.SGD(learning_rate=config.learning_rate),
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+        loss=(
+            tf.keras.losses.MeanSquaredError()
+            if regression
+            else tf.keras.losses.SparseCategoricalCrossentropy()
+        ),
     )
     order = np.concatenate(batches)
+    targets = y[order][:, None] if regression else y[order]
     history = model.fit(
-        x[order], y[order], batch_size=config.batch_size, epochs=1, shuffle=False, verbose=0
+        x[order], targets, batch_size=config.batch_size, epochs=1, shuffle=False, verbose=0
     )
     return float(history.history["loss"][-1])
 
 
-def _dp_steps(model, x, y, batches: list[np.ndarray], config: DpSgdConfig) -> float:
-    """DP-SGD steps (module doc); returns the mean per-example loss over all drawn examples."""
+def _dp_steps(
+    model, x, y, batches: list[np.ndarray], config: DpSgdConfig, regression: bool = False
+) -> float:
+    """DP-SGD steps (module doc); returns the mean per-example loss over all drawn examples
+    (cross-entropy, or the squared error for regression)."""
     import tensorflow as tf
 
     variables = model.trainable_variables
-    losses_of = tf.keras.losses.SparseCategoricalCrossentropy(
-        reduction=tf.keras.losses.Reduction.NONE
-    )
+    if regression:
+
+        def losses_of(yb, predicted):
+            return tf.square(predicted[:, 0] - yb)
+
+    else:
+        losses_of = tf.keras.losses.SparseCategoricalCrossentropy(
+            reduction=tf.keras.losses.Reduction.NONE
+        )
     clip = float(config.l2_norm_clip)
     stddev = clip * float(config.noise_multiplier)
     scale = float(config.learning_rate) / float(config.batch_size)
@@ -258,7 +276,7 @@ def _dp_steps(model, x, y, batches: list[np.ndarray], config: DpSgdConfig) -> fl
     @tf.function(
         input_signature=[
             tf.TensorSpec([None, x.shape[1]], tf.float32),
-            tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([None], tf.float32 if regression else tf.int64),
         ]
     )
     def step(xb, yb):

@@ -2,7 +2,9 @@
 
 Every model maps float32 features [batch, num_features] to class *probabilities*
 [batch, num_classes] (softmax last layer; binary tasks use 2-class softmax, so one code path
-serves every dataset). Weights travel as named float32 tensors: `<layer>/<variable>`, e.g.
+serves every classification dataset). With `num_classes` 1 (a regression contract's
+`num_outputs`) the last layer is linear: one predicted value per example, in the contract's
+scaled target unit. Weights travel as named float32 tensors: `<layer>/<variable>`, e.g.
 `dense/kernel`, `dense/bias` (`get_weights` / `set_weights`).
 
 Initialization is seeded per layer (`GlorotUniform(seed + i)`, zero biases), independent of
@@ -23,6 +25,11 @@ class ModelError(ValueError):
     """Unknown model name, impossible shapes, or tensors that do not fit the model."""
 
 
+def output_activation(num_classes: int) -> str:
+    """softmax for classes, linear for one regression output."""
+    return "softmax" if num_classes >= 2 else "linear"
+
+
 def _glorot(seed: int, i: int):
     import tensorflow as tf
 
@@ -37,7 +44,10 @@ def _logreg(num_features: int, num_classes: int, seed: int):
         [
             tf.keras.layers.InputLayer(input_shape=(num_features,)),
             tf.keras.layers.Dense(
-                num_classes, activation="softmax", kernel_initializer=_glorot(seed, 0), name="dense"
+                num_classes,
+                activation=output_activation(num_classes),
+                kernel_initializer=_glorot(seed, 0),
+                name="dense",
             ),
         ],
         name="logreg",
@@ -59,7 +69,7 @@ def _mlp(num_features: int, num_classes: int, seed: int):
             ),
             tf.keras.layers.Dense(
                 num_classes,
-                activation="softmax",
+                activation=output_activation(num_classes),
                 kernel_initializer=_glorot(seed, 1),
                 name="output",
             ),
@@ -91,7 +101,7 @@ def _cnn(num_features: int, num_classes: int, seed: int):
             tf.keras.layers.Flatten(name="flatten"),
             tf.keras.layers.Dense(
                 num_classes,
-                activation="softmax",
+                activation=output_activation(num_classes),
                 kernel_initializer=_glorot(seed, 1),
                 name="output",
             ),
@@ -107,9 +117,9 @@ def build_model(model_name: str, num_features: int, num_classes: int, seed: int 
     """A fresh (uncompiled) `tf.keras.Sequential` of `model_name`, seeded init."""
     if model_name not in REGISTRY:
         raise ModelError(f"unknown model {model_name!r} (known: {', '.join(sorted(REGISTRY))})")
-    if num_features < 1 or num_classes < 2:
+    if num_features < 1 or num_classes < 1:
         raise ModelError(
-            f"{model_name}: need num_features >= 1 and num_classes >= 2, "
+            f"{model_name}: need num_features >= 1 and num_classes >= 1 (1 = regression), "
             f"got {num_features}, {num_classes}"
         )
     return REGISTRY[model_name](num_features, num_classes, seed)

@@ -68,10 +68,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rounds", type=int, default=5, help="federated rounds (default 5)")
     parser.add_argument(
+        "--example",
         "--dataset",
-        choices=["breast_cancer", "digits"],
+        dest="dataset",
         default="breast_cancer",
-        help="scikit-learn dataset split over the sites (default breast_cancer)",
+        metavar="NAME",
+        help="bundled example: the contract sites/contracts/NAME.yaml and scikit-learn's "
+        "load_NAME data split over the sites (breast_cancer, digits, wine, diabetes; "
+        "default breast_cancer)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="your own files instead of an example: DIR/<site-id>/train.<csv|parquet> and "
+        "holdout.<csv|parquet>, each uploaded into that site's bucket only; the sites' own "
+        "contract (data.contract) applies",
     )
     parser.add_argument(
         "--split", choices=["iid", "dirichlet"], default="iid", help="how rows go to sites"
@@ -127,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(
         rounds=args.rounds,
         dataset=args.dataset,
+        data_dir=args.data.resolve() if args.data is not None else None,
         split=args.split,
         alpha=args.alpha,
         dp=not args.no_dp,

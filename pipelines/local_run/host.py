@@ -130,6 +130,11 @@ def fit_noise(
 
 
 def rows(path: Path) -> int:
+    """Data rows of a CSV (header excluded) or Parquet file."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
     with path.open() as handle:
         return max(0, sum(1 for _ in handle) - 1)
 
@@ -150,18 +155,24 @@ def host_summary(
     from pipelines.local_run.scoring import centralized_baseline, load_pooled, score_tensors
 
     model_name = str(settings.get("model_name") or "")
-    pooled = load_pooled(
-        federation.contracts[options.dataset],
-        [p["train"] for s, p in data_paths.items() if s != "_test"],
-        data_paths["_test"]["test"],
+    # your own files (--data): no pooled test set on the host, so no test figures/baseline
+    pooled = (
+        load_pooled(
+            federation.contracts[options.dataset],
+            [p["train"] for s, p in data_paths.items() if s != "_test"],
+            data_paths["_test"]["test"],
+        )
+        if "_test" in data_paths
+        else None
     )
     test_scores: dict[int, dict[str, float]] = {}
     for rnd, folder in sorted(artifacts.global_models.items()):
         gm = read_global_model(folder)
         model_name = model_name or str(gm.meta.get("model_name"))
-        test_scores[rnd] = score_tensors(model_name, gm.tensors, pooled)
+        if pooled is not None:
+            test_scores[rnd] = score_tensors(model_name, gm.tensors, pooled)
     baseline = None
-    if options.baseline:
+    if options.baseline and pooled is not None:
         local_epochs = int(compiled_setting(settings, "local_epochs"))
         baseline = centralized_baseline(
             model_name,
@@ -190,6 +201,7 @@ def host_summary(
         validations={
             s: read_json_artifact(p, "summary.json") for s, p in artifacts.validations.items()
         },
+        task=federation.contracts[options.dataset].task,
     )
     summary["ledgers"] = ledgers
     summary["settings"] = {
@@ -226,12 +238,24 @@ def print_result(summary: dict[str, Any], run_dir: Path, emit: Callable[[str], N
     def pct(v: Any) -> str:
         return "–" if v is None else f"{100 * float(v):.2f}%"
 
+    def num(v: Any) -> str:
+        return "–" if v is None else f"{float(v):.4f}"
+
     emit("─" * 72)
-    emit(
-        f"federated test accuracy {pct(final.get('test_accuracy'))} "
-        f"(site holdouts {pct(final.get('accuracy'))}); "
-        f"centralized baseline {pct(baseline.get('test_accuracy'))}"
-    )
+    if summary.get("task") == "regression":
+        emit(
+            f"federated pooled-test R² {num(final.get('test_r2'))} "
+            f"(MAE {num(final.get('test_mae'))}, RMSE {num(final.get('test_rmse'))}; "
+            f"site holdouts R² {num(final.get('r2'))}); "
+            f"centralized baseline R² {num(baseline.get('test_r2'))} "
+            f"(MAE {num(baseline.get('test_mae'))}, RMSE {num(baseline.get('test_rmse'))})"
+        )
+    else:
+        emit(
+            f"federated test accuracy {pct(final.get('test_accuracy'))} "
+            f"(site holdouts {pct(final.get('accuracy'))}); "
+            f"centralized baseline {pct(baseline.get('test_accuracy'))}"
+        )
     for site, entry in (summary.get("ledgers") or {}).items():
         rdp, pld = entry.get("epsilon"), entry.get("epsilon_pld")
         life = entry.get("lifetime_epsilon")

@@ -41,6 +41,7 @@ class RunOptions:
     task_timeout_s: float | None = 3600.0  # a task running longer is killed and fails
     overrides: dict[str, Any] = field(default_factory=dict)  # extra pipeline parameters
     task_env: dict[str, str] = field(default_factory=dict)  # extra env of every task (bench)
+    data_dir: Path | None = None  # --data: DIR/<site-id>/{train,holdout}.{csv,parquet}
 
 
 @dataclass

@@ -204,13 +204,25 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
         )
     if stage == "evaluate" and "metrics.json" in docs:
         m = docs["metrics.json"]
+        if m.get("task") == "regression" and m.get("status") != "abstained":
+            return (
+                f"holdout R² {_num(m.get('r2'))}, MAE {_num(m.get('mae'))}, "
+                f"RMSE {_num(m.get('rmse'))}"
+            )
         loss = m.get("loss")
         loss_text = "–" if loss is None else f"{float(loss):.3f}"
         return f"holdout accuracy {_pct(m.get('accuracy'))}, loss {loss_text}"
     if stage == "report" and "summary.json" in docs:
-        final = docs["summary.json"].get("final") or {}
+        summary = docs["summary.json"]
+        final = summary.get("final") or {}
+        if summary.get("task") == "regression":
+            return f"report rendered (final holdout R² {_num(final.get('r2'))})"
         return f"report rendered (final holdout accuracy {_pct(final.get('accuracy'))})"
     return "done"
+
+
+def _num(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.3f}"
 
 
 def format_line(elapsed_s: float, info: TaskInfo, rounds: int, text: str, ok: bool = True) -> str:

@@ -8,6 +8,9 @@ baseline uses the same batch size, learning rate and rounds × local epochs.
 
 * breast_cancer: batch 8, 5 local epochs, lr 0.05, plain FedAvg (server step 1.0, so
   `fedpipe simulate --like` can reproduce a DP-off run).
+* wine, diabetes: as breast_cancer (diabetes: a linear model on the contract's scaled target;
+  without DP the federated pooled-test R² matched the centralized one to 0.002 in a plain
+  FedAvg simulation of 3 sites x 5 rounds).
 * digits: the same plus a server learning rate of 2.0 (x ← x + 2·mean Δ): with plain FedAvg
   digits IID stayed 1.4–1.9 points behind the baseline in every setting tried.
 
@@ -28,6 +31,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "learning_rate": 0.05,
         "server_learning_rate": 2.0,
     },
+    "wine": {"batch_size": 8, "local_epochs": 5, "learning_rate": 0.05},
+    "diabetes": {"batch_size": 8, "local_epochs": 5, "learning_rate": 0.05},
 }
 
 

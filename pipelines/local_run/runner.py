@@ -127,6 +127,8 @@ def preflight(options: RunOptions, federation: Federation) -> RunOptions:
     asked_by = "--param dp_enabled=false" if "dp_enabled" in options.overrides else "--no-dp"
     check_dp_off_allowed(federation, dp, asked_by)
     options = dataclasses.replace(options, dp=dp)
+    if options.data_dir is not None:  # your own files follow the sites' own contract
+        options = dataclasses.replace(options, dataset=federation.contract_name)
     check_contract(federation, options)
     return options
 
@@ -138,12 +140,68 @@ def _s3_key(site: Site, uri: str) -> str:
     return uri[len(prefix) :]
 
 
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def user_data(federation: Federation, data_dir: Path) -> dict[str, dict[str, Path]]:
+    """`DIR/<site-id>/train.<csv|parquet|pq>` and `holdout.<...>` of every member site;
+    RunError naming every missing, ambiguous or unknown entry at once."""
+    problems: list[str] = []
+    if not data_dir.is_dir():
+        raise RunError(f"--data {data_dir}: not a directory")
+    unknown = sorted(
+        p.name for p in data_dir.iterdir() if p.is_dir() and p.name not in federation.sites
+    )
+    problems += [f"{data_dir / n}: not a site of the federation" for n in unknown]
+    paths: dict[str, dict[str, Path]] = {}
+    for site_id in federation.sites:
+        found: dict[str, Path] = {}
+        for role in ("train", "holdout"):
+            candidates = [data_dir / site_id / f"{role}{suffix}" for suffix in TABLE_SUFFIXES]
+            present = [c for c in candidates if c.is_file()]
+            if len(present) != 1:
+                what = "no" if not present else "more than one"
+                problems.append(
+                    f"{data_dir / site_id}: {what} {role} file ({role}.csv, {role}.parquet or "
+                    f"{role}.pq)"
+                )
+            else:
+                found[role] = present[0]
+        paths[site_id] = found
+    if problems:
+        raise RunError("--data: " + "; ".join(problems))
+    return paths
+
+
+def data_uris(site: Site, files: dict[str, Path]) -> tuple[str, str]:
+    """The site's table URIs in its own bucket, with the suffixes of its own files."""
+    bucket = site.object_store.bucket
+    return (
+        f"s3://{bucket}/data/train{files['train'].suffix.lower()}",
+        f"s3://{bucket}/data/holdout{files['holdout'].suffix.lower()}",
+    )
+
+
+def files_digest(paths: dict[str, dict[str, Path]]) -> str:
+    """sha256 over the sites' files (the local data snapshot id)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for site_id in sorted(paths):
+        for role in sorted(paths[site_id]):
+            digest.update(f"{site_id}/{role}\x00".encode())
+            digest.update(paths[site_id][role].read_bytes())
+    return digest.hexdigest()
+
+
 def prepare_data(
     federation: Federation, options: RunOptions, data_dir: Path
 ) -> dict[str, dict[str, Path]]:
     """Split the dataset over the member sites (B1's preparation); CSVs under `data_dir`."""
     from components.datasets.prepare import prepare_local
 
+    if options.data_dir is not None:
+        return user_data(federation, options.data_dir)
     alpha = options.alpha if options.split == "dirichlet" else None
     try:
         return prepare_local(
@@ -310,6 +368,10 @@ def _run_with_stores(
     snapshot = f"local-{options.dataset}-{options.split}-seed{options.seed}"
     if options.split == "dirichlet":
         snapshot += f"-alpha{options.alpha:g}"
+    uris: dict[str, tuple[str, str]] = {}
+    if options.data_dir is not None:  # your own files: the URIs follow their suffixes
+        snapshot = f"local-data-{files_digest(data_paths)[:16]}"
+        uris = {s: data_uris(federation.sites[s], data_paths[s]) for s in federation.sites}
     sites_dir, policies_dir = write_local_config(
         all_sites,
         options.policies_dir,
@@ -319,11 +381,14 @@ def _run_with_stores(
         dataset=options.dataset,
         snapshot=snapshot,
         contracts_dir=options.sites_dir / CONTRACTS_DIR,
+        data_uris=uris,
     )
     for site_id, site in federation.sites.items():
         assert site.data is not None
-        stores.put_file(site, _s3_key(site, site.data.uri), data_paths[site_id]["train"])
-        stores.put_file(site, _s3_key(site, site.data.holdout_uri), data_paths[site_id]["holdout"])
+        train_uri, holdout_uri = uris.get(site_id, (site.data.uri, site.data.holdout_uri))
+        # each site's files go into that site's own bucket only
+        stores.put_file(site, _s3_key(site, train_uri), data_paths[site_id]["train"])
+        stores.put_file(site, _s3_key(site, holdout_uri), data_paths[site_id]["holdout"])
         # site setup: the site's own copy of its policy, which its validate admits runs against
         own = run_dir / "config" / "own-policies" / f"{site_id}.json"
         own.parent.mkdir(parents=True, exist_ok=True)
@@ -335,11 +400,18 @@ def _run_with_stores(
         for s, p in data_paths.items()
         if s != "_test"
     )
-    emit(
-        f"data: {options.dataset}, {options.split} split"
-        + (f" (alpha {options.alpha:g})" if options.split == "dirichlet" else "")
-        + f"; train+holdout rows per site: {sizes}; pooled test {host.rows(data_paths['_test']['test'])}"
-    )
+    if options.data_dir is not None:
+        emit(
+            f"data: your files in {options.data_dir} (contract {options.dataset}); "
+            f"train+holdout rows per site: {sizes}; no pooled test set (no baseline)"
+        )
+    else:
+        emit(
+            f"data: {options.dataset}, {options.split} split"
+            + (f" (alpha {options.alpha:g})" if options.split == "dirichlet" else "")
+            + f"; train+holdout rows per site: {sizes}; "
+            f"pooled test {host.rows(data_paths['_test']['test'])}"
+        )
 
     t = time.monotonic()
     yaml_path, spec, platform = compile_federation(

@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.datasets.features import Scaler, fit_scaler, frame_to_arrays
+from components.datasets.features import (
+    Scaler,
+    fit_scaler,
+    frame_to_arrays,
+    scale_target,
+    unscale_target,
+)
 from components.domain.contract import DataContract
 
 
@@ -29,6 +35,11 @@ class PooledData:
     y_test: np.ndarray
     num_classes: int
     scaler: Scaler
+    contract: DataContract | None = None
+
+    @property
+    def regression(self) -> bool:
+        return self.contract is not None and self.contract.is_regression
 
 
 def load_pooled(contract: DataContract, train_csvs: Sequence[Path], test_csv: Path) -> PooledData:
@@ -42,8 +53,9 @@ def load_pooled(contract: DataContract, train_csvs: Sequence[Path], test_csv: Pa
         y_train,
         scaler.transform(x_test),
         y_test,
-        contract.num_classes,
+        contract.num_outputs,
         scaler,
+        contract,
     )
 
 
@@ -59,13 +71,26 @@ def accuracy_and_loss(probabilities: np.ndarray, labels: np.ndarray) -> tuple[fl
 def score_tensors(
     model_name: str, tensors: Mapping[str, np.ndarray], data: PooledData
 ) -> dict[str, float]:
-    """{"accuracy", "loss"} of a model holding `tensors` on the pooled test set."""
+    """{"accuracy", "loss"} of a model holding `tensors` on the pooled test set; for a
+    regression contract {"loss" (MSE), "mae", "rmse", "r2"} in the target's unit."""
     from components.train.models import model_from_tensors
 
     model = model_from_tensors(model_name, data.x_test.shape[1], data.num_classes, tensors)
-    probs = model(data.x_test, training=False).numpy()
-    accuracy, loss = accuracy_and_loss(probs, data.y_test)
+    outputs = model(data.x_test, training=False).numpy()
+    if data.regression:
+        assert data.contract is not None
+        return regression_scores(data.y_test, unscale_target(data.contract, outputs))
+    accuracy, loss = accuracy_and_loss(outputs, data.y_test)
     return {"accuracy": accuracy, "loss": loss}
+
+
+def regression_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MSE (as loss), MAE, RMSE and R² of predictions against the truth (target unit)."""
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    residual = np.asarray(y_pred, dtype=np.float64).reshape(-1) - y
+    mse = float(np.mean(residual**2))
+    r2 = 1.0 - float(np.sum(residual**2)) / float(np.sum((y - y.mean()) ** 2))
+    return {"loss": mse, "mae": float(np.mean(np.abs(residual))), "rmse": mse**0.5, "r2": r2}
 
 
 def centralized_baseline(
@@ -94,11 +119,12 @@ def centralized_baseline(
         l2_norm_clip=0.0,
         dp_enabled=False,
     )
+    targets = scale_target(data.contract, data.y_train) if data.contract else data.y_train
     result = train_dp_sgd(
         model_name,
         init,
         data.x_train,
-        data.y_train,
+        targets,
         data.num_classes,
         config,
         sampling_seed=seed,
@@ -106,8 +132,7 @@ def centralized_baseline(
     )
     scores = score_tensors(model_name, result.tensors, data)
     return {
-        "test_accuracy": scores["accuracy"],
-        "test_loss": scores["loss"],
+        **{f"test_{k}": v for k, v in scores.items()},
         "train_examples": int(len(data.y_train)),
         "test_examples": int(len(data.y_test)),
         "epochs": epochs,

@@ -24,6 +24,7 @@ def local_site(
     public_key: str | None,
     dataset: str | None = None,
     snapshot: str | None = None,
+    uris: tuple[str, str] | None = None,
 ) -> Site:
     """`site` with its object-store endpoint (TLS off), signing public key and, for members,
     dataset name and data snapshot id replaced (None keeps the checked-in value)."""
@@ -33,6 +34,8 @@ def local_site(
             data["data"]["contract"] = dataset
         if snapshot is not None:
             data["data"]["snapshot"] = snapshot
+        if uris is not None:
+            data["data"]["uri"], data["data"]["holdout_uri"] = uris
     if endpoint is not None:
         data["object_store"]["endpoint"] = endpoint
         data["object_store"]["secure"] = False
@@ -57,6 +60,7 @@ def write_local_config(
     dataset: str | None = None,
     snapshot: str | None = None,
     contracts_dir: Path | None = None,
+    data_uris: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[Path, Path]:
     """Write `<out>/sites/*.yaml` (local copies), `<out>/sites/contracts/*.yaml` (copied from
     `contracts_dir` as-is) and `<out>/policies/*.yaml` (copied as-is).
@@ -76,6 +80,7 @@ def write_local_config(
             public_key=public_keys.get(site_id),
             dataset=dataset,
             snapshot=snapshot,
+            uris=(data_uris or {}).get(site_id),
         )
         (sites_out / f"{site_id}.yaml").write_text(site_yaml(local))
     if contracts_dir is not None and contracts_dir.is_dir():

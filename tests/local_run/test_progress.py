@@ -101,6 +101,10 @@ def test_describe_each_stage() -> None:
         "holdout accuracy 91.2%, loss 0.250"
     )
     assert describe(ev, {}) == "done"
+    regression = {"task": "regression", "r2": 0.41234, "mae": 43.2, "rmse": 55.01}
+    assert describe(ev, {"metrics.json": regression}) == (
+        "holdout R² 0.412, MAE 43.200, RMSE 55.010"
+    )
     line = format_line(3.25, t, 5, "x")
     assert line.startswith("[   3.2s] round 1/5") and line.endswith("✓ x")
 

@@ -87,5 +87,5 @@ def test_unknown_model_and_bad_shapes() -> None:
         build_model("resnet", 4, 2)
     with pytest.raises(ModelError, match="square"):
         build_model("cnn", 30, 2)
-    with pytest.raises(ModelError, match="num_classes"):
-        build_model("logreg", 4, 1)
+    with pytest.raises(ModelError, match=r"num_classes >= 1 \(1 = regression\)"):
+        build_model("logreg", 4, 0)
