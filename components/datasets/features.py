@@ -9,7 +9,9 @@ Everything follows the data contract (`components.domain.contract`):
   or the number in its own unit (regression).
 * `fit_scaler`: the contract's scaling of the numeric inputs. `fixed` uses the contract's
   constants (no data); `site_zscore` fits mean/std on the site's own *training* rows inside the
-  site's task (refused with DP on: `components.domain.contract.check_private_scaling`).
+  site's task (refused with DP on: `components.domain.contract.check_private_scaling`);
+  `federated_zscore` takes the global mean/std published after the DP statistics round
+  (`components.datasets.federated_stats`).
   One-hot and bool inputs are never scaled.
 * `scale_target` / `unscale_target`: a regression model predicts (y - center) / scale with the
   contract's fixed target constants; metrics are reported in the target's own unit.
@@ -200,11 +202,30 @@ def fixed_constants(contract: DataContract) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(center, np.float64), np.asarray(scale, np.float64)
 
 
-def fit_scaler(contract: DataContract, x_train: np.ndarray) -> Scaler:
+def fit_scaler(
+    contract: DataContract,
+    x_train: np.ndarray,
+    published: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Scaler:
     """The contract's scaler; for "site_zscore" fitted on the site's training inputs only
-    (population std; a constant input gets std 1)."""
+    (population std; a constant input gets std 1); for "federated_zscore" the `published`
+    (center, scale) per model input (`GlobalStats.scaler_arrays`), required."""
     if contract.encoding.scaling == "fixed":
         return Scaler(*fixed_constants(contract))
+    if contract.encoding.scaling == "federated_zscore":
+        if published is None:
+            raise ValueError(
+                f"contract {contract.name!r}: encoding.scaling federated_zscore scales with the "
+                "global mean/std published after the statistics round, and none was given"
+            )
+        center, scale = (np.asarray(a, dtype=np.float64) for a in published)
+        shape = (contract.num_features,)
+        if center.shape != shape or scale.shape != shape or not np.all(scale > 0):
+            raise ValueError(
+                f"contract {contract.name!r}: published scaling must be {shape} centers and "
+                f"positive scales, got {center.shape} and {scale.shape}"
+            )
+        return Scaler(center, scale)
     n_features = contract.num_features
     x = np.asarray(x_train, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != n_features or x.shape[0] == 0:

@@ -20,11 +20,15 @@ class ArtifactClass(StrEnum):
     # SecAgg+ protocol messages: signed public keys, rosters, requests, shares sealed for one
     # receiver, a holder's answer.
     SECAGG_PUBLIC = "secagg_public"
+    # DP-noised, clipped per-feature sums, sums of squares and counts of a site's training rows
+    # (the `federated_zscore` statistics round), charged to the site's ledger before release.
+    FEATURE_STATS = "feature_stats"
 
 
 # Classes whose destinations fall back to other classes' rules when a policy lists none for
 # them: a masked update reveals less than a DP update, so it may go where a DP update may;
-# protocol messages travel where updates and global models travel. Rules of their own, when
+# protocol messages travel where updates and global models travel; DP-noised feature
+# statistics (a DP release charged to the ledger, like an update) where a DP update may. Rules of their own, when
 # listed, replace the fallback.
 FALLBACK_CLASSES: dict[str, tuple[str, ...]] = {
     ArtifactClass.MASKED_UPDATE.value: (ArtifactClass.DP_UPDATE.value,),
@@ -32,6 +36,8 @@ FALLBACK_CLASSES: dict[str, tuple[str, ...]] = {
         ArtifactClass.DP_UPDATE.value,
         ArtifactClass.GLOBAL_MODEL.value,
     ),
+    # DP-noised statistics, charged to the same ledger as DP updates: where DP updates may go.
+    ArtifactClass.FEATURE_STATS.value: (ArtifactClass.DP_UPDATE.value,),
 }
 
 

@@ -16,6 +16,10 @@ Scaling is part of the privacy guarantee. `fixed` uses constants written in the 
 (per column `center`/`scale`, else `encoding.center`/`encoding.scale`): data-independent.
 `site_zscore` fits mean and std on the site's own training rows, a data-dependent step
 outside the DP accounting: `check_private_scaling` refuses it when DP is on.
+`federated_zscore` scales with the global mean and std the coordinator publishes after a
+statistics round in which each site releases DP-noised, clipped sums per numeric input
+(`encoding.statistics`: epsilon or noise multiplier of that release, charged to the site's
+ledger; `components.datasets.federated_stats`): allowed with DP on.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from components.domain.models import API_VERSION, DATASET_PATTERN
 COLUMN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
 ColumnType = Literal["float", "int", "bool", "category"]
 TaskKind = Literal["binary", "multiclass", "regression"]
-Scaling = Literal["fixed", "site_zscore"]
+Scaling = Literal["fixed", "site_zscore", "federated_zscore"]
 PositiveInt = conint(strict=True, ge=1)
 Category = StrictInt | StrictStr
 
@@ -250,13 +254,43 @@ class Rows(_Strict):
     min_holdout: PositiveInt = Field(..., description="minimum rows of a holdout table")
 
 
+class Statistics(_Strict):
+    """The DP release of a `federated_zscore` statistics round: one of epsilon (the noise
+    multiplier is then the smallest that spends at most this epsilon at the policy's delta)
+    or noise_multiplier (noise std / L2 sensitivity of the normalized release)."""
+
+    epsilon: float | None = Field(
+        None, description="epsilon of each site's release (RDP, at its policy's delta), > 0"
+    )
+    noise_multiplier: float | None = Field(
+        None, description="Gaussian noise multiplier of the release, > 0 (instead of epsilon)"
+    )
+
+    @field_validator("epsilon", "noise_multiplier")
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"must be a finite number > 0, got {value}")
+        return value
+
+    @root_validator(skip_on_failure=True)
+    def _one(cls, values: dict[str, Any]) -> dict[str, Any]:
+        given = [k for k in ("epsilon", "noise_multiplier") if values.get(k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of epsilon or noise_multiplier")
+        return values
+
+
 class Encoding(_Strict):
     """How every site turns numeric columns into model inputs (identically)."""
 
     scaling: Scaling = Field(
         ...,
         description="fixed: (x - center) / scale with the contract's constants; site_zscore: "
-        "mean/std of the site's own training rows (not allowed with DP on)",
+        "mean/std of the site's own training rows (not allowed with DP on); "
+        "federated_zscore: the global mean/std published after a DP statistics round",
+    )
+    statistics: Statistics | None = Field(
+        None, description="federated_zscore only: the DP release of the statistics round"
     )
     center: float = Field(0.0, description="default center of numeric columns (fixed)")
     scale: float = Field(1.0, description="default scale of numeric columns (fixed), > 0")
@@ -270,6 +304,18 @@ class Encoding(_Strict):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"scale must be a finite number > 0, got {value}")
         return value
+
+    @root_validator(skip_on_failure=True)
+    def _statistics(cls, values: dict[str, Any]) -> dict[str, Any]:
+        federated = values.get("scaling") == "federated_zscore"
+        if federated and values.get("statistics") is None:
+            raise ValueError(
+                "scaling federated_zscore needs statistics: {epsilon: <e>} or "
+                "{noise_multiplier: <z>} (the DP release of the statistics round)"
+            )
+        if not federated and values.get("statistics") is not None:
+            raise ValueError("statistics apply to scaling federated_zscore only")
+        return values
 
 
 class DataContract(_Strict):

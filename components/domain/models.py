@@ -397,6 +397,10 @@ class Rules(_Strict):
         description="SecAgg+ keys, rosters, sealed shares, answers; [] = where dp_update or "
         "global_model may go",
     )
+    feature_stats: list[DestinationRule] = Field(
+        default_factory=list,
+        description="DP-noised feature statistics (federated_zscore); [] = where dp_update may go",
+    )
 
 
 class DPLimits(_Strict):

@@ -8,6 +8,11 @@ accountant at the policy's current delta (tighter than summing per-entry epsilon
 still correct if the policy's delta changes). The RDP value is the one budgets are
 enforced on; PLD is reported beside it (see `components.privacy.accounting`).
 
+Entries are of two kinds: `training` (one DP-SGD attempt) and `stats` (one release of the
+DP-noised feature statistics of a `federated_zscore` statistics round: the Gaussian mechanism
+once, stored as q = 1, steps = 1; round 0 of its run, `new_stats_entry`). Both compose in the
+same accountant, so a statistics release counts against the same lifetime budget.
+
 A non-private entry (DP off, allowed by the policy) makes the lifetime total infinite:
 no later DP round of that site can fit a finite lifetime budget.
 
@@ -35,6 +40,10 @@ from components.privacy.accounting import (
 
 LEDGER_VERSION = "fedpipe.dev/privacy-ledger-entry/v1"
 LEDGER_PREFIX = "ledger"
+KIND_TRAINING = "training"
+KIND_STATS = "stats"
+STATS_ROUND = 0  # the statistics round comes before training round 1
+STATS_GUARANTEE = "proven: Gaussian mechanism on clipped statistics, no subsampling"
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -95,8 +104,11 @@ class LedgerEntry:
     version: str = LEDGER_VERSION
     sampling: str = SAMPLING_SHUFFLE
     guarantee: str = ""
+    kind: str = KIND_TRAINING
 
     def __post_init__(self) -> None:
+        if self.kind not in (KIND_TRAINING, KIND_STATS):
+            raise LedgerError(f"ledger entry kind {self.kind!r} is not training or stats")
         if not self.guarantee:  # older entries: derived from their sampling
             stated = sampling_guarantee(self.sampling, not self.non_private)
             object.__setattr__(self, "guarantee", stated)
@@ -167,6 +179,46 @@ def new_entry(
         guarantee=sampling_guarantee(sampling, not event.non_private),
     )
     entry_key(site_id, run_id, round_, attempt)  # validates the key parts
+    return entry
+
+
+def new_stats_entry(
+    *,
+    run_id: str,
+    site_id: str,
+    attempt: int,
+    event: DpSgdEvent,
+    delta: float,
+    num_examples: int,
+    created_at: str,
+) -> LedgerEntry:
+    """The entry of one feature-statistics release (kind `stats`, round 0): `event` is
+    `components.datasets.federated_stats.stats_event(z)`, charged before the release."""
+    if not event.non_private and (event.sampling_rate != 1.0 or event.steps != 1):
+        raise LedgerError("a statistics release is one Gaussian mechanism (q = 1, steps = 1)")
+    eps = epsilons([event], delta)
+    entry = LedgerEntry(
+        run_id=run_id,
+        round=STATS_ROUND,
+        site_id=site_id,
+        attempt=attempt,
+        sampling_rate=event.sampling_rate,
+        noise_multiplier=event.noise_multiplier,
+        steps=event.steps,
+        non_private=event.non_private,
+        delta=delta,
+        epsilon=_finite_or_none(eps.rdp),
+        epsilon_pld=_finite_or_none(eps.pld),
+        batch_size=num_examples,
+        epochs=1,
+        num_examples=num_examples,
+        l2_norm_clip=None,
+        created_at=created_at,
+        sampling=SAMPLING_POISSON,
+        guarantee=STATS_GUARANTEE if not event.non_private else "DP off: statistics without noise",
+        kind=KIND_STATS,
+    )
+    entry_key(site_id, run_id, STATS_ROUND, attempt)  # validates the key parts
     return entry
 
 

@@ -191,3 +191,56 @@ def test_entries_state_whether_their_epsilon_is_proven() -> None:
     bad = {**json.loads(poisson.to_json()), "sampling": "uniform", "guarantee": ""}
     with pytest.raises(LedgerError, match="uniform"):
         LedgerEntry.from_json(json.dumps(bad).encode())
+
+
+def test_a_statistics_release_is_a_stats_entry_composed_with_training() -> None:
+    import json
+
+    from components.datasets.federated_stats import stats_event
+    from components.privacy.ledger import KIND_STATS, check_run_budget, new_stats_entry
+
+    stats = new_stats_entry(
+        run_id="run-a",
+        site_id="hospital-berlin",
+        attempt=1,
+        event=stats_event(4.0),
+        delta=DELTA,
+        num_examples=151,
+        created_at="2026-11-27T07:59:00Z",
+    )
+    assert (stats.kind, stats.round, stats.sampling_rate, stats.steps) == (KIND_STATS, 0, 1.0, 1)
+    assert stats.key == "ledger/hospital-berlin/run-a/round-0000/attempt-0001.json"
+    assert stats.epsilon == pytest.approx(rdp_epsilon([stats.event], DELTA))
+    assert LedgerEntry.from_json(stats.to_json()) == stats
+    train = _entry("run-a", 1)
+    total = ledger_summary([stats, train], DELTA)["lifetime_epsilon"]
+    assert total == pytest.approx(rdp_epsilon([stats.event, EVENT], DELTA))
+    assert total > max(stats.epsilon, train.epsilon)
+    # the statistics round is not a training round: both rounds of run-a remain to be paid
+    decision = check_run_budget(
+        [stats],
+        EVENT,
+        rounds=2,
+        site_id="hospital-berlin",
+        run_id="run-a",
+        lifetime_epsilon=100.0,
+        delta=DELTA,
+        policy_id="eu-health",
+    )
+    assert decision.lifetime_after == pytest.approx(rdp_epsilon([stats.event, EVENT, EVENT], DELTA))
+    # entries written before kinds existed read as training; an unknown kind is refused
+    legacy = json.loads(train.to_json())
+    del legacy["kind"]
+    assert LedgerEntry.from_json(json.dumps(legacy).encode()).kind == "training"
+    with pytest.raises(LedgerError, match="kind 'stat'"):
+        LedgerEntry.from_json(json.dumps({**legacy, "kind": "stat"}).encode())
+    with pytest.raises(LedgerError, match="q = 1, steps = 1"):
+        new_stats_entry(
+            run_id="run-a",
+            site_id="hospital-berlin",
+            attempt=2,
+            event=EVENT,
+            delta=DELTA,
+            num_examples=151,
+            created_at="2026-11-27T07:59:00Z",
+        )

@@ -233,3 +233,18 @@ def test_secagg_messages_travel_where_updates_and_global_models_do(fed):
     assert back.allowed and back.rule.endswith("rules.global_model[0] (for secagg_public)")
     sends = {a.destination for a in allowed_destinations(fed, "hospital-berlin", "masked_update")}
     assert sends == {"coordinator"}
+
+
+def test_feature_statistics_go_where_a_dp_update_may_unless_ruled_otherwise(fed):
+    d = decide(export_edge(cls="feature_stats"), fed)
+    assert d.allowed and d.rule == "eu-health rules.dp_update[0] (for feature_stats)"
+    us = moved_coordinator(fed, "us-east1", "US")
+    denied = decide(export_edge(cls="feature_stats"), us)
+    assert not denied.allowed and denied.rule == "eu-health rules.feature_stats"
+    from components.domain.models import Policy
+
+    body = fed.policies["eu-health"].dict()
+    body["rules"]["feature_stats"] = []  # explicit [] is absent: the fallback still decides
+    body["rules"]["dp_update"] = []
+    none = Policy.parse_obj(body)
+    assert none.effective_rules("feature_stats") == []
