@@ -155,11 +155,15 @@ def _release(sums, sums_sq, count, site="s") -> SiteStats:
 
 def test_a_negative_variance_estimate_becomes_the_floor_and_is_named():
     r = stats_ranges(_contract())
-    # b: S1 0, S2 -1 over N 10 -> variance -0.1 -> 0 -> std floor 1e-3 * h = 0.002
+    # b: S1 0, S2 -1 over N 10 -> variance -0.1 -> 0 -> std floor: the noise floor
+    # sqrt(sd(S2) / N) = sqrt(1 / 10) = 0.3162 (above 1e-3 * h = 0.002)
     g = combine([_release((0.0, 0.0), (10.0, -1.0), 10.0)], r)
     assert g.negative_variance == ("b",) and g.floored == ("b",)
-    assert g.std[1] == pytest.approx(STD_FLOOR_FRACTION * 2.0)
+    assert g.std[1] == pytest.approx(math.sqrt(0.1))
     assert g.std[0] == pytest.approx(1.0)  # a: 10/10 - 0 = 1
+    # without noise the floor is 1e-3 * h: 0.002 for b
+    exact = SiteStats("s", ("a", "b"), (0.0, 0.0), (10.0, -1.0), 10.0, 0.0, (0, 0), (0, 0), 0)
+    assert combine([exact], r).std[1] == pytest.approx(STD_FLOOR_FRACTION * 2.0)
 
 
 def test_noise_cannot_push_mean_or_std_outside_what_the_range_allows():
@@ -210,3 +214,27 @@ def test_contract_asks_for_the_release_and_dp_on_is_allowed():
         _contract(scaling="federated_zscore", statistics={"epsilon": 1, "noise_multiplier": 2})
     with pytest.raises(ValueError, match="federated_zscore only"):
         _contract(scaling="fixed", statistics={"epsilon": 1.0})
+
+
+# about 2 s (numpy only): not marked slow, so it also runs in `make test-fast`
+def test_published_statistics_are_within_the_dp_noise_of_the_pooled_ones_on_a_skewed_split():
+    from pipelines.benchmarks import federated_zscore_bench as bench
+    from pipelines.config.loader import contract_by_name
+
+    for name in ("digits", "breast_cancer"):
+        contract = contract_by_name(name)
+        split = bench.load_split(contract, seed=0, alpha=0.3)
+        f = bench.noise_figures(contract, split, draws=20, seed=0)
+        # 20 draws x (64 or 30) features of a standard normal: the max |z| stays below 4.5
+        # (P > 4.5 per draw 6.8e-6); above 1 shows that noise was added at all
+        assert 1.0 < f.max_mean_sigmas < 4.5, (name, f)
+        assert 1.0 < f.max_var_sigmas < 4.5, (name, f)
+        for seed in range(2):
+            split = bench.load_split(contract, seed=seed, alpha=0.3)
+            accs = {
+                label: bench.accuracy(contract, split, scalers, seed)
+                for label, scalers in bench.scalings(contract, split, seed).items()
+            }
+            per_site = accs.pop("site_zscore")
+            for label, acc in accs.items():
+                assert acc.test >= per_site.test, (name, seed, label, acc, per_site)
