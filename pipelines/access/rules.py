@@ -15,6 +15,7 @@ A site bucket's layout (`BUCKET_LAYOUT`): each top-level prefix holds one kind o
 | `updates/` | export's signed DP updates | dp_update |
 | `validation/` | validation summaries | validation_summary |
 | `metrics/` | evaluation metrics | metrics |
+| `stats/` | DP-noised feature statistics (federated_zscore) | feature_stats |
 | `ledger/` | the privacy ledger (site only) | - |
 | `audit/` | the site's signed audit chain | - |
 | `admission/` | the site's own policy copy and its signed admission records | - |
@@ -47,6 +48,7 @@ BUCKET_LAYOUT: dict[str, ArtifactClass | None] = {
     "updates/": ArtifactClass.DP_UPDATE,
     "validation/": ArtifactClass.VALIDATION_SUMMARY,
     "metrics/": ArtifactClass.METRICS,
+    "stats/": ArtifactClass.FEATURE_STATS,
     "ledger/": None,
     "audit/": None,
     "admission/": None,

@@ -30,7 +30,8 @@ def test_coordinator_reads_only_what_each_policy_sends_it(fed) -> None:
     rules = access_rules(fed)
     assert list(rules) == ["clinic-boston", "hospital-berlin", "hospital-paris"]
     # eu-health and us-health both send validation summaries, updates and metrics to an EU
-    # coordinator (NL); never data/ or local-models/. The audit chain is readable too.
+    # coordinator (NL), and feature statistics where updates go (no rule of their own);
+    # never data/ or local-models/. The audit chain is readable too.
     for site_id, bucket in [
         ("clinic-boston", "clinic-boston-fl"),
         ("hospital-berlin", "hospital-berlin-fl"),
@@ -42,6 +43,7 @@ def test_coordinator_reads_only_what_each_policy_sends_it(fed) -> None:
             "admission/",
             "audit/",
             "metrics/",
+            "stats/",
             "updates/",
             "validation/",
         )
@@ -54,6 +56,7 @@ def test_a_policy_without_metrics_drops_the_metrics_read(fed) -> None:
     assert bucket_rules(changed, "hospital-berlin").coordinator_reads == (
         "admission/",
         "audit/",
+        "stats/",
         "updates/",
         "validation/",
     )
@@ -61,6 +64,7 @@ def test_a_policy_without_metrics_drops_the_metrics_read(fed) -> None:
         "admission/",
         "audit/",
         "metrics/",
+        "stats/",
         "updates/",
         "validation/",
     )
@@ -93,6 +97,7 @@ def test_seaweedfs_identities_by_hand(fed) -> None:
                 "Read:hospital-berlin-fl/admission/*",
                 "Read:hospital-berlin-fl/audit/*",
                 "Read:hospital-berlin-fl/metrics/*",
+                "Read:hospital-berlin-fl/stats/*",
                 "Read:hospital-berlin-fl/updates/*",
                 "Read:hospital-berlin-fl/validation/*",
             ],
@@ -142,6 +147,7 @@ def test_minio_policies_coordinator_read_only_and_site_denials(fed) -> None:
                 "arn:aws:s3:::clinic-boston-fl/admission/*",
                 "arn:aws:s3:::clinic-boston-fl/audit/*",
                 "arn:aws:s3:::clinic-boston-fl/metrics/*",
+                "arn:aws:s3:::clinic-boston-fl/stats/*",
                 "arn:aws:s3:::clinic-boston-fl/updates/*",
                 "arn:aws:s3:::clinic-boston-fl/validation/*",
             ],
