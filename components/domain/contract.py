@@ -318,6 +318,30 @@ class Encoding(_Strict):
         return values
 
 
+BUILDER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ModelSpec(_Strict):
+    """Your own Keras model: `builder` names a function importable in the image,
+    `package.module:function`, called as `function(num_features=, num_outputs=, seed=,
+    **kwargs)`; it returns an uncompiled `tf.keras.Model` from [batch, num_features] to
+    [batch, num_outputs] (class probabilities, or one linear output for regression).
+    A run uses it when its `model_name` is the builder string."""
+
+    builder: StrictStr = Field(..., description="package.module:function", pattern=BUILDER_PATTERN)
+    kwargs: dict[StrictStr, Any] = Field(
+        default_factory=dict, description="keyword arguments of the builder (JSON values)"
+    )
+
+    @field_validator("builder")
+    def _builder(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(BUILDER_PATTERN, value):
+            raise ValueError(f"{value!r} is not package.module:function")
+        return value
+
+
 class DataContract(_Strict):
     """A federation's data contract (`sites/contracts/<name>.yaml`)."""
 
@@ -330,6 +354,9 @@ class DataContract(_Strict):
     target: Target
     rows: Rows
     encoding: Encoding
+    model: ModelSpec | None = Field(
+        None, description="optional: your own Keras model builder and its keyword arguments"
+    )
 
     @field_validator("apiVersion")
     def _api(cls, value: str) -> str:
@@ -412,6 +439,15 @@ class DataContract(_Strict):
     def num_classes(self) -> int:
         """Alias of `num_outputs` (the model registry's `num_classes` argument)."""
         return self.num_outputs
+
+    def builder_kwargs(self, model_name: str) -> dict[str, Any] | None:
+        """The builder's keyword arguments when `model_name` is this contract's
+        `model.builder`, {} for another builder reference, None for a built-in name."""
+        if ":" not in model_name:
+            return None
+        if self.model is not None and self.model.builder == model_name:
+            return dict(self.model.kwargs)
+        return {}
 
     @property
     def min_rows(self) -> int:

@@ -61,6 +61,18 @@ def _arrays(data: SiteData, site_id: str, factory: ClientFactory):
     return scaler.transform(x), y
 
 
+def _forward(model_name: str, tensors, x, contract):
+    """Model outputs on `x`: the numpy forward pass of the built-in models, or Keras for your
+    own builder (`package.module:function`, kwargs from the contract)."""
+    from components.train.models import is_builder, model_from_tensors
+
+    if not is_builder(model_name):
+        return predict_proba(model_name, tensors, x, contract.num_outputs)
+    kwargs = contract.builder_kwargs(model_name)
+    model = model_from_tensors(model_name, x.shape[1], contract.num_outputs, tensors, kwargs)
+    return np.asarray(model(x, training=False).numpy(), dtype=np.float64)
+
+
 def evaluate_site(
     task: SiteTask,
     *,
@@ -88,7 +100,7 @@ def evaluate_site(
     except MissingSecretError as exc:
         return _null_metrics(site_id, round_index, labels, f"cannot read its data: {exc}")
     contract = data.contract
-    outputs = predict_proba(model_name, model.tensors, x, contract.num_outputs)
+    outputs = _forward(model_name, model.tensors, x, contract)
     if contract.is_regression:
         predicted = unscale_target(contract, outputs)
         edges = residual_edges(contract.target.scale)

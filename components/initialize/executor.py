@@ -45,9 +45,17 @@ class InitializeError(RuntimeError):
 
 def seeded_model(model_name: str, contract: DataContract, seed: int, run: str) -> GlobalModel:
     """Version 0 from the model registry, seeded; shapes from the data contract."""
-    from components.train.models import initial_weights
+    from components.train.models import initial_weights, is_builder
 
-    tensors = initial_weights(model_name, contract.num_features, contract.num_outputs, seed)
+    if is_builder(model_name) and (contract.model is None or contract.model.builder != model_name):
+        declared = contract.model.builder if contract.model else "none"
+        raise InitializeError(
+            f"initialize: model {model_name!r} is not the builder the data contract "
+            f"{contract.name!r} declares (model.builder: {declared}); declare it there with "
+            "its kwargs"
+        )
+    kwargs = contract.builder_kwargs(model_name)
+    tensors = initial_weights(model_name, contract.num_features, contract.num_outputs, seed, kwargs)
     meta: dict[str, Any] = {
         "version": 0,
         "model_name": model_name,
@@ -57,7 +65,13 @@ def seeded_model(model_name: str, contract: DataContract, seed: int, run: str) -
         "run_id": run,
         "seed": seed,
         "source": "seeded init",
+        # what the model is, for every reader: tensor names and shapes, and a builder's call
+        "tensors": {name: list(value.shape) for name, value in sorted(tensors.items())},
+        "inputs": {"features": contract.num_features, "names": contract.encoded_names},
+        "outputs": contract.num_outputs,
     }
+    if kwargs is not None:
+        meta["builder"] = {"reference": model_name, "kwargs": kwargs}
     return GlobalModel(tensors, meta, None)
 
 

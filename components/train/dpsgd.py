@@ -169,6 +169,7 @@ def train_dp_sgd(
     *,
     sampling_seed: int | None,
     noise_seed: int | None,
+    model_kwargs: Mapping[str, object] | None = None,
 ) -> TrainResult:
     """Train `model_name` from `initial` on (x float32 [n, f], y int [n]); see module doc.
 
@@ -203,7 +204,7 @@ def train_dp_sgd(
         batches = shuffled_batches(
             num_examples, config.batch_size, config.local_epochs, int(sampling_seed)
         )
-    model = model_from_tensors(model_name, x.shape[1], num_classes, initial)
+    model = model_from_tensors(model_name, x.shape[1], num_classes, initial, model_kwargs)
     if config.dp_enabled:
         final_loss = _dp_steps(model, x, y, batches, config, regression)
     else:

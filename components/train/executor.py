@@ -526,6 +526,7 @@ def _train(
         config,
         sampling_seed=sampling_seed,
         noise_seed=run_noise_seed,
+        model_kwargs=task.site_data().contract.builder_kwargs(settings.model_name),
     )
     if result.steps != event.steps:  # the accountant and the training must agree
         raise TrainingError(

@@ -112,9 +112,99 @@ def _cnn(num_features: int, num_classes: int, seed: int):
 
 REGISTRY: dict[str, Callable] = {"logreg": _logreg, "mlp": _mlp, "cnn": _cnn}
 
+# Layers whose output for one example depends on the other examples of the batch: per-example
+# DP-SGD clips each example's gradient, which is meaningless when examples are mixed (Opacus'
+# ModuleValidator refuses the same family).
+BATCH_MIXING_LAYERS = ("BatchNormalization", "SyncBatchNormalization")
 
-def build_model(model_name: str, num_features: int, num_classes: int, seed: int = 0):
-    """A fresh (uncompiled) `tf.keras.Sequential` of `model_name`, seeded init."""
+
+def is_builder(model_name: str) -> bool:
+    """`package.module:function` (your own builder) rather than a registry name."""
+    return ":" in model_name
+
+
+def import_builder(reference: str) -> Callable:
+    """The function `package.module:function` names; ModelError saying what is missing."""
+    import importlib
+
+    module_name, _, function_name = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelError(
+            f"model builder {reference!r}: cannot import {module_name} ({exc}); install your "
+            "package into the image (README: extending the image)"
+        ) from None
+    builder = getattr(module, function_name, None)
+    if not callable(builder):
+        raise ModelError(f"model builder {reference!r}: {module_name} has no {function_name}()")
+    return builder
+
+
+def _layers(model) -> list:
+    """Every layer, nested models included."""
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(_layers(layer))
+    return out
+
+
+def check_user_model(reference: str, model, num_features: int, num_outputs: int) -> None:
+    """ModelError unless the model maps [batch, num_features] to [batch, num_outputs] (both
+    shapes named) and has no layer that mixes examples within a batch (named)."""
+    mixing = [
+        f"{layer.name} ({type(layer).__name__})"
+        for layer in _layers(model)
+        if type(layer).__name__ in BATCH_MIXING_LAYERS
+    ]
+    if mixing:
+        raise ModelError(
+            f"model builder {reference!r}: layer(s) {', '.join(mixing)} mix examples within a "
+            "batch, which per-example DP-SGD cannot clip; remove them (LayerNormalization or "
+            "GroupNormalization work per example)"
+        )
+    wanted_in, wanted_out = (None, num_features), (None, num_outputs)
+    got_in = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
+    got_out = tuple(model.output_shape) if not isinstance(model.output_shape, list) else None
+    if got_in != wanted_in or got_out != wanted_out:
+        raise ModelError(
+            f"model builder {reference!r}: the model maps {got_in} to {got_out}; the data "
+            f"contract needs {wanted_in} to {wanted_out} (features after encoding, "
+            f"{'one regression output' if num_outputs == 1 else f'{num_outputs} classes'})"
+        )
+
+
+def _user_model(reference: str, num_features: int, num_outputs: int, seed: int, kwargs):
+    import tensorflow as tf
+
+    builder = import_builder(reference)
+    # Keras numbers unnamed layers per session (dense, dense_1, ...): a fresh session gives
+    # every build of this builder the same tensor names
+    tf.keras.backend.clear_session()
+    tf.keras.utils.set_random_seed(seed)  # seeded init of layers without explicit seeds
+    model = builder(num_features=num_features, num_outputs=num_outputs, seed=seed, **kwargs)
+    if not isinstance(model, tf.keras.Model):
+        raise ModelError(
+            f"model builder {reference!r} returned {type(model).__name__}, not a Model"
+        )
+    check_user_model(reference, model, num_features, num_outputs)
+    return model
+
+
+def build_model(
+    model_name: str,
+    num_features: int,
+    num_classes: int,
+    seed: int = 0,
+    kwargs: Mapping[str, object] | None = None,
+):
+    """A fresh (uncompiled) Keras model of `model_name`, seeded init. `model_name` is a
+    registry name or your builder `package.module:function` (called with `kwargs`, checked
+    by `check_user_model`)."""
+    if is_builder(model_name):
+        return _user_model(model_name, num_features, num_classes, seed, dict(kwargs or {}))
     if model_name not in REGISTRY:
         raise ModelError(f"unknown model {model_name!r} (known: {', '.join(sorted(REGISTRY))})")
     if num_features < 1 or num_classes < 1:
@@ -158,16 +248,24 @@ def set_weights(model, tensors: Mapping[str, np.ndarray]) -> None:
 
 
 def initial_weights(
-    model_name: str, num_features: int, num_classes: int, seed: int
+    model_name: str,
+    num_features: int,
+    num_classes: int,
+    seed: int,
+    kwargs: Mapping[str, object] | None = None,
 ) -> dict[str, np.ndarray]:
     """The seeded initial tensors of `model_name` (what `initialize` publishes as version 0)."""
-    return get_weights(build_model(model_name, num_features, num_classes, seed))
+    return get_weights(build_model(model_name, num_features, num_classes, seed, kwargs))
 
 
 def model_from_tensors(
-    model_name: str, num_features: int, num_classes: int, tensors: Mapping[str, np.ndarray]
+    model_name: str,
+    num_features: int,
+    num_classes: int,
+    tensors: Mapping[str, np.ndarray],
+    kwargs: Mapping[str, object] | None = None,
 ):
     """A model of `model_name` holding `tensors` (shape-checked)."""
-    model = build_model(model_name, num_features, num_classes, seed=0)
+    model = build_model(model_name, num_features, num_classes, seed=0, kwargs=kwargs)
     set_weights(model, tensors)
     return model

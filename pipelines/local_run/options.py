@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,9 +103,10 @@ def parameter_types(spec: dict[str, Any]) -> dict[str, str]:
     return {name: str(p.get("parameterType", "STRING")) for name, p in params.items()}
 
 
-def run_parameter_rules() -> dict[str, Any]:
+def run_parameter_rules(builders: Sequence[str] = ()) -> dict[str, Any]:
     """The value rules of the run parameters (`components.domain.run_parameters`) plus the
-    choices of model_name, rule and server_optimizer, read from their registries."""
+    choices of model_name (the registry and the contracts' `model.builder`s), rule and
+    server_optimizer, read from their registries."""
     from components.aggregation.rules import RULES
     from components.aggregation.server_optimizers import OPTIMIZERS
     from components.domain.run_parameters import VALUE_RULES, choice_rule
@@ -112,7 +114,7 @@ def run_parameter_rules() -> dict[str, Any]:
 
     return {
         **VALUE_RULES,
-        "model_name": choice_rule(list(REGISTRY)),
+        "model_name": choice_rule([*REGISTRY, *builders]),
         "rule": choice_rule(list(RULES)),
         "server_optimizer": choice_rule(list(OPTIMIZERS)),
     }

@@ -118,7 +118,9 @@ def preflight(options: RunOptions, federation: Federation) -> RunOptions:
     types = parameter_types(spec)
     arguments, _ = pipeline_arguments(dict.fromkeys(types), "", options)
     arguments.pop("run_id", None)  # checked as --run-id
-    problems = argument_problems(types, {**arguments, **options.overrides}, run_parameter_rules())
+    builders = [c.model.builder for c in federation.contracts.values() if c.model is not None]
+    rules = run_parameter_rules(builders)
+    problems = argument_problems(types, {**arguments, **options.overrides}, rules)
     if problems:
         raise RunError(
             "run parameters refused before anything started:\n  " + "\n  ".join(problems)

@@ -75,7 +75,8 @@ def score_tensors(
     regression contract {"loss" (MSE), "mae", "rmse", "r2"} in the target's unit."""
     from components.train.models import model_from_tensors
 
-    model = model_from_tensors(model_name, data.x_test.shape[1], data.num_classes, tensors)
+    kwargs = data.contract.builder_kwargs(model_name) if data.contract else None
+    model = model_from_tensors(model_name, data.x_test.shape[1], data.num_classes, tensors, kwargs)
     outputs = model(data.x_test, training=False).numpy()
     if data.regression:
         assert data.contract is not None
@@ -110,7 +111,8 @@ def centralized_baseline(
     from components.train.dpsgd import DpSgdConfig, train_dp_sgd
     from components.train.models import initial_weights
 
-    init = initial_weights(model_name, data.x_train.shape[1], data.num_classes, seed)
+    kwargs = data.contract.builder_kwargs(model_name) if data.contract else None
+    init = initial_weights(model_name, data.x_train.shape[1], data.num_classes, seed, kwargs)
     config = DpSgdConfig(
         batch_size=min(batch_size, len(data.y_train)),
         local_epochs=epochs,
@@ -129,6 +131,7 @@ def centralized_baseline(
         config,
         sampling_seed=seed,
         noise_seed=seed,
+        model_kwargs=kwargs,
     )
     scores = score_tensors(model_name, result.tensors, data)
     return {
