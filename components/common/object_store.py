@@ -7,7 +7,7 @@ Coordinator: a `google.cloud.storage.Client` (honours `STORAGE_EMULATOR_HOST` in
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from components.common.secrets import object_store_endpoint, site_secret
 from components.domain.models import Site
@@ -60,10 +60,37 @@ S3_REGION = "us-east-1"
 server for a bucket's location: an identity limited to prefixes may not (403)."""
 
 
+UNAMBIGUOUS_AUTH_CODES = frozenset({"SignatureDoesNotMatch", "InvalidAccessKeyId"})
+"""Codes that can only mean wrong keys (a bodiless 403 on HEAD reads as AccessDenied, which
+the access rules also answer on purpose, so it is left to the caller)."""
+
+
+def _site_client_class() -> type:
+    from minio import Minio
+    from minio.error import S3Error
+
+    class SiteMinio(Minio):
+        """A `minio.Minio` whose requests turn a refusal of the keys into StoreAccessError
+        naming the site and the store (instead of an S3Error deep in a stack trace)."""
+
+        fedpipe_site = ""
+        fedpipe_store = ""
+
+        def _url_open(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return super()._url_open(*args, **kwargs)
+            except S3Error as exc:
+                if exc.code in UNAMBIGUOUS_AUTH_CODES:
+                    message = credentials_problem(exc.code, self.fedpipe_site, self.fedpipe_store)
+                    raise StoreAccessError(message) from None
+                raise
+
+    return SiteMinio
+
+
 def site_minio_client(site: Site) -> Minio:
     """A `minio.Minio` client for `site`'s bucket: endpoint via `object_store_endpoint`,
     credentials `S3_ACCESS_KEY` / `S3_SECRET_KEY` via `site_secret(site.id, ...)`."""
-    from minio import Minio
 
     if site.object_store.type != "s3" or not site.object_store.endpoint:
         raise ValueError(f"site {site.id}: object_store is not an s3 store with an endpoint")
@@ -71,13 +98,18 @@ def site_minio_client(site: Site) -> Minio:
     overridden = configured != site.object_store.endpoint
     # An override (local runs) is plain HTTP unless it says https:// (as components.datasets.io).
     endpoint, secure = split_endpoint(configured, site.object_store.secure and not overridden)
-    return Minio(
+    client = _site_client_class()(
         endpoint,
         access_key=site_secret(site.id, "S3_ACCESS_KEY"),
         secret_key=site_secret(site.id, "S3_SECRET_KEY"),
         secure=secure,
         region=S3_REGION,
     )
+    client.fedpipe_site = site.id
+    client.fedpipe_store = (
+        f"{'https' if secure else 'http'}://{endpoint} (bucket {site.object_store.bucket})"
+    )
+    return client
 
 
 def coordinator_gcs_client(coordinator: Site) -> storage.Client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -52,3 +53,30 @@ def test_run_with_a_wrong_secret_names_site_and_store(
     # a HEAD request (bucket_exists) gets a bodiless 403, which the client reads as AccessDenied
     assert "SignatureDoesNotMatch" in err or "AccessDenied: wrong keys" in err
     assert not (tmp_path / "runs" / "t-wrong" / "summary.json").exists()
+
+
+@pytest.mark.integration
+def test_a_task_client_with_a_wrong_secret_names_site_and_store(
+    s3_server, minio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components.common.object_store import StoreAccessError, site_minio_client
+    from components.domain.models import Site
+    from pipelines.config.loader import load_federation
+
+    site = load_federation(REPO / "sites", REPO / "policies").sites["hospital-berlin"]
+    assert isinstance(site, Site)
+    if not minio.bucket_exists(site.object_store.bucket):
+        minio.make_bucket(site.object_store.bucket)
+    minio.put_object(site.object_store.bucket, "data/x.csv", io.BytesIO(b"x"), 1)
+    monkeypatch.setenv("FEDPIPE_ENDPOINT_OVERRIDES", json.dumps({site.id: s3_server.endpoint}))
+    monkeypatch.setenv("FEDPIPE_S3_ACCESS_KEY__HOSPITAL_BERLIN", s3_server.access_key)
+    monkeypatch.setenv("FEDPIPE_S3_SECRET_KEY__HOSPITAL_BERLIN", "not-the-secret")
+    client = site_minio_client(site)
+    with pytest.raises(StoreAccessError) as refused:
+        client.get_object(site.object_store.bucket, "data/x.csv")
+    assert str(refused.value).startswith(
+        f"site hospital-berlin: object store http://{s3_server.endpoint} (bucket "
+        "hospital-berlin-fl) refused its credentials (SignatureDoesNotMatch"
+    )
+    monkeypatch.setenv("FEDPIPE_S3_SECRET_KEY__HOSPITAL_BERLIN", s3_server.secret_key)
+    assert site_minio_client(site).get_object(site.object_store.bucket, "data/x.csv").read() == b"x"
