@@ -25,6 +25,9 @@ before the program runs, so that it starts as a fresh interpreter would:
   since the warm process never built a model) and TensorFlow's intra/inter-op thread
   counts taken from the task's TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS.
 
+With FEDPIPE_TASK_PROFILE_DIR set (the host's environment reaches every task), each child
+runs its program under cProfile and writes `<that folder>/<task log name>.prof`.
+
 A child that raises exits 1 with the traceback in its log; `os._exit(n)` or a crash ends only
 the child. The program must be KFP's Python executor program (`sh -ec <script that writes $0
 to ephemeral_component.py and runs kfp.dsl.executor_main with "$@"> <module source> args`);
@@ -61,6 +64,7 @@ HEAVY_MODULES = (
     "cryptography.hazmat.primitives.asymmetric.ed25519",
     "kfp.dsl.executor_main",
 )
+PROFILE_ENV = "FEDPIPE_TASK_PROFILE_DIR"
 _WRITES_MODULE = re.compile(r'printf "%s" "\$0" > ')
 _INSTALLS = re.compile(r"\bpip\b")
 _RUNS_EXECUTOR = re.compile(
@@ -167,6 +171,28 @@ def run_program(program: ExecutorProgram) -> int:
     return 0
 
 
+def profile_path(folder: str, log: str) -> str:
+    """Where a task's profile goes: `<folder>/<its log's file name without suffix>.prof`."""
+    return os.path.join(folder, os.path.splitext(os.path.basename(log))[0] + ".prof")
+
+
+def _profiled(program: ExecutorProgram, log: str) -> int:
+    """`run_program`, under cProfile when the task's environment sets PROFILE_ENV to a folder
+    (a developer's tool: `FEDPIPE_TASK_PROFILE_DIR=/tmp/p fedpipe run --local ...`, warm mode
+    only; read the profiles with `python -m pstats`)."""
+    folder = os.environ.get(PROFILE_ENV)
+    if not folder:
+        return run_program(program)
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(run_program, program)
+    finally:
+        os.makedirs(folder, exist_ok=True)
+        profiler.dump_stats(profile_path(folder, log))
+
+
 def _child(request: dict[str, Any], protocol_fds: tuple[int, ...]) -> None:
     """In the forked child: become the task, run it, never return."""
     code = 1
@@ -186,7 +212,7 @@ def _child(request: dict[str, Any], protocol_fds: tuple[int, ...]) -> None:
         os.close(null)
         _reset_for_task(request["env"], request["cwd"])
         program = ExecutorProgram(request["program"][3], tuple(request["program"][4:]))
-        code = run_program(program)
+        code = _profiled(program, request["log"])
     except BaseException:
         with contextlib.suppress(BaseException):
             traceback.print_exc()

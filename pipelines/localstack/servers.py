@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import secrets
 import shutil
 import signal
@@ -11,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,11 +31,61 @@ class ServerStartError(RuntimeError):
     """A local test server could not be started or did not become ready."""
 
 
+LISTEN_PORTS_FROM = 10000
+"""Lowest port `free_port` hands out."""
+MIN_LISTEN_PORTS = 1000
+"""Fewest ports worth keeping apart from the ephemeral range (else all ports are used)."""
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_issued_ports: set[int] = set()
+_issued_lock = threading.Lock()
+
+
+def listen_port_range(ephemeral: tuple[int, int]) -> range:
+    """The ports our servers listen on, given the kernel's ephemeral range (inclusive).
+
+    Outside the ephemeral range, where every outgoing connection takes its local port (the
+    servers' own gRPC connections among master, volume and filer included): a port picked
+    from it with `bind(0)` and released can be taken by such a connection before the server
+    binds it (30 SeaweedFS servers hold 240 listeners). Below the range from
+    LISTEN_PORTS_FROM when that leaves MIN_LISTEN_PORTS, else above it, else every port."""
+    low, high = ephemeral
+    if low - LISTEN_PORTS_FROM >= MIN_LISTEN_PORTS:
+        return range(LISTEN_PORTS_FROM, low)
+    if 65535 - high >= MIN_LISTEN_PORTS:
+        return range(high + 1, 65536)
+    return range(1024, 65536)
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = EPHEMERAL_RANGE_FILE.read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that is free right now, outside the kernel's ephemeral range
+    (`listen_port_range`) and never handed out before by this process (several servers
+    started at once each get their own)."""
+    ports = listen_port_range(_ephemeral_range())
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.randrange(ports.start, ports.stop)
+        with _issued_lock:
+            if port in _issued_ports:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _issued_ports.add(port)
+            return port
+    raise ServerStartError(
+        f"no free TCP port on 127.0.0.1 in {ports.start}..{ports.stop - 1} after 500 tries; "
+        "stop leftover servers (`ps aux | grep weed`) and retry"
+    )
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], name: str, timeout_s: float) -> None:
@@ -112,6 +165,10 @@ SEAWEED_PORTS = (
     "s3.port.grpc",
 )
 """The listeners of `weed server` besides the S3 port; each gets a free port (defaults collide)."""
+
+PORT_RETRIES = 3
+"""Restarts on new ports of a server that lost one of its ports to another process."""
+_GLOG_FATAL = re.compile(r"^F\d{4} ")
 
 STOP_GRACE_S = 2.0
 """SIGTERM, then SIGKILL after this bound. On SIGTERM SeaweedFS 4.48's filer waits 15 s for its
@@ -249,9 +306,10 @@ class S3Server(_Process):
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                fatal = "".join(f"{line}\n" for line in self.fatal_lines())
                 raise ServerStartError(
                     f"{self.name} on port {self.port} exited with code {self.proc.returncode} "
-                    f"before it was ready:\n{self.log_tail()}"
+                    f"before it was ready:\n{fatal}{self.log_tail()}"
                 )
             try:
                 client.list_buckets()
@@ -266,14 +324,43 @@ class S3Server(_Process):
         )
 
     def start(self) -> None:
-        self.spawn()
-        self.wait_ready()
+        start_servers([self])
+
+    def _log_lines(self) -> list[str]:
+        if self.root is None or not (self.root / "weed.log").is_file():
+            return []
+        return (self.root / "weed.log").read_text(errors="replace").splitlines()
 
     def log_tail(self, lines: int = 15) -> str:
-        if self.root is None or not (self.root / "weed.log").is_file():
-            return ""
-        text = (self.root / "weed.log").read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        return "\n".join(self._log_lines()[-lines:])
+
+    def fatal_lines(self) -> list[str]:
+        """The log's fatal messages (glog `F<mmdd> ...`), which a stack trace follows."""
+        return [line for line in self._log_lines() if _GLOG_FATAL.match(line)]
+
+    def lost_port_race(self) -> bool:
+        """Whether the process ended because one of its ports was taken before it bound it."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        return any("address already in use" in line for line in self.fatal_lines())
+
+    def respawn_on_new_ports(self) -> None:
+        """Stop (the data folder, if any, stays) and start again on freshly picked ports."""
+        self.stop()
+        self.port = free_port()
+        self.spawn()
+
+    def wait_ready_or_respawn(self, port_retries: int = PORT_RETRIES) -> None:
+        """`wait_ready`; when another process took one of its ports between picking and
+        binding (`lost_port_race`), start again on new ports, at most `port_retries` times."""
+        for attempt in range(port_retries + 1):
+            try:
+                self.wait_ready()
+                return
+            except ServerStartError:
+                if attempt == port_retries or not self.lost_port_race():
+                    raise
+            self.respawn_on_new_ports()
 
     def set_identities(self, identities: list[dict[str, Any]]) -> None:
         """Replace the non-admin identities: rewrite the file, make the server reload it (SIGHUP).
@@ -320,7 +407,7 @@ def start_servers(servers: Iterable[S3Server]) -> None:
         for server in servers:
             server.spawn()
         for server in servers:
-            server.wait_ready()
+            server.wait_ready_or_respawn()
     except BaseException:
         stop_servers(servers)
         raise

@@ -99,6 +99,21 @@ def test_tasks_run_isolated_with_their_own_env(pool: WarmPool, tmp_path: Path) -
     assert states[0]["cwd"] == str(tmp_path)
 
 
+def test_a_task_is_profiled_when_its_environment_asks(pool: WarmPool, tmp_path: Path) -> None:
+    import pstats
+
+    from pipelines.local_run.warm_worker import PROFILE_ENV, profile_path
+
+    env = {**os.environ, PROFILE_ENV: str(tmp_path / "profiles")}
+    log = tmp_path / "train-lab-r2.log"
+    outcome = pool.run(program("ok", tmp_path / "out.json", tmp_path), env, str(tmp_path), log)
+    assert outcome.ok, log.read_text()
+    path = profile_path(str(tmp_path / "profiles"), str(log))
+    assert path == str(tmp_path / "profiles" / "train-lab-r2.prof")
+    functions = {name for (_, _, name) in pstats.Stats(path).stats}  # type: ignore[attr-defined]
+    assert "train_lab_r2" in functions
+
+
 @pytest.mark.parametrize(
     ("mode", "reason", "log_text"),
     [

@@ -113,3 +113,38 @@ def test_s3_server_stop_kills_it_and_removes_its_folder() -> None:
     from pathlib import Path
 
     assert not [f for port in ports for f in Path("/tmp").glob(f"seaweedfs-*-{port}.sock")]
+
+
+def test_listen_ports_keep_out_of_the_ephemeral_range() -> None:
+    from pipelines.localstack.servers import listen_port_range
+
+    assert listen_port_range((32768, 60999)) == range(10000, 32768)  # Linux's default
+    assert listen_port_range((10500, 60000)) == range(60001, 65536)  # too few below
+    assert listen_port_range((10500, 65000)) == range(1024, 65536)  # too few either side
+
+
+def test_free_ports_are_distinct_and_not_ephemeral() -> None:
+    from pipelines.localstack.servers import _ephemeral_range, free_port, listen_port_range
+
+    allowed = listen_port_range(_ephemeral_range())
+    ports = [free_port() for _ in range(300)]  # 30 SeaweedFS servers hold 240 listeners
+    assert len(set(ports)) == len(ports)
+    assert all(p in allowed for p in ports)
+
+
+def test_a_server_whose_port_was_taken_meanwhile_starts_on_new_ports() -> None:
+    import socket
+
+    from pipelines.localstack.servers import S3Server, minio_client, start_servers
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        server = S3Server(port=busy)  # as if another process bound it after it was picked
+        try:
+            start_servers([server])
+            assert server.port != busy
+            assert minio_client(server).list_buckets() == []
+        finally:
+            server.stop()
