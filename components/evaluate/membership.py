@@ -116,3 +116,63 @@ def audit(
         "members": len(member_losses),
         "non_members": len(nonmember_losses),
     }
+
+
+def per_example_losses(probs: np.ndarray, y_idx: np.ndarray, floor: float = 1e-7) -> np.ndarray:
+    """−log p(true class) of every row (the floor as in `metrics.cross_entropy`)."""
+    p_true = np.clip(probs[np.arange(len(y_idx)), y_idx], floor, 1.0)
+    return -np.log(p_true)
+
+
+@dataclass(frozen=True)
+class SitePrivacy:
+    """The (ε, δ) a site's rows are protected by in the model audited, as it may leave the
+    site: `exact` (the ledger's RDP composition of this run's charges), `policy_bound` (N hidden:
+    k charges × the policy's ε per round, k·δ, by basic composition, an upper bound), `dp_off`
+    (a charge without DP: ε = inf) or `not_trained` (no charge: the model never saw its rows)."""
+
+    epsilon: float
+    delta: float
+    disclosure: str
+    charges: int
+
+
+def site_privacy(
+    charges: Sequence[tuple[float, bool]],
+    *,
+    delta: float,
+    epsilon_per_round: float,
+    reveal_num_examples: bool,
+    composed_epsilon: float | None = None,
+) -> SitePrivacy:
+    """`charges`: (that charge's ε, trained without DP) of every ledger entry of the run so far;
+    `composed_epsilon`: their RDP composition at `delta` (exact disclosure only)."""
+    k = len(charges)
+    if k == 0:
+        return SitePrivacy(0.0, delta, "not_trained", 0)
+    if any(non_private for _, non_private in charges):
+        return SitePrivacy(math.inf, delta, "dp_off", k)
+    if not reveal_num_examples:
+        return SitePrivacy(k * epsilon_per_round, min(k * delta, 0.5), "policy_bound", k)
+    if composed_epsilon is None:
+        raise ValueError("exact disclosure needs the composed epsilon")
+    return SitePrivacy(composed_epsilon, delta, "exact", k)
+
+
+def site_membership(
+    member_losses: Sequence[float],
+    nonmember_losses: Sequence[float],
+    privacy: SitePrivacy,
+    *,
+    reveal_num_examples: bool,
+    seed: int = 0,
+) -> dict:
+    """The metrics that leave the site: `audit` with the disclosure of its (ε, δ); the number
+    of training rows only when the policy reveals it."""
+    out = audit(member_losses, nonmember_losses, privacy.epsilon, privacy.delta, seed)
+    out["disclosure"] = privacy.disclosure
+    if privacy.disclosure == "not_trained":  # its rows never reached the model: noise only
+        out["above_bound"] = False
+    if not reveal_num_examples:
+        del out["members"]
+    return out

@@ -175,6 +175,43 @@ def epsilon_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
     return ["round", *sites], rows
 
 
+MEMBERSHIP_HEADER = [
+    "site",
+    "loss-threshold AUC",
+    "loss-threshold advantage",
+    "logistic AUC",
+    "logistic advantage",
+    "bound (e^ε − 1 + 2δ)/(e^ε + 1)",
+    "ε (disclosure)",
+    "above the bound",
+]
+MEMBERSHIP_NOTE = (
+    "Membership-inference audit of the final global model at each site: attacks guess "
+    "whether a row was in the site's training data from the model's loss on it (training rows "
+    "vs holdout rows). Only AUC and advantage (max TPR − FPR) leave the site. Any (ε, δ)-DP "
+    "training bounds the advantage by (e^ε − 1 + 2δ)/(e^ε + 1); a site above it is flagged."
+)
+
+
+def membership_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for site, m in sorted(((summary.get("final") or {}).get("membership") or {}).items()):
+        eps = m.get("epsilon")
+        rows.append(
+            [
+                site,
+                _fmt(m["loss_threshold"]["auc"], 3),
+                _fmt(m["loss_threshold"]["advantage"], 3),
+                _fmt(m["logistic"]["auc"], 3),
+                _fmt(m["logistic"]["advantage"], 3),
+                _fmt(m.get("bound"), 4),
+                f"{'∞' if eps is None else _fmt(eps, 3)} ({m.get('disclosure')})",
+                "ABOVE" if m.get("above_bound") else "no",
+            ]
+        )
+    return rows
+
+
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     """Every cell is text (escaped): reasons, site ids and labels come from the sites."""
     head = "".join(f"<th>{html_text(h)}</th>" for h in header)
@@ -257,6 +294,11 @@ def render_html(summary: Mapping[str, Any]) -> str:
     else:
         parts.append("<h2>Confusion matrix (final global model, all site holdouts)</h2>")
         parts.append(_confusion_html(final))
+    membership = membership_rows(summary)
+    if membership:
+        parts.append("<h2>Membership-inference audit (final global model)</h2>")
+        parts.append(f"<p>{html_text(MEMBERSHIP_NOTE)}</p>")
+        parts.append(_html_table(MEMBERSHIP_HEADER, membership))
     baseline = summary.get("baseline")
     if baseline:
         parts.append("<h2>Centralized baseline</h2>")
@@ -293,4 +335,8 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         c_header, c_rows = confusion_rows(final)
         parts += ["## Confusion matrix (final round)", "", _md_table(c_header, c_rows), ""]
         parts += [markdown_text(CONFUSION_NOTE), ""]
+    membership = membership_rows(summary)
+    if membership:
+        parts += ["## Membership-inference audit (final global model)", ""]
+        parts += [markdown_text(MEMBERSHIP_NOTE), "", _md_table(MEMBERSHIP_HEADER, membership), ""]
     return "\n".join(parts)

@@ -257,11 +257,14 @@ def _final(
             "labels": [],
             "confusion_matrix": [],
             "confusion_suppressed": [],
+            "membership": {},
+            "membership_above_bound": [],
         }
     last = rounds_out[-1]
     evals = list(evals_by_round.get(last["round"], {}).values())
     labels, matrix, hidden = sum_confusion(evals)
     g = last["global"]
+    membership = membership_table(evals_by_round.get(last["round"], {}))
     return {
         "round": last["round"],
         "accuracy": g["accuracy"],
@@ -274,6 +277,8 @@ def _final(
         "confusion_matrix": matrix,
         "confusion_suppressed": hidden,
         "residual_histogram": sum_histograms(evals),
+        "membership": membership,
+        "membership_above_bound": sorted(s for s, m in membership.items() if m["above_bound"]),
     }
 
 
@@ -301,6 +306,37 @@ def sum_histograms(evaluations: Iterable[Mapping[str, Any]]) -> dict[str, Any] |
     if edges is None:
         return None
     return {"edges": edges, "counts": counts, "suppressed": hidden}
+
+
+def membership_table(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{site: its membership-inference audit of the final global model} (what the site's
+    evaluate reported: both attacks' AUC and advantage, the bound its (ε, δ) allows, whether
+    the larger advantage is above it); sites that did not report one are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for site, ev in sorted(evaluations.items()):
+        m = ev.get("membership")
+        if not isinstance(m, Mapping):
+            continue
+        advantages = [_float_or_none((m.get(a) or {}).get("advantage")) for a in ATTACKS]
+        out[site] = {
+            **{
+                a: {
+                    "auc": _float_or_none((m.get(a) or {}).get("auc")),
+                    "advantage": _float_or_none((m.get(a) or {}).get("advantage")),
+                }
+                for a in ATTACKS
+            },
+            "advantage": max((v for v in advantages if v is not None), default=None),
+            "bound": _float_or_none(m.get("bound")),
+            "epsilon": _float_or_none(m.get("epsilon")),
+            "delta": _float_or_none(m.get("delta")),
+            "disclosure": m.get("disclosure"),
+            "above_bound": bool(m.get("above_bound")),
+        }
+    return out
+
+
+ATTACKS = ("loss_threshold", "logistic")
 
 
 def sum_confusion(
@@ -353,6 +389,14 @@ def kfp_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
             value = _float_or_none(entry.get(kind))
             if value is not None:
                 out[f"epsilon_{kind}_{site}"] = value
+    for site, m in (final.get("membership") or {}).items():
+        for attack in ATTACKS:
+            value = _float_or_none((m.get(attack) or {}).get("advantage"))
+            if value is not None:
+                out[f"membership_advantage_{attack}_{site}"] = value
+        value = _float_or_none(m.get("bound"))
+        if value is not None:
+            out[f"membership_bound_{site}"] = value
     baseline = summary.get("baseline") or {}
     for key in ("test_accuracy", *(f"test_{k}" for k in REGRESSION_KEYS)):
         value = _float_or_none(baseline.get(key))

@@ -265,6 +265,14 @@ def print_result(summary: dict[str, Any], run_dir: Path, emit: Callable[[str], N
             f"lifetime ledger {_eps(life)}"
             + (f" (not proven: {unproven} shuffled-batch entries)" if unproven else "")
         )
+    for site, m in sorted((final.get("membership") or {}).items()):
+        eps = m.get("epsilon")
+        emit(
+            f"  {site:<18} membership audit: AUC {m['loss_threshold']['auc']:.3f} (loss) / "
+            f"{m['logistic']['auc']:.3f} (logistic), advantage {m['advantage']:.3f} vs bound "
+            f"{m['bound']:.4f} at ε {'∞' if eps is None else f'{eps:.2f}'} "
+            f"({m['disclosure']})" + ("  ABOVE THE BOUND" if m["above_bound"] else "")
+        )
     emit(f"outputs: {run_dir}/ (summary.json, report.html, global_model/, residency-report.md)")
 
 

@@ -211,7 +211,13 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
             )
         loss = m.get("loss")
         loss_text = "–" if loss is None else f"{float(loss):.3f}"
-        return f"holdout accuracy {_pct(m.get('accuracy'))}, loss {loss_text}"
+        text = f"holdout accuracy {_pct(m.get('accuracy'))}, loss {loss_text}"
+        mia = m.get("membership")
+        if isinstance(mia, dict):
+            worst = max(mia["loss_threshold"]["advantage"], mia["logistic"]["advantage"])
+            text += f"; membership advantage {worst:.3f} (bound {mia['bound']:.3f})"
+            text += " ABOVE THE BOUND" if mia.get("above_bound") else ""
+        return text
     if stage == "report" and "summary.json" in docs:
         summary = docs["summary.json"]
         final = summary.get("final") or {}

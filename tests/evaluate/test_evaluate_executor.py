@@ -188,3 +188,87 @@ def test_scaler_comes_from_the_site_train_table_only(minio, tmp_path):
     p = softmax(z @ tensors["dense/kernel"] + tensors["dense/bias"])[0, y_one[0]]
     assert metrics["loss"] == pytest.approx(-np.log(max(p, 1e-7)), rel=1e-5)
     assert metrics["num_examples"] == 10
+
+
+def _charge(minio, run_id: str, round_: int, noise: float = 1.1):
+    from components.privacy.accounting import dp_sgd_event
+    from components.privacy.ledger import new_entry
+    from components.privacy.ledger_store import LedgerStore
+
+    event = dp_sgd_event(120, 8, 2, noise)
+
+    def make(attempt: int):
+        return new_entry(
+            run_id=run_id,
+            round_=round_,
+            site_id=SITE,
+            attempt=attempt,
+            event=event,
+            delta=1e-5,
+            batch_size=8,
+            epochs=2,
+            num_examples=120,
+            l2_norm_clip=1.0,
+            created_at="2026-12-06T00:00:00+00:00",
+            sampling="poisson",
+        )
+
+    return LedgerStore(minio, BUCKET, SITE).charge(run_id, round_, make)
+
+
+@pytest.mark.parametrize("reveal", [True, False])
+def test_membership_audit_leaves_only_auc_advantage_and_bound(minio, tmp_path, monkeypatch, reveal):
+    """With `audit` (as the component runs it): the final model is attacked with its losses on
+    the site's training rows vs holdout rows; the bound comes from this run's ledger charges
+    (exact RDP composition, or the policy's bound when the sample count is hidden); the audit
+    record in the site's chain carries the same figures."""
+    from components.audit.store import S3Store, read_chain
+    from components.audit.verify import verify_chain
+    from components.common.manifest import generate_keypair
+    from components.evaluate.membership import advantage_bound
+    from components.privacy.accounting import epsilons
+
+    private, public = generate_keypair()
+    monkeypatch.setenv("FEDPIPE_SIGNING_KEY__EVAL_PARIS", private)
+    split, train_uri, holdout_uri = _setup(minio, tmp_path, "breast_cancer")
+    run_id = f"run-mia-{reveal}-{np.random.default_rng().integers(1 << 30)}"
+    entries = [_charge(minio, run_id, r) for r in (1, 2)]
+    _charge(minio, "another-run", 1)  # other runs do not count
+    body = json.loads(site_json(SITE, train_uri=train_uri, holdout_uri=holdout_uri))
+    body["signing"] = {"public_key": public}
+    metrics, text = _run(
+        minio,
+        tmp_path,
+        "breast_cancer",
+        train_uri,
+        holdout_uri,
+        run_id=run_id,
+        round_index=2,
+        site_json=json.dumps(body),
+        policy_json=policy_json(reveal_num_examples=reveal),
+        audit=True,
+    )
+    m = metrics["membership"]
+    expected = {"loss_threshold", "logistic", "bound", "epsilon", "delta", "above_bound"}
+    expected |= {"non_members", "disclosure"} | ({"members"} if reveal else set())
+    assert set(m) == expected
+    for attack in ("loss_threshold", "logistic"):
+        assert set(m[attack]) == {"auc", "advantage"}
+        assert 0.0 <= m[attack]["advantage"] <= 1.0 and 0.0 <= m[attack]["auc"] <= 1.0
+    assert m["non_members"] == len(split.holdout)
+    if reveal:
+        eps = epsilons([e.event for e in entries], 1e-5).rdp
+        assert m["disclosure"] == "exact" and m["members"] == len(split.train)
+        assert m["epsilon"] == pytest.approx(eps) and m["delta"] == 1e-5
+    else:  # 2 charges × the policy's ε per round 3.0, 2δ: nothing that gives N away
+        assert m["disclosure"] == "policy_bound"
+        assert (m["epsilon"], m["delta"]) == (6.0, 2e-5)
+    assert m["bound"] == pytest.approx(advantage_bound(m["epsilon"], m["delta"]))
+    worst = max(m["loss_threshold"]["advantage"], m["logistic"]["advantage"])
+    assert m["above_bound"] == (worst > m["bound"])
+    for frame in (split.holdout, split.train):
+        assert leaked_values(text, frame) == set()  # no loss, no row value leaves
+    chain = read_chain(S3Store(minio, BUCKET), run_id, f"site/{SITE}", public)
+    assert [r.kind for r in chain.records] == ["evaluation"]
+    assert chain.records[0].body["membership"] == m
+    assert verify_chain(chain) == [] and chain.checkpoints[0].count == 1

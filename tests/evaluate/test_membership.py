@@ -91,3 +91,44 @@ def test_a_memorising_model_on_breast_cancer_is_caught_where_a_tight_bound_forbi
     lr = LogisticRegression(C=1.0, max_iter=10_000).fit(x_tr, y_tr)
     calm = audit(losses(lr, x_tr, y_tr), losses(lr, x_ho, y_ho), 0.5, 1e-5)
     assert calm["loss_threshold"]["auc"] < 0.56 and not calm["above_bound"]
+
+
+def test_per_example_losses_by_hand():
+    from components.evaluate.membership import per_example_losses
+
+    probs = np.array([[0.5, 0.5], [0.9, 0.1], [0.0, 1.0]])
+    losses = per_example_losses(probs, np.array([0, 1, 0]))
+    assert losses == pytest.approx([math.log(2), -math.log(0.1), -math.log(1e-7)])
+
+
+def test_site_privacy_per_disclosure():
+    from components.evaluate.membership import site_privacy
+
+    kw = {"delta": 1e-5, "epsilon_per_round": 3.0}
+    none = site_privacy([], reveal_num_examples=True, **kw)
+    assert (none.epsilon, none.disclosure) == (0.0, "not_trained")
+    off = site_privacy([(2.0, False), (0.0, True)], reveal_num_examples=True, **kw)
+    assert (off.epsilon, off.disclosure) == (math.inf, "dp_off")
+    hidden = site_privacy([(1.2, False)] * 3, reveal_num_examples=False, **kw)
+    assert (hidden.epsilon, hidden.disclosure) == (9.0, "policy_bound")
+    assert hidden.delta == pytest.approx(3e-5)
+    exact = site_privacy([(1.2, False)] * 3, reveal_num_examples=True, composed_epsilon=2.5, **kw)
+    assert (exact.epsilon, exact.delta, exact.disclosure) == (2.5, 1e-5, "exact")
+    with pytest.raises(ValueError, match="composed"):
+        site_privacy([(1.2, False)], reveal_num_examples=True, **kw)
+
+
+def test_site_membership_hides_the_training_count_and_never_flags_an_untrained_site():
+    from components.evaluate.membership import SitePrivacy, site_membership
+
+    members, nonmembers = [0.1, 0.2, 0.3, 0.05], [0.9, 0.8, 1.1, 0.7]  # a perfect attack
+    hidden = site_membership(
+        members, nonmembers, SitePrivacy(1.0, 1e-5, "policy_bound", 1), reveal_num_examples=False
+    )
+    assert "members" not in hidden and hidden["non_members"] == 4
+    assert hidden["loss_threshold"] == {"auc": 1.0, "advantage": 1.0}
+    assert hidden["above_bound"] is True  # advantage 1 > (e − 1 + 2e-5)/(e + 1) ≈ 0.462
+    untrained = site_membership(
+        members, nonmembers, SitePrivacy(0.0, 1e-5, "not_trained", 0), reveal_num_examples=True
+    )
+    assert untrained["members"] == 4 and untrained["above_bound"] is False

@@ -130,3 +130,29 @@ def test_html_escapes_everything_from_sites() -> None:
     assert "<img src=x" not in page and "<script>" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "run-&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_membership_table_beside_the_bound_flags_a_site_above_it() -> None:
+    evs = evaluations()
+    for ev in evs:
+        if ev["round"] == 2 and ev["site_id"] == "hospital-berlin":
+            ev["membership"] = {
+                "loss_threshold": {"auc": 0.81, "advantage": 0.5},
+                "logistic": {"auc": 0.8, "advantage": 0.45},
+                "bound": 0.3,
+                "epsilon": 0.6,
+                "delta": 1e-5,
+                "above_bound": True,
+                "non_members": 30,
+                "disclosure": "exact",
+            }
+    summary = build_summary(round_reports(), evs)
+    md = render_markdown(summary)
+    assert "## Membership-inference audit (final global model)" in md
+    assert (
+        "| hospital-berlin | 0.810 | 0.500 | 0.800 | 0.450 | 0.3000 | 0.600 (exact) | ABOVE |" in md
+    )
+    assert "Membership-inference audit" in render_html(summary)
+    assert "Membership-inference audit" not in render_markdown(
+        build_summary(round_reports(), evaluations())
+    )

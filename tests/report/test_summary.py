@@ -136,3 +136,34 @@ def test_anomaly_flags_of_a_round_reach_the_summary_and_the_round_table() -> Non
     rows = round_rows(s)
     assert ROUND_HEADER[-1].startswith("anomalous updates")
     assert rows[0][-1] == reason and rows[1][-1] == "none"
+
+
+def _membership(advantage: float, bound: float, above: bool, eps: float | None) -> dict:
+    return {
+        "loss_threshold": {"auc": 0.5 + advantage / 2, "advantage": advantage},
+        "logistic": {"auc": 0.52, "advantage": advantage / 2},
+        "bound": bound,
+        "epsilon": eps,
+        "delta": 1e-5,
+        "above_bound": above,
+        "non_members": 30,
+        "disclosure": "exact" if eps is not None else "dp_off",
+    }
+
+
+def test_final_membership_audit_per_site_and_the_sites_above_their_bound() -> None:
+    evs = evaluations()
+    last = {e["site_id"]: e for e in evs if e["round"] == 2}
+    last["clinic-boston"]["membership"] = _membership(0.2, 0.9, False, 4.8)
+    last["hospital-berlin"]["membership"] = _membership(0.4, 0.3, True, 0.6)
+    last["hospital-paris"]["membership"] = None  # did not run it: left out
+    summary = build_summary(round_reports(), evs)
+    m = summary["final"]["membership"]
+    assert sorted(m) == ["clinic-boston", "hospital-berlin"]
+    assert m["hospital-berlin"]["advantage"] == 0.4  # the larger of the two attacks
+    assert m["hospital-berlin"]["loss_threshold"] == {"auc": 0.7, "advantage": 0.4}
+    assert (m["clinic-boston"]["bound"], m["clinic-boston"]["epsilon"]) == (0.9, 4.8)
+    assert summary["final"]["membership_above_bound"] == ["hospital-berlin"]
+    metrics = kfp_metrics(summary)
+    assert metrics["membership_advantage_loss_threshold_hospital-berlin"] == 0.4
+    assert metrics["membership_bound_clinic-boston"] == 0.9
