@@ -3,8 +3,9 @@
 The compiled pipeline's defaults (1 local epoch, batch 32, lr 0.1, plain FedAvg) leave each
 site with 3–11 optimizer steps per round, far fewer than the centralized baseline takes over
 the same epochs, so a 5-round local run was under-trained. A local run therefore starts from
-the recipe of its `--dataset`; every `--param NAME=VALUE` wins over it. The centralized
-baseline uses the same batch size, learning rate and rounds × local epochs.
+the recipe of its `--example` (`recipes.yaml` beside this module: data, not code); every
+`--param NAME=VALUE` wins over it. The centralized baseline uses the same batch size,
+learning rate and rounds × local epochs.
 
 * breast_cancer: batch 8, 5 local epochs, lr 0.05, plain FedAvg (server step 1.0, so
   `fedpipe simulate --like` can reproduce a DP-off run).
@@ -21,19 +22,23 @@ pipelines.benchmarks.parity`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-RECIPES: dict[str, dict[str, Any]] = {
-    "breast_cancer": {"batch_size": 8, "local_epochs": 5, "learning_rate": 0.05},
-    "digits": {
-        "batch_size": 8,
-        "local_epochs": 5,
-        "learning_rate": 0.05,
-        "server_learning_rate": 2.0,
-    },
-    "wine": {"batch_size": 8, "local_epochs": 5, "learning_rate": 0.05},
-    "diabetes": {"batch_size": 8, "local_epochs": 5, "learning_rate": 0.05},
-}
+RECIPES_FILE = Path(__file__).with_name("recipes.yaml")
+
+
+def load_recipes(path: Path = RECIPES_FILE) -> dict[str, dict[str, Any]]:
+    """{example name: {pipeline parameter: value}} from the recipes YAML file."""
+    import yaml
+
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+        raise ValueError(f"{path}: expected {{example: {{parameter: value}}}}")
+    return {str(k): dict(v) for k, v in doc.items()}
+
+
+RECIPES: dict[str, dict[str, Any]] = load_recipes()
 
 
 def recipe_arguments(

@@ -40,3 +40,11 @@ def test_pipeline_arguments_apply_the_recipe_under_the_overrides() -> None:
         "learning_rate": 0.3,
         "server_learning_rate": 2.0,
     }
+
+
+def test_recipes_are_data_for_every_bundled_example() -> None:
+    from pipelines.config.loader import EXAMPLE_CONTRACTS_DIR
+    from pipelines.local_run.recipes import RECIPES_FILE, load_recipes
+
+    assert RECIPES_FILE.suffix == ".yaml" and load_recipes() == RECIPES
+    assert set(RECIPES) == {p.stem for p in EXAMPLE_CONTRACTS_DIR.glob("*.yaml")}
