@@ -101,6 +101,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of data split and init")
     add_federation_arguments(parser)
     parser.add_argument("--runs-dir", default="runs", help="output folder (default runs)")
+    parser.add_argument(
+        "--own-policies",
+        default=None,
+        metavar="DIR",
+        help="the policies each site keeps itself, uploaded to its bucket at site setup "
+        "(admission/policy.json; default: the --policies the pipeline is compiled from); a "
+        "site whose own copy is stricter than the compiled one refuses the run and abstains",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the centralized baseline")
     parser.add_argument(
         "--workers",
@@ -147,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         run_id=args.run_id,
         sites_dir=Path(args.sites),
         policies_dir=Path(args.policies),
+        own_policies_dir=Path(args.own_policies) if args.own_policies else None,
         runs_dir=Path(args.runs_dir),
         seed=args.seed,
         baseline=not args.no_baseline,

@@ -43,6 +43,9 @@ class RunOptions:
     overrides: dict[str, Any] = field(default_factory=dict)  # extra pipeline parameters
     task_env: dict[str, str] = field(default_factory=dict)  # extra env of every task (bench)
     data_dir: Path | None = None  # --data: DIR/<site-id>/{train,holdout}.{csv,parquet}
+    # --own-policies: the sites' own copies of their policies (uploaded at site setup; default:
+    # the compiled policies_dir), e.g. stricter than what the pipeline is compiled from
+    own_policies_dir: Path | None = None
 
 
 @dataclass

@@ -32,7 +32,7 @@ from components.domain.canonical import canonical_json
 from components.domain.models import Site
 from components.validate.site_admission import OWN_POLICY_KEY
 from pipelines.access.rules import access_rules
-from pipelines.config.loader import CONTRACTS_DIR, Federation, load_federation
+from pipelines.config.loader import CONTRACTS_DIR, ConfigError, Federation, load_federation
 from pipelines.local_run import collect as collect_mod
 from pipelines.local_run import host
 from pipelines.local_run.child import (
@@ -385,6 +385,12 @@ def _run_with_stores(
         contracts_dir=options.sites_dir / CONTRACTS_DIR,
         data_uris=uris,
     )
+    own_policies = federation
+    if options.own_policies_dir is not None:
+        try:
+            own_policies = load_federation(options.sites_dir, options.own_policies_dir)
+        except ConfigError as exc:
+            raise RunError(f"--own-policies {options.own_policies_dir}: {exc}") from None
     for site_id, site in federation.sites.items():
         assert site.data is not None
         train_uri, holdout_uri = uris.get(site_id, (site.data.uri, site.data.holdout_uri))
@@ -394,7 +400,7 @@ def _run_with_stores(
         # site setup: the site's own copy of its policy, which its validate admits runs against
         own = run_dir / "config" / "own-policies" / f"{site_id}.json"
         own.parent.mkdir(parents=True, exist_ok=True)
-        own.write_text(canonical_json(federation.policy_of(site_id)))
+        own.write_text(canonical_json(own_policies.policy_of(site_id)))
         stores.put_file(site, OWN_POLICY_KEY, own, content_type="application/json")
     timings["data_s"] = time.monotonic() - t
     sizes = ", ".join(

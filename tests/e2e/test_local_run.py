@@ -225,3 +225,54 @@ def test_audit_chains_verify_and_the_coordinator_references_the_site_records(
             (export,) = [r for r in records if r.kind == "export" and r.body["round"] == rnd]
             (admission,) = [r for r in records if r.kind == "admission"]
             assert {export.hash, admission.hash} <= set(aggregate.refs), (rnd, site)
+
+
+def test_a_site_refuses_a_pipeline_compiled_from_a_weakened_policy(tmp_path: Path) -> None:
+    """The pipeline is compiled from a us-health weakened (ε per round 3 → 6, dp_update also to
+    a coordinator anywhere) while Boston keeps the original in its bucket (`--own-policies`):
+    Boston's validate refuses naming both differences and abstains, Berlin and Paris go on
+    (quorum 2), and the audit chains, Boston's refusal and abstention included, verify."""
+    from components.audit.verify import COORDINATOR
+    from pipelines.commands.audit import read_local_chains
+    from pipelines.config.loader import load_federation
+
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    us = yaml.safe_load((policies / "us-health.yaml").read_text())
+    us["dp"]["epsilon_per_round"] = 6.0
+    us["rules"]["dp_update"].append({"roles": ["coordinator"]})
+    (policies / "us-health.yaml").write_text(yaml.safe_dump(us))
+    runs = tmp_path / "runs"
+    args = ["--policies", str(policies), "--own-policies", str(REPO / "policies")]
+    proc = fedpipe(
+        "run", "--local", "--rounds", "1", *args, "--runs-dir", str(runs),
+        "--run-id", "e2e-weakened", "--no-baseline",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((runs / "e2e-weakened" / "summary.json").read_text())
+    (rnd,) = summary["rounds"]
+    assert rnd["contributors"] == ["hospital-berlin", "hospital-paris"]
+    reason = rnd["abstained"]["clinic-boston"]
+    assert "clinic-boston refused the run: dp.epsilon_per_round: the pipeline allows 6, the " \
+        "site's own policy 3; rules.dp_update[2]: destination `roles=coordinator` is not " \
+        "allowed by the site's own policy" in reason  # fmt: skip
+    audit = fedpipe("audit", "verify", "e2e-weakened", "--local", "--runs-dir", str(runs))
+    assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-3000:]
+    config = runs / "e2e-weakened" / "config"
+    fed = load_federation(config / "sites", config / "policies")
+    chains = read_local_chains(
+        fed, "e2e-weakened", fed.coordinator.signing.public_key, runs / ".state"
+    )
+    boston = chains["site/clinic-boston"].records
+    assert [r.kind for r in boston] == ["admission", "validation", "abstain", "evaluation"]
+    assert boston[0].body["decision"] == "refuse" and len(boston[0].body["reasons"]) == 2
+    outcomes = {
+        r.body["site"]: r.body["outcome"]
+        for r in chains[COORDINATOR].records
+        if r.kind == "verification"
+    }
+    assert outcomes == {
+        "clinic-boston": "abstained",
+        "hospital-berlin": "accepted",
+        "hospital-paris": "accepted",
+    }
