@@ -1,6 +1,7 @@
 """The federated-training DAG, unrolled at compile time from a `Federation`.
 
-validate (each site, once per run) → initialize (coordinator, fan-in over every validation
+validate (each site, once per run) → [federated_zscore contracts: stats (each site) → scaling
+(coordinator)] → initialize (coordinator, fan-in over every validation
 summary: the quorum must be able to hold) → per round r: train → export (each site), aggregate (coordinator, fan-in), evaluate (each site, the
 new global model) → report (coordinator, fan-in over all rounds).
 
@@ -38,6 +39,8 @@ from components.evaluate.component import evaluate
 from components.export.component import export
 from components.initialize import component as initialize_component
 from components.report import component as report_component
+from components.scaling import component as scaling_component
+from components.stats.component import stats as stats_component
 from components.train.component import train
 from components.validate.component import validate
 from pipelines.kfp_speed import memoized_task_names
@@ -286,6 +289,12 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             place_site_task(task, site, signing=True)
             validations[site.id] = _no_cache(use_own_policy(task, site))
 
+        scaled = None
+        if federation.contract.encoding.scaling == "federated_zscore":
+            scaled = _statistics_round(
+                federation, sites, validations, site_inputs, cfg, config, run
+            )
+
         # nobody trains before every site's validate (DP-off decision, budget pre-flight)
         # finished and initialize found that the quorum can hold: every train needs
         # initialize's model, and initialize takes every validation summary (O(sites) edges)
@@ -308,6 +317,8 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             **run,
         )
         _no_cache(place_coordinator_task(init, coordinator))
+        if scaled is not None:  # initialize puts the published mean/std into v0's meta
+            init.after(scaled)
         model = init.outputs["global_model"]
         round_reports: dict[str, Any] = {}
         evaluations: dict[str, Any] = {}
@@ -379,6 +390,43 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
     entry = pipeline_entry(federated_training, config)
     with memoized_task_names():
         return dsl.pipeline(name=PIPELINE_NAME, description=description or None)(entry)
+
+
+def _statistics_round(
+    federation: Federation,
+    sites: list[Site],
+    validations: dict[str, PipelineTask],
+    site_inputs: Callable[[str, int], dict[str, Any]],
+    cfg: dict[str, Any],
+    config: dict[str, tuple[str, str]],
+    run: dict[str, Any],
+) -> PipelineTask:
+    """federated_zscore: `stats-<site>` (each site releases its DP-noised statistics, charged
+    to its ledger) → `scaling` (the coordinator combines and publishes the global mean/std)."""
+    site_ids = [s.id for s in sites]
+    released: dict[str, Any] = {}
+    for i, site in enumerate(sites, start=1):
+        task = named(stats_component, task_name("stats", site.id))(
+            validation=validations[site.id].outputs["summary"],
+            **site_inputs(site.id, VALIDATE_ROUND),
+        )
+        # it charges the privacy ledger and writes create-only: never from cache
+        _no_cache(place_site_task(task, site, signing=True))
+        released[scaling_component.stats_input(i)] = task.outputs["stats"]
+    combine = named(scaling_component.build(site_ids), task_name("scaling"))(
+        coordinator_json=cfg[CONFIG_COORDINATOR],
+        sites_json=cfg[CONFIG_SITES],
+        contract_json=cfg[CONFIG_CONTRACT],
+        config_digest=config_digest(
+            coordinator_json=config[CONFIG_COORDINATOR][0],
+            sites_json=config[CONFIG_SITES][0],
+            contract_json=config[CONFIG_CONTRACT][0],
+        ),
+        min_sites=quorum(federation),
+        **released,
+        **run,
+    )
+    return _no_cache(place_coordinator_task(combine, federation.coordinator, read_from=sites))
 
 
 def _site_inputs(federation: Federation, site: Site) -> dict[str, str]:

@@ -6,6 +6,8 @@ so the stage is only ever the first word and the round only ever the `-rN` suffi
 
     initialize                       coordinator, once
     validate-<site>                  site, once per run
+    stats-<site>                     site, once per run (federated_zscore contracts only)
+    scaling                          coordinator, once (federated_zscore contracts only)
     train-<site>-r<N>                site, per round (also export, evaluate)
     aggregate-r<N>                   coordinator, per round
     report                           coordinator, once
@@ -16,7 +18,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-STAGES = ("initialize", "validate", "train", "export", "aggregate", "evaluate", "report")
+STAGES = (
+    "initialize",
+    "validate",
+    "stats",
+    "scaling",
+    "train",
+    "export",
+    "aggregate",
+    "evaluate",
+    "report",
+)
+ONCE_SITE_STAGES = frozenset({"validate", "stats"})
+ONCE_COORDINATOR_STAGES = frozenset({"initialize", "scaling", "report"})
 SITE_ROUND_STAGES = frozenset({"train", "export", "evaluate"})
 _ROUND = re.compile(r"-r(?P<round>[1-9][0-9]*)$")
 
@@ -36,7 +50,7 @@ def task_name(stage: str, site_id: str | None = None, round_index: int | None = 
     ValueError when the combination is not one the DAG builds."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    expects_site = stage == "validate" or stage in SITE_ROUND_STAGES
+    expects_site = stage in ONCE_SITE_STAGES or stage in SITE_ROUND_STAGES
     expects_round = stage == "aggregate" or stage in SITE_ROUND_STAGES
     if expects_site != (site_id is not None) or expects_round != (round_index is not None):
         raise ValueError(
@@ -56,9 +70,9 @@ def parse_task_name(name: str) -> TaskName | None:
     stage, _, rest = name.partition("-")
     if stage not in STAGES:
         return None
-    if stage in {"initialize", "report"}:
+    if stage in ONCE_COORDINATOR_STAGES:
         return TaskName(stage, None, None) if not rest else None
-    if stage == "validate":
+    if stage in ONCE_SITE_STAGES:
         return TaskName(stage, rest, None) if rest else None
     match = _ROUND.search("-" + rest)
     if match is None:

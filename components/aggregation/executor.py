@@ -478,6 +478,8 @@ def _version_meta(
         "kfp_job_id": kfp_job_id,
         "model_sha256": model_sha256,
         **{k: v for k, v in report.items() if k != "version"},
+        # federated_zscore: the published scaling travels with every version (initialize)
+        **{k: previous.meta[k] for k in ("feature_scaling",) if k in previous.meta},
     }
 
 

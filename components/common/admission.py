@@ -43,6 +43,7 @@ STAGE_RUN_FIELDS: dict[str, tuple[str, ...]] = {
     "train": tuple(f for f in RUN_FIELDS if f != "rounds"),  # every setting but the count
     "export": _COMMON,
     "evaluate": (*_COMMON, "dataset", "model_name"),
+    "stats": (*_COMMON, "dataset", "dp_enabled"),
 }
 # validate's own executor inputs among the run settings (the rest only travel on).
 VALIDATE_RUN_FIELDS = (
@@ -57,7 +58,7 @@ VALIDATE_RUN_FIELDS = (
 
 
 # Stages that read data get the contract (as `contract_json`).
-CONTRACT_STAGES = ("train", "evaluate")
+CONTRACT_STAGES = ("train", "evaluate", "stats")
 
 
 def admission_json(

@@ -365,3 +365,22 @@ def combine(stats: Sequence[SiteStats], ranges: StatsRanges) -> GlobalStats:
         negative_variance=tuple(nm for nm, f in zip(names, negative, strict=True) if f),
         mean_noise_std=tuple(float(v) for v in mean_noise),
     )
+
+
+FEATURE_SCALING_KEY = "feature_scaling"  # global model meta key of the published statistics
+
+
+def published_scaling(contract: DataContract, meta: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(center, scale) per model input from a global model's meta for a `federated_zscore`
+    contract (StatsError when the meta carries none); None for any other scaling."""
+    if contract.encoding.scaling != "federated_zscore":
+        return None
+    body = meta.get(FEATURE_SCALING_KEY)
+    if not isinstance(body, dict):
+        raise StatsError(
+            f"contract {contract.name!r} scales with federated_zscore, and the global model "
+            f"v{meta.get('version')} carries no {FEATURE_SCALING_KEY} (the statistics round "
+            "did not run before initialize)"
+        )
+    published = GlobalStats.from_json(json.dumps(body).encode("utf-8"), where="global model meta")
+    return published.scaler_arrays(contract, stats_ranges(contract))

@@ -1,6 +1,6 @@
 """The `federated_zscore` statistics round through the object stores (I/O edge).
 
-Not yet wired as pipeline stages (see the README); this is what those stages will call.
+Called by the `stats` (site) and `scaling` (coordinator) stages and by initialize.
 
 * Site (its own bucket): `release_site_statistics` checks the release against the site's
   policy (`check_budget` for the statistics round, round 0: per-round and lifetime epsilon,

@@ -20,6 +20,7 @@ from components.common.global_model import read_global_model
 from components.common.secrets import MissingSecretError
 from components.common.site_task import SiteTask, TaskInputError
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays, unscale_target
+from components.datasets.federated_stats import published_scaling
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import SiteData, check_own_bucket
 from components.evaluate.forward import predict_proba
@@ -48,7 +49,7 @@ def _null_metrics(site_id: str, round_index: int, labels: list[int], reason: str
     }
 
 
-def _arrays(data: SiteData, site_id: str, factory: ClientFactory):
+def _arrays(data: SiteData, site_id: str, factory: ClientFactory, meta: dict | None = None):
     """(holdout x, y, training x, y), scaled as train scales them (the training rows are also
     the members of the membership audit)."""
     contract = data.contract
@@ -58,7 +59,9 @@ def _arrays(data: SiteData, site_id: str, factory: ClientFactory):
     x, y = frame_to_arrays(contract, holdout, site_id, min_rows=contract.min_holdout_rows)
     train = read_site_table(data.train_uri, factory, site_id, contract)
     x_train, y_train = frame_to_arrays(contract, train, site_id)
-    if contract.encoding.scaling == "fixed":
+    if contract.encoding.scaling == "federated_zscore":  # the published global mean/std
+        scaler = fit_scaler(contract, x[:0], published_scaling(contract, meta or {}))
+    elif contract.encoding.scaling == "fixed":
         scaler = fit_scaler(contract, x[:0])
     else:
         scaler = fit_scaler(contract, x_train)
@@ -158,7 +161,7 @@ def evaluate_site(
     labels = list(data.contract.labels)
     factory = client_factory or site_client_factory(data.site)
     try:
-        x, y, x_train, y_train = _arrays(data, site_id, factory)
+        x, y, x_train, y_train = _arrays(data, site_id, factory, model.meta)
     except DataError as exc:
         return _null_metrics(
             site_id, round_index, labels, f"data check {exc.check!r}: {exc.detail}"

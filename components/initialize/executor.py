@@ -7,7 +7,9 @@ Resume: the version `models/<run>/latest.json` points at in the coordinator's bu
 server-optimizer state, meta), sha256-checked; when this run has published nothing yet, the
 newest published version of the same model and dataset from any other run (continuation
 across runs, e.g. a recurring pipeline whose run id is the KFP job id; version numbers go on),
-else a seeded init. Without resume, a run that already published versions starts again from the same seeded
+else a seeded init. With a `federated_zscore` contract the global mean/std the `scaling` task
+published (`stats/<run>/global.json`) go into the meta as `feature_scaling`; aggregate carries
+them to every later version, and train and evaluate scale with them. Without resume, a run that already published versions starts again from the same seeded
 init: its aggregates then confirm the identical versions already published (a rerun of the
 same run id replays its rounds) and refuse any different one (`PublishConflictError`).
 """
@@ -117,7 +119,8 @@ def run(
         log.info("%d site(s) take part: %s", len(passed), ", ".join(passed))
     run_name = effective_run_id(run_id, kfp_job_id, "initialize")
     coordinator = Site.parse_raw(coordinator_json)
-    bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
+    gcs = coordinator_gcs_client(coordinator)
+    bucket = gcs.bucket(coordinator.object_store.bucket)
     where = f"gs://{bucket.name}/{latest_key(run_name)}"
     if not resume:
         model = seeded_model(model_name, contract, seed, run_name)
@@ -168,6 +171,13 @@ def run(
                 load_tensors(latest.optimizer_bytes) if latest.optimizer_bytes is not None else None
             )
             model = GlobalModel(load_tensors(latest.model_bytes), meta, optimizer)
+    if contract.encoding.scaling == "federated_zscore":
+        # the scaling task ran before: its published global mean/std travel with every version
+        from components.datasets.federated_stats import FEATURE_SCALING_KEY
+        from components.datasets.stats_exchange import read_global_statistics
+
+        published = read_global_statistics(gcs, coordinator.object_store.bucket, run_name)
+        model.meta[FEATURE_SCALING_KEY] = json.loads(published.to_json())
     write_global_model(global_model, model)
     return model.meta
 

@@ -325,6 +325,7 @@ def check_run_budget(
     delta: float,
     policy_id: str,
     hide_figures: bool = False,
+    planned_stats: DpSgdEvent | None = None,
 ) -> BudgetDecision:
     """Can `site_id` afford the whole run before it trains at all?
 
@@ -332,21 +333,27 @@ def check_run_budget(
     each spend `planned_round`; refused when the lifetime composition (RDP at `delta`) would
     then exceed `lifetime_epsilon`. `round_epsilon` is one planned round on its own.
     hide_figures: the reason names only the policy's limit (see `check_budget`).
+    planned_stats: the run's feature-statistics release (federated_zscore), counted unless a
+    `stats` entry of `run_id` is already charged.
     """
     if rounds < 1:
         raise LedgerError(f"rounds must be >= 1, got {rounds}")
-    charged = {e.round for e in entries if e.run_id == run_id}
+    charged = {e.round for e in entries if e.run_id == run_id and e.kind == KIND_TRAINING}
     remaining = sum(1 for r in range(1, rounds + 1) if r not in charged)
     all_events = [e.event for e in entries]
+    stats_paid = any(e.run_id == run_id and e.kind == KIND_STATS for e in entries)
+    extra = [planned_stats] if planned_stats is not None and not stats_paid else []
     before = rdp_epsilon(all_events, delta)
-    after = rdp_epsilon([*all_events, *([planned_round] * remaining)], delta)
+    after = rdp_epsilon([*all_events, *extra, *([planned_round] * remaining)], delta)
     reason = None
     if after > lifetime_epsilon:
         take = (
             "past" if hide_figures else f"from {before:.4f} to {after:.4f} (RDP, delta {delta:g}) >"
         )
+        stats = " and its feature statistics" if extra else ""
         reason = (
-            f"site {site_id}: this run's {remaining} remaining round(s) would take its lifetime "
+            f"site {site_id}: this run's {remaining} remaining round(s){stats} would take its "
+            "lifetime "
             f"epsilon {take} {policy_id} dp.lifetime_epsilon {lifetime_epsilon:g}; it "
             "abstains from this run before any training"
         )

@@ -50,6 +50,7 @@ from components.common.secrets import MissingSecretError
 from components.common.site_task import SiteTask, TaskInputError
 from components.common.tensors import dump_tensors
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays, scale_target
+from components.datasets.federated_stats import published_scaling
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket
 from components.domain.contract import ContractError, check_private_scaling
@@ -230,7 +231,7 @@ def run(
         if resumed is not None:
             return _write(local_model, resumed, None)
         _admit(task, settings, validation)  # 3. and 4.
-        table = _read_table(task, settings, client, meta)  # 5.
+        table = _read_table(task, settings, client, meta, gm.meta)  # 5.
         event = _planned_event(settings, table.num_examples)
         store = LedgerStore(
             client,
@@ -376,7 +377,11 @@ def _admit(task: SiteTask, settings: TrainSettings, validation: str) -> None:
 
 
 def _read_table(
-    task: SiteTask, settings: TrainSettings, client: Any, meta: dict[str, Any]
+    task: SiteTask,
+    settings: TrainSettings,
+    client: Any,
+    meta: dict[str, Any],
+    global_meta: dict[str, Any] | None = None,
 ) -> SiteTable:
     """5. The scaled training table; abstain when it is unreadable, breaks the contract or is
     smaller than a batch. Sets `meta["num_examples"]` once the rows are known."""
@@ -393,7 +398,9 @@ def _read_table(
         settings.dpsgd().check(n)
     except TrainingError as exc:
         raise Abstain(f"site {site_id}: {exc}") from None
-    x = fit_scaler(data.contract, x_raw).transform(x_raw)
+    # federated_zscore: the global mean/std published with the global model (initialize)
+    published = published_scaling(data.contract, global_meta or {})
+    x = fit_scaler(data.contract, x_raw, published).transform(x_raw)
     return SiteTable(x, scale_target(data.contract, y), n)
 
 

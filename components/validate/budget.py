@@ -19,6 +19,17 @@ from components.privacy.ledger import LedgerError, check_run_budget
 from components.privacy.ledger_store import LedgerStore
 
 
+def _planned_stats(task: SiteTask):
+    """The run's feature-statistics release when the contract asks federated_zscore."""
+    data = task.data
+    if data is None or data.contract.encoding.scaling != "federated_zscore":
+        return None
+    from components.datasets.federated_stats import stats_event
+    from components.stats.executor import noise_multiplier
+
+    return stats_event(noise_multiplier(task))
+
+
 def budget_abstention(
     task: SiteTask,
     *,
@@ -54,6 +65,7 @@ def budget_abstention(
         delta=policy.dp.delta,
         policy_id=policy.id,
         hide_figures=not policy.export.reveal_num_examples,
+        planned_stats=_planned_stats(task),
     )
     if decision.allowed:
         return None

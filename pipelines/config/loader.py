@@ -307,14 +307,6 @@ def check_federation(
                     f"of {members[0][1].id}; one federation trains on one data contract"
                 )
     if contracts is not None:
-        used_contracts = {s.data.contract for _, s in members if s.data is not None}
-        for file, contract in contracts:
-            if contract.name in used_contracts and contract.encoding.scaling == "federated_zscore":
-                errors.append(
-                    f"{file}: encoding.scaling: federated_zscore has no pipeline stages yet (its "
-                    "statistics round exists as a library, components/datasets/stats_exchange.py);"
-                    " use scaling fixed with constants in the contract for now"
-                )
         known_contracts = {c.name for _, c in contracts}
         for file, site in members:
             name = site.data.contract if site.data is not None else None

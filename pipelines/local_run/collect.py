@@ -13,7 +13,7 @@ from typing import Any
 
 from pipelines.local_run.progress import TaskInfo
 
-OUTPUT_DOCS = ("meta.json", "ref.json", "round.json", "metrics.json", "summary.json")
+OUTPUT_DOCS = ("meta.json", "ref.json", "round.json", "metrics.json", "summary.json", "global.json")
 
 
 def latest_pipeline_dir(pipeline_root: Path, pipeline_name: str) -> Path | None:

@@ -155,12 +155,20 @@ def host_summary(
     from pipelines.local_run.scoring import centralized_baseline, load_pooled, score_tensors
 
     model_name = str(settings.get("model_name") or "")
+    contract = federation.contracts[options.dataset]
+    published = None  # federated_zscore: score as the sites scaled, with the published mean/std
+    if contract.encoding.scaling == "federated_zscore" and artifacts.global_models:
+        from components.datasets.federated_stats import published_scaling
+
+        last = read_global_model(artifacts.global_models[max(artifacts.global_models)])
+        published = published_scaling(contract, last.meta)
     # your own files (--data): no pooled test set on the host, so no test figures/baseline
     pooled = (
         load_pooled(
-            federation.contracts[options.dataset],
+            contract,
             [p["train"] for s, p in data_paths.items() if s != "_test"],
             data_paths["_test"]["test"],
+            published,
         )
         if "_test" in data_paths
         else None

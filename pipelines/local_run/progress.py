@@ -64,7 +64,7 @@ def task_map(pipeline_spec: Mapping[str, Any]) -> dict[str, TaskInfo]:
         stage = parsed.stage if parsed else local_name
         if site is None:
             site = parsed.site_id if parsed else None
-        if site is None and stage in {"initialize", "aggregate", "report"}:
+        if site is None and stage in {"initialize", "scaling", "aggregate", "report"}:
             site = "coordinator"
         if rnd is not None:
             round_index: int | None = int(rnd)
@@ -164,6 +164,23 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
             rows = s.get("row_count")
             return "data passed its contract" + (f" ({rows} rows)" if rows is not None else "")
         return f"data FAILED its contract: {s.get('reason')} (site abstains)"
+    if stage == "stats" and "ref.json" in docs:
+        r = docs["ref.json"]
+        if r.get("status") in ("released", "reused"):
+            eps = r.get("epsilon")
+            spent = (
+                "no noise (DP off)"
+                if not r.get("noise_multiplier")
+                else (f"ε {_eps(eps)} RDP" if eps is not None else "released before, nothing spent")
+            )
+            return f"noised feature statistics in s3://{r.get('bucket')}/{r.get('key')} ({spent})"
+        return f"ABSTAINED: {r.get('reason')}"
+    if stage == "scaling" and "global.json" in docs:
+        g = docs["global.json"]
+        return (
+            f"global mean/std of {len(g.get('names') or [])} inputs from "
+            f"{len(g.get('sites') or [])} site(s); floored {len(g.get('floored') or [])}"
+        )
     if stage == "initialize" and "meta.json" in docs:
         m = docs["meta.json"]
         return f"global model v{m.get('version')} ({m.get('model_name')}, {m.get('dataset')})"
@@ -234,7 +251,7 @@ def _num(value: Any) -> str:
 def format_line(elapsed_s: float, info: TaskInfo, rounds: int, text: str, ok: bool = True) -> str:
     """`[  12.3s] round 1/5  train      hospital-berlin   <text>`."""
     where = f"round {info.round_index}/{rounds}" if info.round_index else "setup"
-    if info.stage in {"initialize", "validate"}:
+    if info.stage in {"initialize", "validate", "stats", "scaling"}:
         where = "setup"
     elif info.stage == "report":
         where = "final"

@@ -82,7 +82,7 @@ class Progress:
                 info = self.info(event.task)
                 if (
                     info.round_index
-                    and info.stage not in {"validate", "initialize", "report"}
+                    and info.stage not in {"validate", "stats", "scaling", "initialize", "report"}
                     and info.round_index != self.current_round
                 ):
                     self.current_round = info.round_index

@@ -42,12 +42,18 @@ class PooledData:
         return self.contract is not None and self.contract.is_regression
 
 
-def load_pooled(contract: DataContract, train_csvs: Sequence[Path], test_csv: Path) -> PooledData:
-    """Read the sites' training CSVs and the pooled test CSV; scale with the union scaler."""
+def load_pooled(
+    contract: DataContract,
+    train_csvs: Sequence[Path],
+    test_csv: Path,
+    published: tuple[np.ndarray, np.ndarray] | None = None,
+) -> PooledData:
+    """Read the sites' training CSVs and the pooled test CSV; scale with the union scaler
+    (`published`: the federated_zscore mean/std the run published, as the sites scaled)."""
     train = pd.concat([pd.read_csv(p) for p in train_csvs], ignore_index=True)
     x_train, y_train = frame_to_arrays(contract, train, "pooled-train")
     x_test, y_test = frame_to_arrays(contract, pd.read_csv(test_csv), "pooled-test")
-    scaler = fit_scaler(contract, x_train)
+    scaler = fit_scaler(contract, x_train, published)
     return PooledData(
         scaler.transform(x_train),
         y_train,

@@ -278,17 +278,3 @@ def test_the_federation_carries_its_contract():
     fed = load_federation(REPO / "sites", REPO / "policies")
     assert fed.contract.name == "breast_cancer"
     assert set(fed.contracts) == {"breast_cancer", "diabetes", "digits", "wine"}
-
-
-def test_a_federated_zscore_contract_in_use_is_refused_until_it_has_stages(tmp_path):
-    sites, policies = copy_example(tmp_path)
-    federated = {"scaling": "federated_zscore", "statistics": {"epsilon": 1.0}}
-    edit(sites / "contracts" / "breast_cancer.yaml", lambda d: d.update(encoding=federated))
-    edit(sites / "contracts" / "wine.yaml", lambda d: d.update(encoding=federated))  # unused
-    errors = load_errors(sites, policies)
-    assert [e for e in errors if "federated_zscore" in e] == [
-        f"{sites / 'contracts' / 'breast_cancer.yaml'}: encoding.scaling: federated_zscore has "
-        "no pipeline stages yet (its statistics round exists as a library, "
-        "components/datasets/stats_exchange.py); use scaling fixed with constants in the "
-        "contract for now"
-    ]

@@ -239,3 +239,33 @@ def test_coordinator_tasks_carry_the_digest_of_their_config_inputs(compiled):
         }
         assert set(texts) >= {"coordinator_json"}, name
         assert params["config_digest"]["runtimeValue"]["constant"] == config_digest(**texts), name
+
+
+def test_a_federated_zscore_contract_adds_the_statistics_round_before_initialize():
+    from components.domain.contract import Encoding, Statistics
+    from pipelines.config.loader import federation_from_models
+
+    contract = FED.contract.copy(
+        update={
+            "encoding": Encoding(scaling="federated_zscore", statistics=Statistics(epsilon=1.0))
+        }
+    )
+    fed = federation_from_models(
+        [*FED.sites.values(), FED.coordinator], FED.policies.values(), contracts=[contract]
+    )
+    result = compile_federation(fed, rounds=1)
+    spec, platform = yaml.safe_load_all(result.pipeline_yaml)
+    tasks = _tasks(spec)
+    stats = {f"stats-{s}" for s in SITES}
+    assert stats | {"scaling"} <= set(tasks)
+    for s in SITES:
+        assert _upstream(tasks[f"stats-{s}"], "validation") == f"validate-{s}"
+    assert {_upstream(tasks["scaling"], f"stats_{i}") for i in (1, 2, 3)} == stats
+    assert "scaling" in tasks["initialize"]["dependentTasks"]
+    # the releases cross to the coordinator under the sites' dp_update rules (fallback)
+    crossing = [d for d in result.decisions if d.edge.artifact_class == "feature_stats"]
+    assert len(crossing) == len(SITES) and all(d.allowed for d in crossing)
+    assert all(d.rule.endswith("(for feature_stats)") for d in crossing)
+    # never from cache: they charge the ledger and write create-only
+    for name in (*stats, "scaling"):
+        assert not tasks[name].get("cachingOptions", {}).get("enableCache", False), name

@@ -58,3 +58,12 @@ def test_task_map_reads_stage_words_in_site_ids_from_the_name() -> None:
         "evaluate-hospital-trainee-r1", "evaluate", "hospital-trainee", 1
     )
     assert tasks["evaluate-export-co-r1"].stage == "evaluate"
+
+
+def test_statistics_round_names_round_trip() -> None:
+    for site in TRICKY_SITES:
+        assert parse_task_name(task_name("stats", site)) == TaskName("stats", site, None)
+    assert parse_task_name(task_name("scaling")) == TaskName("scaling", None, None)
+    assert parse_task_name("scaling-x") is None
+    with pytest.raises(ValueError, match="round not allowed"):
+        task_name("stats", "x", 1)

@@ -244,3 +244,37 @@ def test_a_statistics_release_is_a_stats_entry_composed_with_training() -> None:
             num_examples=151,
             created_at="2026-11-27T07:59:00Z",
         )
+
+
+def test_the_run_preflight_counts_the_statistics_release_until_it_is_charged() -> None:
+    from components.datasets.federated_stats import stats_event
+    from components.privacy.ledger import check_run_budget, new_stats_entry
+
+    release = stats_event(4.0)
+    kwargs = dict(
+        rounds=2,
+        site_id="hospital-berlin",
+        run_id="run-a",
+        lifetime_epsilon=rdp_epsilon([EVENT, EVENT], DELTA) + 0.01,  # two rounds just fit
+        delta=DELTA,
+        policy_id="eu-health",
+    )
+    assert check_run_budget([], EVENT, **kwargs).allowed
+    refused = check_run_budget([], EVENT, planned_stats=release, **kwargs)
+    assert not refused.allowed
+    assert refused.lifetime_after == pytest.approx(rdp_epsilon([release, EVENT, EVENT], DELTA))
+    assert "2 remaining round(s) and its feature statistics would take" in refused.reason
+    charged = new_stats_entry(
+        run_id="run-b",
+        site_id="hospital-berlin",
+        attempt=1,
+        event=release,
+        delta=DELTA,
+        num_examples=151,
+        created_at="2026-11-27T07:59:00Z",
+    )
+    # charged in another run: it counts as spent, the planned one again
+    assert not check_run_budget([charged], EVENT, planned_stats=release, **kwargs).allowed
+    same_run = LedgerEntry(**{**charged.__dict__, "run_id": "run-a"})
+    paid = check_run_budget([same_run], EVENT, planned_stats=release, **kwargs)
+    assert paid.lifetime_after == pytest.approx(rdp_epsilon([release, EVENT, EVENT], DELTA))
