@@ -448,6 +448,18 @@ def _run_with_stores(
             f"{choice.run_epsilon:.2f} over {options.rounds} rounds (RDP); "
             "set --param noise_multiplier=X to choose yourself"
         )
+    contract = federation.contracts.get(options.dataset)
+    statistics = contract.encoding.statistics if contract is not None else None
+    if options.dp and statistics is not None:
+        emit(
+            "DP: the federated_zscore statistics round charges every site one release first "
+            + (
+                f"(ε {statistics.epsilon:g} at its policy's δ, RDP)"
+                if statistics.epsilon is not None
+                else f"(noise multiplier {statistics.noise_multiplier:g})"
+            )
+            + ", composed with the rounds in its ledger"
+        )
     emit(f"compiled {yaml_path} ({options.rounds} rounds); running it with kfp.local")
 
     tasks = task_map(spec)

@@ -46,6 +46,10 @@ def test_a_federated_zscore_run_scales_with_the_published_statistics(tmp_path: P
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
+    assert (
+        "DP: the federated_zscore statistics round charges every site one release first (ε 1"
+        in proc.stdout
+    )
     boston = [line for line in lines if "clinic-boston" in line]
     assert any(
         "validate" in line and "and its feature statistics would take" in line for line in boston
