@@ -123,6 +123,24 @@ def run(
         return abstain(str(exc))
     except STORE_ERRORS as exc:
         return abstain(f"its bucket {bucket} failed ({type(exc).__name__})")
+    if audit and release.entry is not None:  # the charge goes to the site's audit chain
+        from components.audit.events import site_task_log
+
+        entry = release.entry
+        site_task_log(task, client).append(
+            "charge",
+            {
+                "round": entry.round,
+                "kind": entry.kind,
+                "attempt": entry.attempt,
+                "entry_key": entry.key,
+                "epsilon": entry.epsilon,
+                "delta": entry.delta,
+                "summary": "feature statistics released: "
+                + ("without noise (DP off)" if entry.epsilon is None else f"ε {entry.epsilon:.3f}")
+                + f" charged, s3://{bucket}/{release.key}",
+            },
+        )
     body = {
         **ref,
         "status": "reused" if release.reused else "released",

@@ -82,3 +82,16 @@ def test_a_federated_zscore_run_scales_with_the_published_statistics(tmp_path: P
     summary = json.loads((runs / RUN_ID / "summary.json").read_text())
     assert [r["contributors"] for r in summary["rounds"]] == [["hospital-berlin",
                                                                "hospital-paris"]] * 2  # fmt: skip
+    # the release's charge is in the site's signed audit chain, and every chain verifies
+    from pipelines.commands.audit import read_local_chains
+    from pipelines.config.loader import load_federation
+
+    proc = fedpipe("audit", "verify", RUN_ID, "--local", "--runs-dir", str(runs))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    config = runs / RUN_ID / "config"
+    fed = load_federation(config / "sites", config / "policies")
+    chains = read_local_chains(fed, RUN_ID, fed.coordinator.signing.public_key, runs / ".state")
+    records = chains["site/hospital-berlin"].records
+    charges = [r.body for r in records if r.kind == "charge"]
+    # the release, then rounds 1 and 2
+    assert [(c["round"], c.get("kind")) for c in charges] == [(0, "stats"), (1, None), (2, None)]
