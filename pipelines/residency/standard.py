@@ -18,6 +18,8 @@ _SITE_TO_COORDINATOR = (
     ("export", "update", "dp_update", "aggregate"),
     ("evaluate", "evaluation", "metrics", "report"),
 )
+# a federated_zscore contract's statistics round: each site's release reaches `scaling`
+_STATS_TO_COORDINATOR = ("stats", "stats", "feature_stats", "scaling")
 # coordinator outputs that reach every site (as in the compiled DAG: train and export start
 # from the global model, evaluate scores it)
 _COORDINATOR_TO_SITE = (
@@ -32,8 +34,11 @@ def standard_flows(federation: Federation) -> list[FlowEdge]:
     """
     coord = federation.coordinator.id
     edges: list[FlowEdge] = []
+    site_outputs = _SITE_TO_COORDINATOR
+    if federation.contract.encoding.scaling == "federated_zscore":
+        site_outputs = (*site_outputs, _STATS_TO_COORDINATOR)
     for sid in federation.sites:
-        for stage, output, cls, consumer in _SITE_TO_COORDINATOR:
+        for stage, output, cls, consumer in site_outputs:
             edges.append(FlowEdge(f"{stage}@{sid}", output, cls, sid, f"{consumer}@{coord}", coord))
         for stage, output, cls, consumers in _COORDINATOR_TO_SITE:
             for consumer in consumers:

@@ -92,3 +92,25 @@ def test_compiled_crossings_match_the_static_standard_flows():
     }
     standard = {(e.source, e.dest, e.artifact_class) for e in standard_flows(fed)}
     assert compiled == standard
+
+
+def test_a_federated_zscore_federation_adds_the_statistics_crossings_in_both():
+    from components.domain.contract import Encoding, Statistics
+    from pipelines.compiler import compile_federation
+    from pipelines.config.loader import federation_from_models
+    from pipelines.residency import standard_flows
+
+    base = example_federation()
+    encoding = Encoding(scaling="federated_zscore", statistics=Statistics(epsilon=1.0))
+    fed = federation_from_models(
+        [*base.sites.values(), base.coordinator],
+        base.policies.values(),
+        contracts=[base.contract.copy(update={"encoding": encoding})],
+    )
+    compiled = {
+        (e.source, e.dest, e.artifact_class) for e in compile_federation(fed).edges if e.crosses
+    }
+    standard = {(e.source, e.dest, e.artifact_class) for e in standard_flows(fed)}
+    assert compiled == standard
+    assert {(s, "coordinator", "feature_stats") for s in base.sites} <= standard
+    assert not any(e.artifact_class == "feature_stats" for e in standard_flows(base))
