@@ -82,3 +82,25 @@ def test_bad_parameters_are_refused(kwargs: dict, match: str) -> None:
 def test_bad_delta_is_refused() -> None:
     with pytest.raises(AccountingError, match="delta"):
         rdp_epsilon([DpSgdEvent(0.1, 1.0, 1)], 0.0)
+
+
+def test_rdp_is_bit_for_bit_the_accountants_and_one_step_is_computed_once() -> None:
+    from components.privacy.accounting import step_rdp
+
+    compositions = [
+        [DpSgdEvent(8 / 122, 1.5, 75)],
+        [DpSgdEvent(8 / 122, 1.5, 75)] * 5,
+        [DpSgdEvent(8 / 122, 1.5, 75), DpSgdEvent(8 / 38, 2.25, 20), DpSgdEvent(0.5, 1.0, 0)],
+        [],
+    ]
+    step_rdp.cache_clear()
+    for events in compositions:
+        accountant = rdp.RdpAccountant()
+        for event in sorted({(e.sampling_rate, e.noise_multiplier) for e in events if e.steps > 0}):
+            steps = sum(e.steps for e in events if (e.sampling_rate, e.noise_multiplier) == event)
+            step = dp_accounting.PoissonSampledDpEvent(
+                event[0], dp_accounting.GaussianDpEvent(event[1])
+            )
+            accountant.compose(dp_accounting.SelfComposedDpEvent(step, steps))
+        assert rdp_epsilon(events, 1e-5) == accountant.get_epsilon(1e-5)  # exactly
+    assert step_rdp.cache_info().misses == 2  # two mechanisms, each computed once

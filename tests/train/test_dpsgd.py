@@ -183,3 +183,22 @@ def test_shuffle_is_an_explicit_option_marked_not_proven() -> None:
         train_dp_sgd("logreg", w0, x, y, 2, cfg, sampling_seed=None, noise_seed=0)
     with pytest.raises(TrainingError, match="dp_sampling 'uniform'"):
         DpSgdConfig(8, 2, 0.1, 1.0, 1.0, sampling="uniform").check(64)
+
+
+def test_seeded_dp_training_keeps_its_exact_weights() -> None:
+    # Digest of the weights this exact training gave before the DP step was traced without
+    # autograph (main at 3d11af8): changes to how the step is built must not move them.
+    import hashlib
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(122, 30)).astype(np.float32)
+    y = rng.integers(0, 2, 122)
+    cfg = DpSgdConfig(8, 2, 0.05, noise_multiplier=1.5, l2_norm_clip=1.0)
+    result = train_dp_sgd(
+        "logreg", initial_weights("logreg", 30, 2, 0), x, y, 2, cfg, sampling_seed=1, noise_seed=2
+    )
+    digest = hashlib.sha256()
+    for name in sorted(result.tensors):
+        digest.update(result.tensors[name].tobytes())
+    assert digest.hexdigest() == "cfac4e426fc6b8adfca42b423118ac00cb080a12f14b0b28d9064fcc6f26d0c5"
+    assert result.final_loss == 1.0389268491493822
