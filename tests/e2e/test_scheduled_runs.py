@@ -12,7 +12,6 @@ pre-flight) before any site trains, naming the site and its budget.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -149,12 +148,16 @@ def test_a_run_beyond_the_lifetime_budget_stops_before_training(
         runs, OVER_BUDGET, 1, "--sites", str(REPO / "sites"), "--policies", str(policies)
     )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    # the validate pre-flight of the first site checked fails the run, naming the site
-    failed = re.search(r"task validate-(\S+) \(validate, site ([^,)\s]+)", proc.stderr)
-    assert failed is not None, proc.stderr[-3000:]
-    site = failed.group(2)
-    assert site in SITES and failed.group(1) == site
-    assert f"site {site}: this run's 1 remaining round(s) would take its lifetime" in proc.stderr
+    # every site abstains in validate (its lifetime budget cannot cover the run); initialize then
+    # stops the run because the quorum cannot hold, naming each site and its budget reason
+    assert "task initialize (initialize, site coordinator) failed" in proc.stderr, proc.stderr[
+        -3000:
+    ]
+    assert "quorum cannot hold: 0 site(s) can take part" in proc.stderr, proc.stderr[-3000:]
+    for site in SITES:
+        assert f"{site} (site {site} abstains: privacy budget: this run's 1 remaining round(s)" in (
+            proc.stderr
+        ), proc.stderr[-3000:]
     assert any(limit in proc.stderr for limit in limits), proc.stderr[-3000:]
     assert not [x for x in proc.stdout.splitlines() if " train " in x], proc.stdout[-3000:]
     # nothing trained, nothing charged, nothing published
