@@ -168,6 +168,14 @@ def evaluate_site(
         )
     except MissingSecretError as exc:
         return _null_metrics(site_id, round_index, labels, f"cannot read its data: {exc}")
+    except STORE_ERRORS as exc:
+        code = getattr(exc, "code", None) or type(exc).__name__
+        return _null_metrics(
+            site_id,
+            round_index,
+            labels,
+            f"its bucket {data.site.object_store.bucket!r} is unreachable or refused ({code})",
+        )
     contract = data.contract
     outputs = _forward(model_name, model.tensors, x, contract)
     if contract.is_regression:
@@ -225,7 +233,12 @@ def run(
         membership=audit,
     )
     if audit:
-        _audit_evaluation(task, body, client_factory)
+        try:
+            _audit_evaluation(task, body, client_factory)
+        except STORE_ERRORS as exc:  # a dead store must not fail the run: say what is missing
+            code = getattr(exc, "code", None) or type(exc).__name__
+            bucket = task.site.object_store.bucket
+            body["audit"] = f"not in the site's audit chain: its bucket {bucket!r} failed ({code})"
     write_metrics(evaluation, body)
     return body
 

@@ -245,10 +245,18 @@ def run(
     except Abstain as abstain:
         abstained = {**meta, "status": "abstained", "reason": abstain.reason}
         if log is not None:
-            log.append(
-                "abstain",
-                {"round": task.round_index, "reason": abstain.reason, "summary": abstain.reason},
-            )
+            try:
+                log.append(
+                    "abstain",
+                    {
+                        "round": task.round_index,
+                        "reason": abstain.reason,
+                        "summary": abstain.reason,
+                    },
+                )
+            except STORE_ERRORS as exc:  # the store that made the site abstain may be down
+                bucket = task.site.object_store.bucket
+                abstained["audit"] = f"not in the site's audit chain: {_store_failure(bucket, exc)}"
         return _write(local_model, _leaving_meta(task, abstained), None)
     if log is not None:
         log.append("charge", _charge_record(task, entry, summary))

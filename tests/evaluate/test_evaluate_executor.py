@@ -272,3 +272,33 @@ def test_membership_audit_leaves_only_auc_advantage_and_bound(minio, tmp_path, m
     assert [r.kind for r in chain.records] == ["evaluation"]
     assert chain.records[0].body["membership"] == m
     assert verify_chain(chain) == [] and chain.checkpoints[0].count == 1
+
+
+def test_a_dead_store_gives_an_abstention_not_a_failed_task(minio, tmp_path, monkeypatch):
+    """The site's store went away mid-run: evaluate abstains naming the bucket, and the audit
+    record it cannot write is named instead of failing the task (and the run)."""
+    from minio import Minio
+    from urllib3 import PoolManager
+    from urllib3.util.retry import Retry
+
+    from components.common.manifest import generate_keypair
+
+    private, public = generate_keypair()
+    monkeypatch.setenv("FEDPIPE_SIGNING_KEY__EVAL_PARIS", private)
+    split, train_uri, holdout_uri = _setup(minio, tmp_path, "breast_cancer")
+    dead = Minio("127.0.0.1:1", access_key="x", secret_key="y", secure=False)  # nothing listens
+    dead._http = PoolManager(retries=Retry(total=0), timeout=1.0)
+    body = json.loads(site_json(SITE, train_uri=train_uri, holdout_uri=holdout_uri))
+    body["signing"] = {"public_key": public}
+    metrics, _ = _run(
+        minio,
+        tmp_path,
+        "breast_cancer",
+        train_uri,
+        holdout_uri,
+        site_json=json.dumps(body),
+        client_factory=lambda: dead,
+        audit=True,
+    )
+    assert metrics["status"] == "abstained" and BUCKET in metrics["reason"]
+    assert metrics["audit"].startswith("not in the site's audit chain: its bucket")

@@ -216,3 +216,25 @@ def test_unreachable_bucket_abstains_without_training(minio, tmp_path, monkeypat
     assert meta["status"] == "abstained"
     assert "hospital-berlin" in meta["reason"] and env.bucket in meta["reason"]
     assert not (out / "model.npz").exists()
+
+
+def test_unreachable_bucket_abstains_even_when_its_audit_record_cannot_be_written(
+    minio, tmp_path, monkeypatch
+):
+    """The store that makes the site abstain is also where its audit chain lives: the abstention
+    stands (with why it is not in the chain) instead of failing the task and the run."""
+    env = make_site_env(minio, tmp_path, monkeypatch)
+    dead = Minio("127.0.0.1:1", access_key="x", secret_key="y", secure=False)  # nothing listens
+    dead._http = PoolManager(retries=Retry(total=0), timeout=1.0)
+    meta = run(
+        **env.common("run-h2", 1),
+        **HYPER,
+        validation=env.write_validation(),
+        global_model=initial_global(env),
+        local_model=str(tmp_path / "lm"),
+        client_factory=lambda: dead,
+        noise_seed=1,
+        audit=True,
+    )
+    assert meta["status"] == "abstained" and env.bucket in meta["reason"]
+    assert meta["audit"].startswith("not in the site's audit chain: its bucket")
