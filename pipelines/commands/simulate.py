@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 alpha=args.alpha,
             )
         other = [
-            s.id for s in federation.sites.values() if s.data and s.data.dataset != spec.dataset
+            s.id for s in federation.sites.values() if s.data and s.data.contract != spec.dataset
         ]
         if other:  # as `fedpipe run --local --dataset` does, the chosen dataset replaces theirs
             print(f"note: dataset {spec.dataset} replaces the dataset of {', '.join(other)}")
