@@ -64,46 +64,6 @@ HEAVY_MODULES = (
     "cryptography.hazmat.primitives.asymmetric.ed25519",
     "kfp.dsl.executor_main",
 )
-# What `tf.nest`, tracing and Keras ask about the objects of a training step (measured with a
-# timing wrapper around ABCMeta.__subclasscheck__ in a task's child): `prime_type_checks`.
-TYPE_CHECKED_CLASSES = (
-    "tensorflow.python.framework.ops:EagerTensor",
-    "tensorflow.python.framework.ops:SymbolicTensor",
-    "tensorflow.python.framework.tensor:Tensor",
-    "tensorflow.python.ops.resource_variable_ops:ResourceVariable",
-    "tensorflow.python.ops.resource_variable_ops:BaseResourceVariable",
-    "tensorflow.python.framework.indexed_slices:IndexedSlices",
-    "tensorflow.python.framework.tensor_shape:TensorShape",
-    "keras.src.engine.keras_tensor:KerasTensor",
-    "keras.src.engine.input_spec:InputSpec",
-    "keras.src.initializers.initializers:Zeros",
-    "keras.src.initializers.initializers:GlorotUniform",
-    "numpy:ndarray",
-    "numpy:float32",
-    "numpy:int64",
-    "builtins:float",
-    "builtins:int",
-    "builtins:bool",
-    "builtins:str",
-    "builtins:bytes",
-    "builtins:list",
-    "builtins:tuple",
-    "builtins:dict",
-    "types:NoneType",
-    "types:FunctionType",
-    "types:MethodType",
-)
-TYPE_CHECK_ABCS = (
-    "collections.abc:Mapping",
-    "collections.abc:MutableMapping",
-    "collections.abc:MappingView",
-    "collections.abc:Sequence",
-    "collections.abc:Set",
-    "tensorflow.python.framework.composite_tensor:CompositeTensor",
-    "tensorflow.python.framework.type_spec:TypeSpec",
-    "tensorflow.python.types.trace:TraceType",
-    "tensorflow.python.types.core:Tensor",
-)
 PROFILE_ENV = "FEDPIPE_TASK_PROFILE_DIR"
 _WRITES_MODULE = re.compile(r'printf "%s" "\$0" > ')
 _INSTALLS = re.compile(r"\bpip\b")
@@ -153,43 +113,11 @@ def warm_up(extra: tuple[str, ...] = ()) -> list[str]:
             importlib.import_module(info.name)
         except Exception as exc:
             failed.append(f"{info.name}: {exc}")
-    prime_type_checks(_resolve(TYPE_CHECKED_CLASSES), _resolve(TYPE_CHECK_ABCS))
     from tensorflow.python.eager import context
 
     if context.context()._initialized:  # the one reliable probe in TF 2.14
         raise RuntimeError("an import started TensorFlow's runtime; forking it is unsafe")
     return failed
-
-
-def _resolve(names: tuple[str, ...]) -> list[type]:
-    """The classes `module:attribute` that exist in this environment."""
-    out = []
-    for name in names:
-        module, _, attribute = name.partition(":")
-        try:
-            value = getattr(importlib.import_module(module), attribute)
-        except (ImportError, AttributeError):
-            continue
-        if isinstance(value, type):
-            out.append(value)
-    return out
-
-
-def prime_type_checks(classes: list[type], abcs: list[type]) -> int:
-    """Answer `issubclass(c, a)` once for every pair, so that abc's per-class caches hold the
-    answers before the fork; returns the number of pairs.
-
-    An abstract base class answers a class it has not seen by walking its whole subclass
-    tree, and after these imports the trees are large: `issubclass(EagerTensor, Sequence)`
-    alone took 1.0 s, and tracing one DP-SGD step (tf.nest on tensors and variables) 2.3 s
-    of such checks, in every task, since a child's answers die with it."""
-    pairs = 0
-    for cls in classes:
-        for base in abcs:
-            with contextlib.suppress(TypeError):
-                issubclass(cls, base)
-                pairs += 1
-    return pairs
 
 
 def _reset_for_task(env: dict[str, str], cwd: str) -> None:

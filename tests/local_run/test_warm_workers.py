@@ -37,14 +37,6 @@ def train_lab_r2(mode: str, out: str):
              "other": os.environ.get("FEDPIPE_S3_ACCESS_KEY__OTHER"),
              "secrets_dir": os.environ.get("FEDPIPE_SECRETS_DIR"), "cwd": os.getcwd()}
     MARK.append(1)
-    if mode == "abc":  # did the warm process answer this type check before the fork?
-        import abc, collections.abc
-        from tensorflow.python.framework import ops
-
-        registry, cache, negative, version = abc._get_dump(collections.abc.Sequence)
-        state["primed"] = version == abc.get_cache_token() and any(
-            ref() is ops.EagerTensor for ref in negative
-        )
     if mode == "raise":
         raise ValueError("boom from the task body")
     if mode == "exit":
@@ -120,37 +112,6 @@ def test_a_task_is_profiled_when_its_environment_asks(pool: WarmPool, tmp_path: 
     assert path == str(tmp_path / "profiles" / "train-lab-r2.prof")
     functions = {name for (_, _, name) in pstats.Stats(path).stats}  # type: ignore[attr-defined]
     assert "train_lab_r2" in functions
-
-
-def test_a_task_finds_type_checks_answered_before_the_fork(pool: WarmPool, tmp_path: Path) -> None:
-    # issubclass(EagerTensor, Sequence) took 1.0 s in every task before the warm process
-    # answered it (prime_type_checks)
-    out = tmp_path / "abc.json"
-    outcome = pool.run(
-        program("abc", out, tmp_path), dict(os.environ), str(tmp_path), tmp_path / "a.log"
-    )
-    assert outcome.ok, (tmp_path / "a.log").read_text()
-    assert json.loads(out.read_text())["primed"] is True
-
-
-def test_prime_type_checks_fills_the_negative_cache() -> None:
-    import abc
-
-    from pipelines.local_run.warm_worker import prime_type_checks
-
-    class Base(abc.ABC):
-        @abc.abstractmethod
-        def method(self) -> None: ...
-
-    subclasses = [type(f"Sub{i}", (Base,), {}) for i in range(50)]
-
-    class Other:
-        pass
-
-    assert prime_type_checks([Other, subclasses[0]], [Base]) == 2
-    _, cache, negative, _ = abc._get_dump(Base)  # type: ignore[attr-defined]
-    assert Other in {ref() for ref in negative}
-    assert subclasses[0] in {ref() for ref in cache}
 
 
 @pytest.mark.parametrize(
