@@ -26,7 +26,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from components.common.artifact_files import json_bytes
 from components.privacy.accounting import (
@@ -196,30 +196,22 @@ def new_stats_entry(
     `components.datasets.federated_stats.stats_event(z)`, charged before the release."""
     if not event.non_private and (event.sampling_rate != 1.0 or event.steps != 1):
         raise LedgerError("a statistics release is one Gaussian mechanism (q = 1, steps = 1)")
-    eps = epsilons([event], delta)
-    entry = LedgerEntry(
+    entry = new_entry(
         run_id=run_id,
-        round=STATS_ROUND,
+        round_=STATS_ROUND,
         site_id=site_id,
         attempt=attempt,
-        sampling_rate=event.sampling_rate,
-        noise_multiplier=event.noise_multiplier,
-        steps=event.steps,
-        non_private=event.non_private,
+        event=event,
         delta=delta,
-        epsilon=_finite_or_none(eps.rdp),
-        epsilon_pld=_finite_or_none(eps.pld),
         batch_size=num_examples,
         epochs=1,
         num_examples=num_examples,
         l2_norm_clip=None,
         created_at=created_at,
         sampling=SAMPLING_POISSON,
-        guarantee=STATS_GUARANTEE if not event.non_private else "DP off: statistics without noise",
-        kind=KIND_STATS,
     )
-    entry_key(site_id, run_id, STATS_ROUND, attempt)  # validates the key parts
-    return entry
+    guarantee = STATS_GUARANTEE if not event.non_private else "DP off: statistics without noise"
+    return replace(entry, guarantee=guarantee, kind=KIND_STATS)
 
 
 def next_attempt(entries: Iterable[LedgerEntry], run_id: str, round_: int) -> int:
