@@ -27,6 +27,7 @@ from components.audit.events import AdmissionMissing, admission_key, check_admis
 from components.audit.records import AuditFormatError, Record, signature_ok
 from components.audit.store import chain_prefix
 from components.common.artifact_files import REF_FILE, read_json
+from components.common.create_only import read_or_none
 from components.common.manifest import update_object_key
 from components.common.secrets import MissingSecretError
 from components.domain.canonical import policy_digest
@@ -177,19 +178,7 @@ def _signed_references(
 
 
 def _get_or_none(client: Minio, bucket: str, key: str) -> bytes | None:
-    from minio.error import S3Error
-
-    try:
-        response = client.get_object(bucket, key)
-    except S3Error as exc:
-        if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound"}:
-            return None
-        raise
-    try:
-        return response.read(MAX_AUDIT_BYTES)
-    finally:
-        response.close()
-        response.release_conn()
+    return read_or_none(client, bucket, key, MAX_AUDIT_BYTES)
 
 
 def _export_record(

@@ -103,10 +103,31 @@ def object_exists(client: Minio, bucket: str, key: str) -> bool:
     try:
         client.stat_object(bucket, key)
     except S3Error as exc:
-        if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound"}:
+        if exc.code in _MISSING_CODES:
             return False
         raise
     return True
+
+
+_MISSING_CODES = {"NoSuchKey", "NoSuchObject", "NotFound"}
+
+
+def read_or_none(client: Minio, bucket: str, key: str, limit: int | None = None) -> bytes | None:
+    """The object's bytes (at most `limit` when given), None when `key` does not exist; other
+    errors propagate."""
+    from minio.error import S3Error
+
+    try:
+        response = client.get_object(bucket, key)
+    except S3Error as exc:
+        if exc.code in _MISSING_CODES:
+            return None
+        raise
+    try:
+        return response.read(limit) if limit is not None else response.read()
+    finally:
+        response.close()
+        response.release_conn()
 
 
 def remove_if_ours(client: Minio, written: WriteResult) -> bool:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from components.common.create_only import ObjectExistsError, put_create_only
+from components.common.create_only import ObjectExistsError, put_create_only, read_or_none
 from components.datasets.federated_stats import (
     GlobalStats,
     SiteStats,
@@ -75,19 +75,7 @@ class Release:
 
 
 def _read(client: Minio, bucket: str, key: str) -> bytes | None:
-    from minio.error import S3Error
-
-    try:
-        response = client.get_object(bucket, key)
-    except S3Error as exc:
-        if exc.code in ("NoSuchKey", "NoSuchObject"):
-            return None
-        raise
-    try:
-        return response.read()
-    finally:
-        response.close()
-        response.release_conn()
+    return read_or_none(client, bucket, key)
 
 
 def release_site_statistics(

@@ -43,7 +43,7 @@ from components.common.artifact_files import (
     SUMMARY_FILE,
     json_bytes,
 )
-from components.common.create_only import STORE_ERRORS, sse_for_policy
+from components.common.create_only import STORE_ERRORS, read_or_none, sse_for_policy
 from components.common.global_model import GlobalModel, read_global_model
 from components.common.manifest import ManifestError, SignedManifest, update_object_key
 from components.common.secrets import MissingSecretError
@@ -124,19 +124,8 @@ def _store_failure(bucket: str, exc: BaseException) -> str:
 
 
 def _existing_export(client: Any, bucket: str, key: str) -> SignedManifest | None:
-    from minio.error import S3Error
-
-    try:
-        response = client.get_object(bucket, key)
-    except S3Error as exc:
-        if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound"}:
-            return None
-        raise
-    try:
-        return SignedManifest.from_json(response.read())
-    finally:
-        response.close()
-        response.release_conn()
+    data = read_or_none(client, bucket, key)
+    return None if data is None else SignedManifest.from_json(data)
 
 
 def _validation_failure(folder: str) -> str | None:
