@@ -57,3 +57,16 @@ def write_json(folder: str | Path, name: str, value: Mapping[str, Any]) -> Path:
 def read_json(folder: str | Path, name: str) -> Any:
     """The JSON document `folder/name` (OSError when missing, ValueError when not JSON)."""
     return json.loads((Path(folder) / name).read_text(encoding="utf-8"))
+
+
+def validation_failure(folder: str | Path) -> str | None:
+    """None when the validation artifact's `summary.json` passed, else the reason a site task
+    abstains (an unreadable summary included)."""
+    path = Path(folder) / SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"validation summary unreadable ({path}: {type(exc).__name__})"
+    if summary.get("passed") is True:
+        return None
+    return f"validation failed: {summary.get('reason') or 'expectations not met'}"

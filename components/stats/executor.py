@@ -14,11 +14,10 @@ says why, and the coordinator names it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
-from components.common.artifact_files import REF_FILE, SUMMARY_FILE, write_json
+from components.common.artifact_files import REF_FILE, validation_failure, write_json
 from components.common.create_only import STORE_ERRORS, sse_for_policy
 from components.common.secrets import MissingSecretError
 from components.common.site_task import SiteTask
@@ -34,17 +33,6 @@ from components.datasets.site import check_own_bucket
 from components.datasets.stats_exchange import release_site_statistics
 from components.privacy.ledger import BudgetExceededError, LedgerError
 from components.privacy.ledger_store import LedgerStore, ledger_retention_days
-
-
-def _validation_failure(folder: str) -> str | None:
-    path = Path(folder) / SUMMARY_FILE
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        return f"validation summary unreadable ({path}: {type(exc).__name__})"
-    if summary.get("passed") is True:
-        return None
-    return f"validation failed: {summary.get('reason') or 'expectations not met'}"
 
 
 def noise_multiplier(task: SiteTask) -> float:
@@ -81,7 +69,7 @@ def run(
         write_json(stats, REF_FILE, body)
         return body
 
-    failure = _validation_failure(validation)
+    failure = validation_failure(validation)
     if failure is not None:
         return abstain(failure)
     try:

@@ -40,8 +40,8 @@ from components.common.artifact_files import (
     MANIFEST_SUFFIX,
     META_FILE,
     MODEL_FILE,
-    SUMMARY_FILE,
     json_bytes,
+    validation_failure,
 )
 from components.common.create_only import STORE_ERRORS, read_or_none, sse_for_policy
 from components.common.global_model import GlobalModel, read_global_model
@@ -126,18 +126,6 @@ def _store_failure(bucket: str, exc: BaseException) -> str:
 def _existing_export(client: Any, bucket: str, key: str) -> SignedManifest | None:
     data = read_or_none(client, bucket, key)
     return None if data is None else SignedManifest.from_json(data)
-
-
-def _validation_failure(folder: str) -> str | None:
-    """None when the validation summary passed, else the reason to abstain."""
-    path = Path(folder) / SUMMARY_FILE
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        return f"validation summary unreadable ({path}: {type(exc).__name__})"
-    if summary.get("passed") is True:
-        return None
-    return f"validation failed: {summary.get('reason') or 'expectations not met'}"
 
 
 @dataclass(frozen=True)
@@ -362,7 +350,7 @@ def _resume(task: SiteTask, client: Any, meta: dict[str, Any]) -> dict[str, Any]
 
 def _admit(task: SiteTask, settings: TrainSettings, validation: str) -> None:
     """3. abstain when validation failed; 4. DpPolicyError for DP off against the policy."""
-    failure = _validation_failure(validation)
+    failure = validation_failure(validation)
     if failure is not None:
         raise Abstain(f"site {task.site_id}: {failure}")
     # decided before any site trained (validate); asked again here as defence in depth
