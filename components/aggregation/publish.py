@@ -250,6 +250,27 @@ def _remove(bucket: Bucket, blobs: list[Blob]) -> None:
             pass
 
 
+def _twin_companion(blob: Blob, name: str, data: bytes, plan: PublishPlan) -> bool:
+    """Whether an existing `optimizer.npz` / `meta.json` belongs to this very version.
+
+    An identical twin (another coordinator publishing the same model on the same parent) that
+    adopted our `model.npz` may write the version's other objects before we do; they are then
+    the version's, not a conflict. `meta.json` counts when its stamped parent and model hash
+    are ours (its other fields may differ, as a retry's do); other objects when their bytes are.
+    """
+    if name == META_FILE:
+        try:
+            stamped = json.loads(blob.download_as_bytes())
+        except ValueError:
+            return False
+        return (
+            isinstance(stamped, dict)
+            and stamped.get("model_sha256") == plan.model_sha256
+            and stamped.get("parent_version") == plan.parent_version
+        )
+    return sha256_hex(blob.download_as_bytes()) == sha256_hex(data)
+
+
 def commit_publish(
     bucket: Bucket,
     plan: PublishPlan,
@@ -293,7 +314,8 @@ def commit_publish(
                     bucket, plan.run_id, plan.version, plan.parent_version, plan.model_sha256
                 )
                 adopted = same is not None
-            if not adopted or exists.blob is None:
+            twin = exists.blob is not None and _twin_companion(exists.blob, name, data, plan)
+            if not (adopted or twin) or exists.blob is None:
                 _remove(bucket, written)
                 generation = exists.blob.generation if exists.blob is not None else "?"
                 raise PublishConflictError(

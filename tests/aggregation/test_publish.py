@@ -21,6 +21,7 @@ from components.aggregation.publish import (
     publish_version,
     read_latest,
 )
+from components.common.artifact_files import json_bytes
 from components.common.tensors import dump_tensors
 from components.domain.canonical import sha256_hex
 from tests.support.federation import constant_update, unique
@@ -257,6 +258,38 @@ def test_orphan_of_a_crashed_attempt_is_adopted_only_when_identical(bucket):
     assert "models/r1/v1/meta.json" in object_names(bucket)
 
 
+def test_a_twins_companions_written_first_do_not_withdraw_our_version(bucket):
+    """The race behind a flaky CI run: coordinator A creates v1/model.npz, its identical twin B
+    adopts it and writes meta.json (and optimizer.npz) before A does. A used to read that as
+    'another writer, another model', withdraw model.npz and leave the version without it."""
+    plan = plan_publish(bucket, run_id="r1", version=1, parent_version=0, model_sha256=sha(0.1))
+    optimizer = dump_tensors({"m": constant_update(0.1)["output/bias"]})
+    twin = {WRITER_KEY: "twin", PARENT_KEY: "0"}
+    stamped = {"writer": "twin", "parent_version": 0, "model_sha256": sha(0.1)}
+    _create(bucket, "models/r1/v1/meta.json", json_bytes(stamped), "application/json", twin)
+    _create(bucket, "models/r1/v1/optimizer.npz", optimizer, "application/octet-stream", twin)
+    done = commit_publish(
+        bucket, plan, model_bytes=model_bytes(0.1), optimizer_bytes=optimizer, meta={"writer": 0}
+    )
+    assert not done.reused
+    assert object_names(bucket) == [
+        "models/r1/latest.json",
+        "models/r1/v1/meta.json",
+        "models/r1/v1/model.npz",
+        "models/r1/v1/optimizer.npz",
+    ]
+    assert load_latest(bucket, "r1").model_bytes == model_bytes(0.1)
+
+
+def test_a_stale_companion_of_another_model_is_still_a_conflict(bucket):
+    plan = plan_publish(bucket, run_id="r1", version=1, parent_version=0, model_sha256=sha(0.1))
+    stale = {"parent_version": 0, "model_sha256": sha(0.9)}  # left by a withdrawn other model
+    _create(bucket, "models/r1/v1/meta.json", json_bytes(stale), "application/json", {})
+    with pytest.raises(PublishConflictError, match="meta.json already exists"):
+        commit_publish(bucket, plan, model_bytes=model_bytes(0.1), optimizer_bytes=None, meta={})
+    assert object_names(bucket) == ["models/r1/v1/meta.json"]  # ours withdrawn, theirs kept
+
+
 def test_concurrent_identical_coordinators_write_once(bucket):
     results = race(bucket, "r3", 1, 0, n=3, same=True)
     assert not [r for r in results if isinstance(r, Exception)], results
@@ -283,6 +316,7 @@ from pathlib import Path
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from components.aggregation.publish import PublishConflictError, publish_version
+from components.common.artifact_files import json_bytes
 from components.common.tensors import dump_tensors
 import numpy as np
 
