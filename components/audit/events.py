@@ -152,6 +152,26 @@ def check_admission(
     return record
 
 
+def store_failure(bucket: str, exc: BaseException) -> str:
+    """Why a request to `bucket` failed, naming the bucket and the store's error code."""
+    code = getattr(exc, "code", None) or type(exc).__name__
+    return f"its bucket {bucket!r} is unreachable or refused the request ({code})"
+
+
+def append_or_note(write: Callable[[], object], bucket: str) -> str | None:
+    """Run `write` (an audit append to the chain in `bucket`); None when it was written, else
+    the note that says which record is missing from the chain and why. Only a failing object
+    store is turned into a note (the store that made a site abstain may be down, and that
+    must not fail the task and the run); any other error propagates."""
+    from components.common.create_only import STORE_ERRORS
+
+    try:
+        write()
+    except STORE_ERRORS as exc:
+        return f"not in the site's audit chain: {store_failure(bucket, exc)}"
+    return None
+
+
 def site_task_log(task: Any, client: Any) -> EventLog:
     """The event log of a site task (`SiteTask`): the site's chain for the task's run in its
     own bucket, signed with its `SIGNING_KEY` (MissingSecretError when the task lacks it)."""

@@ -232,13 +232,14 @@ def run(
         client_factory=client_factory,
         membership=audit,
     )
-    if audit:
-        try:
-            _audit_evaluation(task, body, client_factory)
-        except STORE_ERRORS as exc:  # a dead store must not fail the run: say what is missing
-            code = getattr(exc, "code", None) or type(exc).__name__
-            bucket = task.site.object_store.bucket
-            body["audit"] = f"not in the site's audit chain: its bucket {bucket!r} failed ({code})"
+    if audit:  # a dead store must not fail the run: the note says what is missing
+        from components.audit.events import append_or_note
+
+        note = append_or_note(
+            lambda: _audit_evaluation(task, body, client_factory), task.site.object_store.bucket
+        )
+        if note is not None:
+            body["audit"] = note
     write_metrics(evaluation, body)
     return body
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from components.audit.events import append_or_note, site_task_log, store_failure
 from components.common.artifact_files import (
     MANIFEST_SUFFIX,
     META_FILE,
@@ -118,11 +119,6 @@ def _base_meta(task: SiteTask, model_name: str, dataset: str) -> dict[str, Any]:
     }
 
 
-def _store_failure(bucket: str, exc: BaseException) -> str:
-    code = getattr(exc, "code", None) or type(exc).__name__
-    return f"its bucket {bucket!r} is unreachable or refused the request ({code})"
-
-
 def _existing_export(client: Any, bucket: str, key: str) -> SignedManifest | None:
     data = read_or_none(client, bucket, key)
     return None if data is None else SignedManifest.from_json(data)
@@ -201,8 +197,6 @@ def run(
     try:
         client = _connect(task, client_factory)
         if audit:
-            from components.audit.events import site_task_log
-
             log = site_task_log(task, client)
         resumed = _resume(task, client, meta)  # 2.
         if resumed is not None:
@@ -221,19 +215,13 @@ def run(
         entry, summary = _charge(task, settings, store, event, table.num_examples, now, meta)
     except Abstain as abstain:
         abstained = {**meta, "status": "abstained", "reason": abstain.reason}
-        if log is not None:
-            try:
-                log.append(
-                    "abstain",
-                    {
-                        "round": task.round_index,
-                        "reason": abstain.reason,
-                        "summary": abstain.reason,
-                    },
-                )
-            except STORE_ERRORS as exc:  # the store that made the site abstain may be down
-                bucket = task.site.object_store.bucket
-                abstained["audit"] = f"not in the site's audit chain: {_store_failure(bucket, exc)}"
+        if log is not None:  # the store that made the site abstain may be down
+            body = {"round": task.round_index, "reason": abstain.reason, "summary": abstain.reason}
+            note = append_or_note(
+                lambda: log.append("abstain", body), task.site.object_store.bucket
+            )
+            if note is not None:
+                abstained["audit"] = note
         return _write(local_model, _leaving_meta(task, abstained), None)
     if log is not None:
         log.append("charge", _charge_record(task, entry, summary))
@@ -328,7 +316,7 @@ def _resume(task: SiteTask, client: Any, meta: dict[str, Any]) -> dict[str, Any]
     try:
         existing = _existing_export(client, bucket, key)
     except STORE_ERRORS as exc:
-        raise Abstain(f"site {site_id}: {_store_failure(bucket, exc)}") from None
+        raise Abstain(f"site {site_id}: {store_failure(bucket, exc)}") from None
     except ManifestError as exc:
         raise Abstain(
             f"site {site_id}: s3://{bucket}/{key} exists but is not a valid manifest "

@@ -122,3 +122,29 @@ def test_store_admission_keeps_the_same_decision_and_refuses_another():
     assert store_admission(store, key, _admission()).hash == first.hash
     with pytest.raises(ValueError, match="already decided 'accept'"):
         store_admission(store, key, _admission(decision="refuse"))
+
+
+def test_append_or_note_writes_or_names_the_failing_bucket():
+    """One helper for 'append, but a dead store must not fail the task' (train, evaluate)."""
+    from minio.error import S3Error
+
+    from components.audit.events import append_or_note
+
+    written: list[str] = []
+    assert append_or_note(lambda: written.append("x"), "b-fl") is None
+    assert written == ["x"]
+
+    def dead() -> None:
+        raise S3Error(None, "AccessDenied", "no", "r", "req", "host")
+
+    note = append_or_note(dead, "b-fl")
+    assert note == (
+        "not in the site's audit chain: its bucket 'b-fl' is unreachable or refused the "
+        "request (AccessDenied)"
+    )
+
+    def bug() -> None:
+        raise KeyError("not a store failure")
+
+    with pytest.raises(KeyError):  # only a failing store becomes a note
+        append_or_note(bug, "b-fl")
