@@ -45,7 +45,7 @@ from components.train.component import train
 from components.validate.component import validate
 from pipelines.kfp_speed import memoized_task_names
 from pipelines.placement import place_coordinator_task, place_site_task
-from pipelines.placement.credentials import use_own_policy
+from pipelines.placement.credentials import use_own_policy, use_pod_identity
 from pipelines.placement.registry import site_image
 from pipelines.task_names import task_name
 
@@ -285,8 +285,10 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                 **run,
             )
             # it reads the privacy ledger (pre-flight lifetime budget) and the site's own
-            # policy, and signs its admission: never from cache
+            # policy, and signs its admission: never from cache; it reads from its own pod
+            # which image it runs in (the site's image allowlist)
             place_site_task(task, site, signing=True)
+            use_pod_identity(task)
             validations[site.id] = _no_cache(use_own_policy(task, site))
 
         scaled = None

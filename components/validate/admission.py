@@ -5,7 +5,9 @@ site must not trust it. `decide` compares the compiled policy and the run's sett
 policy the site keeps itself (a ConfigMap in its cluster, or `admission/policy.json` in its
 own bucket) and returns every difference that makes the run weaker than the site allows:
 
-* image: the run's image pinned to a digest in `admission.image_digests` (when declared);
+* image: the run's image pinned to a digest in `admission.image_digests` (when declared), and
+  so is the image the task actually runs in (observed at the edge,
+  `components.validate.running_image`), which must also be the one the pipeline names;
 * DP: the compiled `dp` limits no looser than the site's (ε per round, lifetime ε, δ, DP off),
   DP not switched off unless the site allows it, the planned ε per round within the site's;
 * destinations: every destination rule of every artifact class in the compiled policy is
@@ -37,7 +39,9 @@ _LISTS = ("sites", "roles", "regions", "providers")
 class RunFacts:
     """What the run asks of the site (from the compiled pipeline and the run's parameters).
 
-    image: the image reference the site's tasks run (`repo@sha256:…` when pinned);
+    image: the image reference the pipeline names for the site's tasks (`repo@sha256:…`);
+    running_image: the image the validate task is observed running in (None: not observed),
+    running_image_source: where that was observed (or why it was not);
     destinations: {artifact class: sites the run sends this site's artifacts of that class to};
     planned_epsilon: ε per round at the run's DP settings on the site's rows (None: unknown,
     e.g. DP off or the data could not be read)."""
@@ -50,6 +54,8 @@ class RunFacts:
     dp_enabled: bool = True
     planned_epsilon: float | None = None
     destinations: Mapping[str, Sequence[Site]] = field(default_factory=dict)
+    running_image: str | None = None
+    running_image_source: str = "not observed"
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,36 @@ def _run_limits(own: Policy, run: RunFacts, reasons: list[str]) -> None:
             )
         elif digest not in limits.image_digests:
             reasons.append(f"image digest {digest} is not in the site's allowlist")
+        _running_image(limits.image_digests, digest, run, reasons)
+
+
+def _running_image(
+    allowed: Sequence[str], named: str | None, run: RunFacts, reasons: list[str]
+) -> None:
+    """The image the task runs in: observed, pinned, allowed and the one the pipeline names."""
+    where = run.running_image_source
+    if run.running_image is None:
+        reasons.append(
+            f"the image this task runs in could not be observed ({where}); the site admits "
+            f"only images it can check against {', '.join(allowed)}"
+        )
+        return
+    running = image_digest(run.running_image)
+    if running is None:
+        reasons.append(
+            f"the image this task runs in, {run.running_image!r} (from {where}), is not "
+            f"pinned to a digest"
+        )
+    elif running not in allowed:
+        reasons.append(
+            f"the image this task runs in has digest {running} (from {where}), which is not "
+            f"in the site's allowlist"
+        )
+    elif named is not None and running != named:
+        reasons.append(
+            f"the pipeline names image digest {named}, but this task runs in {running} "
+            f"(from {where})"
+        )
 
 
 def _storage(own: Policy, compiled: Policy, reasons: list[str]) -> None:
@@ -239,6 +275,8 @@ def decide(site: Site, own: Policy, compiled: Policy, run: RunFacts) -> Admissio
         "run_id": run.run_id,
         "rounds": run.rounds,
         "image": run.image,
+        "running_image": run.running_image,
+        "running_image_source": run.running_image_source,
         "rule": run.rule,
         "protection": run.protection,
         "dp_enabled": run.dp_enabled,

@@ -27,6 +27,7 @@ from components.datasets.io import ClientFactory, site_client_factory
 from components.domain.canonical import policy_digest, sha256_hex
 from components.domain.models import Policy, Site
 from components.validate.admission import REFUSE, Admission, RunFacts, decide
+from components.validate.running_image import ObservedImage, observe
 
 OWN_POLICY_KEY = "admission/policy.json"
 OWN_POLICY_ENV = "OWN_POLICY"
@@ -123,6 +124,11 @@ def admit(
         except ValueError as exc:
             decision = refused(task, str(exc))
     if own is not None:
+        running = (
+            observe(os.environ)
+            if own.admission.image_digests is not None
+            else ObservedImage(None, "not checked: no image allowlist in the site's own policy")
+        )
         facts = RunFacts(
             run_id=task.run_id,
             rounds=int(task.settings.rounds or 0),
@@ -132,6 +138,8 @@ def admit(
             dp_enabled=bool(task.settings.dp_enabled),
             planned_epsilon=planned_epsilon(task, rows, own.dp.delta),
             destinations={cls: [coordinator] for cls in SENT_TO_COORDINATOR},
+            running_image=running.reference,
+            running_image_source=running.source,
         )
         decision = decide(site, own, task.policy, facts)
     body = {

@@ -4,7 +4,9 @@ Layout (the shared-control-plane topology: KFP runs every task of a run in one n
 
 * `namespace.yaml`: the run namespace with Pod Security `restricted` labels.
 * `<placement>.yaml`, per site and the coordinator: ServiceAccount `fedpipe-<id>`, a Role that
-  may `get` only the Secrets that placement's tasks read (+ RoleBinding), and NetworkPolicies
+  may `get` only the Secrets that placement's tasks read and, for a site, pods (its validate
+  reads from its own pod which image it runs in, `components.validate.running_image`; the
+  site's account mounts its token for that) (+ RoleBinding), and NetworkPolicies
   selecting its pods by the `fedpipe.dev/site` label the compiler sets: default-deny ingress and
   egress, then DNS + Kubernetes API + KFP control plane, the artifact store and the object
   stores `network.plan_routes` allows.
@@ -65,18 +67,34 @@ def account_name(placement: str) -> str:
     return f"fedpipe-{placement}"
 
 
-def rbac_objects(placement: str, secrets: list[str], net: ClusterNetwork) -> list[dict[str, Any]]:
-    """ServiceAccount, and a Role/RoleBinding to `get` exactly `secrets` (none: no Role)."""
+def rbac_objects(
+    placement: str, secrets: list[str], net: ClusterNetwork, reads_own_pod: bool = False
+) -> list[dict[str, Any]]:
+    """ServiceAccount, and a Role/RoleBinding to `get` exactly `secrets` and, with
+    `reads_own_pod` (a site: validate checks the image it runs in), pods (no rule: no Role).
+    The account's token is mounted only with `reads_own_pod`."""
     name = account_name(placement)
     objects: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
             "metadata": _meta(name, net, placement),
-            "automountServiceAccountToken": False,
+            "automountServiceAccountToken": reads_own_pod,
         }
     ]
-    if not secrets:
+    rules: list[dict[str, Any]] = []
+    if secrets:
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": secrets,
+                "verbs": ["get"],
+            }
+        )
+    if reads_own_pod:
+        rules.append({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]})
+    if not rules:
         return objects
     role = f"{name}-secrets"
     objects += [
@@ -84,14 +102,7 @@ def rbac_objects(placement: str, secrets: list[str], net: ClusterNetwork) -> lis
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": _meta(role, net, placement),
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["secrets"],
-                    "resourceNames": secrets,
-                    "verbs": ["get"],
-                }
-            ],
+            "rules": rules,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -236,7 +247,10 @@ def build_manifests(
     files: dict[str, list[dict[str, Any]]] = {NAMESPACE_FILE: [namespace_object(net)]}
     for pid in federation.all_sites:
         secrets = sorted(refs.get(pid, {}))
-        files[f"{pid}.yaml"] = rbac_objects(pid, secrets, net) + network_policies(routes[pid], net)
+        is_site = federation.all_sites[pid].role == "site"
+        files[f"{pid}.yaml"] = rbac_objects(pid, secrets, net, is_site) + network_policies(
+            routes[pid], net
+        )
     for name, entry in secrets_by_name(refs).items():
         files[f"{SECRET_DIR}/{name}.yaml"] = [
             secret_template(name, entry["keys"], entry["read_by"], net)

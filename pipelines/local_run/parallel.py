@@ -32,6 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from components.validate.running_image import LOCAL_IMAGE_ENV
 from pipelines.local_run.progress import EVENT_PREFIX, FAILURE_PREFIX, TaskInfo
 from pipelines.local_run.task_env import task_environment
 from pipelines.local_run.warm_pool import AdoptedWorker, Outcome, WarmPool
@@ -224,6 +225,8 @@ def _schedule(
                 base_env, secret_files.get(component_spec.executor_label, {}), all_secret_vars
             )
         )
+        # what a pod would run: the image the site's admission checks (running_image)
+        env[LOCAL_IMAGE_ENV] = executor.container.image
         t0 = time.monotonic()
         emit_event(kind="start", task=task_resource)
         if pool is not None and executor_program(command) is not None:

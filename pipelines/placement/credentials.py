@@ -103,3 +103,14 @@ def use_own_policy(task: PipelineTask, site: Site) -> PipelineTask:
         config_map_name=site.own_policy.config_map,
         config_map_key_to_env={site.own_policy.key: secret_env_name(site.id, OWN_POLICY_SECRET)},
     )
+
+
+def use_pod_identity(task: PipelineTask) -> PipelineTask:
+    """Give `task` its pod's name and namespace (the downward API), so that it can read from
+    its own pod which image it runs in (`components.validate.running_image`)."""
+    from components.validate.running_image import POD_NAME_ENV, POD_NAMESPACE_ENV
+
+    kubernetes.use_field_path_as_env(task, env_name=POD_NAME_ENV, field_path="metadata.name")
+    return kubernetes.use_field_path_as_env(
+        task, env_name=POD_NAMESPACE_ENV, field_path="metadata.namespace"
+    )

@@ -101,11 +101,23 @@ def test_roles_get_only_the_secrets_their_tasks_read(example):
     compiled = secret_refs(list(yaml.safe_load_all(GOLDEN.read_text()))[1])
     roles = {o["metadata"]["labels"][SITE_LABEL]: o for o in example if o["kind"] == "Role"}
     for pid in PLACEMENTS:
-        (rule,) = roles[pid]["rules"]
+        rule = roles[pid]["rules"][0]
         assert rule["verbs"] == ["get"] and rule["resources"] == ["secrets"]
         assert rule["resourceNames"] == sorted(compiled[pid])
     for sid in SITES:
         assert roles[sid]["rules"][0]["resourceNames"] == [fed.sites[sid].object_store.secret_name]
+        # validate reads its own pod (which image it runs in), with the account's token
+        assert roles[sid]["rules"][1] == {
+            "apiGroups": [""],
+            "resources": ["pods"],
+            "verbs": ["get"],
+        }
+    accounts = {
+        o["metadata"]["labels"][SITE_LABEL]: o for o in example if o["kind"] == "ServiceAccount"
+    }
+    for pid in PLACEMENTS:
+        assert accounts[pid]["automountServiceAccountToken"] is (pid in SITES)
+        assert len(roles[pid]["rules"]) == (2 if pid in SITES else 1)
     bindings = [o for o in example if o["kind"] == "RoleBinding"]
     assert {(b["roleRef"]["name"], b["subjects"][0]["name"]) for b in bindings} == {
         (f"fedpipe-{p}-secrets", f"fedpipe-{p}") for p in PLACEMENTS

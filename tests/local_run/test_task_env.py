@@ -74,3 +74,26 @@ def test_task_environment_hides_other_sites_and_the_secrets_folder(tmp_path: Pat
         "FEDPIPE_S3_SECRET_KEY__LAB": "from-env",  # no file: the value given as env stays
     }
     assert task_environment(base, {}, all_vars) == {"PATH": "/bin"}
+
+
+def test_each_local_task_is_told_the_image_its_pod_would_run(tmp_path, monkeypatch):
+    """What validate's admission checks against the site's image allowlist locally: the
+    container image of the task's compiled executor (components.validate.running_image)."""
+    from kfp import local
+
+    from pipelines.local_run.parallel import run_pipeline_parallel
+    from tests.support.toy_components import image_pipeline
+
+    monkeypatch.setenv("FEDPIPE_POD_IMAGE", "inherited@sha256:" + "cd" * 32)  # not passed on
+    local.init(local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    out = tmp_path / "image.txt"
+    ok = run_pipeline_parallel(
+        image_pipeline.pipeline_spec,
+        {"out": str(out)},
+        str(tmp_path / "root"),
+        tmp_path / "logs",
+        1,
+        isolation="process",
+    )
+    assert ok, (tmp_path / "logs").glob("*.log")
+    assert out.read_text() == "r.example/fedpipe@sha256:" + "ab" * 32

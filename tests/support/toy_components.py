@@ -17,3 +17,17 @@ def train_lab_r2(mode: str) -> str:
 @dsl.pipeline(name="toy")
 def toy(mode: str):
     train_lab_r2(mode=mode)
+
+
+@dsl.component(install_kfp_package=False, base_image="r.example/fedpipe@sha256:" + "ab" * 32)
+def image_seen(out: str):
+    """Writes the image the local runner says this task runs in (FEDPIPE_POD_IMAGE)."""
+    import os
+
+    with open(out, "w") as handle:
+        handle.write(os.environ.get("FEDPIPE_POD_IMAGE", "<unset>"))
+
+
+@dsl.pipeline(name="image-seen")
+def image_pipeline(out: str):
+    image_seen(out=out)

@@ -101,13 +101,16 @@ def test_image_rule_protection_rounds_and_planned_epsilon():
         "rounds: the run has 5, the site's own policy admits at most 3",
         "image 'ghcr.io/fedpipe/fedpipe:0.1.0' is not pinned to a digest; the site admits only "
         + DIGEST,
+        "the image this task runs in could not be observed (not observed); the site admits "
+        "only images it can check against " + DIGEST,
         "dp: the run's settings spend ε 3.500 per round, the site's own policy allows 3",
         "aggregation rule 'fedavg' is not among the site's admitted rules "
         "['geometric_median', 'multi_krum']",
         "update protection 'none' is not among the site's admitted protections ['secagg']",
     )
     other = f"ghcr.io/fedpipe/fedpipe@sha256:{'cd' * 32}"
-    assert decide(SITE, own, policy(), facts(image=other, rounds=3)).reasons[0] == (
+    running = {"running_image": other, "running_image_source": "test"}
+    assert decide(SITE, own, policy(), facts(image=other, rounds=3, **running)).reasons[0] == (
         f"image digest sha256:{'cd' * 32} is not in the site's allowlist"
     )
 
@@ -173,3 +176,50 @@ def test_covers(own, compiled, expected):
 def test_image_digest():
     assert image_digest(f"r.example/x@{DIGEST}") == DIGEST
     assert image_digest("r.example/x:1.0") is None
+
+
+RUNNING = f"registry.example.org/fedpipe@{DIGEST}"
+
+
+@pytest.mark.parametrize(
+    ("running", "reason"),
+    [
+        (RUNNING, None),
+        (
+            f"ghcr.io/evil/fedpipe@sha256:{'cd' * 32}",
+            f"the image this task runs in has digest sha256:{'cd' * 32} (from pod ns/p), which "
+            "is not in the site's allowlist",
+        ),
+        (
+            "ghcr.io/fedpipe/fedpipe:latest",
+            "the image this task runs in, 'ghcr.io/fedpipe/fedpipe:latest' (from pod ns/p), is "
+            "not pinned to a digest",
+        ),
+        (
+            None,
+            "the image this task runs in could not be observed (pod ns/p); the site admits only "
+            f"images it can check against {DIGEST}",
+        ),
+    ],
+)
+def test_the_image_the_task_runs_in_is_checked_against_the_sites_allowlist(running, reason):
+    """The pipeline spec names an allowed image; what the pod runs is checked too."""
+    own = policy(admission__image_digests=[DIGEST])
+    run = facts(running_image=running, running_image_source="pod ns/p")
+    admission = decide(SITE, own, policy(), run)
+    assert admission.reasons == (() if reason is None else (reason,))
+    assert admission.checked["running_image"] == running
+
+
+def test_a_running_image_allowed_but_not_the_one_the_pipeline_names_is_refused():
+    second = "sha256:" + "ef" * 32
+    own = policy(admission__image_digests=[DIGEST, second])
+    run = facts(running_image=f"r.example/fedpipe@{second}", running_image_source="pod ns/p")
+    assert decide(SITE, own, policy(), run).reasons == (
+        f"the pipeline names image digest {DIGEST}, but this task runs in {second} (from pod "
+        "ns/p)",
+    )
+
+
+def test_without_an_allowlist_the_running_image_is_not_required():
+    assert decide(SITE, policy(), policy(), facts(running_image=None)).accepted

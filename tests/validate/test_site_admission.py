@@ -261,3 +261,31 @@ def test_own_policy_from_the_configmap_variable_wins(weakened, tmp_path, minio, 
         in (summary["reason"])
     )
     assert isinstance(own.sites["hospital-berlin"], Site)
+
+
+def test_the_image_the_pod_runs_is_checked_not_only_the_one_the_spec_names(
+    weakened, tmp_path, minio, monkeypatch
+):
+    """The spec names an allowed digest; the pod runs another (the local runner's variable
+    here, the pod's status on Kubernetes): the site refuses naming both; the same image is
+    admitted."""
+    own, _, _ = weakened
+    allowed = "sha256:" + "ab" * 32
+    compiled = compile_federation(own, rounds=1, image=f"ghcr.io/fedpipe/fedpipe@{allowed}")
+    strict = json.loads(canonical_json(own.policy_of("hospital-berlin")))
+    strict["admission"]["image_digests"] = [allowed]
+    monkeypatch.setenv("FEDPIPE_OWN_POLICY__HOSPITAL_BERLIN", json.dumps(strict))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    other = "sha256:" + "cd" * 32
+    monkeypatch.setenv("FEDPIPE_POD_IMAGE", f"ghcr.io/fedpipe/fedpipe@{other}")
+    run_id = f"adm-{uuid.uuid4().hex[:8]}"
+    summary = run_validate(compiled.pipeline_yaml, "hospital-berlin", run_id, tmp_path, minio)
+    assert summary["passed"] is False
+    assert (
+        f"the image this task runs in has digest {other} (from FEDPIPE_POD_IMAGE (the local "
+        "runner)), which is not in the site's allowlist" in summary["reason"]
+    )
+    monkeypatch.setenv("FEDPIPE_POD_IMAGE", f"ghcr.io/fedpipe/fedpipe@{allowed}")
+    run_id = f"adm-{uuid.uuid4().hex[:8]}"
+    summary = run_validate(compiled.pipeline_yaml, "hospital-berlin", run_id, tmp_path, minio)
+    assert summary["passed"] is True, summary
