@@ -36,6 +36,7 @@ from pipelines.residency import (
     render_report_json,
     render_report_markdown,
 )
+from pipelines.residency.dp_mode import check_dp_mode
 from pipelines.residency.protection import check_protection
 from pipelines.task_inputs import inline_input_bytes
 from pipelines.yaml_writer import dump_pipeline, pipeline_documents
@@ -115,6 +116,7 @@ def compile_federation(
 
 def _compile(federation: Federation, rounds: int) -> Compiled:
     defaults = {name: default for name, _, default, _ in USER_PARAMS}
+    check_dp_mode(federation)
     check_protection(
         federation,
         defaults["rule"],

@@ -412,10 +412,37 @@ class DPLimits(_Strict):
     allow_dp_off: StrictBool = Field(
         False, description="true lets a run train without DP (experiments only)"
     )
+    mode: Literal["local", "distributed"] = Field(
+        "local",
+        description="local: DP-SGD at the site, every update carries its full noise; "
+        "distributed: the site clips its model delta and adds only a 1/min_honest_sites share "
+        "of Skellam noise, so only the secure-aggregation sum carries the full noise (needs "
+        "aggregation.protection secagg)",
+    )
+    min_honest_sites: PositiveInt | None = Field(
+        None,
+        description="distributed mode: the fewest sites assumed to add their noise share "
+        "honestly (h); each site adds 1/h of the noise; at most aggregation.min_sites",
+    )
 
     _numbers = field_validator(
         "epsilon_per_round", "lifetime_epsilon", "delta", pre=True, allow_reuse=True
     )(_number)
+
+    @field_validator("min_honest_sites", always=True)
+    def _honest(cls, value: int | None, values: dict[str, Any]) -> int | None:
+        mode = values.get("mode")
+        if mode == "distributed" and value is None:
+            raise ValueError(
+                "dp.mode distributed needs dp.min_honest_sites (h: each site adds 1/h of the "
+                "noise, so the epsilon holds only while at least h sites add their share)"
+            )
+        if mode == "local" and value is not None:
+            raise ValueError(
+                "dp.min_honest_sites applies to dp.mode distributed only; remove it or set "
+                "dp.mode distributed"
+            )
+        return value
 
     @field_validator("lifetime_epsilon")
     def _lifetime(cls, value: float, values: dict[str, Any]) -> float:

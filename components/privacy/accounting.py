@@ -19,6 +19,12 @@ accountant and asking it once for epsilon at the given delta; epsilons are never
 RDP (`RdpAccountant`, default orders) is the budget-enforcing value; PLD
 (`PLDAccountant`, pessimistic estimate, discretization 1e-3) is reported beside it and is
 usually tighter.
+
+Distributed DP (`dp.mode: distributed`, `components.privacy.skellam`): a `SkellamEvent` (rounds
+of the Skellam mechanism on the SecAgg sum) composes with DP-SGD events by adding its RDP bound
+at the same orders before the one conversion to epsilon. dp-accounting has no PLD of the
+Skellam mechanism: a composition that holds one reports its RDP epsilon as its PLD figure too
+(an upper bound, not the tighter PLD estimate).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from dataclasses import dataclass
 import dp_accounting
 import numpy as np
 from dp_accounting import pld, rdp
+
+from components.privacy.skellam import SkellamEvent
 
 PLD_DISCRETIZATION = 1e-3  # pessimistic upper bound; 10x coarser (and faster) than the default
 
@@ -164,15 +172,37 @@ def step_rdp(sampling_rate: float, noise_multiplier: float) -> np.ndarray:
 
 _RDP_ORDERS = rdp.RdpAccountant().orders
 
+Event = DpSgdEvent | SkellamEvent
 
-def rdp_epsilon(events: Iterable[DpSgdEvent], delta: float) -> float:
+
+def _split(events: Iterable[Event]) -> tuple[list[DpSgdEvent], list[SkellamEvent]]:
+    dpsgd: list[DpSgdEvent] = []
+    skellam: list[SkellamEvent] = []
+    for event in events:
+        (skellam if isinstance(event, SkellamEvent) else dpsgd).append(event)
+    return dpsgd, skellam
+
+
+def merge_skellam(events: Iterable[SkellamEvent]) -> list[SkellamEvent]:
+    """Skellam events of the same mechanism (mu, l2, l1) merged into one with summed rounds."""
+    rounds: dict[tuple[float, float, float], tuple[int, int]] = {}
+    for e in events:
+        if e.rounds > 0:
+            count, honest = rounds.get((e.mu, e.l2, e.l1), (0, e.honest_sites))
+            rounds[(e.mu, e.l2, e.l1)] = (count + e.rounds, min(honest, e.honest_sites))
+    return [SkellamEvent(mu, l2, l1, n, h) for (mu, l2, l1), (n, h) in sorted(rounds.items())]
+
+
+def rdp_epsilon(events: Iterable[Event], delta: float) -> float:
     """Epsilon (RDP accountant) of all `events` composed, at `delta`; inf if any is non-private.
 
     Bit for bit what an `RdpAccountant` composing the merged events says: it adds
     `steps * (one step's RDP)` per mechanism to zeros in the same order, and the one-step
-    RDP comes from the accountant itself (`step_rdp`)."""
+    RDP comes from the accountant itself (`step_rdp`). Skellam events add their RDP bound
+    (`SkellamEvent.rdp`) at the same orders."""
     _check_delta(delta)
-    merged = merge_events(events)
+    dpsgd, skellam = _split(events)
+    merged = merge_events(dpsgd)
     if any(e.non_private for e in merged):
         accountant = rdp.RdpAccountant()
         for event in merged:
@@ -181,15 +211,22 @@ def rdp_epsilon(events: Iterable[DpSgdEvent], delta: float) -> float:
     total = np.zeros_like(_RDP_ORDERS, dtype=np.float64)
     for event in merged:
         total += event.steps * step_rdp(event.sampling_rate, event.noise_multiplier)
+    for sk in merge_skellam(skellam):
+        total += sk.rdp(_RDP_ORDERS)
     return float(rdp.compute_epsilon(_RDP_ORDERS, total, delta)[0])
 
 
-def pld_epsilon(events: Iterable[DpSgdEvent], delta: float) -> float:
-    """Epsilon (PLD accountant, pessimistic) of all `events` composed, at `delta`."""
+def pld_epsilon(events: Iterable[Event], delta: float) -> float:
+    """Epsilon (PLD accountant, pessimistic) of all `events` composed, at `delta`; with a
+    Skellam event among them, the RDP epsilon (module doc)."""
     _check_delta(delta)
-    merged = merge_events(events)
+    events = list(events)
+    dpsgd, skellam = _split(events)
+    merged = merge_events(dpsgd)
     if any(e.non_private for e in merged):
         return math.inf
+    if any(e.rounds > 0 for e in skellam):
+        return rdp_epsilon(events, delta)
     return _pld_epsilon(tuple(merged), delta)
 
 
@@ -210,7 +247,7 @@ class Epsilons:
     delta: float
 
 
-def epsilons(events: Iterable[DpSgdEvent], delta: float) -> Epsilons:
+def epsilons(events: Iterable[Event], delta: float) -> Epsilons:
     """RDP and PLD epsilon of the composition of `events` at `delta`."""
     events = list(events)
     return Epsilons(rdp=rdp_epsilon(events, delta), pld=pld_epsilon(events, delta), delta=delta)

@@ -13,6 +13,13 @@ DP-noised feature statistics of a `federated_zscore` statistics round: the Gauss
 once, stored as q = 1, steps = 1; round 0 of its run, `new_stats_entry`). Both compose in the
 same accountant, so a statistics release counts against the same lifetime budget.
 
+A third kind, `distributed` (`dp.mode: distributed`, `new_distributed_entry`), is one round of
+the Skellam mechanism on the SecAgg sum (`components.privacy.skellam`): it stores the total
+variance mu and the record sensitivities instead of (q, sigma, steps) and composes with the
+others in the same accountant. Every entry states its honest-site assumption
+(`honest_sites`, `trust`): none for local DP (each update carries its full noise), "at least
+h sites add their share" for distributed DP, whose epsilon holds only under it.
+
 A non-private entry (DP off, allowed by the policy) makes the lifetime total infinite:
 no later DP round of that site can fit a finite lifetime budget.
 
@@ -33,15 +40,37 @@ from components.privacy.accounting import (
     SAMPLING_POISSON,
     SAMPLING_SHUFFLE,
     DpSgdEvent,
+    Event,
     epsilons,
     rdp_epsilon,
     sampling_guarantee,
 )
+from components.privacy.skellam import SkellamEvent
 
 LEDGER_VERSION = "fedpipe.dev/privacy-ledger-entry/v1"
 LEDGER_PREFIX = "ledger"
 KIND_TRAINING = "training"
 KIND_STATS = "stats"
+KIND_DISTRIBUTED = "distributed"
+KINDS = (KIND_TRAINING, KIND_STATS, KIND_DISTRIBUTED)
+ROUND_KINDS = (KIND_TRAINING, KIND_DISTRIBUTED)  # the kinds a training round charges
+TRUST_LOCAL = "none: local DP, every update carries its full noise"
+DISTRIBUTED_GUARANTEE = (
+    "proven if at least min_honest_sites sites add their Skellam share: Skellam mechanism on the "
+    "secure-aggregation sum, record-level sensitivity of the clipped, rounded delta, "
+    "no subsampling amplification"
+)
+
+
+def trust_distributed(honest_sites: int) -> str:
+    """The assumption a distributed entry's epsilon rests on."""
+    return (
+        f"at least {honest_sites} site(s) add their Skellam noise share honestly and the "
+        "coordinator sees only the secure-aggregation sum; with fewer the sum carries less "
+        "noise than this epsilon assumes"
+    )
+
+
 STATS_ROUND = 0  # the statistics round comes before training round 1
 STATS_GUARANTEE = "proven: Gaussian mechanism on clipped statistics, no subsampling"
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -105,16 +134,41 @@ class LedgerEntry:
     sampling: str = SAMPLING_SHUFFLE
     guarantee: str = ""
     kind: str = KIND_TRAINING
+    honest_sites: int | None = None
+    trust: str = ""
+    skellam_mu: float | None = None
+    l2_sensitivity: float | None = None
+    l1_sensitivity: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in (KIND_TRAINING, KIND_STATS):
-            raise LedgerError(f"ledger entry kind {self.kind!r} is not training or stats")
+        if self.kind not in KINDS:
+            raise LedgerError(f"ledger entry kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        distributed = self.kind == KIND_DISTRIBUTED
+        mechanism = (self.honest_sites, self.skellam_mu, self.l2_sensitivity, self.l1_sensitivity)
+        if distributed and any(v is None for v in mechanism):
+            raise LedgerError(
+                "a distributed entry needs honest_sites, skellam_mu, l2_sensitivity and "
+                "l1_sensitivity"
+            )
+        if not distributed and self.honest_sites is not None:
+            raise LedgerError(f"a {self.kind} entry assumes no honest sites (local DP)")
         if not self.guarantee:  # older entries: derived from their sampling
             stated = sampling_guarantee(self.sampling, not self.non_private)
             object.__setattr__(self, "guarantee", stated)
+        if not self.trust:  # older entries are local DP
+            trust = trust_distributed(self.honest_sites or 0) if distributed else TRUST_LOCAL
+            object.__setattr__(self, "trust", trust)
 
     @property
-    def event(self) -> DpSgdEvent:
+    def event(self) -> Event:
+        if self.kind == KIND_DISTRIBUTED:
+            return SkellamEvent(
+                float(self.skellam_mu or 0.0),
+                float(self.l2_sensitivity or 0.0),
+                float(self.l1_sensitivity or 0.0),
+                1,
+                int(self.honest_sites or 0),
+            )
         return DpSgdEvent(self.sampling_rate, self.noise_multiplier, self.steps, self.non_private)
 
     @property
@@ -214,6 +268,55 @@ def new_stats_entry(
     return replace(entry, guarantee=guarantee, kind=KIND_STATS)
 
 
+def new_distributed_entry(
+    *,
+    run_id: str,
+    round_: int,
+    site_id: str,
+    attempt: int,
+    event: SkellamEvent,
+    delta: float,
+    batch_size: int,
+    epochs: int,
+    num_examples: int,
+    delta_clip: float,
+    created_at: str,
+) -> LedgerEntry:
+    """The entry of one distributed-DP round (kind `distributed`): `event` is one round of the
+    Skellam mechanism (mu, sensitivities, h), charged before training; `delta_clip` is the L2
+    clip of the site's model delta; its epsilon holds under the stated honest-site assumption."""
+    if event.rounds != 1:
+        raise LedgerError(f"a distributed entry is one round, got {event.rounds}")
+    eps = epsilons([event], delta)
+    entry = LedgerEntry(
+        run_id=run_id,
+        round=round_,
+        site_id=site_id,
+        attempt=attempt,
+        sampling_rate=1.0,
+        noise_multiplier=0.0,
+        steps=1,
+        non_private=False,
+        delta=delta,
+        epsilon=_finite_or_none(eps.rdp),
+        epsilon_pld=_finite_or_none(eps.pld),
+        batch_size=batch_size,
+        epochs=epochs,
+        num_examples=num_examples,
+        l2_norm_clip=delta_clip,
+        created_at=created_at,
+        sampling=SAMPLING_POISSON,
+        guarantee=DISTRIBUTED_GUARANTEE,
+        kind=KIND_DISTRIBUTED,
+        honest_sites=event.honest_sites,
+        skellam_mu=event.mu,
+        l2_sensitivity=event.l2,
+        l1_sensitivity=event.l1,
+    )
+    entry_key(site_id, run_id, round_, attempt)  # validates the key parts
+    return entry
+
+
 def next_attempt(entries: Iterable[LedgerEntry], run_id: str, round_: int) -> int:
     """1 + the highest attempt already charged for (run, round) (entries of one site)."""
     attempts = [e.attempt for e in entries if e.run_id == run_id and e.round == round_]
@@ -240,7 +343,7 @@ class BudgetDecision:
 
 def check_budget(
     entries: Sequence[LedgerEntry],
-    planned: DpSgdEvent,
+    planned: Event,
     *,
     site_id: str,
     run_id: str,
@@ -300,7 +403,13 @@ def ledger_summary(entries: Sequence[LedgerEntry], delta: float) -> dict[str, fl
         "lifetime_epsilon_pld": _finite_or_none(eps.pld),
         "non_private_entries": sum(1 for e in entries if e.non_private),
         "not_proven_entries": sum(
-            1 for e in entries if not e.non_private and e.sampling != SAMPLING_POISSON
+            1
+            for e in entries
+            if e.kind == KIND_TRAINING and not e.non_private and e.sampling != SAMPLING_POISSON
+        ),
+        "distributed_entries": sum(1 for e in entries if e.kind == KIND_DISTRIBUTED),
+        "min_honest_sites": min(
+            (e.honest_sites for e in entries if e.honest_sites is not None), default=None
         ),
         "delta": delta,
     }
@@ -308,7 +417,7 @@ def ledger_summary(entries: Sequence[LedgerEntry], delta: float) -> dict[str, fl
 
 def check_run_budget(
     entries: Sequence[LedgerEntry],
-    planned_round: DpSgdEvent,
+    planned_round: Event,
     *,
     rounds: int,
     site_id: str,
@@ -330,7 +439,7 @@ def check_run_budget(
     """
     if rounds < 1:
         raise LedgerError(f"rounds must be >= 1, got {rounds}")
-    charged = {e.round for e in entries if e.run_id == run_id and e.kind == KIND_TRAINING}
+    charged = {e.round for e in entries if e.run_id == run_id and e.kind in ROUND_KINDS}
     remaining = sum(1 for r in range(1, rounds + 1) if r not in charged)
     all_events = [e.event for e in entries]
     stats_paid = any(e.run_id == run_id and e.kind == KIND_STATS for e in entries)
