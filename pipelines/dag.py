@@ -92,8 +92,8 @@ USER_PARAMS: tuple[tuple[str, type, Any, str], ...] = (
         "rule",
         str,
         "fedavg",
-        "fedavg, median, trimmed_mean, krum, multi_krum, norm_bounded_mean, geometric_median "
-        "or centred_clipping.",
+        "fedavg, median, trimmed_mean, krum, multi_krum, norm_bounded_mean, geometric_median, "
+        "centred_clipping or screened_geometric_median (the recommended robust rule).",
     ),
     ("rule_params_json", str, "{}", 'JSON object of the rule\'s parameters (e.g. {"beta": 0.1}).'),
     ("server_optimizer", str, "fedavg", "Server optimizer: fedavg, fedavgm, fedadam or fedyogi."),

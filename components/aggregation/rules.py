@@ -14,6 +14,9 @@ Rules (parameters; defaults):
   `geometric_median.py`.
 * `centred_clipping` (`tau`=median distance to the start, `iters`=3): Karimireddy et al.
   2021 from the medoid, `centred_clipping.py`.
+* `screened_geometric_median` (`min_cosine`=0, `nu`, `tol`, `max_iter` as above): the
+  geometric median of the updates whose cosine to the geometric median of all of them is above
+  `min_cosine` (at least a majority kept), `screened_geometric_median.py`.
 
 Updates are float32 tensors with identical names and shapes (see `updates.check_updates`);
 values must be finite (the caller verifies them first). Only `fedavg` and
@@ -33,6 +36,9 @@ from components.aggregation import krum as krum_mod
 from components.aggregation.centred_clipping import centred_clipping_weights
 from components.aggregation.geometric_median import geometric_median_weights
 from components.aggregation.order_stats import NETWORK_MAX_K, median_into, trimmed_sum_into
+from components.aggregation.screened_geometric_median import (
+    screened_geometric_median_weights,
+)
 from components.aggregation.updates import (
     Layout,
     Update,
@@ -258,6 +264,11 @@ RULES: dict[str, tuple[frozenset[str], frozenset[str], bool]] = {
     "norm_bounded_mean": (frozenset({"clip_norm"}), frozenset({"clip_norm"}), True),
     "geometric_median": (frozenset({"nu", "tol", "max_iter"}), frozenset(), False),
     "centred_clipping": (frozenset({"tau", "iters"}), frozenset(), False),
+    "screened_geometric_median": (
+        frozenset({"min_cosine", "nu", "tol", "max_iter"}),
+        frozenset(),
+        False,
+    ),
 }
 
 
@@ -308,6 +319,8 @@ def aggregate(
     try:
         if rule == "geometric_median":
             coeffs = geometric_median_weights(updates, layout, **params)
+        elif rule == "screened_geometric_median":
+            coeffs = screened_geometric_median_weights(updates, layout, **params)
         else:
             coeffs = centred_clipping_weights(updates, layout, **params)
     except ValueError as exc:

@@ -37,6 +37,7 @@ _WHY_NOT = {
     "multi_krum": "Multi-Krum scores the distances between single updates",
     "geometric_median": "the geometric median iterates over single updates",
     "centred_clipping": "centred clipping clips each single update",
+    "screened_geometric_median": "the screen compares single updates with their median",
     "norm_bounded_mean": "the coordinator cannot bound norms it cannot see (sites clip instead)",
 }
 # Stages not built yet: the compiler refuses these protections until they are wired.

@@ -209,6 +209,7 @@ def test_norm_bounded_mean_refuses_bad_clip():
         ("norm_bounded_mean", {"clip_norm": 1.0}),
         ("geometric_median", {}),
         ("centred_clipping", {}),
+        ("screened_geometric_median", {}),
     ],
 )
 def test_every_rule_refuses_mismatched_updates(rule, params):
@@ -240,6 +241,7 @@ def test_inputs_are_not_modified():
     before = [u["w"].copy() for u in ups]
     rules = [("median", {}), ("trimmed_mean", {"beta": 0.2}), ("krum", {"f": 1})]
     rules += [("geometric_median", {}), ("centred_clipping", {})]
+    rules += [("screened_geometric_median", {})]
     for rule, params in rules:
         aggregate(ups, rule, **params)
     for u, b in zip(ups, before, strict=True):
@@ -280,6 +282,7 @@ def test_krum_selection_matches_the_definition_despite_a_large_common_component(
         ("norm_bounded_mean", {"clip_norm": 10.0}),
         ("geometric_median", {}),
         ("centred_clipping", {"tau": 0.5}),
+        ("screened_geometric_median", {}),
     ],
 )
 def test_a_single_update_comes_back_unchanged(rule, params):
@@ -297,6 +300,7 @@ def test_a_single_update_comes_back_unchanged(rule, params):
         ("norm_bounded_mean", {"clip_norm": 1.0}),
         ("geometric_median", {}),
         ("centred_clipping", {}),
+        ("screened_geometric_median", {}),
     ],
 )
 def test_all_zero_updates_give_zero_without_warnings(rule, params):

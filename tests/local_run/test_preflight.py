@@ -56,7 +56,7 @@ def test_argument_problems_name_each_parameter() -> None:
         "--param nosuch: the compiled pipeline has no such parameter; it has dp_enabled, "
         "local_epochs, noise_multiplier, rule",
         "--param rule='avg': must be one of centred_clipping, fedavg, geometric_median, krum, "
-        "median, multi_krum, norm_bounded_mean, trimmed_mean",
+        "median, multi_krum, norm_bounded_mean, screened_geometric_median, trimmed_mean",
     ]
 
 
