@@ -174,6 +174,50 @@ def site_share(mu: float, honest_sites: int) -> float:
     return mu / honest_sites
 
 
+@dataclass(frozen=True)
+class SkellamPlan:
+    """Everything a distributed round needs, fixed before training: the scale `gamma`, the
+    record sensitivity, the total variance `mu` calibrated to the epsilon, each site's share
+    mu / h, and the ledger's event of one round."""
+
+    clip: float
+    gamma: float
+    dim: int
+    sensitivity: Sensitivity
+    mu: float
+    honest_sites: int
+
+    @property
+    def share(self) -> float:
+        return site_share(self.mu, self.honest_sites)
+
+    @property
+    def round_event(self) -> SkellamEvent:
+        s = self.sensitivity
+        return SkellamEvent(self.mu, s.l2, s.l1, 1, self.honest_sites)
+
+
+def plan_for(
+    epsilon: float,
+    delta: float,
+    *,
+    clip: float,
+    dim: int,
+    honest_sites: int,
+    rounds: int = 1,
+    inflation: float = DEFAULT_ROUNDING_INFLATION,
+) -> SkellamPlan:
+    """The plan whose `rounds` rounds spend at most `epsilon` at `delta`: gamma from the
+    rounding inflation (`gamma_for`), mu from the calibration (`mu_for`); `rounds` 1 calibrates
+    to a per-round epsilon (`dp.epsilon_per_round`), as the local mode fits its multiplier."""
+    if honest_sites < 1:
+        raise SkellamError(f"dp.min_honest_sites {honest_sites} must be >= 1")
+    gamma = gamma_for(clip, dim, inflation)
+    sens = record_sensitivity(clip, gamma, dim)
+    mu = mu_for(epsilon, delta, sens, rounds=rounds)
+    return SkellamPlan(clip, gamma, dim, sens, mu, honest_sites)
+
+
 # ------------------------------------------------------------------ site vector
 
 

@@ -21,6 +21,7 @@ from components.privacy.skellam import (
     from_words,
     gamma_for,
     mu_for,
+    plan_for,
     poisson,
     record_sensitivity,
     scale_round,
@@ -184,3 +185,14 @@ def test_modulus_check_refuses_a_sum_that_could_wrap() -> None:
     check_modulus(bound, 32)
     with pytest.raises(SkellamError, match="wrap mod 2\\^32"):
         check_modulus(2.0**31, 32)
+
+
+def test_a_plan_calibrates_gamma_and_mu_and_splits_the_noise_over_h() -> None:
+    plan = plan_for(1.5, DELTA, clip=1.0, dim=4, honest_sites=3)
+    assert plan.gamma == pytest.approx(100.0)  # sqrt(4) / (2 * 1 * 0.01)
+    assert plan.sensitivity == Sensitivity(l2=202.0, l1=404.0)  # 2 * 100 + 2; sqrt(4) * 202
+    assert plan.mu == mu_for(1.5, DELTA, plan.sensitivity)
+    assert plan.share == pytest.approx(plan.mu / 3)
+    event = plan.round_event
+    assert (event.rounds, event.honest_sites, event.l2) == (1, 3, 202.0)
+    assert rdp_epsilon([event], DELTA) <= 1.5
