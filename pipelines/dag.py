@@ -11,10 +11,10 @@ digest and data snapshot as explicit inputs (KFP caching keys on inputs, not on 
 selectors or secrets). validate takes the site spec, its policy and the run's settings and
 emits an `admission` (components/common/admission.py) that the site's train, export and
 evaluate tasks take instead (same placement: it never leaves the site). Caching is off for
-tasks with side effects: initialize (reads the mutable latest model on resume), train
-(privacy ledger), export (create-only upload), aggregate (create-only publish), validate (its
-privacy pre-flight reads the ledger), evaluate (appends to the site's audit chain). report may
-be cached: its keys include the run ids. initialize waits for every validate
+tasks with side effects: initialize (reads the mutable latest model on resume, appends to the
+coordinator's audit chain), train (privacy ledger), export (create-only upload), aggregate
+(create-only publish), validate (its privacy pre-flight reads the ledger), evaluate and report
+(append to an audit chain). initialize waits for every validate
 and every train needs initialize's model, so a site that cannot afford the run abstains
 before anyone trains, and a run whose quorum cannot hold stops there (O(sites) edges, not
 sites²).
@@ -318,7 +318,8 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             },
             **run,
         )
-        _no_cache(place_coordinator_task(init, coordinator))
+        # it signs the run's quorum decision and starting model into the coordinator's chain
+        _no_cache(place_coordinator_task(init, coordinator, signing=True))
         if scaled is not None:  # initialize puts the published mean/std into v0's meta
             init.after(scaled)
         model = init.outputs["global_model"]
@@ -377,6 +378,8 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
 
         reported = named(report, task_name("report"))(
             sites_json=cfg[CONFIG_SITES],
+            coordinator_json=cfg[CONFIG_COORDINATOR],
+            config_digest=config_digest(coordinator_json=config[CONFIG_COORDINATOR][0]),
             model_name=model_name,
             dp_enabled=dp_enabled,
             **{
@@ -387,7 +390,8 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
             **evaluations,
             **run,
         )
-        place_coordinator_task(reported, coordinator)
+        # it appends the report's digests to the coordinator's audit chain: never from cache
+        _no_cache(place_coordinator_task(reported, coordinator, signing=True))
 
     entry = pipeline_entry(federated_training, config)
     with memoized_task_names():

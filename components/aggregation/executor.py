@@ -321,14 +321,9 @@ def guard_norms(config: RoundConfig, collected: Collected) -> dict[str, str]:
 def _coordinator_log(config: RoundConfig) -> Any:
     """The coordinator's audit event log, when its site spec names a signing key (its private
     half, `SIGNING_KEY`, must then be given to the task); else None (no chain)."""
-    coordinator = config.coordinator
-    if coordinator.signing is None:
-        return None
-    from components.audit.events import coordinator_log
-    from components.common.secrets import site_secret
+    from components.audit.run_events import coordinator_task_log
 
-    bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
-    return coordinator_log(bucket, config.run_id, site_secret(coordinator.id, "SIGNING_KEY"))
+    return coordinator_task_log(config.coordinator, config.run_id)
 
 
 def _audit_verifications(log: Any, config: RoundConfig, collected: Collected) -> None:

@@ -1,6 +1,8 @@
 """Verify audit chains: signatures, order, links, checkpoints and cross-references (pure).
 
-`verify_chain` reports, per chain, an altered record (its signature no longer verifies), a
+`run_story` reports a coordinator chain that does not start with the run's `initialize`
+record, an aggregate after an initialize that refused the run, and a `report` whose final
+version is not the last one published. `verify_chain` reports, per chain, an altered record (its signature no longer verifies), a
 removed or reordered record (a `seq` out of place or a `prev` that is not the hash of the
 record before), and a truncated or rewritten chain (a signed checkpoint states more records,
 or another head, than the chain holds). `cross_check` reports a coordinator reference to a
@@ -109,8 +111,45 @@ def cross_check(
     return problems
 
 
+def run_story(coordinator: Chain) -> list[str]:
+    """Problems in the coordinator's account of the run: it starts with `initialize` (the
+    quorum decision and the starting model's sha256), no `aggregate` follows an initialize
+    that refused the run, and a `report` names the version the last `publish` before it
+    published."""
+    records = list(coordinator.records)
+    if not records:
+        return []
+    name = coordinator.name
+    problems: list[str] = []
+    if records[0].kind != "initialize":
+        problems.append(
+            f"{name}: the chain starts with {_label(records[0])}, not the run's initialize "
+            f"record (its quorum decision and starting model are not on record)"
+        )
+    started: Record | None = None
+    published: int | None = None
+    for rec in records:
+        if rec.kind == "initialize":
+            started = rec
+        elif rec.kind == "aggregate" and started is not None:
+            if started.body.get("decision") == "refuse":
+                problems.append(
+                    f"{name}: {_label(rec)} follows initialize record #{started.seq}, which "
+                    f"refused the run"
+                )
+        elif rec.kind == "publish":
+            published = rec.body.get("version")
+        elif rec.kind == "report" and rec.body.get("final_version") != published:
+            problems.append(
+                f"{name}: {_label(rec)} names final model v{rec.body.get('final_version')}, "
+                f"the last publish before it v{published}"
+            )
+    return problems
+
+
 def verify_run(chains: Mapping[str, Chain]) -> Verdict:
-    """Every chain, then the cross-check of the site chains against the coordinator's."""
+    """Every chain, the coordinator's account of the run (`run_story`), then the cross-check
+    of the site chains against the coordinator's."""
     verdict = Verdict()
     for name in sorted(chains):
         verdict.problems += verify_chain(chains[name])
@@ -119,6 +158,7 @@ def verify_run(chains: Mapping[str, Chain]) -> Verdict:
         ]
     if COORDINATOR in chains:
         sites = [c for n, c in sorted(chains.items()) if n != COORDINATOR]
+        verdict.problems += run_story(chains[COORDINATOR])
         verdict.problems += cross_check(sites, chains[COORDINATOR])
     else:
         verdict.problems.append("no coordinator chain: site records cannot be cross-checked")

@@ -28,12 +28,14 @@ from components.aggregation.publish import (
     newest_across_runs,
     read_latest,
 )
-from components.aggregation.quorum import check_run_quorum, sites_taking_part
+from components.aggregation.quorum import RunQuorumError, check_run_quorum, sites_taking_part
+from components.audit.run_events import INITIALIZE, coordinator_task_log, initialize_body
 from components.common.artifact_files import SUMMARY_FILE
 from components.common.config_digest import check_config
 from components.common.global_model import GlobalModel, write_global_model
 from components.common.object_store import coordinator_gcs_client
-from components.common.tensors import load_tensors
+from components.common.tensors import dump_tensors, load_tensors
+from components.domain.canonical import sha256_hex
 from components.domain.contract import DataContract
 from components.domain.models import Site
 from components.domain.run_id import effective_run_id
@@ -98,7 +100,10 @@ def run(
     `RunQuorumError` when fewer than `min_sites` sites passed (data contract, privacy budget),
     naming each abstaining site with its reason, so nobody trains. (The reasons stay in the
     coordinator's log: the global model goes to every site, a site's reason is its own.)
-    `contract_json`: the data contract (model shapes), covered by `config_digest`."""
+    `contract_json`: the data contract (model shapes), covered by `config_digest`.
+    When the coordinator's site spec names a signing key, the decision is appended to its
+    audit chain (`components.audit.run_events`): the sites taking part and abstaining, and
+    the starting model's version and sha256, or the quorum refusal before the error."""
     check_config(
         config_digest,
         task="initialize",
@@ -111,14 +116,26 @@ def run(
             f"initialize: contract_json is contract {contract.name!r}, the run's dataset is "
             f"{dataset!r}"
         )
-    if validations is not None:
-        summaries = {site: _summary(folder) for site, folder in validations.items()}
-        passed = check_run_quorum(summaries, min_sites)
-        for site, why in sites_taking_part(summaries)[1].items():
-            log.warning("site %s abstains from this run: %s", site, why)
-        log.info("%d site(s) take part: %s", len(passed), ", ".join(passed))
     run_name = effective_run_id(run_id, kfp_job_id, "initialize")
     coordinator = Site.parse_raw(coordinator_json)
+    audit = coordinator_task_log(coordinator, run_name)
+    passed: list[str] = []
+    abstained: dict[str, str] = {}
+    if validations is not None:
+        summaries = {site: _summary(folder) for site, folder in validations.items()}
+        passed, abstained = sites_taking_part(summaries)
+        try:
+            check_run_quorum(summaries, min_sites)
+        except RunQuorumError as exc:  # the refusal is on record before the run stops
+            if audit is not None:
+                body = initialize_body(
+                    passed=passed, abstained=abstained, min_sites=min_sites, refused=str(exc)
+                )
+                audit.append(INITIALIZE, body)
+            raise
+        for site, why in abstained.items():
+            log.warning("site %s abstains from this run: %s", site, why)
+        log.info("%d site(s) take part: %s", len(passed), ", ".join(passed))
     gcs = coordinator_gcs_client(coordinator)
     bucket = gcs.bucket(coordinator.object_store.bucket)
     where = f"gs://{bucket.name}/{latest_key(run_name)}"
@@ -178,6 +195,16 @@ def run(
 
         published = read_global_statistics(gcs, coordinator.object_store.bucket, run_name)
         model.meta[FEATURE_SCALING_KEY] = json.loads(published.to_json())
+    if audit is not None:
+        body = initialize_body(
+            passed=passed,
+            abstained=abstained,
+            min_sites=min_sites,
+            version=int(model.meta["version"]),
+            model_sha256=sha256_hex(dump_tensors(model.tensors)),
+            source=str(model.meta.get("source")),
+        )
+        audit.append(INITIALIZE, body)
     write_global_model(global_model, model)
     return model.meta
 

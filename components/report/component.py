@@ -22,6 +22,8 @@ OUTPUT_CLASSES = {
 
 PARAMETERS: tuple[tuple[str, str], ...] = (
     ("sites_json", "str"),
+    ("coordinator_json", "str"),
+    ("config_digest", "str"),
     ("run_id", "str"),
     ("kfp_job_id", "str"),
     ("model_name", "str"),

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from components.common.artifact_files import METRICS_FILE, ROUND_FILE, SUMMARY_FILE, write_json
+from components.common.config_digest import check_config
+from components.domain.canonical import sha256_hex
+from components.domain.models import Site
 from components.domain.run_id import effective_run_id
 from components.report.render import render_html, render_markdown
 from components.report.summary import build_summary, kfp_metrics
@@ -70,6 +73,8 @@ def run(
     model_name: str = "",
     dp_enabled: bool | None = None,
     baseline_json: str = "",
+    coordinator_json: str = "",
+    config_digest: str = "",
 ) -> dict[str, Any]:
     """Build the run summary and write the reports.
 
@@ -79,8 +84,15 @@ def run(
     html / markdown: files to write (dsl.HTML / dsl.Markdown paths).
     summary: folder to create; `summary.json` is written inside.
     baseline_json: optional centralized baseline as JSON ({"test_accuracy": ...}).
+    coordinator_json (checked against `config_digest`): when its site spec names a signing
+    key, the sha256 of summary.json, the HTML and the Markdown go to the coordinator's audit
+    chain (`components.audit.run_events`), then a signed checkpoint.
     Returns {"metrics": {name: float}, "confusion_matrix": {"categories", "matrix"} | None}.
     """
+    coordinator = None
+    if coordinator_json:
+        check_config(config_digest, task="report", coordinator_json=coordinator_json)
+        coordinator = Site.parse_raw(coordinator_json)
     reports = [read_json_artifact(p, ROUND_FILE) for _, p in sorted(round_reports.items())]
     evals = [
         read_json_artifact(path, METRICS_FILE)
@@ -104,5 +116,27 @@ def run(
         validations=checks,
     )
     write_report(doc, html, markdown)
-    write_json(summary, SUMMARY_FILE, doc)
+    summary_path = write_json(summary, SUMMARY_FILE, doc)
+    _audit_report(
+        coordinator, doc, {"summary.json": summary_path, "html": html, "markdown": markdown}
+    )
     return {"metrics": kfp_metrics(doc), "confusion_matrix": kfp_confusion(doc)}
+
+
+def _audit_report(
+    coordinator: Site | None, doc: Mapping[str, Any], files: Mapping[str, str | Path]
+) -> None:
+    """Append the report record (each written file's sha256) to the coordinator's chain and
+    sign a checkpoint, when the coordinator's site spec names a signing key."""
+    from components.audit.run_events import REPORT, coordinator_task_log, report_body
+
+    if coordinator is None:
+        return
+    log = coordinator_task_log(coordinator, str(doc["run_id"]))
+    if log is None:
+        return
+    rounds = doc.get("rounds") or []
+    digests = {name: sha256_hex(Path(path).read_bytes()) for name, path in files.items()}
+    final = rounds[-1].get("version") if rounds else None
+    log.append(REPORT, report_body(rounds=len(rounds), final_version=final, digests=digests))
+    log.checkpoint()

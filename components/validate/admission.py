@@ -22,10 +22,13 @@ An empty list of reasons admits the run; anything else refuses it (the site abst
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 from components.domain import jurisdictions
 from components.domain.models import ARTIFACT_CLASSES, DestinationRule, Policy, Site
@@ -75,6 +78,18 @@ class Admission:
         if self.accepted:
             return f"{self.site_id} admitted the run (checked against its own policy)"
         return f"{self.site_id} refused the run: " + "; ".join(self.reasons)
+
+
+def parse_own_policy(text: str, where: str) -> Policy:
+    """A Policy from JSON or YAML text; ValueError naming `where`."""
+    try:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = yaml.safe_load(text)
+        return Policy.parse_obj(value)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValueError(f"the site's own policy at {where} is not a valid policy: {exc}") from None
 
 
 def image_digest(image: str) -> str | None:
@@ -161,12 +176,16 @@ def _destinations(own: Policy, compiled: Policy, run: RunFacts, reasons: list[st
                 )
 
 
-def _aggregation(own: Policy, compiled: Policy, run: RunFacts, reasons: list[str]) -> None:
+def _quorum(own: Policy, compiled: Policy, reasons: list[str]) -> None:
     if compiled.aggregation.min_sites < own.aggregation.min_sites:
         reasons.append(
             f"aggregation.min_sites: the pipeline needs {compiled.aggregation.min_sites} "
             f"site(s), the site's own policy {own.aggregation.min_sites}"
         )
+
+
+def _aggregation(own: Policy, compiled: Policy, run: RunFacts, reasons: list[str]) -> None:
+    _quorum(own, compiled, reasons)
     limits = own.admission
     if limits.aggregation_rules is not None and run.rule not in limits.aggregation_rules:
         reasons.append(
@@ -255,17 +274,35 @@ def _storage(own: Policy, compiled: Policy, reasons: list[str]) -> None:
         )
 
 
-def decide(site: Site, own: Policy, compiled: Policy, run: RunFacts) -> Admission:
-    """Compare the compiled policy and the run with the site's own policy; every reason to
-    refuse, in a fixed order (policy id, image and rounds, DP, destinations, aggregation,
-    storage)."""
-    reasons: list[str] = []
+def _identity(site: Site, own: Policy, compiled: Policy, reasons: list[str]) -> None:
     if own.id != site.policy:
         reasons.append(
             f"the site's own policy is {own.id!r}, but its site spec names policy {site.policy!r}"
         )
     if compiled.id != own.id:
         reasons.append(f"the pipeline carries policy {compiled.id!r}, the site's own is {own.id!r}")
+
+
+def policy_refusals(site: Site, own: Policy, compiled: Policy) -> tuple[str, ...]:
+    """The reasons `decide` gives from the two policies alone, whatever the run (policy id,
+    DP limits, destination rules, quorum, storage): a site whose own copy gives any refuses
+    every run compiled from `compiled` (`fedpipe doctor` asks this before any run)."""
+    reasons: list[str] = []
+    neutral = RunFacts(run_id="", rounds=0, image="", rule="")
+    _identity(site, own, compiled, reasons)
+    _dp(own, compiled, neutral, reasons)
+    _destinations(own, compiled, neutral, reasons)
+    _quorum(own, compiled, reasons)
+    _storage(own, compiled, reasons)
+    return tuple(reasons)
+
+
+def decide(site: Site, own: Policy, compiled: Policy, run: RunFacts) -> Admission:
+    """Compare the compiled policy and the run with the site's own policy; every reason to
+    refuse, in a fixed order (policy id, image and rounds, DP, destinations, aggregation,
+    storage)."""
+    reasons: list[str] = []
+    _identity(site, own, compiled, reasons)
     _run_limits(own, run, reasons)
     _dp(own, compiled, run, reasons)
     _destinations(own, compiled, run, reasons)

@@ -16,8 +16,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from components.audit.events import EventLog, admission_key, site_log, store_admission
 from components.audit.store import S3Store
 from components.common.create_only import sse_for_policy
@@ -26,7 +24,7 @@ from components.common.site_task import SiteTask
 from components.datasets.io import ClientFactory, site_client_factory
 from components.domain.canonical import policy_digest, sha256_hex
 from components.domain.models import Policy, Site
-from components.validate.admission import REFUSE, Admission, RunFacts, decide
+from components.validate.admission import REFUSE, Admission, RunFacts, decide, parse_own_policy
 from components.validate.running_image import ObservedImage, observe
 
 OWN_POLICY_KEY = "admission/policy.json"
@@ -68,18 +66,6 @@ def own_policy_text(site: Site, client: Any) -> tuple[str | None, str]:
     finally:
         response.close()
         response.release_conn()
-
-
-def parse_own_policy(text: str, where: str) -> Policy:
-    """A Policy from JSON or YAML text; ValueError naming `where`."""
-    try:
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = yaml.safe_load(text)
-        return Policy.parse_obj(value)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ValueError(f"the site's own policy at {where} is not a valid policy: {exc}") from None
 
 
 def planned_epsilon(task: SiteTask, rows: int | None, delta: float) -> float | None:

@@ -2,6 +2,7 @@
 
 Through the `kubernetes` client (kube config: --kubeconfig/--context, else the usual
 $KUBECONFIG / ~/.kube/config): the run namespace, each placement's nodes and NetworkPolicies,
+each site's own-policy ConfigMap (present, parses, as in the repository or how it differs),
 every Secret the compiled pipeline reads (keys only, values never shown); then through the KFP
 API: that it answers and that the pipeline version of --package is uploaded. Exit codes: 0
 every check passed; 1 some failed (each names its fix); 2 usage/configuration error.
@@ -118,6 +119,13 @@ def run(args: argparse.Namespace) -> int:
             federation.all_sites.values(),
             manifests,
             args.manifests_dir,
+            {
+                sid: (
+                    federation.policy_of(sid),
+                    f"{args.policies}/{federation.policy_of(sid).id}.yaml",
+                )
+                for sid in federation.sites
+            },
         )
     except urllib3.exceptions.HTTPError as exc:
         host = api.configuration.host

@@ -2,6 +2,8 @@
 
 Per placement: nodes carry its node-selector labels, carry its taints (so other pods stay
 off) and have no taint its tolerations miss; its NetworkPolicies are present and as generated.
+Per member site: the ConfigMap holding its own copy of its policy exists, parses and matches
+the repository's policy, or the check names how it differs (`own_policy.py`).
 Per Secret the compiled pipeline reads: present, every key there and non-empty (values are
 decoded in memory only to test emptiness, never printed). Then the run namespace (Pod Security
 `restricted`), the KFP API and the compiled pipeline version on it.
@@ -224,8 +226,15 @@ def cluster_checks(
     sites: Iterable[Site],
     manifests: Manifests,
     manifests_dir: str,
+    repo_policies: Mapping[str, tuple[Any, str]] | None = None,
 ) -> list[Check]:
-    """Namespace, then per placement its nodes and NetworkPolicies, then every Secret."""
+    """Namespace, then per placement its nodes and NetworkPolicies, per member site in
+    `repo_policies` ({site id: (its policy in the repository, that file)}) its own-policy
+    ConfigMap (`pipelines.deploy.own_policy`), then every Secret."""
+    from pipelines.deploy.own_policy import check_own_policy
+
+    sites = list(sites)
+
     files = manifests.files
     (namespace,) = files["namespace.yaml"]
     ns = namespace["metadata"]["name"]
@@ -240,6 +249,15 @@ def cluster_checks(
                 lambda s=site, p=policies, f=file: check_network_policies(
                     networking, sanitize, ns, s.id, p, f
                 ),
+            )
+        )
+    by_id = {site.id: site for site in sites}
+    for site_id, (policy, policy_file) in sorted((repo_policies or {}).items()):
+        site = by_id[site_id]
+        checks.append(
+            guarded(
+                f"own policy {site_id}",
+                lambda s=site, p=policy, f=policy_file: check_own_policy(core, ns, s, p, f),
             )
         )
     for path, objects in files.items():

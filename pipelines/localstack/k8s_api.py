@@ -1,6 +1,7 @@
 """A small in-memory Kubernetes API server on 127.0.0.1, for `fedpipe doctor` tests.
 
-It answers the few read endpoints `doctor` calls (nodes, a namespace, a Secret, NetworkPolicies)
+It answers the few read endpoints `doctor` calls (nodes, a namespace, a Secret, a ConfigMap,
+NetworkPolicies)
 with objects held as the official `kubernetes.client` models: objects are loaded from plain
 dicts (manifests) through the client's own deserializer, refusing fields the models do not
 define, and answers are serialized with the client's `sanitize_for_serialization`, so the
@@ -26,6 +27,7 @@ _MODELS = {
     ("v1", "Node"): "V1Node",
     ("v1", "Namespace"): "V1Namespace",
     ("v1", "Secret"): "V1Secret",
+    ("v1", "ConfigMap"): "V1ConfigMap",
     ("networking.k8s.io/v1", "NetworkPolicy"): "V1NetworkPolicy",
 }
 
@@ -106,6 +108,7 @@ class KubeState:
     nodes: dict[str, client.V1Node] = field(default_factory=dict)
     namespaces: dict[str, client.V1Namespace] = field(default_factory=dict)
     secrets: dict[tuple[str, str], client.V1Secret] = field(default_factory=dict)
+    config_maps: dict[tuple[str, str], client.V1ConfigMap] = field(default_factory=dict)
     network_policies: dict[tuple[str, str], client.V1NetworkPolicy] = field(default_factory=dict)
 
 
@@ -141,6 +144,8 @@ class KubeApiServer:
                 self.state.namespaces[meta.name] = model
             elif klass == "V1Secret":
                 self.state.secrets[(meta.namespace, meta.name)] = model
+            elif klass == "V1ConfigMap":
+                self.state.config_maps[(meta.namespace, meta.name)] = model
             else:
                 self.state.network_policies[(meta.namespace, meta.name)] = model
         return model
@@ -225,6 +230,10 @@ class KubeApiServer:
                 if (ns, name) not in s.secrets:
                     raise KubeApiError(404, "NotFound", f'secrets "{name}" not found')
                 return s.secrets[(ns, name)]
+            case ["api", "v1", "namespaces", ns, "configmaps", name]:
+                if (ns, name) not in s.config_maps:
+                    raise KubeApiError(404, "NotFound", f'configmaps "{name}" not found')
+                return s.config_maps[(ns, name)]
             case ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies"]:
                 sel = self._selector(query)
                 items = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from components.aggregation.executor import run
+from components.audit.run_events import INITIALIZE, coordinator_task_log, initialize_body
 from components.audit.store import GcsStore, S3Store, read_chain
 from components.audit.verify import COORDINATOR, verify_run
 from components.common.config_digest import config_digest
@@ -64,6 +65,11 @@ def test_coordinator_chain_records_every_outcome_and_references_site_records(
         "sites_json": sites_json(kits),
         "policies_json": policies_json(kits),
     }
+    # the run's start, as initialize writes it (verify_run wants the chain to begin there)
+    start = initialize_body(
+        passed=["a", "b", "c"], abstained={"d": "validation failed"}, min_sites=2, version=0
+    )
+    coordinator_task_log(coordinator, run_id).append(INITIALIZE, start)
     report = run(
         **texts,
         config_digest=config_digest(**texts),
@@ -96,6 +102,7 @@ def test_coordinator_chain_records_every_outcome_and_references_site_records(
     chains[COORDINATOR] = read_chain(GcsStore(bucket), run_id, COORDINATOR, public)
     coord = chains[COORDINATOR].records
     assert [(r.kind, r.body.get("site"), r.body.get("outcome")) for r in coord] == [
+        ("initialize", None, None),
         ("verification", "a", "accepted"),
         ("verification", "b", "accepted"),
         ("verification", "c", "rejected"),
@@ -103,16 +110,16 @@ def test_coordinator_chain_records_every_outcome_and_references_site_records(
         ("aggregate", None, None),
         ("publish", None, None),
     ]
-    assert "no admission record" in coord[2].body["reason"]
-    assert coord[3].body["reason"] == "validation failed"
+    assert "no admission record" in coord[3].body["reason"]
+    assert coord[4].body["reason"] == "validation failed"
     exports = {
         name: next(r for r in c.records if r.kind == "export")
         for name, c in chains.items()
         if name != COORDINATOR
     }
-    assert exports["site/c"].hash in coord[2].refs  # the rejected update was accounted for
-    assert {e.hash for e in exports.values()} <= set(coord[4].refs)
-    assert chains[COORDINATOR].checkpoints[-1].count == 6
+    assert exports["site/c"].hash in coord[3].refs  # the rejected update was accounted for
+    assert {e.hash for e in exports.values()} <= set(coord[5].refs)
+    assert chains[COORDINATOR].checkpoints[-1].count == 7
     verdict = verify_run(chains)
     assert verdict.problems == []
 

@@ -183,3 +183,35 @@ def test_a_record_signed_by_another_key_and_a_missing_coordinator_chain():
     assert "signature does not verify" in verify_chain(chains(recs)["site/b"])[0]
     del recs["coordinator"]
     assert "no coordinator chain" in verify_run(chains(recs)).problems[-1]
+
+
+def test_the_coordinator_chain_must_start_with_initialize_and_report_the_last_publish():
+    """initialize (quorum decision, starting model) and report (its digests) are on record;
+    a chain without the start, an aggregate after a refusal and a report naming another
+    version than the last publish are caught."""
+    sites = {n: build_chain(n, site_events(n)) for n in ("site/a", "site/b")}
+    exports = [sites[n][2].hash for n in sorted(sites)]
+    start = ("initialize", {"round": 0, "decision": "accept", "summary": "v0"}, [])
+    aggregate = ("aggregate", {"round": 1, "summary": "v1"}, exports)
+    publish = ("publish", {"round": 1, "version": 1, "summary": "v1 published"}, [])
+
+    def report(version):
+        return ("report", {"round": 1, "final_version": version, "summary": "report"}, [])
+
+    def run(events):
+        return verify_run(chains({**sites, "coordinator": build_chain("coordinator", events)}))
+
+    assert run([start, aggregate, publish, report(1)]).ok
+    assert run([aggregate, publish, report(1)]).problems == [
+        "coordinator: the chain starts with record #0 (aggregate, round 1), not the run's "
+        "initialize record (its quorum decision and starting model are not on record)"
+    ]
+    refused = ("initialize", {"round": 0, "decision": "refuse", "summary": "no quorum"}, [])
+    assert run([refused, aggregate, publish]).problems == [
+        "coordinator: record #1 (aggregate, round 1) follows initialize record #0, which "
+        "refused the run"
+    ]
+    assert run([start, aggregate, publish, report(2)]).problems == [
+        "coordinator: record #3 (report, round 1) names final model v2, the last publish "
+        "before it v1"
+    ]

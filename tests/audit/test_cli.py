@@ -62,7 +62,10 @@ def write_run(fed, keys, minio, bucket, run_id: str) -> None:
         exports.append(writer.append("export", {"round": 1, "summary": "update sha256 ab12"}).hash)
         writer.checkpoint()
     coord = ChainWriter(GcsStore(bucket), run_id, "coordinator", keys[fed.coordinator.id], now)
+    coord.append("initialize", {"round": 0, "decision": "accept", "summary": "v0"})
     coord.append("aggregate", {"round": 1, "summary": "v1"}, refs=exports)
+    coord.append("publish", {"round": 1, "version": 1, "summary": "v1 published"})
+    coord.append("report", {"round": 1, "final_version": 1, "summary": "report sha256 cd34"})
     coord.checkpoint()
 
 
@@ -73,7 +76,8 @@ def test_verify_passes_on_a_clean_run_and_fails_on_a_removed_site_record(federat
     args = ["--sites", str(folder / "sites"), "--policies", str(folder / "policies")]
     assert main(["audit", "verify", run_id, *args]) == 0
     out = capsys.readouterr().out
-    assert "records per chain: coordinator 1, site/clinic-boston 2" in out
+    assert "records per chain: coordinator 4, site/clinic-boston 2" in out
+    assert "report sha256 cd34" in out
     assert "site/hospital-berlin" in out and "accepted the run" in out
     assert out.rstrip().endswith("verified: every chain, checkpoint and cross-reference")
 

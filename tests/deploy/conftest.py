@@ -70,6 +70,18 @@ def node(name: str, site: str) -> dict:
     }
 
 
+def own_policy_config_map(site: str, policy: str, text: str | None = None) -> dict:
+    """`kubectl -n fedpipe create configmap <site>-own-policy
+    --from-file=policy.json=policies/<policy>.yaml` (or `text` as the policy)."""
+    body = text if text is not None else (REPO / "policies" / f"{policy}.yaml").read_text()
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{site}-own-policy", "namespace": "fedpipe"},
+        "data": {"policy.json": body},
+    }
+
+
 @pytest.fixture()
 def cluster(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: Path, manifests: Manifests
@@ -90,6 +102,9 @@ def cluster(
                 obj = {**obj, "stringData": filled}
             if obj["kind"] in ("Namespace", "Secret", "NetworkPolicy"):
                 kube.add(obj)
+        fed = load_federation(REPO / "sites", REPO / "policies")
+        for site in fed.sites.values():  # each site's operator: its own copy of its policy
+            kube.add(own_policy_config_map(site.id, fed.policy_of(site.id).id))
         assert main(["upload", "--host", kfp.url, "--package", str(package)]) == 0
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from pipelines.cli import main
 from pipelines.deploy.manifests import Manifests
+from tests.support.paths import REPO
 
-from .conftest import FakeCluster
+from .conftest import FakeCluster, own_policy_config_map
+
+SITES = ("clinic-boston", "hospital-berlin", "hospital-paris")
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +28,9 @@ def secret_names(manifests: Manifests) -> list[str]:
 def test_all_checks_pass_on_a_matching_cluster(cluster: FakeCluster, manifests: Manifests, capsys):
     code, lines = run_doctor(cluster, capsys)
     assert code == 0, "\n".join(lines)
-    # namespace, nodes and policies of 4 placements, each Secret, KFP API, version
-    total = 1 + 2 * 4 + len(secret_names(manifests)) + 2
+    # namespace, nodes and policies of 4 placements, 3 own policies, each Secret, KFP API,
+    # version
+    total = 1 + 2 * 4 + 3 + len(secret_names(manifests)) + 2
     assert lines[-1] == f"{total} of {total} checks passed"
     assert all(line.startswith("ok    ") for line in lines[:-1])
     assert (
@@ -37,6 +42,10 @@ def test_all_checks_pass_on_a_matching_cluster(cluster: FakeCluster, manifests: 
         "signing-key present" in lines
     )
     assert "ok    network policies coordinator: 4 present as generated" in lines
+    assert (
+        "ok    own policy hospital-berlin: ConfigMap fedpipe/hospital-berlin-own-policy matches "
+        f"{REPO}/policies/eu-health.yaml (policy eu-health)" in lines
+    )
     assert any(
         line.startswith("ok    pipeline version federated-training sha256-") for line in lines
     )
@@ -46,6 +55,7 @@ def test_all_checks_pass_on_a_matching_cluster(cluster: FakeCluster, manifests: 
         "/api/v1/namespaces/fedpipe",
         "/apis/networking.k8s.io/v1/namespaces/fedpipe/networkpolicies",
         *(f"/api/v1/namespaces/fedpipe/secrets/{s}" for s in secret_names(manifests)),
+        *(f"/api/v1/namespaces/fedpipe/configmaps/{s}-own-policy" for s in SITES),
     }  # fmt: skip
     selectors = {
         r.query.get("labelSelector") for r in cluster.kube.requests if r.path == "/api/v1/nodes"
@@ -56,7 +66,7 @@ def test_all_checks_pass_on_a_matching_cluster(cluster: FakeCluster, manifests: 
 def test_a_missing_node_label_fails_with_the_fix(
     cluster: FakeCluster, manifests: Manifests, capsys
 ):
-    total = 1 + 2 * 4 + len(secret_names(manifests)) + 2
+    total = 1 + 2 * 4 + 3 + len(secret_names(manifests)) + 2
     node = cluster.kube.state.nodes["hospital-paris-node-1"]
     del node.metadata.labels["fedpipe.dev/site"]
     code, lines = run_doctor(cluster, capsys)
@@ -156,3 +166,43 @@ def test_a_wrong_token_is_refused_by_the_stand_in(cluster: FakeCluster, capsys):
     assert (
         "FAIL  namespace fedpipe: cannot read it: 401 Unauthorized; fix: check your access" in lines
     )
+
+
+def test_own_policy_config_maps_missing_unparsable_stricter_or_looser(cluster, capsys):
+    """The ConfigMap each site's validate admits runs against: missing and unparsable fail
+    with the fix; a stricter copy fails naming each difference and the refusal it causes; a
+    looser one passes, naming how it differs."""
+    policy = yaml.safe_load((REPO / "policies" / "eu-health.yaml").read_text())
+    strict = {**policy, "dp": {**policy["dp"], "epsilon_per_round": 1.0}}
+    loose = {**policy, "dp": {**policy["dp"], "lifetime_epsilon": 80.0}}
+    del cluster.kube.state.config_maps[("fedpipe", "clinic-boston-own-policy")]
+    for site, text in (
+        ("hospital-berlin", yaml.safe_dump(strict)),
+        ("hospital-paris", "dp: [not, a, policy"),
+    ):
+        cluster.kube.add(own_policy_config_map(site, "eu-health", text))
+    code, lines = run_doctor(cluster, capsys)
+    assert code == 1
+    own = {line.split(":", 1)[0]: line for line in lines if " own policy " in line}
+    assert own["FAIL  own policy clinic-boston"].startswith(
+        "FAIL  own policy clinic-boston: ConfigMap fedpipe/clinic-boston-own-policy missing (the "
+        "site admits no run); fix: the site's operator: kubectl -n fedpipe create configmap "
+        "clinic-boston-own-policy --from-file=policy.json=<the site's own copy of "
+    )
+    assert own["FAIL  own policy hospital-berlin"].startswith(
+        "FAIL  own policy hospital-berlin: ConfigMap fedpipe/hospital-berlin-own-policy differs "
+        f"from {REPO}/policies/eu-health.yaml: dp.epsilon_per_round: repository 3.0, cluster "
+        "1.0; the site refuses every run compiled from the repository: dp.epsilon_per_round: "
+        "the pipeline allows 3, the site's own policy 1; fix: align them"
+    )
+    assert own["FAIL  own policy hospital-paris"].startswith(
+        "FAIL  own policy hospital-paris: the site's own policy at ConfigMap "
+        "fedpipe/hospital-paris-own-policy key policy.json is not a valid policy:"
+    )
+    cluster.kube.add(own_policy_config_map("hospital-berlin", "eu-health", yaml.safe_dump(loose)))
+    code, lines = run_doctor(cluster, capsys)
+    assert (
+        "ok    own policy hospital-berlin: ConfigMap fedpipe/hospital-berlin-own-policy differs "
+        f"from {REPO}/policies/eu-health.yaml (dp.lifetime_epsilon: repository 50.0, cluster "
+        "80.0) but admits what it allows"
+    ) in lines

@@ -217,7 +217,15 @@ def test_audit_chains_verify_and_the_coordinator_references_the_site_records(
         assert chains[f"site/{site}"].checkpoints, site  # one per evaluated round
     coord = chains[COORDINATOR].records
     per_round = ["verification"] * len(SITES) + ["aggregate", "publish"]
-    assert [r.kind for r in coord] == per_round * 2
+    assert [r.kind for r in coord] == ["initialize", *per_round * 2, "report"]
+    start, report = coord[0], coord[-1]
+    assert start.body["decision"] == "accept" and start.body["taking_part"] == sorted(SITES)
+    assert start.body["version"] == 0 and len(start.body["model_sha256"]) == 64
+    assert report.body["final_version"] == 2 and set(report.body["sha256"]) == {
+        "html",
+        "markdown",
+        "summary.json",
+    }
     for rnd in (1, 2):
         (aggregate,) = [r for r in coord if r.kind == "aggregate" and r.body["round"] == rnd]
         for site in SITES:

@@ -187,3 +187,49 @@ def test_initialize_stops_the_run_when_the_quorum_cannot_hold(coordinator, tmp_p
     assert not (tmp_path / "gm").exists()  # no model: no train can start
     meta = run(**kwargs, global_model=str(tmp_path / "gm1"), min_sites=1)
     assert meta["version"] == 0
+
+
+def test_the_quorum_decision_and_the_starting_model_are_signed_into_the_coordinators_chain(
+    coordinator, tmp_path, monkeypatch
+):
+    """A coordinator with a signing key: a refused quorum is on record before the error,
+    then an accepted run with the sites taking part and v0's sha256; the chain verifies."""
+    from components.audit.store import GcsStore, read_chain
+    from components.audit.verify import run_story, verify_chain
+    from components.common.manifest import generate_keypair
+    from components.domain.canonical import sha256_hex
+
+    site, bucket = coordinator
+    private, public = generate_keypair()
+    site = site.copy(update={"signing": {"public_key": public}})
+    site = type(site).parse_raw(canonical_json(site))
+    monkeypatch.setenv("FEDPIPE_SIGNING_KEY__COORDINATOR", private)
+    why = "site b abstains: privacy budget: exhausted"
+    validations = {"a": _summary(tmp_path / "va", True), "b": _summary(tmp_path / "vb", False, why)}
+    kwargs = dict(
+        coordinator_json=canonical_json(site),
+        contract_json=contract_json("digits"),
+        config_digest=config_digest(
+            coordinator_json=canonical_json(site), contract_json=contract_json("digits")
+        ),
+        run_id="run-audit",
+        kfp_job_id="job-a",
+        model_name="logreg",
+        dataset="digits",
+        seed=0,
+        resume=False,
+        validations=validations,
+    )
+    with pytest.raises(RunQuorumError):
+        run(**kwargs, global_model=str(tmp_path / "gm0"), min_sites=2)
+    run(**kwargs, global_model=str(tmp_path / "gm"), min_sites=1)
+    model = read_global_model(tmp_path / "gm")
+    chain = read_chain(GcsStore(bucket), "run-audit", "coordinator", public)
+    assert verify_chain(chain) == [] and run_story(chain) == []
+    refused, accepted = chain.records
+    assert (refused.kind, refused.body["decision"]) == ("initialize", "refuse")
+    assert refused.body["model_sha256"] is None and "quorum cannot hold" in refused.body["reason"]
+    assert accepted.body["decision"] == "accept"
+    assert accepted.body["taking_part"] == ["a"] and accepted.body["abstained"] == {"b": why}
+    assert accepted.body["version"] == 0 and accepted.body["min_sites"] == 1
+    assert accepted.body["model_sha256"] == sha256_hex(dump_tensors(model.tensors))

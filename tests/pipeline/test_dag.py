@@ -107,18 +107,18 @@ def test_every_site_executor_carries_its_node_selector(compiled):
             assert placement == FED.coordinator.id
 
 
-def test_caching_off_for_side_effects_only(compiled):
+def test_caching_off_for_every_task_since_each_has_side_effects(compiled):
     _, spec, _ = compiled
     for name, task in _tasks(spec).items():
-        stage = name.split("-")[0]
-        enabled = task.get("cachingOptions", {}).get("enableCache", False)
-        assert enabled == (stage == "report"), name  # evaluate appends to the audit chain
+        # evaluate, initialize and report append to an audit chain, the others write too
+        assert not task.get("cachingOptions", {}).get("enableCache", False), name
 
 
 def test_signing_keys_go_to_the_tasks_that_sign_and_aggregate_reads_every_site(compiled):
     """Every site task signs its audit records (export also the update) with its own site's
-    key; aggregate signs the coordinator's chain with the coordinator's key; initialize and
-    report sign nothing; no task gets another site's signing key."""
+    key; initialize, aggregate and report sign the coordinator's chain with the coordinator's
+    key (and get no other Secret but aggregate's read keys); no task gets another site's
+    signing key."""
     _, spec, executors = compiled
     for name in _tasks(spec):
         config = executors[_executor_of(spec, name)]
@@ -128,10 +128,10 @@ def test_signing_keys_go_to_the_tasks_that_sign_and_aggregate_reads_every_site(c
             for m in s["keyToEnv"]
             if m["secretKey"] == "signing-key"
         ]
-        if name in ("initialize", "report"):
-            assert signing == [], name
-        elif name.startswith("aggregate-"):
+        if name in ("initialize", "report") or name.startswith("aggregate-"):
             assert signing == [("coordinator-object-store", "FEDPIPE_SIGNING_KEY__COORDINATOR")]
+            if not name.startswith("aggregate-"):
+                assert len(config["secretAsEnv"]) == 1, name
         else:
             site = next(s for s in SITES if f"-{s}" in name)
             suffix = site.upper().replace("-", "_")

@@ -223,3 +223,16 @@ def test_a_running_image_allowed_but_not_the_one_the_pipeline_names_is_refused()
 
 def test_without_an_allowlist_the_running_image_is_not_required():
     assert decide(SITE, policy(), policy(), facts(running_image=None)).accepted
+
+
+def test_policy_refusals_are_the_run_independent_reasons():
+    """What `fedpipe doctor` asks before any run: the own copy refuses every run compiled from
+    the repository's policy when it is stricter; run settings (rule, rounds, image) play no
+    part."""
+    from components.validate.admission import policy_refusals
+
+    own = policy(dp__epsilon_per_round=1.0, admission__max_rounds=1)
+    assert policy_refusals(SITE, own, policy()) == (
+        "dp.epsilon_per_round: the pipeline allows 3, the site's own policy 1",
+    )
+    assert policy_refusals(SITE, policy(), policy(dp__epsilon_per_round=1.0)) == ()
