@@ -142,3 +142,39 @@ def residual_plot(final: Mapping[str, Any]) -> str | None:
     ax.set_ylabel("holdout rows (revealed)")
     ax.set_title("Residuals of the final global model")
     return _to_data_uri(fig)
+
+
+def membership_plot(summary: Mapping[str, Any]) -> str | None:
+    """Membership-inference advantage per round per site (solid) beside the bound its (ε, δ)
+    allowed that round (dashed, same colour); a point above its bound is ringed in red.
+    None when no site reported an audit."""
+    rounds = list(summary.get("rounds") or [])
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = False
+    for i, site in enumerate(summary.get("sites") or []):
+        color = colors[i % len(colors)]
+        audited = [r for r in rounds if site in (r.get("membership") or {})]
+        points = [(int(r["round"]), r["membership"][site]) for r in audited]
+        adv = [(x, m["advantage"]) for x, m in points if m.get("advantage") is not None]
+        bound = [(x, m["bound"]) for x, m in points if m.get("bound") is not None]
+        if adv:
+            ax.plot(*zip(*adv, strict=True), "o-", color=color, label=f"{site} advantage")
+            drawn = True
+        if bound:
+            ax.plot(*zip(*bound, strict=True), "--", color=color, alpha=0.8, label=f"{site} bound")
+        above = [(x, m["advantage"]) for x, m in points if m.get("above_bound")]
+        if above:
+            ax.plot(*zip(*above, strict=True), "o", markersize=11, markerfacecolor="none",
+                    markeredgecolor="red", markeredgewidth=2)  # fmt: skip
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("round")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("advantage (max TPR − FPR)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Membership inference: advantage vs (e^ε − 1 + 2δ)/(e^ε + 1)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    return _to_data_uri(fig)

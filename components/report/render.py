@@ -177,6 +177,7 @@ def epsilon_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
 
 MEMBERSHIP_HEADER = [
     "site",
+    "round",
     "loss-threshold AUC",
     "loss-threshold advantage",
     "logistic AUC",
@@ -186,20 +187,28 @@ MEMBERSHIP_HEADER = [
     "above the bound",
 ]
 MEMBERSHIP_NOTE = (
-    "Membership-inference audit of the final global model at each site: attacks guess "
+    "Membership-inference audit of each round's global model at each site: attacks guess "
     "whether a row was in the site's training data from the model's loss on it (training rows "
     "vs holdout rows). Only AUC and advantage (max TPR − FPR) leave the site. Any (ε, δ)-DP "
-    "training bounds the advantage by (e^ε − 1 + 2δ)/(e^ε + 1); a site above it is flagged."
+    "training bounds the advantage by (e^ε − 1 + 2δ)/(e^ε + 1), with the ε the site had spent "
+    "in this run by that round; a site and round above it is flagged."
 )
 
 
 def membership_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """One row per site and round that reported a membership-inference audit."""
+    found = [
+        (site, int(r["round"]), m)
+        for r in summary.get("rounds") or []
+        for site, m in (r.get("membership") or {}).items()
+    ]
     rows = []
-    for site, m in sorted(((summary.get("final") or {}).get("membership") or {}).items()):
+    for site, rnd, m in sorted(found, key=lambda x: (x[0], x[1])):
         eps = m.get("epsilon")
         rows.append(
             [
                 site,
+                str(rnd),
                 _fmt(m["loss_threshold"]["auc"], 3),
                 _fmt(m["loss_threshold"]["advantage"], 3),
                 _fmt(m["logistic"]["auc"], 3),
@@ -210,6 +219,18 @@ def membership_rows(summary: Mapping[str, Any]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def membership_flags(summary: Mapping[str, Any]) -> str:
+    """The sites and rounds above their bound, in one sentence."""
+    above = summary.get("membership_above_bound") or []
+    if not above:
+        return "No site and round above its bound."
+    return "Above the bound: " + "; ".join(
+        f"{a['site']} round {a['round']} (advantage {_fmt(a['advantage'], 3)} above "
+        f"{_fmt(a['bound'], 4)})"
+        for a in above
+    )
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
@@ -296,8 +317,12 @@ def render_html(summary: Mapping[str, Any]) -> str:
         parts.append(_confusion_html(final))
     membership = membership_rows(summary)
     if membership:
-        parts.append("<h2>Membership-inference audit (final global model)</h2>")
+        parts.append("<h2>Membership-inference audit per round</h2>")
         parts.append(f"<p>{html_text(MEMBERSHIP_NOTE)}</p>")
+        uri = plots.membership_plot(summary)
+        if uri:
+            parts.append(f"<img alt='membership advantage per round' src='{uri}'>")
+        parts.append(f"<p><strong>{html_text(membership_flags(summary))}</strong></p>")
         parts.append(_html_table(MEMBERSHIP_HEADER, membership))
     baseline = summary.get("baseline")
     if baseline:
@@ -337,6 +362,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         parts += [markdown_text(CONFUSION_NOTE), ""]
     membership = membership_rows(summary)
     if membership:
-        parts += ["## Membership-inference audit (final global model)", ""]
-        parts += [markdown_text(MEMBERSHIP_NOTE), "", _md_table(MEMBERSHIP_HEADER, membership), ""]
+        parts += ["## Membership-inference audit per round", ""]
+        parts += [markdown_text(MEMBERSHIP_NOTE), "", markdown_text(membership_flags(summary))]
+        parts += ["", _md_table(MEMBERSHIP_HEADER, membership), ""]
     return "\n".join(parts)

@@ -189,6 +189,7 @@ def build_summary(
                 "abstained": dict(sorted((rep.get("abstained") or {}).items())),
                 "rejected": dict(sorted((rep.get("rejected") or {}).items())),
                 "flagged": dict(sorted(((rep.get("anomaly") or {}).get("flagged") or {}).items())),
+                "membership": membership_table(evs),
                 "global": {
                     "accuracy": weighted_mean(weights),
                     "loss": weighted_mean(loss_weights),
@@ -239,9 +240,22 @@ def build_summary(
             for site, v in sorted((validations or {}).items())
         },
         "final": final,
+        "membership_above_bound": membership_above_bound(rounds_out),
         "baseline": dict(baseline) if baseline else None,
     }
     return summary
+
+
+def membership_above_bound(rounds_out: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every (site, round) whose membership-inference advantage is above the bound its
+    (ε, δ) allowed at that round, by site then round."""
+    found = [
+        {"site": site, "round": r["round"], "advantage": m["advantage"], "bound": m["bound"]}
+        for r in rounds_out
+        for site, m in (r.get("membership") or {}).items()
+        if m["above_bound"]
+    ]
+    return sorted(found, key=lambda x: (x["site"], x["round"]))
 
 
 def _final(
@@ -309,7 +323,7 @@ def sum_histograms(evaluations: Iterable[Mapping[str, Any]]) -> dict[str, Any] |
 
 
 def membership_table(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{site: its membership-inference audit of the final global model} (what the site's
+    """{site: its membership-inference audit of one round's global model} (what the site's
     evaluate reported: both attacks' AUC and advantage, the bound its (ε, δ) allows, whether
     the larger advantage is above it); sites that did not report one are left out."""
     out: dict[str, dict[str, Any]] = {}

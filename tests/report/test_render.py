@@ -132,27 +132,53 @@ def test_html_escapes_everything_from_sites() -> None:
     assert "run-&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
-def test_membership_table_beside_the_bound_flags_a_site_above_it() -> None:
+def _audit(advantage: float, bound: float, eps: float) -> dict:
+    return {
+        "loss_threshold": {"auc": 0.81, "advantage": advantage},
+        "logistic": {"auc": 0.8, "advantage": advantage - 0.05},
+        "bound": bound,
+        "epsilon": eps,
+        "delta": 1e-5,
+        "above_bound": advantage > bound,
+        "non_members": 30,
+        "disclosure": "exact",
+    }
+
+
+def test_membership_audit_of_every_round_per_site_flags_each_site_and_round_above_its_bound():
+    """Round 1 below its bound, round 2 above (the bound grows with ε, the advantage more)."""
     evs = evaluations()
+    audits = {1: _audit(0.1, 0.2, 0.4), 2: _audit(0.5, 0.3, 0.6)}
     for ev in evs:
-        if ev["round"] == 2 and ev["site_id"] == "hospital-berlin":
-            ev["membership"] = {
-                "loss_threshold": {"auc": 0.81, "advantage": 0.5},
-                "logistic": {"auc": 0.8, "advantage": 0.45},
-                "bound": 0.3,
-                "epsilon": 0.6,
-                "delta": 1e-5,
-                "above_bound": True,
-                "non_members": 30,
-                "disclosure": "exact",
-            }
+        if ev["site_id"] == "hospital-berlin":
+            ev["membership"] = audits[ev["round"]]
     summary = build_summary(round_reports(), evs)
     md = render_markdown(summary)
-    assert "## Membership-inference audit (final global model)" in md
+    assert "## Membership-inference audit per round" in md
     assert (
-        "| hospital-berlin | 0.810 | 0.500 | 0.800 | 0.450 | 0.3000 | 0.600 (exact) | ABOVE |" in md
+        "| hospital-berlin | 1 | 0.810 | 0.100 | 0.800 | 0.050 | 0.2000 | 0.400 (exact) | no |"
+        in md
     )
-    assert "Membership-inference audit" in render_html(summary)
+    assert (
+        "| hospital-berlin | 2 | 0.810 | 0.500 | 0.800 | 0.450 | 0.3000 | 0.600 (exact) | ABOVE |"
+        in md
+    )
+    assert "Above the bound: hospital-berlin round 2 (advantage 0.500 above 0.3000)" in md
+    page = render_html(summary)
+    assert "Membership-inference audit per round" in page
+    assert "<img alt='membership advantage per round' src='data:image/png;base64," in page
     assert "Membership-inference audit" not in render_markdown(
         build_summary(round_reports(), evaluations())
     )
+
+
+def test_the_membership_plot_draws_advantage_and_bound_per_round() -> None:
+    from components.report import plots
+
+    evs = evaluations()
+    for ev in evs:
+        if ev["site_id"] == "clinic-boston":
+            ev["membership"] = _audit(0.1 * ev["round"], 0.3, 1.0)
+    uri = plots.membership_plot(build_summary(round_reports(), evs))
+    assert uri is not None and uri.startswith("data:image/png;base64,")
+    assert plots.membership_plot(build_summary(round_reports(), evaluations())) is None

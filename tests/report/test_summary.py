@@ -167,3 +167,24 @@ def test_final_membership_audit_per_site_and_the_sites_above_their_bound() -> No
     metrics = kfp_metrics(summary)
     assert metrics["membership_advantage_loss_threshold_hospital-berlin"] == 0.4
     assert metrics["membership_bound_clinic-boston"] == 0.9
+
+
+def test_every_rounds_membership_audit_per_site_and_each_site_and_round_above_its_bound():
+    evs = evaluations()
+    audits = {
+        (1, "clinic-boston"): _membership(0.5, 0.4, True, 0.8),
+        (2, "clinic-boston"): _membership(0.3, 0.6, False, 1.6),
+        (2, "hospital-paris"): _membership(0.7, 0.65, True, 1.6),
+    }
+    for ev in evs:
+        ev["membership"] = audits.get((ev["round"], ev["site_id"]))
+    summary = build_summary(round_reports(), evs)
+    first, second = summary["rounds"]
+    assert sorted(first["membership"]) == ["clinic-boston"]
+    assert first["membership"]["clinic-boston"]["bound"] == 0.4
+    assert sorted(second["membership"]) == ["clinic-boston", "hospital-paris"]
+    assert summary["membership_above_bound"] == [
+        {"site": "clinic-boston", "round": 1, "advantage": 0.5, "bound": 0.4},
+        {"site": "hospital-paris", "round": 2, "advantage": 0.7, "bound": 0.65},
+    ]
+    assert summary["final"]["membership_above_bound"] == ["hospital-paris"]  # round 2 only
