@@ -1,7 +1,7 @@
 """Verify audit chains: signatures, order, links, checkpoints and cross-references (pure).
 
-`run_story` reports a coordinator chain that does not start with the run's `initialize`
-record, an aggregate after an initialize that refused the run, and a `report` whose final
+`run_story` reports a coordinator chain without the run's `initialize` record, an aggregate
+before it or after an initialize that refused the run, and a `report` whose final
 version is not the last one published. `verify_chain` reports, per chain, an altered record (its signature no longer verifies), a
 removed or reordered record (a `seq` out of place or a `prev` that is not the hash of the
 record before), and a truncated or rewritten chain (a signed checkpoint states more records,
@@ -112,27 +112,29 @@ def cross_check(
 
 
 def run_story(coordinator: Chain) -> list[str]:
-    """Problems in the coordinator's account of the run: it starts with `initialize` (the
-    quorum decision and the starting model's sha256), no `aggregate` follows an initialize
-    that refused the run, and a `report` names the version the last `publish` before it
-    published."""
+    """Problems in the coordinator's account of the run: it holds an `initialize` record (the
+    quorum decision and the starting model's sha256) before any `aggregate`, no aggregate
+    follows an initialize that refused the run, and a `report` names the version the last
+    `publish` before it published."""
     records = list(coordinator.records)
     if not records:
         return []
     name = coordinator.name
     problems: list[str] = []
-    if records[0].kind != "initialize":
+    if not any(r.kind == "initialize" for r in records):
         problems.append(
-            f"{name}: the chain starts with {_label(records[0])}, not the run's initialize "
-            f"record (its quorum decision and starting model are not on record)"
+            f"{name}: no initialize record (the run's quorum decision and starting model are "
+            f"not on record)"
         )
     started: Record | None = None
     published: int | None = None
     for rec in records:
         if rec.kind == "initialize":
             started = rec
-        elif rec.kind == "aggregate" and started is not None:
-            if started.body.get("decision") == "refuse":
+        elif rec.kind == "aggregate":
+            if started is None:
+                problems.append(f"{name}: {_label(rec)} comes before any initialize record")
+            elif started.body.get("decision") == "refuse":
                 problems.append(
                     f"{name}: {_label(rec)} follows initialize record #{started.seq}, which "
                     f"refused the run"

@@ -203,8 +203,12 @@ def test_the_coordinator_chain_must_start_with_initialize_and_report_the_last_pu
 
     assert run([start, aggregate, publish, report(1)]).ok
     assert run([aggregate, publish, report(1)]).problems == [
-        "coordinator: the chain starts with record #0 (aggregate, round 1), not the run's "
-        "initialize record (its quorum decision and starting model are not on record)"
+        "coordinator: no initialize record (the run's quorum decision and starting model are "
+        "not on record)",
+        "coordinator: record #0 (aggregate, round 1) comes before any initialize record",
+    ]
+    assert run([aggregate, start, publish, report(1)]).problems == [
+        "coordinator: record #0 (aggregate, round 1) comes before any initialize record",
     ]
     refused = ("initialize", {"round": 0, "decision": "refuse", "summary": "no quorum"}, [])
     assert run([refused, aggregate, publish]).problems == [

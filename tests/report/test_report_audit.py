@@ -66,4 +66,4 @@ def test_the_report_digests_are_signed_into_the_coordinators_chain(gcs, tmp_path
         "summary.json": sha256_hex((out / "summary" / "summary.json").read_bytes()),
     }
     # on its own the report is not a run's account: initialize and the publish are missing
-    assert run_story(chain)[0].startswith("coordinator: the chain starts with record #0 (report")
+    assert run_story(chain)[0].startswith("coordinator: no initialize record")
