@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "draft a data contract from a sample file (prints YAML, writes nothing)",
     ),
     "audit": ("pipelines.commands.audit", "verify or show a run's tamper-evident audit chains"),
+    "he-setup": (
+        "pipelines.commands.he_setup",
+        "make the CKKS context for aggregation.protection he (secret key for the sites only)",
+    ),
 }
 
 

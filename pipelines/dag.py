@@ -35,8 +35,9 @@ from components.common.config_digest import config_digest
 from components.domain.canonical import canonical_dumps, canonical_json, policy_digest, sha256_hex
 from components.domain.federation import Federation
 from components.domain.models import Site
+from components.domain.protection import PROTECTION_HE, federation_protection
 from components.evaluate.component import evaluate
-from components.export.component import export
+from components.export.component import export, export_encrypted
 from components.initialize import component as initialize_component
 from components.report import component as report_component
 from components.scaling import component as scaling_component
@@ -231,6 +232,12 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
     aggregate = aggregate_component.build(site_ids)
     initialize = initialize_component.build(site_ids)
     report = report_component.build(site_ids, rounds)
+    # aggregation.protection he: export publishes a ciphertext (class masked_update), the
+    # coordinator adds ciphertexts, train/export/evaluate decrypt the global model at the site
+    protection = federation_protection(
+        {p.id: p.aggregation.protection for p in federation.governing.values()}
+    )
+    exporter = export_encrypted if protection == PROTECTION_HE else export
 
     def federated_training(
         run_id: str,
@@ -334,7 +341,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                     **site_inputs(site.id, r),
                 )
                 _no_cache(place_site_task(trained, site, signing=True))
-                exported = named(export, task_name("export", site.id, r))(
+                exported = named(exporter, task_name("export", site.id, r))(
                     local_model=trained.outputs["local_model"],
                     global_model=model,
                     **site_inputs(site.id, r),

@@ -20,7 +20,9 @@ from components.aggregation.verify import (
     UpdateRejected,
     VerifiedUpdate,
     check_ref,
+    encrypted_size_limit,
     residency_rule,
+    verify_encrypted_update,
     verify_update,
 )
 from components.audit.events import AdmissionMissing, admission_key, check_admission, site_chain
@@ -74,6 +76,8 @@ def _one(
     global_version: int,
     client_for: Callable[[Site], Minio],
     rule: str | None = None,
+    protection: str = "none",
+    context_id: str | None = None,
 ) -> tuple[str, str] | tuple[VerifiedUpdate, str, list[str]]:
     """("abstained", reason) or (the verified update, the residency rule, the hashes of the
     site's audit records it rests on); else UpdateRejected."""
@@ -90,11 +94,16 @@ def _one(
         raise UpdateRejected(
             site_id, f"policy {policy.id!r} given, but the site spec names policy {site.policy!r}"
         )
-    if policy.aggregation.protection != "none":
+    asked = policy.aggregation.protection
+    if asked != protection or protection not in ("none", "he"):
+        why = (
+            "so its update may not be read alone"
+            if protection == "none" or asked == protection
+            else f"but this round aggregates under {protection}: set it to {protection}"
+        )
         raise UpdateRejected(
             site_id,
-            f"protection: policy {policy.id} asks aggregation.protection "
-            f"{policy.aggregation.protection}, so its update may not be read alone; not read",
+            f"protection: policy {policy.id} asks aggregation.protection {asked}, {why}; not read",
         )
     residency = residency_rule(site, policy, coordinator)
     bucket = site.object_store.bucket
@@ -104,21 +113,11 @@ def _one(
         client = client_for(site)
     except MissingSecretError as exc:
         raise UpdateRejected(site_id, f"cannot read the site's bucket: {exc}") from exc
-    raw = fetch_update(client, site_id=site_id, bucket=bucket, key=key, max_bytes=max_bytes)
-    verified = verify_update(
-        site_id=site_id,
-        npz_bytes=raw.npz_bytes,
-        manifest_bytes=raw.manifest_bytes,
-        public_key_pem=site.signing.public_key if site.signing else "",
-        run_id=run_id,
-        round_index=round_index,
-        spec=spec,
-        max_bytes=max_bytes,
-        policy_digest=policy_digest(policy),
-        epsilon_per_round=policy.dp.epsilon_per_round,
-        allow_dp_off=policy.dp.allow_dp_off,
-        global_version=global_version,
-    )
+    where = (site_id, site, policy, client, bucket, key, spec)
+    if protection == "he":
+        verified = _encrypted(*where, context_id, run_id, round_index, global_version)
+    else:
+        verified = _plain(*where, max_bytes, run_id, round_index, global_version)
     digest = policy_digest(policy)
     key = admission_key(run_id, site_id, digest)
     try:
@@ -138,6 +137,74 @@ def _one(
     if export_hash is not None:
         consumed.append(export_hash)
     return verified, residency, consumed
+
+
+def _plain(
+    site_id: str,
+    site: Site,
+    policy: Policy,
+    client: Minio,
+    bucket: str,
+    key: str,
+    spec: ModelSpec,
+    max_bytes: int,
+    run_id: str,
+    round_index: int,
+    global_version: int,
+) -> VerifiedUpdate:
+    raw = fetch_update(client, site_id=site_id, bucket=bucket, key=key, max_bytes=max_bytes)
+    return verify_update(
+        site_id=site_id,
+        npz_bytes=raw.npz_bytes,
+        manifest_bytes=raw.manifest_bytes,
+        public_key_pem=site.signing.public_key if site.signing else "",
+        run_id=run_id,
+        round_index=round_index,
+        spec=spec,
+        max_bytes=max_bytes,
+        policy_digest=policy_digest(policy),
+        epsilon_per_round=policy.dp.epsilon_per_round,
+        allow_dp_off=policy.dp.allow_dp_off,
+        global_version=global_version,
+    )
+
+
+def _encrypted(
+    site_id: str,
+    site: Site,
+    policy: Policy,
+    client: Minio,
+    bucket: str,
+    key: str,
+    spec: ModelSpec,
+    context_id: str | None,
+    run_id: str,
+    round_index: int,
+    global_version: int,
+) -> VerifiedUpdate:
+    """Fetch and verify `<key>.ckks` + its manifest (protection he)."""
+    from components.he.wire import CIPHERTEXT_SUFFIX
+
+    if not context_id:
+        raise ValueError("protection he: collect_updates needs the federation's context_id")
+    limit = encrypted_size_limit(spec)
+    raw = fetch_update(
+        client, site_id=site_id, bucket=bucket, key=key, max_bytes=limit, suffix=CIPHERTEXT_SUFFIX
+    )
+    return verify_encrypted_update(
+        site_id=site_id,
+        bundle_bytes=raw.npz_bytes,
+        manifest_bytes=raw.manifest_bytes,
+        public_key_pem=site.signing.public_key if site.signing else "",
+        run_id=run_id,
+        round_index=round_index,
+        spec=spec,
+        context_id=context_id,
+        policy_digest=policy_digest(policy),
+        epsilon_per_round=policy.dp.epsilon_per_round,
+        allow_dp_off=policy.dp.allow_dp_off,
+        global_version=global_version,
+    )
 
 
 def _signed_references(
@@ -233,6 +300,8 @@ def collect_updates(
     global_version: int,
     max_workers: int = 8,
     rule: str | None = None,
+    protection: str = "none",
+    context_id: str | None = None,
 ) -> Collected:
     """Gate, fetch and verify the update of every site in `updates` ({site_id: ref folder}).
 
@@ -240,6 +309,9 @@ def collect_updates(
     rule: the rule this round applies; a site's update is refused unless the site admitted
     the run (its signed admission record: an accept, for this run, policy and rule).
     max_workers: sites fetched and verified at once (threads; results merged in site order).
+    protection: the round's update protection; "he" reads each site's `<key>.ckks` and checks
+    it against `context_id` (the coordinator's public context), a site whose policy asks
+    another protection is rejected.
     A site missing from `sites` or `policies` is a configuration error (ValueError), not a
     rejection: the pipeline was compiled from the same files.
     """
@@ -266,6 +338,8 @@ def collect_updates(
                 global_version=global_version,
                 client_for=client_for,
                 rule=rule,
+                protection=protection,
+                context_id=context_id,
             )
         except UpdateRejected as exc:
             exc.consumed = _signed_references(  # type: ignore[attr-defined]

@@ -1,6 +1,14 @@
 """`aggregate` executor: verify → anomaly screening (`screening`) → quorum → robust rule +
 server optimizer → publish → outputs.
 
+Under `aggregation.protection: he` (the sites' policies): verify each site's signed manifest
+and ciphertext header → quorum → add the ciphertexts with the public CKKS context from the
+coordinator's bucket → publish the encrypted aggregate (`aggregate.ckks`) → an encrypted
+`global_model` output (`components.he.global_model`) that only the sites decrypt. Nothing
+that needs an update's values runs then: no norm guard, no anomaly scores, no quarantine, no
+count caps (the sites cap their own weight), no robust rule, no server optimizer
+(`round_config` refuses them; `components.domain.protection.rule_conflicts`).
+
 Order matters for "nothing partial": the new version is published to GCS (create-only, then
 the `latest` pointer under a generation precondition) before the output folders are written,
 and a failed quorum or a publish conflict raises before anything is published or written.
@@ -24,17 +32,27 @@ from components.aggregation.quorum import check_quorum
 from components.aggregation.rules import AggregationError
 from components.aggregation.screening import Screening, screen
 from components.aggregation.verify import model_spec, size_limit
-from components.common.artifact_files import ROUND_FILE, write_json
+from components.common.artifact_files import MODEL_FILE, ROUND_FILE, write_json
 from components.common.config_digest import check_config
 from components.common.global_model import GlobalModel, read_global_model, write_global_model
 from components.common.object_store import coordinator_gcs_client, site_minio_client
 from components.common.tensors import Tensors, dump_tensors
 from components.domain.canonical import sha256_hex
 from components.domain.models import Aggregation, Policy, Site
+from components.domain.protection import ProtectionConflict, federation_protection, rule_conflicts
 from components.domain.run_id import effective_run_id
 
 log = logging.getLogger(__name__)
 
+# round.json `anomaly` under protection he: nothing was scored (the same keys, all empty).
+UNSCREENED_REPORT: dict[str, Any] = {
+    "centre": None,
+    "off": "aggregation.protection he: the coordinator sees no single update, so no anomaly "
+    "scores, norm guard or quarantine (robust rules are refused too)",
+    "scores": {},
+    "flagged": {},
+    "quarantined": {},
+}
 # Without a coordinator policy (tests, simulations): the policy field's default.
 DEFAULT_NORM_GUARD_FACTOR = Aggregation.__fields__["norm_guard_factor"].default
 
@@ -169,6 +187,7 @@ class RoundConfig:
     server_learning_rate: float
     optimizer_params: dict[str, Any]
     min_sites: int
+    protection: str = "none"  # the sites' policies' aggregation.protection
 
 
 def round_config(
@@ -202,6 +221,13 @@ def round_config(
         k: Policy.parse_obj(v) for k, v in _json_object(policies_json, "policies_json").items()
     }
     coordinator = Site.parse_raw(coordinator_json)
+    try:
+        protection = federation_protection({p.id: p.aggregation.protection for p in by_id.values()})
+    except ProtectionConflict as exc:
+        raise AggregationError(str(exc)) from None
+    conflicts = rule_conflicts(protection, rule, server_optimizer, server_learning_rate)
+    if conflicts:  # run parameters may differ from what the compiler checked
+        raise AggregationError("; ".join(conflicts))
     config = RoundConfig(
         coordinator=coordinator,
         sites=sites,
@@ -215,6 +241,7 @@ def round_config(
         server_learning_rate=server_learning_rate,
         optimizer_params=_json_object(optimizer_params_json, "optimizer_params_json"),
         min_sites=min_sites,
+        protection=protection,
     )
     check_settings(
         rule,
@@ -259,9 +286,20 @@ def run(
     """
     inputs = locals()
     config = round_config(**{name: inputs[name] for name in ROUND_INPUTS})
+    if config.protection == "he":
+        return _run_encrypted(
+            config, previous_model, updates, global_model, round_report, kfp_job_id
+        )
     previous = read_global_model(previous_model)
     audit_log = _coordinator_log(config)
-    collected, required, screening = _collect(config, previous, updates, audit_log)
+    collected, required, screening = _collect(
+        config,
+        model_spec(previous.tensors),
+        previous.version,
+        previous.meta.get("health") or {},
+        updates,
+        audit_log,
+    )
     new_tensors, new_state, notes = combine(
         previous,
         collected,
@@ -280,6 +318,81 @@ def run(
     if audit_log is not None:
         _audit_round(audit_log, config, collected, report, meta)
     write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
+    write_json(round_report, ROUND_FILE, report)
+    return report
+
+
+def _run_encrypted(
+    config: RoundConfig,
+    previous_model: str,
+    updates: Mapping[str, str],
+    global_model: str,
+    round_report: str,
+    kfp_job_id: str,
+) -> dict[str, Any]:
+    """One round under protection he (module doc); returns the round report."""
+    from components.he.ckks import HeError, add_encrypted
+    from components.he.global_model import (
+        EncryptedGlobal,
+        encrypted_from,
+        read_any,
+        write_encrypted,
+    )
+    from components.he.keys import coordinator_context
+    from components.he.wire import AGGREGATE_FILE, pack_bundle
+
+    previous = read_any(previous_model)
+    base = previous.base if isinstance(previous, EncryptedGlobal) else previous.tensors
+    coordinator = config.coordinator
+    bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
+    try:
+        context = coordinator_context(bucket)
+    except HeError as exc:
+        raise AggregationError(f"aggregate round {config.round_index}: {exc}") from None
+    audit_log = _coordinator_log(config)
+    health = previous.meta.get("health") or {}
+    collected, required, screening = _collect(
+        config, model_spec(base), previous.version, health, updates, audit_log, context.context_id
+    )
+    contributors = sorted(collected.verified)
+    weighting = {s: collected.verified[s].manifest.extra["he_weight"] for s in contributors}
+    if len(set(weighting.values())) > 1:
+        raise AggregationError(
+            f"round {config.round_index}: the sites weight their encrypted updates "
+            f"differently ({', '.join(f'{s}: {w}' for s, w in weighting.items())}), which "
+            "the coordinator cannot correct under he; make export.reveal_num_examples agree "
+            "in their policies. Nothing published"
+        )
+    try:
+        total = add_encrypted(
+            context.context, [collected.verified[s].ciphertext for s in contributors]
+        )
+    except HeError as exc:
+        raise AggregationError(f"round {config.round_index}: {exc}; nothing published") from None
+    bundle = pack_bundle(total, context.context_id)
+    notes = {
+        "weights": next(iter(weighting.values())),
+        "protection": (
+            f"he: the coordinator added {len(contributors)} CKKS ciphertexts with the public "
+            f"context {context.context_id} and published the encrypted aggregate; the sites "
+            "decrypt it. Not checked on the coordinator (it sees no update): norm guard, "
+            "anomaly scores and quarantine, count caps, robust rules"
+        ),
+    }
+    report = _round_report(config, previous.version + 1, collected, required, notes, screening)
+    meta = _version_meta(config, previous, report, kfp_job_id, sha256_hex(bundle))  # type: ignore[arg-type]
+    meta["health"] = health
+    encrypted = encrypted_from(
+        previous,
+        context_id=context.context_id,
+        version=report["version"],
+        bundle=bundle,
+        meta=meta,
+    )
+    _publish(config, report, encrypted.meta, bundle, None, model_file=AGGREGATE_FILE)
+    if audit_log is not None:
+        _audit_round(audit_log, config, collected, report, encrypted.meta)
+    write_encrypted(global_model, encrypted)
     write_json(round_report, ROUND_FILE, report)
     return report
 
@@ -382,12 +495,19 @@ def _audit_round(
 
 
 def _collect(
-    config: RoundConfig, previous: GlobalModel, updates: Mapping[str, str], audit_log: Any = None
+    config: RoundConfig,
+    spec: dict[str, tuple[int, ...]],
+    version: int,
+    health: Mapping[str, Any],
+    updates: Mapping[str, str],
+    audit_log: Any = None,
+    context_id: str | None = None,
 ) -> tuple[Collected, int, Screening]:
     """Verify every site's update, screen the verified ones for anomalies (quarantined sites
     move to `rejected`), then check the quorum; (collected, required, screening) or
-    QuorumError."""
-    spec = model_spec(previous.tensors)
+    QuorumError. Under protection he (`context_id`: the public context's) nothing is
+    screened: the coordinator sees no update's values."""
+    encrypted = config.protection == "he"
     collected = collect_updates(
         updates,
         sites=config.sites,
@@ -398,17 +518,22 @@ def _collect(
         spec=spec,
         max_bytes=size_limit(spec),
         client_for=site_minio_client,
-        global_version=previous.version,
+        global_version=version,
         rule=config.rule,
+        protection=config.protection,
+        context_id=context_id,
     )
-    guard_norms(config, collected)
     policy = config.coordinator_policy
-    screening = screen(
-        collected,
-        previous.meta.get("health") or {},
-        config.round_index,
-        policy.aggregation.quarantine_after if policy else None,
-    )
+    if encrypted:
+        screening = Screening(UNSCREENED_REPORT, dict(health))
+    else:
+        guard_norms(config, collected)
+        screening = screen(
+            collected,
+            health,
+            config.round_index,
+            policy.aggregation.quarantine_after if policy else None,
+        )
     for site, reason in sorted(collected.rejected.items()):
         log.warning("round %d: rejected %s: %s", config.round_index, site, reason)
     for reason in screening.report["flagged"].values():
@@ -484,6 +609,7 @@ def _publish(
     meta: dict[str, Any],
     model_bytes: bytes,
     state_bytes: bytes | None,
+    model_file: str = MODEL_FILE,
 ) -> None:
     """Publish the version (create-only, then `latest`); records its URI in report and meta."""
     coordinator, version = config.coordinator, report["version"]
@@ -496,6 +622,7 @@ def _publish(
         model_bytes=model_bytes,
         optimizer_bytes=state_bytes,
         meta=meta,
+        model_file=model_file,
     )
     report["published"] = published.uri
     meta["published"] = published.uri

@@ -52,9 +52,16 @@ def _read_limited(client: Minio, site_id: str, bucket: str, name: str, max_bytes
 
 
 def fetch_update(
-    client: Minio, *, site_id: str, bucket: str, key: str, max_bytes: int
+    client: Minio,
+    *,
+    site_id: str,
+    bucket: str,
+    key: str,
+    max_bytes: int,
+    suffix: str = TENSORS_SUFFIX,
 ) -> RawUpdate:
-    """Download `<key>.npz` (at most `max_bytes`) and `<key>.manifest.json` from `bucket`.
+    """Download `<key><suffix>` (`.npz`, or `.ckks` for an encrypted update; at most
+    `max_bytes`) and `<key>.manifest.json` from `bucket`.
 
     Raises `UpdateRejected` for a missing, oversize or unreadable object and when the store is
     unreachable (the round goes on without the site if the quorum still holds).
@@ -63,7 +70,7 @@ def fetch_update(
 
     try:
         manifest = _read_limited(client, site_id, bucket, key + MANIFEST_SUFFIX, MAX_MANIFEST_BYTES)
-        npz = _read_limited(client, site_id, bucket, key + TENSORS_SUFFIX, max_bytes)
+        npz = _read_limited(client, site_id, bucket, key + suffix, max_bytes)
     except (HTTPError, OSError) as exc:
         raise UpdateRejected(site_id, f"object store unreachable: {type(exc).__name__}") from exc
     return RawUpdate(npz, manifest)

@@ -104,6 +104,9 @@ class PublishPlan:
     expected_latest_generation: int  # 0 = no pointer yet
     writer: str
     done: Published | None = None
+    # the version's model object: model.npz, or aggregate.ckks (protection he: the encrypted
+    # aggregate, the coordinator holds no plain model)
+    model_file: str = MODEL_FILE
 
 
 def read_latest(bucket: Bucket, run_id: str, attempts: int = 3) -> LatestPointer | None:
@@ -141,15 +144,20 @@ def read_latest(bucket: Bucket, run_id: str, attempts: int = 3) -> LatestPointer
 
 
 def _identical_version(
-    bucket: Bucket, run_id: str, version: int, parent_version: int, model_sha256: str
+    bucket: Bucket,
+    run_id: str,
+    version: int,
+    parent_version: int,
+    model_sha256: str,
+    model_file: str = MODEL_FILE,
 ) -> Blob | None:
-    """`v<version>/model.npz` when it holds exactly `model_sha256` built on `parent_version`.
+    """`v<version>/<model_file>` when it holds exactly `model_sha256` built on `parent_version`.
 
     Uses the object's metadata; objects copied without it (a restored bucket mirror) are
     judged by their content hash and the `parent_version` recorded in `meta.json`.
     """
     prefix = version_prefix(run_id, version)
-    blob = bucket.get_blob(f"{prefix}/{MODEL_FILE}")
+    blob = bucket.get_blob(f"{prefix}/{model_file}")
     if blob is None:
         return None
     tags = blob.metadata or {}
@@ -169,7 +177,13 @@ def _identical_version(
 
 
 def plan_publish(
-    bucket: Bucket, *, run_id: str, version: int, parent_version: int, model_sha256: str
+    bucket: Bucket,
+    *,
+    run_id: str,
+    version: int,
+    parent_version: int,
+    model_sha256: str,
+    model_file: str = MODEL_FILE,
 ) -> PublishPlan:
     """Read `latest` and check that it is the parent this version builds on.
 
@@ -190,11 +204,12 @@ def plan_publish(
         model_sha256=model_sha256,
         expected_latest_generation=latest.generation if latest is not None else 0,
         writer=uuid.uuid4().hex,
+        model_file=model_file,
     )
     if latest is None or current == parent_version:
         return plan
     if latest is not None and current >= version:
-        same = _identical_version(bucket, run_id, version, parent_version, model_sha256)
+        same = _identical_version(bucket, run_id, version, parent_version, model_sha256, model_file)
         if same is not None:
             done = Published(
                 version=version,
@@ -294,7 +309,8 @@ def commit_publish(
         raise ValueError("model_bytes differ from the sha256 the plan was made for")
     prefix = version_prefix(plan.run_id, plan.version)
     tags = {WRITER_KEY: plan.writer, PARENT_KEY: str(plan.parent_version)}
-    objects: list[tuple[str, bytes, str]] = [(MODEL_FILE, model_bytes, "application/octet-stream")]
+    model_file = plan.model_file
+    objects: list[tuple[str, bytes, str]] = [(model_file, model_bytes, "application/octet-stream")]
     if optimizer_bytes is not None:
         objects.append((OPTIMIZER_FILE, optimizer_bytes, "application/octet-stream"))
     # parent and hash also in the content: they survive copies that drop object metadata
@@ -309,9 +325,14 @@ def commit_publish(
             blob = _create(bucket, f"{prefix}/{name}", data, content_type, tags)
             written.append(blob)
         except _Exists as exists:
-            if name == MODEL_FILE:
+            if name == model_file:
                 same = _identical_version(
-                    bucket, plan.run_id, plan.version, plan.parent_version, plan.model_sha256
+                    bucket,
+                    plan.run_id,
+                    plan.version,
+                    plan.parent_version,
+                    plan.model_sha256,
+                    model_file,
                 )
                 adopted = same is not None
             twin = exists.blob is not None and _twin_companion(exists.blob, name, data, plan)
@@ -324,7 +345,7 @@ def commit_publish(
                     f"nothing overwritten"
                 ) from None
             blob = exists.blob
-        if name == MODEL_FILE:
+        if name == model_file:
             model_blob = blob
     assert model_blob is not None
 
@@ -338,6 +359,8 @@ def commit_publish(
         "has_optimizer": optimizer_bytes is not None,
         "writer": plan.writer,
     }
+    if model_file != MODEL_FILE:
+        pointer["model_file"] = model_file
     latest = bucket.blob(latest_key(plan.run_id))
     latest.metadata = {WRITER_KEY: plan.writer}
     try:
@@ -355,7 +378,12 @@ def commit_publish(
             current is not None
             and current.version >= plan.version
             and _identical_version(
-                bucket, plan.run_id, plan.version, plan.parent_version, plan.model_sha256
+                bucket,
+                plan.run_id,
+                plan.version,
+                plan.parent_version,
+                plan.model_sha256,
+                model_file,
             )
             is not None
         ):
@@ -393,14 +421,17 @@ def publish_version(
     model_bytes: bytes,
     optimizer_bytes: bytes | None,
     meta: Mapping[str, Any],
+    model_file: str = MODEL_FILE,
 ) -> Published:
-    """`plan_publish` then `commit_publish`: the one call the aggregate executor makes."""
+    """`plan_publish` then `commit_publish`: the one call the aggregate executor makes.
+    `model_file`: the name of the version's model object (`aggregate.ckks` under he)."""
     plan = plan_publish(
         bucket,
         run_id=run_id,
         version=version,
         parent_version=parent_version,
         model_sha256=sha256_hex(model_bytes),
+        model_file=model_file,
     )
     return commit_publish(
         bucket, plan, model_bytes=model_bytes, optimizer_bytes=optimizer_bytes, meta=meta
@@ -431,10 +462,11 @@ def load_latest(bucket: Bucket, run_id: str) -> LatestVersion | None:
             )
         return blob.download_as_bytes(if_generation_match=blob.generation)
 
-    model_bytes = get(MODEL_FILE)
+    model_file = str(pointer.body.get("model_file", MODEL_FILE))
+    model_bytes = get(model_file)
     if sha256_hex(model_bytes) != pointer.model_sha256:
         raise PublishError(
-            f"gs://{bucket.name}/{pointer.prefix}/{MODEL_FILE}: sha256 differs from latest.json"
+            f"gs://{bucket.name}/{pointer.prefix}/{model_file}: sha256 differs from latest.json"
         )
     optimizer_bytes = get(OPTIMIZER_FILE) if pointer.has_optimizer else None
     try:
@@ -467,6 +499,7 @@ def newest_across_runs(
         latest = load_latest(bucket, run)
         if (
             latest is not None
+            and latest.meta.get("protection") != "he"  # an encrypted aggregate: not a start
             and latest.meta.get("model_name") == model_name
             and latest.meta.get("dataset") == dataset
         ):

@@ -55,9 +55,10 @@ class VerifiedUpdate:
     """An update that passed every check."""
 
     site_id: str
-    tensors: Tensors
+    tensors: Tensors  # empty for an encrypted update
     manifest: UpdateManifest
     size_bytes: int
+    ciphertext: Any = None  # protection he: the EncryptedUpdate (components.he.ckks)
 
 
 def model_spec(tensors: Mapping[str, np.ndarray]) -> ModelSpec:
@@ -216,8 +217,49 @@ def verify_update(
     global_version: the version this round starts from; the manifest must say
     (`extra.global_version`, required) that the delta is against exactly this version.
     """
-    if len(npz_bytes) > max_bytes:
-        raise UpdateRejected(site_id, f"oversize: {len(npz_bytes)} bytes > limit {max_bytes}")
+    manifest = verified_manifest(
+        site_id=site_id,
+        payload=npz_bytes,
+        manifest_bytes=manifest_bytes,
+        public_key_pem=public_key_pem,
+        run_id=run_id,
+        round_index=round_index,
+        max_bytes=max_bytes,
+        policy_digest=policy_digest,
+        epsilon_per_round=epsilon_per_round,
+        allow_dp_off=allow_dp_off,
+        global_version=global_version,
+    )
+    check_container(site_id, npz_bytes, max_bytes)
+    try:
+        tensors = load_tensors(npz_bytes)
+    except TensorFormatError as exc:
+        raise UpdateRejected(site_id, str(exc)) from exc
+    if sorted(manifest.tensor_names) != sorted(tensors):
+        raise UpdateRejected(site_id, "manifest tensor_names differ from the tensors in the file")
+    check_tensors(site_id, tensors, spec)
+    return VerifiedUpdate(site_id, tensors, manifest, len(npz_bytes))
+
+
+def verified_manifest(
+    *,
+    site_id: str,
+    payload: bytes,
+    manifest_bytes: bytes,
+    public_key_pem: str,
+    run_id: str,
+    round_index: int,
+    max_bytes: int,
+    policy_digest: str | None,
+    epsilon_per_round: float,
+    allow_dp_off: bool,
+    global_version: int,
+) -> UpdateManifest:
+    """The checks every update passes before its payload is parsed (plain or encrypted):
+    sizes, signature, run/round/site, content hash of `payload`, policy digest, field types,
+    the global version, DP epsilon. Returns the manifest or raises `UpdateRejected`."""
+    if len(payload) > max_bytes:
+        raise UpdateRejected(site_id, f"oversize: {len(payload)} bytes > limit {max_bytes}")
     if len(manifest_bytes) > MAX_MANIFEST_BYTES:
         raise UpdateRejected(
             site_id, f"oversize manifest: {len(manifest_bytes)} bytes > {MAX_MANIFEST_BYTES}"
@@ -230,7 +272,7 @@ def verify_update(
             expected_site_id=site_id,
             expected_run_id=run_id,
             expected_round=round_index,
-            content_sha256=sha256_hex(npz_bytes),
+            content_sha256=sha256_hex(payload),
         )
     except ManifestError as exc:
         raise UpdateRejected(site_id, str(exc)) from exc
@@ -249,15 +291,80 @@ def verify_update(
             f"version {global_version}",
         )
     check_privacy(site_id, manifest, epsilon_per_round=epsilon_per_round, allow_dp_off=allow_dp_off)
-    check_container(site_id, npz_bytes, max_bytes)
+    return manifest
+
+
+HE_WEIGHTS = ("num_examples", "uniform")
+
+
+def encrypted_size_limit(spec: ModelSpec) -> int:
+    """Largest acceptable ciphertext bundle of a model of `spec` (protection he)."""
+    from components.he.wire import MAX_CHUNK_BYTES, MAX_HEADER_BYTES, expected_chunks
+
+    length = sum(math.prod(shape) for shape in spec.values())
+    return expected_chunks(length) * MAX_CHUNK_BYTES + MAX_HEADER_BYTES
+
+
+def verify_encrypted_update(
+    *,
+    site_id: str,
+    bundle_bytes: bytes,
+    manifest_bytes: bytes,
+    public_key_pem: str,
+    run_id: str,
+    round_index: int,
+    spec: ModelSpec,
+    context_id: str,
+    policy_digest: str | None,
+    epsilon_per_round: float,
+    allow_dp_off: bool,
+    global_version: int,
+) -> VerifiedUpdate:
+    """`verify_update` for a CKKS-encrypted update (protection he): the same manifest checks,
+    then the manifest's protection fields (he, this federation's context id, a known weight
+    choice), its tensor names against the global model, and the bundle's header (context
+    id, length, chunk count and sizes). Its values cannot be checked: no shape beyond the
+    length, no finiteness, no norm (the coordinator holds no secret key)."""
+    from components.he.ckks import HeError
+    from components.he.wire import unpack_bundle
+
+    manifest = verified_manifest(
+        site_id=site_id,
+        payload=bundle_bytes,
+        manifest_bytes=manifest_bytes,
+        public_key_pem=public_key_pem,
+        run_id=run_id,
+        round_index=round_index,
+        max_bytes=encrypted_size_limit(spec),
+        policy_digest=policy_digest,
+        epsilon_per_round=epsilon_per_round,
+        allow_dp_off=allow_dp_off,
+        global_version=global_version,
+    )
+    extra = manifest.extra
+    if extra.get("protection") != "he":
+        raise UpdateRejected(site_id, "manifest does not say protection he (not encrypted)")
+    if extra.get("he_context") != context_id:
+        raise UpdateRejected(
+            site_id,
+            f"encrypted under CKKS context {extra.get('he_context')!r}, the coordinator's "
+            f"public context is {context_id!r} (set up again? run fedpipe he-setup once for "
+            "the whole federation)",
+        )
+    if extra.get("he_weight") not in HE_WEIGHTS:
+        raise UpdateRejected(site_id, f"manifest he_weight {extra.get('he_weight')!r} unknown")
+    if sorted(manifest.tensor_names) != sorted(spec):
+        raise UpdateRejected(
+            site_id,
+            f"manifest tensor_names {sorted(manifest.tensor_names)} differ from the global "
+            f"model's {sorted(spec)}",
+        )
+    length = sum(math.prod(shape) for shape in spec.values())
     try:
-        tensors = load_tensors(npz_bytes)
-    except TensorFormatError as exc:
-        raise UpdateRejected(site_id, str(exc)) from exc
-    if sorted(manifest.tensor_names) != sorted(tensors):
-        raise UpdateRejected(site_id, "manifest tensor_names differ from the tensors in the file")
-    check_tensors(site_id, tensors, spec)
-    return VerifiedUpdate(site_id, tensors, manifest, len(npz_bytes))
+        bundle = unpack_bundle(bundle_bytes, context_id=context_id, length=length)
+    except HeError as exc:
+        raise UpdateRejected(site_id, str(exc)) from None
+    return VerifiedUpdate(site_id, {}, manifest, len(bundle_bytes), ciphertext=bundle)
 
 
 def residency_rule(site: Site, policy: Policy, coordinator: Site) -> str:

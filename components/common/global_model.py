@@ -22,6 +22,8 @@ from components.common.artifact_files import (
 from components.common.tensors import Tensors, dump_tensors, load_tensors
 
 REQUIRED_META = ("version", "model_name", "dataset", "parent")
+# The plain base of an encrypted (protection he) global model, which has no model.npz.
+ENCRYPTED_MARKER = "base.npz"
 
 
 class GlobalModelError(ValueError):
@@ -59,6 +61,12 @@ def read_global_model(folder: str | Path) -> GlobalModel:
     """Read a global_model folder written by `write_global_model` (or by a KFP task)."""
     path = Path(folder)
     model_file, meta_file = path / MODEL_FILE, path / META_FILE
+    if not model_file.is_file() and (path / ENCRYPTED_MARKER).is_file():
+        raise GlobalModelError(
+            f"global model artifact {path} is CKKS-encrypted (aggregation.protection he): "
+            "only a site decrypts it, with its secret context "
+            "(components.he.global_model.site_global_model)"
+        )
     for required in (model_file, meta_file):
         if not required.is_file():
             raise GlobalModelError(f"global model artifact {path}: {required.name} missing")

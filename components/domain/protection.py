@@ -46,10 +46,6 @@ UNBUILT = {
         "the SecAgg+ stages (key advertisement, share exchange, masked export, unmasking) "
         "are not wired into the pipeline yet (protocol core: components/secagg/)"
     ),
-    PROTECTION_HE: (
-        "the homomorphic-encryption stages (encrypted export, ciphertext sum, site "
-        "decryption) are not wired into the pipeline yet"
-    ),
 }
 
 

@@ -16,7 +16,6 @@ import numpy as np
 
 from components.common.artifact_files import METRICS_FILE, write_json
 from components.common.create_only import STORE_ERRORS
-from components.common.global_model import read_global_model
 from components.common.secrets import MissingSecretError
 from components.common.site_task import SiteTask, TaskInputError
 from components.datasets.features import DataError, fit_scaler, frame_to_arrays, unscale_target
@@ -29,6 +28,7 @@ from components.evaluate.metrics import (
     regression_metrics,
     residual_edges,
 )
+from components.he.global_model import site_global_model
 from components.privacy.ledger import LedgerError
 
 
@@ -151,7 +151,9 @@ def evaluate_site(
     the bound only; null when not run)."""
     data, site_id, round_index = task.site_data(), task.site_id, task.round_index
     min_cell_count = int(task.policy.metrics.min_cell_count)
-    model = read_global_model(global_model)
+    factory = client_factory or site_client_factory(data.site)
+    # protection he: decrypted with the site's secret context (HeError when it has none)
+    model = site_global_model(global_model, data.site, factory)
     for field, wanted in (("model_name", model_name), ("dataset", data.contract.name)):
         if model.meta.get(field) != wanted:
             raise TaskInputError(
@@ -159,7 +161,6 @@ def evaluate_site(
                 f"{model.meta.get(field)!r}, task input {wanted!r}"
             )
     labels = list(data.contract.labels)
-    factory = client_factory or site_client_factory(data.site)
     try:
         x, y, x_train, y_train = _arrays(data, site_id, factory, model.meta)
     except DataError as exc:

@@ -14,12 +14,20 @@ Run-time residency check: the destination is the site's own bucket from its own 
 (`components.export.update.check_destination`); the policy's `encryption.at_rest` decides
 the SSE request, `retention.object_lock` / `retention.days` the object-lock retention;
 `encryption.in_transit: tls` refuses a site spec with `object_store.secure: false`; a policy
-asking `aggregation.protection: secagg` or `he` refuses to publish the update in the clear
-(the compiler refuses such a pipeline too; this is the site's own check).
+asking `aggregation.protection: secagg` refuses to publish the update in the clear (the
+compiler refuses such a pipeline too; this is the site's own check).
+
+`aggregation.protection: he`: the update is published encrypted instead, `<key>.ckks` (a
+ciphertext bundle of [w·Δ, w] under the federation's CKKS context, `components.he`) beside
+the same signed manifest (its hash covers the bundle; `extra` names the protection, the
+context id and how w was chosen); the global model it is a delta against is decrypted with
+the site's secret context from its own bucket. w is the site's example count (capped by its
+declared maximum) when its policy reveals counts, else 1: the plain FedAvg weights.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -27,7 +35,6 @@ from typing import Any
 
 from components.common.artifact_files import META_FILE, MODEL_FILE, REF_FILE, write_json
 from components.common.create_only import sse_for_policy
-from components.common.global_model import read_global_model
 from components.common.manifest import (
     ManifestError,
     SignedManifest,
@@ -49,6 +56,8 @@ from components.export.update import (
     encode_delta,
     model_delta,
 )
+from components.he.global_model import site_global_model
+from components.he.wire import CIPHERTEXT_SUFFIX
 
 
 def _write_ref(folder: str, ref: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +111,7 @@ def run(
         return _write_ref(update, resumed)
     if status != "trained":
         raise ExportError(f"site {site_id}: local model status {status!r} is not exportable")
-    payload, signed = _sign_update(task, train_meta, Path(local_model), global_model)
+    payload, signed = _sign_update(task, train_meta, Path(local_model), global_model, client)
     published = publish_update(
         client,
         dest,
@@ -155,7 +164,7 @@ def _refuse_clear_export(task: SiteTask) -> None:
     """ExportError when the site's policy lets the coordinator see only a sum or ciphertexts:
     this export would publish the update itself."""
     protection = task.policy.aggregation.protection
-    if protection != "none":
+    if protection not in ("none", "he"):
         raise ExportError(
             f"site {task.site_id}: policy {task.policy.id} asks aggregation.protection "
             f"{protection} (the coordinator may not see this site's update alone), but this "
@@ -168,6 +177,8 @@ def _destination(task: SiteTask) -> Destination:
     """The update's keys in the site's own bucket; DestinationError when the policy requires
     TLS and the site spec turns it off."""
     dest = check_destination(task.site, task.run_id, task.round_index)
+    if task.policy.aggregation.protection == "he":  # ciphertexts, beside the same manifest
+        dest = dataclasses.replace(dest, tensors_key=dest.key + CIPHERTEXT_SUFFIX)
     if task.policy.encryption.in_transit == "tls" and not task.site.object_store.secure:
         raise DestinationError(
             f"site {task.site_id}: policy {task.policy.id} encryption.in_transit is tls but the "
@@ -232,16 +243,48 @@ def _verify_resumed(task: SiteTask, client: Any, dest: Destination) -> dict[str,
     }
 
 
+def he_weight(task: SiteTask, train_meta: dict[str, Any]) -> tuple[float, str]:
+    """(w, how) of an encrypted update: the plain FedAvg weight. The example count (capped
+    by the site's declared maximum, as the coordinator caps plain claims) when the policy
+    reveals counts, else 1 (plain FedAvg is uniform when counts are hidden)."""
+    count = train_meta.get("num_examples")
+    if not task.policy.export.reveal_num_examples or not count:
+        return 1.0, "uniform"
+    declared = task.site.data.num_examples if task.site.data else None
+    cap = declared.max if declared is not None else task.policy.aggregation.max_num_examples
+    return float(min(int(count), cap) if cap is not None else int(count)), "num_examples"
+
+
+def _encrypt(
+    task: SiteTask, train_meta: dict[str, Any], delta: dict[str, Any], client: Any
+) -> tuple[bytes, dict[str, Any]]:
+    """(ciphertext bundle, manifest extras) of the weighted delta (protection he)."""
+    from components.he.ckks import encrypt_weighted
+    from components.he.global_model import flatten
+    from components.he.keys import site_context
+    from components.he.wire import pack_bundle
+
+    loaded = site_context(task.site, client)
+    weight, how = he_weight(task, train_meta)
+    bundle = pack_bundle(
+        encrypt_weighted(loaded.context, flatten(delta), weight), loaded.context_id
+    )
+    return bundle, {"protection": "he", "he_context": loaded.context_id, "he_weight": how}
+
+
 def _sign_update(
     task: SiteTask,
     train_meta: dict[str, Any],
     local_model: Path,
     global_model: str,
+    client: Any = None,
 ) -> tuple[bytes, SignedManifest]:
     """(payload, signed manifest) of the delta local - global, checked before anything is
-    written: the start version, the readable model, and the secret key against the spec."""
+    written: the start version, the readable model, and the secret key against the spec.
+    With protection he the payload is the encrypted bundle (`client`: the site's bucket,
+    where its secret context is)."""
     site_id = task.site_id
-    gm = read_global_model(global_model)
+    gm = site_global_model(global_model, task.site, lambda: client)
     if train_meta.get("global_version") != gm.version:
         raise ExportError(
             f"site {site_id}: local model started from global version "
@@ -254,7 +297,9 @@ def _sign_update(
     except OSError as exc:
         raise ExportError(f"site {site_id}: trained model {model_file} unreadable: {exc}") from None
     delta = model_delta(local, gm.tensors, site_id)
-    payload = encode_delta(delta)
+    payload, protected = encode_delta(delta), {}
+    if task.policy.aggregation.protection == "he":
+        payload, protected = _encrypt(task, train_meta, delta, client)
     manifest = build_manifest(
         run_id=task.run_id,
         round_=task.round_index,
@@ -269,6 +314,7 @@ def _sign_update(
             "global_version": gm.version,
             "model_name": train_meta.get("model_name"),
             "dataset": train_meta.get("dataset"),
+            **protected,
         },
     )
     signed = sign_manifest(manifest, site_secret(site_id, "SIGNING_KEY"))

@@ -168,6 +168,12 @@ def run(
                 f"gs://{bucket.name})"
             )
         else:
+            if latest.meta.get("protection") == "he":
+                raise InitializeError(
+                    f"resume: {where} is a CKKS-encrypted aggregate (aggregation.protection "
+                    "he): the coordinator holds no secret key and cannot start a run from it; "
+                    "run without resume (resuming an he run is not supported)"
+                )
             for field, wanted in (("model_name", model_name), ("dataset", dataset)):
                 if latest.meta.get(field) != wanted:
                     raise InitializeError(

@@ -45,7 +45,7 @@ from components.common.artifact_files import (
     validation_failure,
 )
 from components.common.create_only import STORE_ERRORS, read_or_none, sse_for_policy
-from components.common.global_model import GlobalModel, read_global_model
+from components.common.global_model import GlobalModel
 from components.common.manifest import ManifestError, SignedManifest, update_object_key
 from components.common.secrets import MissingSecretError
 from components.common.site_task import SiteTask, TaskInputError
@@ -55,6 +55,7 @@ from components.datasets.federated_stats import published_scaling
 from components.datasets.io import ClientFactory, read_site_table, site_client_factory
 from components.datasets.site import check_own_bucket
 from components.domain.contract import ContractError, check_private_scaling
+from components.he.global_model import site_global_model
 from components.privacy.accounting import (
     SAMPLING_POISSON,
     DpSgdEvent,
@@ -190,7 +191,7 @@ def run(
     """
     settings = TrainSettings.of(task)
     local_model = Path(local_model)
-    gm = _starting_model(task, settings, global_model)
+    gm = _starting_model(task, settings, global_model, client_factory)
     base_noise_seed = _noise_base(noise_seed)
     meta = {**_base_meta(task, settings.model_name, settings.dataset), "global_version": gm.version}
     log = None
@@ -289,9 +290,15 @@ def _sse(task: SiteTask) -> Any:
     return sse_for_policy(task.policy, task.site_id)
 
 
-def _starting_model(task: SiteTask, settings: TrainSettings, folder: str) -> GlobalModel:
-    """The round's global model; TaskInputError when it is another model or dataset."""
-    gm = read_global_model(folder)
+def _starting_model(
+    task: SiteTask,
+    settings: TrainSettings,
+    folder: str,
+    client_factory: ClientFactory | None = None,
+) -> GlobalModel:
+    """The round's global model (an encrypted one decrypted with the site's secret context,
+    protection he); TaskInputError when it is another model or dataset."""
+    gm = site_global_model(folder, task.site, client_factory or site_client_factory(task.site))
     name, dataset = gm.meta.get("model_name"), gm.meta.get("dataset")
     if name != settings.model_name or dataset != settings.dataset:
         raise TaskInputError(

@@ -19,6 +19,7 @@ A site bucket's layout (`BUCKET_LAYOUT`): each top-level prefix holds one kind o
 | `ledger/` | the privacy ledger (site only) | - |
 | `audit/` | the site's signed audit chain | - |
 | `admission/` | the site's own policy copy and its signed admission records | - |
+| `he/` | the federation's CKKS context with the secret key (protection he; site only) | - |
 
 Identities per site bucket:
 * `site:<id>`: the site's own tasks. Reads, lists and writes its own bucket, nothing else.
@@ -52,6 +53,7 @@ BUCKET_LAYOUT: dict[str, ArtifactClass | None] = {
     "ledger/": None,
     "audit/": None,
     "admission/": None,
+    "he/": None,  # the CKKS secret key: never readable by the coordinator
 }
 """Top-level prefix of a site bucket -> the artifact class stored there (None: site records)."""
 

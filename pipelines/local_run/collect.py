@@ -71,7 +71,8 @@ def collect(pipeline_dir: Path, tasks: dict[str, TaskInfo]) -> RunArtifacts:
         task_dir = pipeline_dir / local_name
         if info.stage == "aggregate" and info.round_index:
             report = _output_with(task_dir, "round.json")
-            model = _output_with(task_dir, "model.npz")
+            # protection he: an encrypted global model (its plain base, no model.npz)
+            model = _output_with(task_dir, "model.npz") or _output_with(task_dir, "base.npz")
             if report:
                 out.round_reports[info.round_index] = report
             if model:

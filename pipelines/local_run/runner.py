@@ -30,6 +30,7 @@ from components.common.object_store import StoreAccessError
 from components.common.secrets import MissingSecretError
 from components.domain.canonical import canonical_json
 from components.domain.models import Site
+from components.domain.protection import PROTECTION_HE
 from components.validate.site_admission import OWN_POLICY_KEY
 from pipelines.access.rules import access_rules
 from pipelines.config.loader import CONTRACTS_DIR, ConfigError, Federation, load_federation
@@ -317,6 +318,72 @@ def run_local(
             stores.stop()
 
 
+def protection_of(federation: Federation) -> str:
+    """The federation's update protection (the compiler refuses conflicting policies)."""
+    from components.domain.protection import federation_protection
+
+    return federation_protection(
+        {p.id: p.aggregation.protection for p in federation.governing.values()}
+    )
+
+
+def _install_he_context(federation: Federation, stores: LocalStores) -> str:
+    """Federation setup for protection he on the local stores (`pipelines.he_setup`): the
+    CKKS secret context into each site's bucket, the public one into the coordinator's."""
+    import io
+
+    from components.he.wire import COORDINATOR_CONTEXT_KEY, SITE_CONTEXT_KEY
+    from pipelines.he_setup import describe, install_local
+
+    sites, coordinator = federation.sites, federation.coordinator
+
+    def put_site(site_id: str, data: bytes) -> None:
+        bucket = sites[site_id].object_store.bucket
+        stores.minio(site_id).put_object(bucket, SITE_CONTEXT_KEY, io.BytesIO(data), len(data))
+
+    def put_coordinator(data: bytes) -> None:
+        bucket = stores.gcs_client().bucket(coordinator.object_store.bucket)
+        bucket.blob(COORDINATOR_CONTEXT_KEY).upload_from_string(data)
+
+    installed = install_local(
+        list(sites),
+        read_site=lambda s: stores.get_bytes(sites[s], SITE_CONTEXT_KEY),
+        read_coordinator=lambda: stores.get_bytes(coordinator, COORDINATOR_CONTEXT_KEY),
+        put_site=put_site,
+        put_coordinator=put_coordinator,
+    )
+    buckets = {s: site.object_store.bucket for s, site in sites.items()}
+    return describe(installed, buckets, coordinator.object_store.bucket)
+
+
+def _decrypted_for_host(
+    federation: Federation,
+    stores: LocalStores,
+    artifacts: collect_mod.RunArtifacts,
+    out: Path,
+) -> collect_mod.RunArtifacts:
+    """Protection he: the host (this process, which set the federation up and holds every
+    key, standing in for the sites) decrypts each round's encrypted global model with the
+    first site's context, for the pooled-test score and `global_model/`. No pipeline task
+    does this on the coordinator's side."""
+    from components.common.global_model import write_global_model
+    from components.he.global_model import decrypt_global, read_encrypted
+    from components.he.keys import open_envelope
+    from components.he.wire import SITE_CONTEXT_KEY
+
+    site = next(iter(federation.sites.values()))
+    data = stores.get_bytes(site, SITE_CONTEXT_KEY)
+    if data is None:
+        raise RunError(f"site {site.id}: its CKKS context {SITE_CONTEXT_KEY} disappeared")
+    loaded = open_envelope(data, secret=True, where=f"site {site.id}: {SITE_CONTEXT_KEY}")
+    plain: dict[int, Path] = {}
+    for rnd, folder in sorted(artifacts.global_models.items()):
+        model = decrypt_global(read_encrypted(folder), loaded.context, loaded.context_id)
+        write_global_model(out / f"round-{rnd}", model)
+        plain[rnd] = out / f"round-{rnd}"
+    return dataclasses.replace(artifacts, global_models=plain)
+
+
 @contextmanager
 def _store_access_as_run_error() -> Iterator[None]:
     """A store that refuses a site's keys ends the run with its message (site, store, fix)."""
@@ -402,6 +469,8 @@ def _run_with_stores(
         own.parent.mkdir(parents=True, exist_ok=True)
         own.write_text(canonical_json(own_policies.policy_of(site_id)))
         stores.put_file(site, OWN_POLICY_KEY, own, content_type="application/json")
+    if protection_of(federation) == PROTECTION_HE:
+        emit(_install_he_context(federation, stores))
     timings["data_s"] = time.monotonic() - t
     sizes = ", ".join(
         f"{s} {host.rows(p['train'])}+{host.rows(p['holdout'])}"
@@ -518,6 +587,8 @@ def _run_with_stores(
     if pipeline_dir is None:
         raise RunError(f"kfp.local left no pipeline folder under {run_dir / 'kfp'}")
     artifacts = collect_mod.collect(pipeline_dir, tasks)
+    if protection_of(federation) == PROTECTION_HE:
+        artifacts = _decrypted_for_host(federation, stores, artifacts, run_dir / "decrypted")
     ledgers, composed = host.read_ledgers(stores, federation, federation.sites, run_id)
     summary = host.host_summary(
         options, federation, run_id, settings, artifacts, data_paths, ledgers, composed

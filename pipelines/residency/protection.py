@@ -2,7 +2,8 @@
 
 The compiler refuses, all problems at once: policies asking for different protections; a
 compiled rule or server optimizer that cannot run when the coordinator sees only a sum or
-ciphertexts; and `secagg` / `he` themselves while their pipeline stages are not built, saying
+ciphertexts; `he` unless every member site's policy asks for it (all sites encrypt under one
+shared context); and a protection whose pipeline stages are not built (`UNBUILT`), saying
 so, rather than compiling a pipeline that would show the coordinator every update.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from components.domain.federation import Federation
 from components.domain.protection import (
+    PROTECTION_HE,
     UNBUILT,
     ProtectionConflict,
     federation_protection,
@@ -42,6 +44,19 @@ def check_protection(
     except ProtectionConflict as exc:
         raise ProtectionError([str(exc)]) from None
     problems = rule_conflicts(protection, rule, server_optimizer, server_learning_rate)
+    if protection == PROTECTION_HE:
+        # every member encrypts under the one shared context; a site whose own policy says
+        # otherwise would export in the clear and the coordinator could not add it
+        clear = sorted(
+            {federation.policy_of(s).id for s in federation.sites}
+            - {pid for pid, p in asked.items() if p == PROTECTION_HE}
+        )
+        if clear:
+            problems.append(
+                f"aggregation.protection he needs every member site's policy to ask for it; "
+                f"{', '.join(clear)} do(es) not (their sites would export in the clear, which "
+                "the coordinator cannot add to ciphertexts): set aggregation.protection he there"
+            )
     if protection in UNBUILT:
         by = ", ".join(sorted(pid for pid, p in asked.items() if p == protection))
         problems.append(

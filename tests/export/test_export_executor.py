@@ -314,7 +314,7 @@ def test_object_lock_required_but_bucket_has_none(minio, tmp_path, monkeypatch):
     assert _export(relaxed, local2, global2, "run-l", tmp_path / "u2")["status"] == "exported"
 
 
-@pytest.mark.parametrize("protection", ["secagg", "he"])
+@pytest.mark.parametrize("protection", ["secagg"])
 def test_a_policy_asking_for_protection_refuses_a_clear_export(site, tmp_path, protection):
     from components.export.update import ExportError
 

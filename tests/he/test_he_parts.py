@@ -1,0 +1,175 @@
+"""The pieces that carry CKKS through the pipeline (no servers): context envelopes, ciphertext
+bundles, the encrypted global model chain and its decryption at a site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.common.global_model import GlobalModel, GlobalModelError, read_global_model
+from components.domain.protection import rule_conflicts
+from components.he.ckks import HeError, add_encrypted, encrypt_weighted
+from components.he.global_model import (
+    decrypt_global,
+    encrypted_from,
+    flatten,
+    read_any,
+    read_encrypted,
+    unflatten,
+    write_encrypted,
+)
+from components.he.keys import new_federation_keys, open_envelope
+from components.he.wire import (
+    ContextEnvelope,
+    expected_chunks,
+    pack_bundle,
+    pack_context,
+    unpack_bundle,
+    unpack_context,
+)
+
+
+@pytest.fixture(scope="module")
+def keys():
+    fk = new_federation_keys()
+    site = open_envelope(fk.site, secret=True, where="site")
+    public = open_envelope(fk.coordinator, secret=False, where="coordinator")
+    return fk, site, public
+
+
+def _model(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {
+        "dense/kernel": rng.normal(size=(30, 2)).astype(np.float32),
+        "dense/bias": rng.normal(size=(2,)).astype(np.float32),
+    }
+
+
+def test_envelopes_say_which_copy_holds_the_secret_key(keys):
+    fk, site, public = keys
+    assert site.context_id == public.context_id == fk.context_id
+    assert site.context.is_private() and not public.context.is_private()
+    with pytest.raises(HeError, match="holds the secret key; the coordinator needs the public"):
+        open_envelope(fk.site, secret=False, where="gs://b/he/context.public")
+    with pytest.raises(HeError, match="has no secret key; a site needs the sites' copy"):
+        open_envelope(fk.coordinator, secret=True, where="s3://b/he/context.secret")
+    # a header that lies about the key is caught by the context itself
+    body = unpack_context(fk.coordinator).context
+    forged = pack_context(ContextEnvelope(fk.context_id, True, body))
+    with pytest.raises(HeError, match="has no secret key"):
+        open_envelope(forged, secret=True, where="forged")
+    with pytest.raises(HeError, match="not a fedpipe CKKS"):
+        unpack_context(b"PK\x03\x04...")
+
+
+def test_bundle_round_trip_and_refusals(keys):
+    _, site, _ = keys
+    x = np.arange(5000, dtype=np.float64)  # two chunks (5001 slots)
+    enc = encrypt_weighted(site.context, x, 2.0)
+    data = pack_bundle(enc, site.context_id)
+    back = unpack_bundle(data, context_id=site.context_id, length=5000)
+    assert back == enc and len(back.chunks) == expected_chunks(5000) == 2
+    with pytest.raises(HeError, match="encrypted under CKKS context 'ckks-1'.*another setup"):
+        unpack_bundle(pack_bundle(enc, "ckks-1"), context_id=site.context_id, length=5000)
+    with pytest.raises(HeError, match="4999 values, the model has 5000|5000 values, the model"):
+        unpack_bundle(data, context_id=site.context_id, length=4999)
+    with pytest.raises(HeError, match="header announces"):
+        unpack_bundle(data[:-1], context_id=site.context_id, length=5000)
+    with pytest.raises(HeError, match="exceeds"):
+        unpack_bundle(data, context_id=site.context_id, length=5000, max_chunk_bytes=1000)
+
+
+def test_flatten_orders_by_name_and_unflatten_inverts_it():
+    tensors = {"b": np.array([3.0, 4.0], np.float32), "a": np.array([[1.0], [2.0]], np.float32)}
+    assert flatten(tensors).tolist() == [1.0, 2.0, 3.0, 4.0]
+    back = unflatten(np.array([1.0, 2.0, 3.0, 4.0]), [("a", (2, 1)), ("b", (2,))])
+    assert back["a"].tolist() == [[1.0], [2.0]] and back["b"].dtype == np.float32
+    with pytest.raises(HeError, match="decrypted 3 values, the model has 4"):
+        unflatten(np.zeros(3), [("a", (2, 1)), ("b", (2,))])
+
+
+def test_two_encrypted_rounds_decrypt_to_plain_fedavg(keys, tmp_path: Path):
+    """3 sites × 2 rounds: the coordinator only adds ciphertexts (public context), the
+    artifact carries v0 and both aggregates, a site's decryption equals weighted FedAvg."""
+    _, site, public = keys
+    rng = np.random.default_rng(7)
+    v0 = _model(rng)
+    meta0 = {"version": 0, "model_name": "logreg", "dataset": "breast_cancer", "parent": None}
+    previous: object = GlobalModel(v0, meta0)
+    plain = dict(v0)
+    for r in (1, 2):
+        deltas = [_model(rng) for _ in range(3)]
+        weights = [122.0, 180.0, 97.0]
+        cts = [
+            encrypt_weighted(site.context, flatten(d), w)
+            for d, w in zip(deltas, weights, strict=False)
+        ]
+        total = add_encrypted(public.context, cts)
+        meta = {**meta0, "version": r, "parent": f"v{r - 1}"}
+        enc = encrypted_from(
+            previous,
+            context_id=public.context_id,
+            version=r,
+            bundle=pack_bundle(total, public.context_id),
+            meta=meta,
+        )
+        folder = tmp_path / f"v{r}"
+        write_encrypted(folder, enc)
+        previous = read_any(folder)  # what the next aggregate task reads
+        mean = {
+            n: np.sum(
+                [w * d[n].astype(np.float64) for d, w in zip(deltas, weights, strict=False)], axis=0
+            )
+            / sum(weights)
+            for n in v0
+        }
+        plain = {n: plain[n] + mean[n].astype(np.float32) for n in v0}
+        decrypted = decrypt_global(read_encrypted(folder), site.context, site.context_id)
+        assert decrypted.version == r
+        for n in v0:
+            rel = np.linalg.norm(decrypted.tensors[n] - plain[n]) / np.linalg.norm(plain[n])
+            assert rel < 1e-6, (r, n, rel)
+    assert [v for v, _ in previous.aggregates] == [1, 2]
+    with pytest.raises(GlobalModelError, match="CKKS-encrypted.*only a site decrypts it"):
+        read_global_model(tmp_path / "v2")
+    with pytest.raises(HeError, match="this site holds ckks-other"):
+        decrypt_global(read_encrypted(tmp_path / "v2"), site.context, "ckks-other")
+
+
+def test_a_changed_aggregate_file_is_refused(keys, tmp_path: Path):
+    _, site, public = keys
+    v0 = _model(np.random.default_rng(1))
+    meta = {"version": 1, "model_name": "m", "dataset": "d", "parent": "v0"}
+    total = encrypt_weighted(site.context, flatten(v0), 1.0)
+    enc = encrypted_from(
+        GlobalModel(v0, {**meta, "version": 0}),
+        context_id=site.context_id,
+        version=1,
+        bundle=pack_bundle(total, site.context_id),
+        meta=meta,
+    )
+    write_encrypted(tmp_path, enc)
+    (tmp_path / "he-v1.ckks").write_bytes(b"x" + (tmp_path / "he-v1.ckks").read_bytes()[1:])
+    with pytest.raises(GlobalModelError, match="he-v1.ckks differs from the sha256"):
+        read_encrypted(tmp_path)
+
+
+def test_he_allows_only_plain_fedavg():
+    assert rule_conflicts("he", "fedavg", "fedavg", 1.0) == []
+    (robust,) = rule_conflicts("he", "median")
+    assert "coordinate-wise median needs every single update" in robust
+    (server,) = rule_conflicts("he", "fedavg", "fedadam", 1.0)
+    assert "server_optimizer 'fedadam'" in server and "use plain FedAvg" in server
+    assert rule_conflicts("he", "fedavg", "fedavg", 0.5)  # a damped step is no plain FedAvg
+
+
+def test_the_coordinator_s_read_identity_never_reaches_the_secret_context():
+    from components.he.wire import SITE_CONTEXT_KEY
+    from pipelines.access.rules import access_rules
+    from tests.support.example_federation import example_federation
+
+    rules = access_rules(example_federation())
+    assert rules  # one per site bucket
+    for bucket in rules.values():
+        assert not any(SITE_CONTEXT_KEY.startswith(p) for p in bucket.coordinator_reads), bucket
