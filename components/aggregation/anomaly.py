@@ -1,17 +1,27 @@
 """Anomaly scores of one round's updates, with reasons a person can read (pure numpy).
 
-For every site's update x and the coordinate-wise median update c of the round (the robust
-centre; `rules.median`):
+For every site's update x and the round's robust centre c (the cosine-screened geometric
+median of the updates, `screened_geometric_median`):
 
 * per tensor t: ‖xₜ‖ and its ratio to the median of that tensor's norm over the sites;
 * cosine(x, c) over the whole update, and per tensor (the least is named);
 * distance ‖x − c‖ and its ratio to the median of those distances over the sites.
 
 A site is flagged when a tensor's norm ratio exceeds `norm_ratio` (default 3), its cosine to
-the median update is below `min_cosine` (default 0: it points away from the round), or its
-distance ratio exceeds `distance_ratio` (default 3). Each flag comes with its reason, e.g.
-"site-b: kernel norm 9.8× the median; cosine −0.97 to the median update (kernel −0.98)".
+the centre is below `min_cosine` (default 0: it points away from the round), or its distance
+ratio exceeds `distance_ratio` (default 3). Each flag comes with its reason, e.g.
+"site-b: kernel norm 9.8× the median; cosine −0.97 to the robust centre (kernel −0.98)".
 With fewer than 3 updates nothing is flagged (no majority to compare with).
+
+Why this centre, not the coordinate-wise median (measured, `pipelines/MEASUREMENTS.md`): each
+attacker's own values enter a coordinate-wise median, so three sign-flipped updates −xₐ pulled
+it toward themselves and late in training had a positive cosine to it (sign-flip attackers at
+f = 3 flagged in 86–88 % of their rounds); on Dirichlet(0.5) splits sites whose data differ
+pointed away from that median in up to 11 % of their rounds. The screened geometric median
+leaves the attackers out: attackers flagged in ≥ 93 % of their rounds per (attack, f), honest
+Dirichlet sites in none over 15 splits. It is also cheaper (a Gram pass, no per-coordinate
+sort). Thresholds relative to a robust spread (MAD z-scores of distances or norms) were tried
+and flagged more honest Dirichlet sites (up to 19 % of rounds), not fewer.
 """
 
 from __future__ import annotations
@@ -109,7 +119,7 @@ def score_round(
         return []
     rows = [updates[s] for s in sites]
     names = sorted(rows[0])
-    centre = aggregate(rows, "median")
+    centre = aggregate(rows, "screened_geometric_median")
     c_flat = {n: flat(centre[n]) for n in names}
     c_norm = {n: np.sqrt(_dot(c_flat[n], c_flat[n])) for n in names}
     norms = np.empty((len(sites), len(names)))
@@ -142,12 +152,12 @@ def score_round(
             if np.isfinite(cosine) and cosine < thresholds.min_cosine:
                 least = min(names, key=lambda n: tcos[n] if np.isfinite(tcos[n]) else 2.0)
                 reasons.append(
-                    f"cosine {cosine:+.2f} to the median update ({least} {tcos[least]:+.2f})"
+                    f"cosine {cosine:+.2f} to the robust centre ({least} {tcos[least]:+.2f})"
                 )
             if d_ratio > thresholds.distance_ratio:
                 most = names[int(np.argmax(dist_sq[i]))]
                 reasons.append(
-                    f"distance to the median update {d_ratio:.1f}× the median (mostly {most})"
+                    f"distance to the robust centre {d_ratio:.1f}× the median (mostly {most})"
                 )
         out.append(
             SiteScore(

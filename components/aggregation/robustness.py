@@ -76,6 +76,7 @@ ALL_RULES: dict[str, dict[str, float]] = {
     **ROBUST_RULES,
     "geometric_median": {},
     "centred_clipping": {},
+    "screened_geometric_median": {},
 }
 
 

@@ -41,7 +41,7 @@ def screen(
         del collected.verified[site]
         collected.rejected[site] = reason
     report = {
-        "centre": "coordinate-wise median update",
+        "centre": "cosine-screened geometric median of the updates",
         "thresholds": vars(thresholds),
         "quarantine_after": quarantine_after,
         "scores": {s.site: s.as_json() for s in scores},

@@ -2,7 +2,7 @@
 (`components.aggregation.robustness`).
 
 Per seed, every rule (median, trimmed mean β=0.3, Multi-Krum f=3, geometric median,
-centred clipping) runs under sign-flip, scaled (−10×), Gaussian (σ=200), label-flip and ALIE
+centred clipping, cosine-screened geometric median) runs under sign-flip, scaled (−10×), Gaussian (σ=200), label-flip and ALIE
 attacks at f = 1, 2, 3 of 10 IID sites, beside the clean FedAvg run and the plain-mean control
 with one scaled site; then, without attack, on a Dirichlet(0.5) non-IID split against FedAvg
 on the same split. Prints the per-seed accuracies, then per (rule, attack, f) the worst and
@@ -31,7 +31,7 @@ from typing import Any
 
 SEEDS = (0, 1, 2, 3, 4)
 TAIL = 5  # last rounds over which the clean run's fluctuation is shown
-RECOMMENDED = "geometric_median"  # the README's default robust rule
+RECOMMENDED = "screened_geometric_median"  # the README's default robust rule
 DIRICHLET_ALPHA = 0.5
 CLAIM_ATTACKS = ("sign_flip", "scaled", "gaussian", "label_flip")
 

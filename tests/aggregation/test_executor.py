@@ -373,7 +373,7 @@ def test_anomalous_updates_are_flagged_then_quarantined_across_rounds(env):
     r1, out1 = round_(1, env.previous(), -5.0)
     flag = r1["anomaly"]["flagged"]["bad"]
     assert flag.startswith("bad: ") and "norm 10.0× the median" in flag
-    assert "cosine -1.00 to the median update" in flag
+    assert "cosine -1.00 to the robust centre" in flag
     assert sorted(r1["anomaly"]["flagged"]) == ["bad"] and r1["anomaly"]["quarantined"] == {}
     assert r1["contributors"] == ["a", "b", "bad", "c"]
     # round 2: flagged again → quarantined now: skipped, the reason in `rejected`

@@ -148,9 +148,9 @@ def test_robust_rules_stay_near_the_clean_run_and_the_mean_collapses(seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_geometric_median_holds_under_every_claim_attack_and_on_a_dirichlet_split(seed):
-    # the README's default robust rule: ≤ 2 points below the clean run for f ≤ 2, ≤ 3 for
-    # f = 3, ≤ 2 below FedAvg on Dirichlet(0.5). Measured over splits 0-14 it holds on all but
-    # split 6 (−2.4 at f = 2, −3.8 at f = 3; components/aggregation/RULES.md)
+    # ≤ 2 points below the clean run for f ≤ 2, ≤ 3 for f = 3, ≤ 2 below FedAvg on
+    # Dirichlet(0.5). Measured over splits 0-14 it holds on all but split 6 (−2.4 at f = 2,
+    # −3.8 at f = 3; components/aggregation/RULES.md): the screened rule below holds there
     from components.aggregation.robustness import LABEL_FLIP, non_iid_table
 
     fed = digits_federation(seed=seed)
@@ -171,3 +171,37 @@ def test_geometric_median_holds_under_every_claim_attack_and_on_a_dirichlet_spli
     non_iid = digits_federation(seed=seed, dirichlet_alpha=0.5)
     fedavg, (gm,) = non_iid_table(non_iid, {"geometric_median": {}}, seed=seed)
     assert gap_points(gm, fedavg, len(non_iid.y_test)) >= -2.0
+
+
+# Measured (pipelines/MEASUREMENTS.md): sign-flip attackers at f = 3 are flagged in 93 % of
+# their rounds over splits 0-14, but in 85 % on split 6 (not in 3 of rounds 16-20, when the
+# honest mean is small against the honest spread and −xₐ is nearly orthogonal to the centre)
+SIGN_FLIP_F3_FLAGGED_ON_SPLIT_6 = 0.85
+
+
+@pytest.mark.slow
+def test_screened_geometric_median_holds_on_the_split_where_the_geometric_median_missed():
+    # split 6: the plain geometric median lost 2.4 points at f = 2 and 3.8 at f = 3
+    # (sign-flip); the default robust rule stays within 2 / 3 points under every claim
+    # attack and within 2 points of FedAvg on the Dirichlet(0.5) split
+    from components.aggregation.robustness import LABEL_FLIP, non_iid_table
+
+    rule, seed = {"screened_geometric_median": {}}, 6
+    fed = digits_federation(seed=seed)
+    clean, runs = accuracy_table(fed, rule, (*ATTACKS, LABEL_FLIP), seed=seed)
+    n_test = len(fed.y_test)
+    attacked = [r for r in runs if r.rule in rule and r.attack]
+    assert len(attacked) == 12
+    gaps = {(r.attack, r.n_malicious): gap_points(r, clean, n_test) for r in attacked}
+    misses = {k: g for k, g in gaps.items() if g < -(2.0 if k[1] <= 2 else 3.0)}
+    assert not misses, misses
+    for r in attacked:
+        floor = 0.9
+        if (r.attack, r.n_malicious) == ("sign_flip", 3):
+            floor = SIGN_FLIP_F3_FLAGGED_ON_SPLIT_6
+        assert r.flag_rate(range(r.n_malicious)) >= floor, (r.attack, r.n_malicious)
+        assert r.flag_rate(range(r.n_malicious, 10)) <= 0.05, (r.attack, r.n_malicious)
+    non_iid = digits_federation(seed=seed, dirichlet_alpha=0.5)
+    fedavg, (screened,) = non_iid_table(non_iid, rule, seed=seed)
+    assert gap_points(screened, fedavg, len(non_iid.y_test)) >= -2.0
+    assert screened.flag_rate(range(10)) <= 0.05
