@@ -281,6 +281,17 @@ def print_result(summary: dict[str, Any], run_dir: Path, emit: Callable[[str], N
             f"{m['bound']:.4f} at ε {'∞' if eps is None else f'{eps:.2f}'} "
             f"({m['disclosure']})" + ("  ABOVE THE BOUND" if m["above_bound"] else "")
         )
+    earlier = [
+        a for a in summary.get("membership_above_bound") or [] if a["round"] != final.get("round")
+    ]
+    if earlier:
+        emit(
+            "  membership advantage above the bound in earlier rounds: "
+            + "; ".join(
+                f"{a['site']} round {a['round']} ({a['advantage']:.3f} > {a['bound']:.4f})"
+                for a in earlier
+            )
+        )
     emit(f"outputs: {run_dir}/ (summary.json, report.html, global_model/, residency-report.md)")
 
 

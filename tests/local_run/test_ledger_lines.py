@@ -159,3 +159,23 @@ def test_the_final_lines_say_how_many_ledger_entries_are_not_proven(tmp_path) ->
     (b,) = [line for line in lines if line.strip().startswith("b ")]
     assert a.endswith("lifetime ledger 2.200 (not proven: 1 shuffled-batch entries)")
     assert b.endswith("lifetime ledger 2.200")
+
+
+def test_the_final_lines_name_earlier_rounds_above_the_membership_bound(tmp_path) -> None:
+    from pipelines.local_run.host import print_result
+
+    lines: list[str] = []
+    above = [
+        {"site": "a", "round": 1, "advantage": 0.5, "bound": 0.4},
+        {"site": "b", "round": 3, "advantage": 0.7, "bound": 0.65},  # the final round's
+    ]
+    print_result({"final": {"round": 3}, "membership_above_bound": above}, tmp_path, lines.append)
+    assert (
+        "  membership advantage above the bound in earlier rounds: a round 1 (0.500 > 0.4000)"
+        in (lines)
+    )
+    lines.clear()
+    print_result(
+        {"final": {"round": 3}, "membership_above_bound": above[1:]}, tmp_path, lines.append
+    )
+    assert not any("earlier rounds" in line for line in lines)
