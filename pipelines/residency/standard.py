@@ -35,6 +35,11 @@ def standard_flows(federation: Federation) -> list[FlowEdge]:
     coord = federation.coordinator.id
     edges: list[FlowEdge] = []
     site_outputs = _SITE_TO_COORDINATOR
+    if _protection(federation) == "he":  # the update leaves encrypted (pipelines/dag.py)
+        site_outputs = tuple(
+            (stage, output, "masked_update" if output == "update" else cls, consumer)
+            for stage, output, cls, consumer in site_outputs
+        )
     if federation.contract.encoding.scaling == "federated_zscore":
         site_outputs = (*site_outputs, _STATS_TO_COORDINATOR)
     for sid in federation.sites:
@@ -46,6 +51,17 @@ def standard_flows(federation: Federation) -> list[FlowEdge]:
                     FlowEdge(f"{stage}@{coord}", output, cls, coord, f"{consumer}@{sid}", sid)
                 )
     return edges
+
+
+def _protection(federation: Federation) -> str:
+    from components.domain.protection import ProtectionConflict, federation_protection
+
+    try:
+        return federation_protection(
+            {p.id: p.aggregation.protection for p in federation.governing.values()}
+        )
+    except ProtectionConflict:
+        return "none"  # the compiler names the conflict; check shows the plain flows
 
 
 @dataclass(frozen=True)

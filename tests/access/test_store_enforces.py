@@ -63,6 +63,7 @@ def store():
             "metrics/run/round-0001.json",
             "validation/run.json",
             "ledger/x/run/round-0001/attempt-0001.json",
+            "he/context.secret",
         ):
             admin.put_object(bucket, key, io.BytesIO(b"content"), 7)
     try:
@@ -202,3 +203,16 @@ def test_regenerated_rules_turn_the_metrics_read_into_403(store) -> None:
     while _status(lambda: coord.get_object("hospital-berlin-fl", key)) != 200:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_the_coordinator_never_reads_a_site_s_ckks_secret_context(store) -> None:
+    """protection he: the sites' secret key lives under he/, which no coordinator identity
+    may read (get or stat), while the site itself can."""
+    server, _, keys = store
+    for sid in SITES:
+        bucket = f"{sid}-fl"
+        coord = _as(server, keys, coordinator_identity(sid))
+        assert _status(lambda c=coord, b=bucket: c.get_object(b, "he/context.secret")) == 403
+        assert _status(lambda c=coord, b=bucket: c.stat_object(b, "he/context.secret")) == 403
+        site = _as(server, keys, site_identity(sid))
+        assert _status(lambda c=site, b=bucket: c.get_object(b, "he/context.secret")) == 200

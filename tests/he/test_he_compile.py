@@ -61,3 +61,13 @@ def test_he_asked_by_one_member_policy_only_is_refused_naming_the_other(
     err = capsys.readouterr().err
     assert "needs every member site's policy to ask for it; us-health" in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_check_lists_the_encrypted_update_as_a_masked_update(config_copy, capsys):
+    sites, policies = config_copy
+    _he(policies / "eu-health.yaml")
+    _he(policies / "us-health.yaml")
+    assert main(["check", "--sites", str(sites), "--policies", str(policies), "-v"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    lines = [line for line in out if line.startswith("allowed: task export@")]
+    assert lines and all("masked_update" in line for line in lines), lines
