@@ -49,6 +49,25 @@ def _validate_site(
     return summarize(site_id, rows, outcomes, notes), len(frame)
 
 
+def _he_context_missing(task: SiteTask, client_factory: ClientFactory | None) -> str | None:
+    """Protection he: None when the site's secret CKKS context is in its bucket and usable,
+    else why not (`components.he.keys.site_context`'s message: the object and the setup)."""
+    from components.common.create_only import STORE_ERRORS
+    from components.he.ckks import HeError
+    from components.he.keys import site_context
+
+    try:
+        site_context(task.site, (client_factory or site_client_factory(task.site))())
+    except HeError as exc:
+        return str(exc)
+    except MissingSecretError as exc:
+        return f"cannot read its CKKS context: {exc}"
+    except STORE_ERRORS as exc:
+        code = getattr(exc, "code", None) or type(exc).__name__
+        return f"cannot read its CKKS context from its bucket ({code})"
+    return None
+
+
 def write_summary(folder: str | Path, summary: dict[str, Any]) -> Path:
     """Create the artifact folder and write `summary.json`; returns its path."""
     return write_json(folder, SUMMARY_FILE, summary)
@@ -75,6 +94,8 @@ def run(
     against the site's own copy of its policy (`components.validate.site_admission`); a
     refusal makes the summary fail with every reason (the site abstains) and the signed
     admission record is written either way; the validation outcome goes to the site's chain.
+    Under `aggregation.protection: he` a site whose secret CKKS context is missing or unusable
+    abstains too, with the reason (the object and `fedpipe he-setup`), before it trains.
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     Returns the summary written.
     """
@@ -110,6 +131,10 @@ def run(
             client_factory=client_factory,
         )
         if why is not None:  # the data passed, the budget does not: the site abstains
+            body = {**body, "passed": False, "reason": f"site {task.site_id} abstains: {why}"}
+    if body.get("passed") and task.policy.aggregation.protection == "he":
+        why = _he_context_missing(task, client_factory)
+        if why is not None:  # it could train but not encrypt: abstain before spending budget
             body = {**body, "passed": False, "reason": f"site {task.site_id} abstains: {why}"}
     if log is not None:
         log.append(

@@ -164,3 +164,23 @@ def test_a_fitted_scaler_with_dp_on_is_refused_before_anyone_trains(tmp_path, bu
         tmp_path, bucket, f"s3://{BUCKET}/data/none.csv", contract_json=json.dumps(fitted)
     )
     assert returned["passed"] is False  # the file does not exist: an abstention, not a refusal
+
+
+def test_a_site_without_its_ckks_secret_context_abstains_under_he(tmp_path, bucket, train_frame):
+    from components.he.keys import new_federation_keys
+    from components.he.wire import SITE_CONTEXT_KEY
+
+    uri = _put(bucket, "data/train.csv", table_to_csv_bytes(train_frame))
+    policy = json.loads(policy_json())
+    policy["aggregation"]["protection"] = "he"
+    he_policy = json.dumps(policy)
+    bucket.remove_object(BUCKET, SITE_CONTEXT_KEY)
+    _, summary = _run(tmp_path / "a", bucket, uri, policy_json=he_policy)
+    assert summary["passed"] is False
+    assert summary["reason"].startswith(f"site {SITE} abstains: site {SITE}: s3://{BUCKET}/")
+    assert f"{SITE_CONTEXT_KEY} is missing" in summary["reason"]
+    assert "fedpipe he-setup" in summary["reason"]
+    _put(bucket, SITE_CONTEXT_KEY, new_federation_keys().site)
+    _, summary = _run(tmp_path / "b", bucket, uri, policy_json=he_policy)
+    assert summary["passed"] is True, summary["reason"]
+    bucket.remove_object(BUCKET, SITE_CONTEXT_KEY)
