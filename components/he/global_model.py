@@ -50,7 +50,8 @@ def aggregate_file(version: int) -> str:
 
 
 def is_encrypted(meta: Mapping[str, Any]) -> bool:
-    return meta.get("protection") == PROTECTION_HE
+    """An encrypted folder's meta (a decrypted copy keeps `protection` but not `he`)."""
+    return meta.get("protection") == PROTECTION_HE and isinstance(meta.get("he"), dict)
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,12 @@ def decrypt_global(model: EncryptedGlobal, context: Any, context_id: str) -> Glo
         mean, _ = decrypt_mean(context, bundle)
         delta = unflatten(mean, shapes)
         tensors = {n: tensors[n] + delta[n] for n in tensors}  # float32, as FedAvg's step
-    return GlobalModel(tensors, dict(model.meta), None)
+    meta = {k: v for k, v in model.meta.items() if k != "he"}
+    meta["decrypted_from"] = {
+        "context_id": context_id,
+        "base_version": model.meta["he"]["base_version"],
+    }
+    return GlobalModel(tensors, meta, None)
 
 
 def site_global_model(folder: str | Path, site: Any, client: Callable[[], Any]) -> GlobalModel:

@@ -173,3 +173,23 @@ def test_the_coordinator_s_read_identity_never_reaches_the_secret_context():
     assert rules  # one per site bucket
     for bucket in rules.values():
         assert not any(SITE_CONTEXT_KEY.startswith(p) for p in bucket.coordinator_reads), bucket
+
+
+def test_a_decrypted_copy_is_a_plain_folder(keys, tmp_path: Path):
+    from components.common.global_model import write_global_model
+
+    _, site, _ = keys
+    v0 = _model(np.random.default_rng(2))
+    meta = {"version": 1, "model_name": "m", "dataset": "d", "parent": "v0"}
+    enc = encrypted_from(
+        GlobalModel(v0, {**meta, "version": 0}),
+        context_id=site.context_id,
+        version=1,
+        bundle=pack_bundle(encrypt_weighted(site.context, flatten(v0), 1.0), site.context_id),
+        meta=meta,
+    )
+    plain = decrypt_global(enc, site.context, site.context_id)
+    assert plain.meta["protection"] == "he" and "he" not in plain.meta
+    assert plain.meta["decrypted_from"] == {"context_id": site.context_id, "base_version": 0}
+    write_global_model(tmp_path, plain)
+    assert isinstance(read_any(tmp_path), GlobalModel)  # not mistaken for an encrypted one
