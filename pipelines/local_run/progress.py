@@ -209,14 +209,18 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
     if stage == "export" and "ref.json" in docs:
         r = docs["ref.json"]
         if r.get("status") == "exported":
-            return f"signed update written to s3://{r.get('bucket')}/{r.get('key')}"
+            what = "encrypted update" if str(r.get("tensors_key")).endswith(".ckks") else "update"
+            return f"signed {what} written to s3://{r.get('bucket')}/{r.get('key')}"
         return f"nothing exported: {r.get('reason')}"
     if stage == "aggregate" and "round.json" in docs:
         r = docs["round.json"]
         contributors = r.get("contributors") or []
+        encrypted = str((r.get("notes") or {}).get("protection", "")).startswith("he:")
         return (
-            f"global model v{r.get('version')} from {len(contributors)} site(s) "
-            f"({r.get('rule')}); abstained: {_reasons(r.get('abstained'))}; "
+            f"{'encrypted ' if encrypted else ''}global model v{r.get('version')} from "
+            f"{len(contributors)} site(s) "
+            f"({r.get('rule')}{', ciphertexts added, sites decrypt' if encrypted else ''}); "
+            f"abstained: {_reasons(r.get('abstained'))}; "
             f"rejected: {_reasons(r.get('rejected'))}"
         )
     if stage == "evaluate" and "metrics.json" in docs:

@@ -120,3 +120,26 @@ def test_error_lines_prefer_the_exception_over_the_schedulers_line() -> None:
     assert error_lines(log, limit=1) == ["ValueError: quorum not met"]
     killed = ["epoch 1", "fedpipe: task train-x-r1 (train, site x, round 1) exceeded its timeout"]
     assert error_lines(killed, limit=1) == [killed[-1]]
+
+
+def test_he_rounds_say_the_update_and_the_model_are_encrypted():
+    export_task = TaskInfo("x", "export", "s", 1)
+    ref = {"status": "exported", "bucket": "b", "key": "updates/r/round-0001/s"}
+    assert describe(export_task, {"ref.json": {**ref, "tensors_key": ref["key"] + ".ckks"}}) == (
+        "signed encrypted update written to s3://b/updates/r/round-0001/s"
+    )
+    assert describe(export_task, {"ref.json": {**ref, "tensors_key": ref["key"] + ".npz"}}) == (
+        "signed update written to s3://b/updates/r/round-0001/s"
+    )
+    report = {
+        "version": 2,
+        "contributors": ["a", "b", "c"],
+        "rule": "fedavg",
+        "abstained": {},
+        "rejected": {},
+        "notes": {"protection": "he: the coordinator added 3 CKKS ciphertexts ..."},
+    }
+    assert describe(TaskInfo("a", "aggregate", "coordinator", 2), {"round.json": report}) == (
+        "encrypted global model v2 from 3 site(s) (fedavg, ciphertexts added, sites decrypt); "
+        "abstained: none; rejected: none"
+    )
