@@ -84,6 +84,16 @@ def test_three_sites_two_rounds_under_he_match_plain_fedavg(tmp_path: Path) -> N
     assert _secret_envelopes(gcs) == []
     assert _secret_envelopes(run_dir / "kfp") == []  # the pipeline root: every task output
     assert _secret_envelopes(run_dir / "logs") == []
+    # the coordinator's tasks get only the coordinator's own key and, per site, the read-only
+    # keys whose identity the site's store refuses he/ (tests/access/test_store_enforces.py)
+    env_files = json.loads((run_dir / "compiled" / "task-secrets.json").read_text())
+    coordinator_tasks = [k for k in env_files if k.startswith(("exec-aggregate", "exec-report"))]
+    assert coordinator_tasks
+    for label in coordinator_tasks:
+        for var, file in env_files[label].items():
+            owner = Path(file).relative_to(run_dir / "secrets").parts
+            assert owner[0] == "coordinator" or owner[1] == "coordinator-read", (label, var)
+            assert not Path(file).read_bytes().startswith(b"fedpipe-ckks-context/1\n")
     site_context = contexts[0]
 
     # the coordinator published ciphertexts only: no plain model in its bucket
