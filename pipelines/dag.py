@@ -18,6 +18,29 @@ coordinator's audit chain), train (privacy ledger), export (create-only upload),
 and every train needs initialize's model, so a site that cannot afford the run abstains
 before anyone trains, and a run whose quorum cannot hold stops there (O(sites) edges, not
 sites²).
+
+Secure aggregation (`aggregation.protection: secagg`, SecAgg+; `_secagg_setup`): the
+protocol's per-round order is advertise (site) → roster (coordinator) → share (site) → relay
+(coordinator) → mask (site) → request (coordinator) → answer (site) → unmask (coordinator).
+Only masking, the request, the answers and the unmasking depend on the round's model; the
+first four steps depend on nothing but the run, so they run once for every round of the run
+(each round still has its own fresh keys, roster, graph and shares), in parallel with
+initialize:
+
+    validate-<s> → keys-<s> (rounds 1..R) → roster → shares-<s> (rounds 1..R) → relay
+    per round r:  train-<s>-r ─┐
+                  relay ───────┴→ export-<s>-r (masks) → request-r → answer-<s>-r
+                  → aggregate-r (unmasks) → evaluate-<s>-r
+
+A coordinator step between two site steps needs a task of its own (KFP has no other
+barrier), so the fewest tasks are: once per run n + 1 + n + 1 (keys, roster, shares, relay),
+per round 1 + n (request, answers) on top of the plain round's 3n + 1. Folding keys into
+validate or shares into train would save n tasks once per run, not per round, at the price
+of secagg code in the two busiest executors; answers cannot move into evaluate (evaluate
+needs the model the answers unmask). The coordinator's tasks hand what they published to
+the sites as their artifact (a mirror of `secagg/<run>/` of its bucket), so a site task
+needs no key to the coordinator's bucket; every such artifact is class `secagg_public` and
+the masked export `masked_update`, both checked like every other crossing.
 """
 
 import copy
@@ -35,12 +58,13 @@ from components.common.config_digest import config_digest
 from components.domain.canonical import canonical_dumps, canonical_json, policy_digest, sha256_hex
 from components.domain.federation import Federation
 from components.domain.models import Site
-from components.domain.protection import PROTECTION_HE, federation_protection
+from components.domain.protection import PROTECTION_HE, PROTECTION_SECAGG, federation_protection
 from components.evaluate.component import evaluate
-from components.export.component import export, export_encrypted
+from components.export.component import export, export_encrypted, export_masked
 from components.initialize import component as initialize_component
 from components.report import component as report_component
 from components.scaling import component as scaling_component
+from components.secagg_stages import component as secagg_component
 from components.stats.component import stats as stats_component
 from components.train.component import train
 from components.validate.component import validate
@@ -48,6 +72,7 @@ from pipelines.kfp_speed import memoized_task_names
 from pipelines.placement import place_coordinator_task, place_site_task
 from pipelines.placement.credentials import use_own_policy, use_pod_identity
 from pipelines.placement.registry import site_image
+from pipelines.residency.protection import secagg_settings
 from pipelines.task_names import task_name
 
 PIPELINE_NAME = "federated-training"
@@ -229,7 +254,6 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         policies_json=config[CONFIG_POLICIES][0],
     )
     common_static = {sid: _site_inputs(federation, federation.sites[sid]) for sid in site_ids}
-    aggregate = aggregate_component.build(site_ids)
     initialize = initialize_component.build(site_ids)
     report = report_component.build(site_ids, rounds)
     # aggregation.protection he: export publishes a ciphertext (class masked_update), the
@@ -238,6 +262,11 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         {p.id: p.aggregation.protection for p in federation.governing.values()}
     )
     exporter = export_encrypted if protection == PROTECTION_HE else export
+    # aggregation.protection secagg: the SecAgg+ stages (module doc)
+    secagg = protection == PROTECTION_SECAGG
+    secagg_json = secagg_settings(federation).to_json() if secagg else ""
+    aggregate = aggregate_component.build(site_ids, secagg=secagg)
+    request_component = secagg_component.build("request", site_ids) if secagg else None
 
     def federated_training(
         run_id: str,
@@ -330,6 +359,19 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         if scaled is not None:  # initialize puts the published mean/std into v0's meta
             init.after(scaled)
         model = init.outputs["global_model"]
+        relay = None
+        if secagg:
+            relay = _secagg_setup(
+                federation,
+                sites,
+                validations,
+                site_inputs,
+                cfg,
+                fanin_digest,
+                secagg_json,
+                rounds,
+                run,
+            )
         round_reports: dict[str, Any] = {}
         evaluations: dict[str, Any] = {}
         for r in range(1, rounds + 1):
@@ -341,13 +383,40 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                     **site_inputs(site.id, r),
                 )
                 _no_cache(place_site_task(trained, site, signing=True))
-                exported = named(exporter, task_name("export", site.id, r))(
-                    local_model=trained.outputs["local_model"],
-                    global_model=model,
-                    **site_inputs(site.id, r),
-                )
+                if relay is None:
+                    exported = named(exporter, task_name("export", site.id, r))(
+                        local_model=trained.outputs["local_model"],
+                        global_model=model,
+                        **site_inputs(site.id, r),
+                    )
+                else:  # secagg: the masked, quantized update (after the shares are relayed)
+                    exported = named(export_masked, task_name("export", site.id, r))(
+                        local_model=trained.outputs["local_model"],
+                        global_model=model,
+                        relay=relay.outputs["relay"],
+                        secagg_json=secagg_json,
+                        coordinator_json=cfg[CONFIG_COORDINATOR],
+                        sites_json=cfg[CONFIG_SITES],
+                        **site_inputs(site.id, r),
+                    )
                 _no_cache(place_site_task(exported, site, signing=True))
                 updates[aggregate_component.update_input(i)] = exported.outputs["update"]
+            unmasking: dict[str, Any] = {}
+            if request_component is not None:
+                unmasking = _secagg_unmasking(
+                    request_component,
+                    federation,
+                    sites,
+                    updates,
+                    model,
+                    site_inputs,
+                    cfg,
+                    fanin_digest,
+                    secagg_json,
+                    min_sites,
+                    r,
+                    run,
+                )
 
             aggregated = named(aggregate, task_name("aggregate", round_index=r))(
                 coordinator_json=cfg[CONFIG_COORDINATOR],
@@ -363,6 +432,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
                 min_sites=min_sites,
                 previous_model=model,
                 **updates,
+                **unmasking,
                 **run,
             )
             _no_cache(
@@ -440,6 +510,108 @@ def _statistics_round(
         **run,
     )
     return _no_cache(place_coordinator_task(combine, federation.coordinator, read_from=sites))
+
+
+def _secagg_setup(
+    federation: Federation,
+    sites: list[Site],
+    validations: dict[str, PipelineTask],
+    site_inputs: Callable[[str, int], dict[str, Any]],
+    cfg: dict[str, Any],
+    fanin_digest: str,
+    secagg_json: str,
+    rounds: int,
+    run: dict[str, Any],
+) -> PipelineTask:
+    """SecAgg+ once per run, for every round: keys-<site> → roster → shares-<site> → relay
+    (the module doc). Returns the relay task, whose artifact every masked export reads."""
+    site_ids = [s.id for s in sites]
+    coordinator = federation.coordinator
+    shared = {"coordinator_json": cfg[CONFIG_COORDINATOR], "sites_json": cfg[CONFIG_SITES]}
+    fanin = {
+        **shared,
+        "policies_json": cfg[CONFIG_POLICIES],
+        "config_digest": fanin_digest,
+        "secagg_json": secagg_json,
+        **run,
+    }
+    keys: dict[str, PipelineTask] = {}
+    for site in sites:
+        task = named(secagg_component.keys, task_name("keys", site.id))(
+            validation=validations[site.id].outputs["summary"],
+            **site_inputs(site.id, VALIDATE_ROUND),
+        )
+        keys[site.id] = _no_cache(place_site_task(task, site, signing=True))
+    roster = named(secagg_component.build("roster", site_ids), task_name("roster"))(
+        rounds=rounds,
+        **{
+            secagg_component.site_input("roster", i): keys[s.id].outputs["keys"]
+            for i, s in enumerate(sites, start=1)
+        },
+        **fanin,
+    )
+    _no_cache(place_coordinator_task(roster, coordinator, read_from=sites, signing=True))
+    sealed: dict[str, Any] = {}
+    for i, site in enumerate(sites, start=1):
+        task = named(secagg_component.shares, task_name("shares", site.id))(
+            keys=keys[site.id].outputs["keys"],
+            roster=roster.outputs["roster"],
+            **shared,
+            **site_inputs(site.id, VALIDATE_ROUND),
+        )
+        _no_cache(place_site_task(task, site, signing=True))
+        sealed[secagg_component.site_input("relay", i)] = task.outputs["shares"]
+    relay = named(secagg_component.build("relay", site_ids), task_name("relay"))(
+        rounds=rounds, **sealed, **fanin
+    )
+    return _no_cache(place_coordinator_task(relay, coordinator, read_from=sites))
+
+
+def _secagg_unmasking(
+    request_component: Any,
+    federation: Federation,
+    sites: list[Site],
+    updates: dict[str, Any],
+    model: Any,
+    site_inputs: Callable[[str, int], dict[str, Any]],
+    cfg: dict[str, Any],
+    fanin_digest: str,
+    secagg_json: str,
+    min_sites: int,
+    round_index: int,
+    run: dict[str, Any],
+) -> dict[str, Any]:
+    """SecAgg+ round r after masking: request-r → answer-<site>-r; returns aggregate's extra
+    inputs (the answers, the request, the settings)."""
+    coordinator = federation.coordinator
+    request = named(request_component, task_name("request", round_index=round_index))(
+        coordinator_json=cfg[CONFIG_COORDINATOR],
+        sites_json=cfg[CONFIG_SITES],
+        policies_json=cfg[CONFIG_POLICIES],
+        config_digest=fanin_digest,
+        secagg_json=secagg_json,
+        round_index=round_index,
+        min_sites=min_sites,
+        previous_model=model,
+        **{
+            secagg_component.site_input("request", i): updates[aggregate_component.update_input(i)]
+            for i in range(1, len(sites) + 1)
+        },
+        **run,
+    )
+    _no_cache(place_coordinator_task(request, coordinator, read_from=sites, signing=True))
+    out: dict[str, Any] = {"secagg_json": secagg_json, "request": request.outputs["request"]}
+    for i, site in enumerate(sites, start=1):
+        task = named(secagg_component.answer, task_name("answer", site.id, round_index))(
+            update=updates[aggregate_component.update_input(i)],
+            request=request.outputs["request"],
+            coordinator_json=cfg[CONFIG_COORDINATOR],
+            sites_json=cfg[CONFIG_SITES],
+            **site_inputs(site.id, round_index),
+        )
+        _no_cache(place_site_task(task, site, signing=True))
+        out[aggregate_component.answer_input(i)] = task.outputs["answer"]
+    return out
 
 
 def _site_inputs(federation: Federation, site: Site) -> dict[str, str]:

@@ -8,8 +8,10 @@ so the stage is only ever the first word and the round only ever the `-rN` suffi
     validate-<site>                  site, once per run
     stats-<site>                     site, once per run (federated_zscore contracts only)
     scaling                          coordinator, once (federated_zscore contracts only)
-    train-<site>-r<N>                site, per round (also export, evaluate)
-    aggregate-r<N>                   coordinator, per round
+    keys-<site>, shares-<site>       site, once per run (aggregation.protection secagg only)
+    roster, relay                    coordinator, once (secagg only)
+    train-<site>-r<N>                site, per round (also export, evaluate; answer: secagg)
+    aggregate-r<N>                   coordinator, per round (also request: secagg)
     report                           coordinator, once
 """
 
@@ -23,15 +25,22 @@ STAGES = (
     "validate",
     "stats",
     "scaling",
+    "keys",
+    "roster",
+    "shares",
+    "relay",
     "train",
     "export",
+    "request",
+    "answer",
     "aggregate",
     "evaluate",
     "report",
 )
-ONCE_SITE_STAGES = frozenset({"validate", "stats"})
-ONCE_COORDINATOR_STAGES = frozenset({"initialize", "scaling", "report"})
-SITE_ROUND_STAGES = frozenset({"train", "export", "evaluate"})
+ONCE_SITE_STAGES = frozenset({"validate", "stats", "keys", "shares"})
+ONCE_COORDINATOR_STAGES = frozenset({"initialize", "scaling", "roster", "relay", "report"})
+SITE_ROUND_STAGES = frozenset({"train", "export", "answer", "evaluate"})
+COORDINATOR_ROUND_STAGES = frozenset({"request", "aggregate"})
 _ROUND = re.compile(r"-r(?P<round>[1-9][0-9]*)$")
 
 
@@ -51,7 +60,7 @@ def task_name(stage: str, site_id: str | None = None, round_index: int | None = 
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
     expects_site = stage in ONCE_SITE_STAGES or stage in SITE_ROUND_STAGES
-    expects_round = stage == "aggregate" or stage in SITE_ROUND_STAGES
+    expects_round = stage in COORDINATOR_ROUND_STAGES or stage in SITE_ROUND_STAGES
     if expects_site != (site_id is not None) or expects_round != (round_index is not None):
         raise ValueError(
             f"stage {stage}: site {'required' if expects_site else 'not allowed'}, "
@@ -78,7 +87,7 @@ def parse_task_name(name: str) -> TaskName | None:
     if match is None:
         return None
     round_index = int(match.group("round"))
-    if stage == "aggregate":
+    if stage in COORDINATOR_ROUND_STAGES:
         return TaskName(stage, None, round_index) if match.start() == 0 else None
     site = ("-" + rest)[1 : match.start()]
     return TaskName(stage, site, round_index) if site else None

@@ -124,7 +124,6 @@ def combine(
     count_caps: site -> (largest sample count it may claim as its weight, where that is
     declared) or None (`components.aggregation.magnitudes.cap_counts`)."""
     from components.aggregation.rules import RULES, aggregate
-    from components.aggregation.server_optimizers import build_server_optimizer
 
     contributors = sorted(collected.verified)
     deltas = [collected.verified[s].tensors for s in contributors]
@@ -146,6 +145,32 @@ def combine(
         delta = aggregate(deltas, rule, weights=weights, **rule_params)
     except (ValueError, TypeError) as exc:
         raise AggregationError(f"rule {rule!r} with {dict(rule_params)}: {exc}") from exc
+    new_tensors, new_state = apply_server_optimizer(
+        previous,
+        delta,
+        notes,
+        rule=rule,
+        server_optimizer=server_optimizer,
+        server_learning_rate=server_learning_rate,
+        optimizer_params=optimizer_params,
+    )
+    return new_tensors, new_state, notes
+
+
+def apply_server_optimizer(
+    previous: GlobalModel,
+    delta: Tensors,
+    notes: dict[str, Any],
+    *,
+    rule: str,
+    server_optimizer: str,
+    server_learning_rate: float,
+    optimizer_params: Mapping[str, Any],
+) -> tuple[Tensors, Tensors]:
+    """(new global tensors, new optimizer state) from the round's combined delta; notes an
+    optimizer state reset; AggregationError for non-finite results."""
+    from components.aggregation.server_optimizers import build_server_optimizer
+
     try:
         optimizer = build_server_optimizer(
             server_optimizer, server_learning_rate, **optimizer_params
@@ -168,7 +193,7 @@ def combine(
                 f"rule {rule!r} + optimizer {server_optimizer!r} gave non-finite values in "
                 f"tensor {name!r}; nothing published"
             )
-    return new_tensors, new_state, notes
+    return new_tensors, new_state
 
 
 @dataclass(frozen=True)
@@ -276,6 +301,9 @@ def run(
     updates: Mapping[str, str],
     global_model: str,
     round_report: str,
+    answers: Mapping[str, str] | None = None,
+    request: str | None = None,
+    secagg_json: str = "",
 ) -> dict[str, Any]:
     """One round on the coordinator; returns the round report (also written as round.json).
 
@@ -283,6 +311,10 @@ def run(
     that site's export `update` artifact (ref.json)}. global_model / round_report: output
     folders. Raises QuorumError (nothing published) or PublishConflictError (another
     coordinator published this version first; nothing of ours kept).
+
+    With `secagg_json` (aggregation.protection secagg) the updates are masked: `answers`
+    {site_id: folder of its unmasking answer} and `request` (the round's request task) come
+    with them, and the round unmasks the survivors' sum (`components.aggregation.secure`).
     """
     inputs = locals()
     config = round_config(**{name: inputs[name] for name in ROUND_INPUTS})
@@ -292,6 +324,19 @@ def run(
         )
     previous = read_global_model(previous_model)
     audit_log = _coordinator_log(config)
+    if secagg_json:
+        del request  # ordering only: the signed request is read from the coordinator's bucket
+        return _run_secure(
+            config,
+            previous,
+            updates,
+            answers or {},
+            secagg_json,
+            audit_log,
+            kfp_job_id,
+            global_model,
+            round_report,
+        )
     collected, required, screening = _collect(
         config,
         model_spec(previous.tensors),
@@ -393,6 +438,57 @@ def _run_encrypted(
     if audit_log is not None:
         _audit_round(audit_log, config, collected, report, encrypted.meta)
     write_encrypted(global_model, encrypted)
+    write_json(round_report, ROUND_FILE, report)
+    return report
+
+
+def _run_secure(
+    config: RoundConfig,
+    previous: GlobalModel,
+    updates: Mapping[str, str],
+    answers: Mapping[str, str],
+    secagg_json: str,
+    audit_log: Any,
+    kfp_job_id: str,
+    global_model: str,
+    round_report: str,
+) -> dict[str, Any]:
+    """The secagg round: unmask the sum, then optimizer, report, publish as a plain round."""
+    from components.aggregation.secure import secure_round
+    from components.secagg.settings import SecAggSettings
+
+    settings = SecAggSettings.from_json(secagg_json)
+    bucket = coordinator_gcs_client(config.coordinator).bucket(
+        config.coordinator.object_store.bucket
+    )
+    readers = {sid: site_minio_client(site) for sid, site in sorted(config.sites.items())}
+    secure = secure_round(config, previous, updates, answers, settings, bucket, readers)
+    notes = dict(secure.notes)
+    new_tensors, new_state = apply_server_optimizer(
+        previous,
+        secure.delta,
+        notes,
+        rule=config.rule,
+        server_optimizer=config.server_optimizer,
+        server_learning_rate=config.server_learning_rate,
+        optimizer_params=config.optimizer_params,
+    )
+    collected = Collected(abstained=dict(secure.abstained), residency=dict(secure.residency))
+    off = {"flagged": {}, "off": notes["protection"]}
+    report = _round_report(
+        config, previous.version + 1, collected, secure.required, notes, Screening(off, {})
+    )
+    report["contributors"] = secure.contributors
+    report["epsilon"] = dict(sorted(secure.epsilon.items()))
+    report["quorum"]["valid"] = len(secure.contributors)
+    report["protection"] = "secagg"
+    model_bytes = dump_tensors(new_tensors)
+    meta = _version_meta(config, previous, report, kfp_job_id, sha256_hex(model_bytes))
+    meta["health"] = previous.meta.get("health") or {}
+    _publish(config, report, meta, model_bytes, dump_tensors(new_state) if new_state else None)
+    if audit_log is not None:
+        _audit_round(audit_log, config, collected, report, meta)
+    write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
     write_json(round_report, ROUND_FILE, report)
     return report
 

@@ -44,6 +44,7 @@ STAGE_RUN_FIELDS: dict[str, tuple[str, ...]] = {
     "export": _COMMON,
     "evaluate": (*_COMMON, "dataset", "model_name"),
     "stats": (*_COMMON, "dataset", "dp_enabled"),
+    "secagg": (*_COMMON, "rounds"),  # the SecAgg+ site steps (components/secagg_stages)
 }
 # validate's own executor inputs among the run settings (the rest only travel on).
 VALIDATE_RUN_FIELDS = (

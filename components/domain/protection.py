@@ -40,13 +40,17 @@ _WHY_NOT = {
     "screened_geometric_median": "the screen compares single updates with their median",
     "norm_bounded_mean": "the coordinator cannot bound norms it cannot see (sites clip instead)",
 }
-# Stages not built yet: the compiler refuses these protections until they are wired.
-UNBUILT = {
-    PROTECTION_SECAGG: (
-        "the SecAgg+ stages (key advertisement, share exchange, masked export, unmasking) "
-        "are not wired into the pipeline yet (protocol core: components/secagg/)"
-    ),
-}
+# Stages not built yet: the compiler refuses these protections until they are wired
+# (both are: secagg in pipelines/dag.py + components/secagg_stages/, he at export/aggregate).
+UNBUILT: dict[str, str] = {}
+
+
+# What the report says under each protection about the checks the coordinator cannot run.
+OFF_UNDER_PROTECTION = (
+    "robust rules, the FedAvg norm guard and per-update anomaly scoring are off: the "
+    "coordinator sees only the sum of the masked updates, not one site's update (sites clip "
+    "their updates to the norm bound before masking instead)"
+)
 
 
 class ProtectionConflict(ValueError):

@@ -37,6 +37,8 @@ def headline(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("final accuracy (site holdouts)", _pct(final.get("accuracy"))),
         ("final accuracy (pooled test)", _pct(final.get("test_accuracy"))),
     ]
+    if summary.get("protection"):  # secagg: robust rules off, and why
+        rows.insert(4, ("update protection", str(summary["protection"])))
     baseline = summary.get("baseline") or {}
     if summary.get("task") == "regression":
         rows = rows[:4] + [

@@ -95,7 +95,9 @@ def build_summary(
       RMSE as the root of the weighted mean square; R² weighted, an approximation), the
       pooled-test figures `test_mae`, `test_rmse`, `test_r2` and the summed residual
       histogram in `final` instead of a confusion matrix.
-    Returns a JSON-serialisable dict (see README, "What `make run` writes").
+    Returns a JSON-serialisable dict (see README, "What `make run` writes"); with secure
+    aggregation also `protection`: what the coordinator could not check, and why (the round
+    reports' `notes.protection`).
     """
     reports = sorted(round_reports, key=lambda d: _round_of(d, "round report"))
     seen_rounds = [_round_of(r, "round report") for r in reports]
@@ -218,6 +220,15 @@ def build_summary(
         totals[site] = entry
 
     final = _final(rounds_out, evals_by_round)
+    # secagg: what the coordinator could not check (aggregate's round notes say why)
+    protection = next(
+        (
+            (rep.get("notes") or {}).get("protection")
+            for rep in reports
+            if (rep.get("notes") or {}).get("protection")
+        ),
+        None,
+    )
     summary: dict[str, Any] = {
         "version": SUMMARY_VERSION,
         "run_id": run_id,
@@ -243,6 +254,8 @@ def build_summary(
         "membership_above_bound": membership_above_bound(rounds_out),
         "baseline": dict(baseline) if baseline else None,
     }
+    if protection:
+        summary["protection"] = protection
     return summary
 
 

@@ -5,12 +5,18 @@ Every object is written create-only, so a step that ran cannot be rerun with oth
 answer and the state recording what it revealed exist once).
 
 * A site's own bucket (S3/MinIO), prefix `secagg/<run>/round-NNNN/<site>/`:
-  `state-<step>.json` (its private round keys, self-mask seed and held shares: never leaves
-  the bucket; SSE per policy), `advertisement.json`, `shares/<receiver>.json` (sealed for the
-  receiver), `masked.bin` (the masked words: what export publishes), `answer.json`.
+  `advertisement.json`, `shares/<receiver>.json` (sealed for the receiver), `masked.bin` (the
+  masked words: what export publishes), `answer.json`; and under its own top-level prefix
+  `secagg-private/<run>/round-NNNN/<site>/`: `state-<step>.json` (its private round keys,
+  self-mask seed and held shares: never leaves the bucket, SSE per policy; the coordinator's
+  read-only identity may read `secagg/` but not `secagg-private/`, `pipelines/access/rules.py`).
 * The coordinator's bucket (GCS), prefix `secagg/<run>/round-NNNN/`: `advertisements.json`
   (every verified advertisement, so sites never read each other's buckets), `roster.json`
   (signed), `inbox/<receiver>/<sender>.json` (sealed shares relayed), `request.json` (signed).
+
+In a pipeline the sites do not read the coordinator's bucket: the coordinator's tasks mirror
+what they published (`mirror`) into their output artifact, and a site's task reads it from
+that folder (`FolderBucket`, the same `blob`/`list_blobs` calls).
 
 The coordinator reads only what a site published (advertisement, shares, masked words,
 answer), with the read-only key the site's policy allows; a site reads only the coordinator's
@@ -22,6 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,14 +45,24 @@ from components.secagg.site import SiteSession
 from components.secagg.unmask import make_request, remove_masks
 
 STEPS = ("keys", "shared", "masked", "answered")
+PUBLIC_ROOT = "secagg/"
+PRIVATE_ROOT = "secagg-private/"
 
 
 def round_prefix(run_id: str, round_: int) -> str:
-    return f"secagg/{run_id}/round-{round_:04d}/"
+    return f"{PUBLIC_ROOT}{run_id}/round-{round_:04d}/"
 
 
 def site_prefix(run_id: str, round_: int, site_id: str) -> str:
     return f"{round_prefix(run_id, round_)}{site_id}/"
+
+
+def site_key(run_id: str, round_: int, site_id: str, name: str) -> str:
+    """The object key of `name` in the site's bucket: round state (`state-*`) under the
+    private prefix, everything else under the public one."""
+    if name.startswith("state-"):
+        return f"{PRIVATE_ROOT}{run_id}/round-{round_:04d}/{site_id}/{name}"
+    return site_prefix(run_id, round_, site_id) + name
 
 
 @dataclass(frozen=True)
@@ -58,13 +75,13 @@ class SiteBucket:
     sse: Any = None
 
     def put(self, run_id: str, round_: int, name: str, data: bytes, secret: bool = False):
-        key = site_prefix(run_id, round_, self.site_id) + name
+        key = site_key(run_id, round_, self.site_id, name)
         return put_create_only(
             self.client, self.bucket, key, data, sse=self.sse if secret else None
         )
 
     def get(self, run_id: str, round_: int, name: str) -> bytes:
-        key = site_prefix(run_id, round_, self.site_id) + name
+        key = site_key(run_id, round_, self.site_id, name)
         response = self.client.get_object(self.bucket, key)
         try:
             return response.read()
@@ -75,11 +92,66 @@ class SiteBucket:
     def exists(self, run_id: str, round_: int, name: str) -> bool:
         from components.common.create_only import object_exists
 
-        key = site_prefix(run_id, round_, self.site_id) + name
+        key = site_key(run_id, round_, self.site_id, name)
         return object_exists(self.client, self.bucket, key)
 
 
-def _gcs_put(bucket: Any, name: str, data: bytes) -> None:
+class _FolderBlob:
+    def __init__(self, root: Path, name: str) -> None:
+        self.name, self._path = name, root / name
+
+    def download_as_bytes(self) -> bytes:
+        try:
+            return self._path.read_bytes()
+        except FileNotFoundError:
+            raise SecAggError(
+                f"{self.name}: not among the coordinator's published SecAgg+ objects "
+                f"handed to this task ({self._path.parent})"
+            ) from None
+
+    def upload_from_string(self, data: bytes, if_generation_match: int | None = None) -> None:
+        from google.api_core.exceptions import PreconditionFailed
+
+        if if_generation_match == 0 and self._path.exists():
+            raise PreconditionFailed(f"{self.name} exists")
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.write_bytes(data)
+
+
+@dataclass(frozen=True)
+class FolderBucket:
+    """The coordinator's published objects as a local folder (a task's input artifact), with
+    the few calls of a GCS bucket the site steps make."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return str(self.root)
+
+    def blob(self, name: str) -> _FolderBlob:
+        return _FolderBlob(Path(self.root), name)
+
+    def list_blobs(self, prefix: str = "") -> list[_FolderBlob]:
+        root = Path(self.root)
+        names = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        return [_FolderBlob(root, n) for n in names if n.startswith(prefix)]
+
+
+def mirror(coordinator: Any, run_id: str, folder: str | Path) -> int:
+    """Copy every object the coordinator published under `secagg/<run>/` into `folder`
+    (what the sites' next task reads); returns how many."""
+    count = 0
+    for blob in coordinator.list_blobs(prefix=f"{PUBLIC_ROOT}{run_id}/"):
+        target = Path(folder) / blob.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(blob.download_as_bytes())
+        count += 1
+    return count
+
+
+def gcs_put(bucket: Any, name: str, data: bytes) -> None:
+    """Write `name` create-only to the coordinator's bucket (SecAggError when it exists)."""
     from google.api_core.exceptions import PreconditionFailed
 
     try:
@@ -240,8 +312,8 @@ def coordinator_roster(
         ads[site] = wire.load_advertisement(data, f"advertisement of {site}")
     roster = make_roster(run_id, round_, ads, site_keys_, k, threshold, coordinator_key, rand)
     prefix = round_prefix(run_id, round_)
-    _gcs_put(coordinator, prefix + "advertisements.json", _ads_bundle(ads))
-    _gcs_put(coordinator, prefix + "roster.json", wire.dump_roster(roster))
+    gcs_put(coordinator, prefix + "advertisements.json", _ads_bundle(ads))
+    gcs_put(coordinator, prefix + "roster.json", wire.dump_roster(roster))
     return roster.sites
 
 
@@ -255,7 +327,7 @@ def coordinator_relay(
     for sender in roster.sites:
         for receiver in roster.neighbours[sender]:
             data = sites[sender].get(run_id, round_, f"shares/{receiver}.json")
-            _gcs_put(coordinator, f"{prefix}inbox/{receiver}/{sender}.json", data)
+            gcs_put(coordinator, f"{prefix}inbox/{receiver}/{sender}.json", data)
             count += 1
     return count
 
@@ -287,7 +359,7 @@ def coordinator_request(
     if total is None:
         raise SecAggError(f"round {round_}: no masked update arrived")
     request = make_request(roster, survivors, coordinator_key)
-    _gcs_put(coordinator, prefix + "request.json", wire.dump_request(request))
+    gcs_put(coordinator, prefix + "request.json", wire.dump_request(request))
     return total, survivors
 
 

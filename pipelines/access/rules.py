@@ -16,6 +16,8 @@ A site bucket's layout (`BUCKET_LAYOUT`): each top-level prefix holds one kind o
 | `validation/` | validation summaries | validation_summary |
 | `metrics/` | evaluation metrics | metrics |
 | `stats/` | DP-noised feature statistics (federated_zscore) | feature_stats |
+| `secagg/` | SecAgg+ advertisements, sealed shares, masked updates, answers (secagg only) | secagg_public |
+| `secagg-private/` | the site's SecAgg+ round state: private keys, seeds, held shares (site only) | - |
 | `ledger/` | the privacy ledger (site only) | - |
 | `audit/` | the site's signed audit chain | - |
 | `admission/` | the site's own policy copy and its signed admission records | - |
@@ -50,6 +52,8 @@ BUCKET_LAYOUT: dict[str, ArtifactClass | None] = {
     "validation/": ArtifactClass.VALIDATION_SUMMARY,
     "metrics/": ArtifactClass.METRICS,
     "stats/": ArtifactClass.FEATURE_STATS,
+    "secagg/": ArtifactClass.SECAGG_PUBLIC,
+    "secagg-private/": None,
     "ledger/": None,
     "audit/": None,
     "admission/": None,
@@ -61,6 +65,7 @@ ADMISSION_PREFIX = "admission/"
 AUDIT_PREFIX = "audit/"
 LEDGER_PREFIX = "ledger/"
 UPDATES_PREFIX = "updates/"
+SECAGG_PREFIX = "secagg/"
 
 
 def site_identity(site_id: str) -> str:
@@ -99,10 +104,14 @@ def bucket_rules(federation: Federation, site_id: str) -> BucketRules:
     site = federation.sites[site_id]
     policy = federation.policy_of(site_id)
     coordinator = federation.coordinator.id
+    from pipelines.residency.protection import federation_protection_of
+
+    secagg = federation_protection_of(federation) == "secagg"
     reads = [
         prefix
         for prefix, cls in BUCKET_LAYOUT.items()
         if cls is not None
+        and (secagg or prefix != SECAGG_PREFIX)  # only a secagg federation has secagg/
         and any(
             d.destination == coordinator for d in allowed_destinations(federation, site_id, cls)
         )

@@ -42,6 +42,15 @@ class TaskInfo:
     round_index: int | None
 
 
+COORDINATOR_STAGES = frozenset(
+    {"initialize", "scaling", "roster", "relay", "request", "aggregate", "report"}
+)
+# Stages that run once before the rounds (the "setup" lines).
+SETUP_STAGES = frozenset(
+    {"initialize", "validate", "stats", "scaling", "keys", "roster", "shares", "relay"}
+)
+
+
 def _constant(task: Mapping[str, Any], name: str) -> Any:
     param = ((task.get("inputs") or {}).get("parameters") or {}).get(name) or {}
     return (param.get("runtimeValue") or {}).get("constant")
@@ -64,7 +73,7 @@ def task_map(pipeline_spec: Mapping[str, Any]) -> dict[str, TaskInfo]:
         stage = parsed.stage if parsed else local_name
         if site is None:
             site = parsed.site_id if parsed else None
-        if site is None and stage in {"initialize", "scaling", "aggregate", "report"}:
+        if site is None and stage in COORDINATOR_STAGES:
             site = "coordinator"
         if rnd is not None:
             round_index: int | None = int(rnd)
@@ -181,6 +190,8 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
             f"global mean/std of {len(g.get('names') or [])} inputs from "
             f"{len(g.get('sites') or [])} site(s); floored {len(g.get('floored') or [])}"
         )
+    if stage in SECAGG_STAGES and "ref.json" in docs:
+        return _secagg_line(stage, docs["ref.json"])
     if stage == "initialize" and "meta.json" in docs:
         m = docs["meta.json"]
         return f"global model v{m.get('version')} ({m.get('model_name')}, {m.get('dataset')})"
@@ -208,6 +219,8 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
         return f"trained; model kept in s3://{r.get('bucket')}/{r.get('prefix')}"
     if stage == "export" and "ref.json" in docs:
         r = docs["ref.json"]
+        if r.get("status") == "masked":
+            return f"masked update (SecAgg+) written to s3://{r.get('bucket')}/{r.get('key')}"
         if r.get("status") == "exported":
             what = "encrypted update" if str(r.get("tensors_key")).endswith(".ckks") else "update"
             return f"signed {what} written to s3://{r.get('bucket')}/{r.get('key')}"
@@ -248,6 +261,39 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
     return "done"
 
 
+SECAGG_STAGES = frozenset({"keys", "roster", "shares", "relay", "request", "answer"})
+
+
+def _secagg_line(stage: str, r: Mapping[str, Any]) -> str:
+    """The line of a SecAgg+ step from its `ref.json`."""
+    status = r.get("status")
+    if status == "abstained":
+        return f"ABSTAINED: {r.get('reason')}"
+    if stage == "keys":
+        return f"signed X25519 round keys advertised for {r.get('rounds')} round(s)"
+    if stage == "roster":
+        rosters = r.get("rosters") or {}
+        first = next(iter(rosters.values()), {})
+        return (
+            f"signed rosters of {len(rosters)} round(s): {len(first.get('sites') or [])} "
+            f"site(s), k = {first.get('neighbours')}, t = {first.get('threshold')}; "
+            f"absent: {_reasons(r.get('absent'))}"
+        )
+    if stage == "shares":
+        return f"sealed Shamir shares for the neighbours, rounds {sorted(r.get('shares') or {})}"
+    if stage == "relay":
+        return f"relayed {sum((r.get('shares') or {}).values())} sealed share(s)"
+    if stage == "request":
+        return (
+            f"signed unmasking request: survivors {', '.join(r.get('survivors') or [])}; "
+            f"dropped: {_reasons(r.get('dropped'))}"
+        )
+    return (
+        f"answered: self-mask shares of {len(r.get('self_mask_of') or [])} site(s), "
+        f"key shares of {len(r.get('mask_key_of') or [])} dropped site(s)"
+    )
+
+
 def _num(value: Any) -> str:
     return "–" if value is None else f"{float(value):.3f}"
 
@@ -255,7 +301,7 @@ def _num(value: Any) -> str:
 def format_line(elapsed_s: float, info: TaskInfo, rounds: int, text: str, ok: bool = True) -> str:
     """`[  12.3s] round 1/5  train      hospital-berlin   <text>`."""
     where = f"round {info.round_index}/{rounds}" if info.round_index else "setup"
-    if info.stage in {"initialize", "validate", "stats", "scaling"}:
+    if info.stage in SETUP_STAGES:
         where = "setup"
     elif info.stage == "report":
         where = "final"

@@ -17,6 +17,7 @@ from typing import Any
 from pipelines.local_run import collect as collect_mod
 from pipelines.local_run.ledger_lines import eps_text, round_privacy, run_epsilon_line, train_text
 from pipelines.local_run.progress import (
+    SETUP_STAGES,
     LogParser,
     TaskInfo,
     describe,
@@ -82,7 +83,7 @@ class Progress:
                 info = self.info(event.task)
                 if (
                     info.round_index
-                    and info.stage not in {"validate", "stats", "scaling", "initialize", "report"}
+                    and info.stage not in SETUP_STAGES | {"report"}
                     and info.round_index != self.current_round
                 ):
                     self.current_round = info.round_index

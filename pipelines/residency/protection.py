@@ -2,9 +2,16 @@
 
 The compiler refuses, all problems at once: policies asking for different protections; a
 compiled rule or server optimizer that cannot run when the coordinator sees only a sum or
-ciphertexts; `he` unless every member site's policy asks for it (all sites encrypt under one
-shared context); and a protection whose pipeline stages are not built (`UNBUILT`), saying
-so, rather than compiling a pipeline that would show the coordinator every update.
+ciphertexts; `he` or `secagg` unless every member site's policy asks for it (all sites
+encrypt under one shared context, or all mask: a site exporting in the clear could not be
+added, and its own policy would make its export refuse); a protection whose pipeline stages
+are not built (`UNBUILT`), saying so, rather than compiling a pipeline that would show the
+coordinator every update; and, for `secagg`, what the SecAgg+ stages need: a coordinator
+signing key (the roster and the unmasking request are signed), a signing key per site (the
+key advertisements are signed), policies that agree on `export.reveal_num_examples` (it
+decides the FedAvg weight every site masks: uniform, or the row count, which then needs a
+cap every site declares) and at least 2 sites. `secagg_settings` turns a federation into the
+one `SecAggSettings` its tasks share.
 """
 
 from __future__ import annotations
@@ -12,11 +19,14 @@ from __future__ import annotations
 from components.domain.federation import Federation
 from components.domain.protection import (
     PROTECTION_HE,
+    PROTECTION_SECAGG,
     UNBUILT,
     ProtectionConflict,
     federation_protection,
     rule_conflicts,
 )
+from components.secagg.errors import SecAggError
+from components.secagg.settings import SecAggSettings
 from pipelines.residency.checker import ResidencyViolationError
 
 
@@ -44,18 +54,21 @@ def check_protection(
     except ProtectionConflict as exc:
         raise ProtectionError([str(exc)]) from None
     problems = rule_conflicts(protection, rule, server_optimizer, server_learning_rate)
-    if protection == PROTECTION_HE:
-        # every member encrypts under the one shared context; a site whose own policy says
-        # otherwise would export in the clear and the coordinator could not add it
+    if protection in (PROTECTION_HE, PROTECTION_SECAGG):
+        # every member encrypts under the one shared context (he) or masks (secagg); a site
+        # whose own policy says otherwise would export in the clear and the coordinator
+        # could not add it to ciphertexts or a masked sum
         clear = sorted(
             {federation.policy_of(s).id for s in federation.sites}
-            - {pid for pid, p in asked.items() if p == PROTECTION_HE}
+            - {pid for pid, p in asked.items() if p == protection}
         )
         if clear:
             problems.append(
-                f"aggregation.protection he needs every member site's policy to ask for it; "
-                f"{', '.join(clear)} do(es) not (their sites would export in the clear, which "
-                "the coordinator cannot add to ciphertexts): set aggregation.protection he there"
+                f"aggregation.protection {protection} needs every member site's policy to ask "
+                f"for it; {', '.join(clear)} do(es) not (their sites would export in the "
+                "clear, which the coordinator cannot add to "
+                + ("ciphertexts" if protection == PROTECTION_HE else "a masked sum")
+                + f"): set aggregation.protection {protection} there"
             )
     if protection in UNBUILT:
         by = ", ".join(sorted(pid for pid, p in asked.items() if p == protection))
@@ -63,6 +76,78 @@ def check_protection(
             f"aggregation.protection {protection} (policies {by}) is refused: "
             f"{UNBUILT[protection]}; until then set it to none"
         )
+    if protection == PROTECTION_SECAGG:
+        problems += _secagg_problems(federation)
     if problems:
         raise ProtectionError(problems)
     return protection
+
+
+def _weight_caps(federation: Federation) -> dict[str, int | None]:
+    """site -> the most rows it may claim as its weight (as aggregate's count caps)."""
+    caps: dict[str, int | None] = {}
+    for sid, site in federation.sites.items():
+        declared = site.data.num_examples if site.data else None
+        policy = federation.policy_of(sid)
+        caps[sid] = declared.max if declared is not None else policy.aggregation.max_num_examples
+    return caps
+
+
+def _secagg_problems(federation: Federation) -> list[str]:
+    problems = []
+    if federation.coordinator.signing is None:
+        problems.append(
+            f"aggregation.protection secagg: coordinator {federation.coordinator.id} names no "
+            "signing.public_key (the SecAgg+ roster and unmasking request are signed with it)"
+        )
+    unsigned = sorted(s for s, site in federation.sites.items() if site.signing is None)
+    if unsigned:
+        problems.append(
+            f"aggregation.protection secagg: site(s) {', '.join(unsigned)} name no "
+            "signing.public_key (their SecAgg+ key advertisements are signed with it)"
+        )
+    reveal = {sid: federation.policy_of(sid).export.reveal_num_examples for sid in federation.sites}
+    if len(set(reveal.values())) > 1:
+        shown = ", ".join(f"{s}: {v}" for s, v in sorted(reveal.items()))
+        problems.append(
+            "aggregation.protection secagg: the sites' policies disagree on "
+            f"export.reveal_num_examples ({shown}); it decides the FedAvg weight every site "
+            "masks (uniform or its row count), so make them agree"
+        )
+    elif any(reveal.values()):
+        uncapped = sorted(s for s, c in _weight_caps(federation).items() if c is None)
+        if uncapped:
+            problems.append(
+                "aggregation.protection secagg with row-count weights: site(s) "
+                f"{', '.join(uncapped)} declare no data.num_examples.max and their policy no "
+                "aggregation.max_num_examples; the fixed point needs a largest weight"
+            )
+    if len(federation.sites) < 2:
+        problems.append("aggregation.protection secagg needs at least 2 member sites")
+    return problems
+
+
+def secagg_settings(federation: Federation) -> SecAggSettings:
+    """The SecAgg+ settings of a federation that passed `check_protection` with secagg."""
+    caps = _weight_caps(federation)
+    reveal = any(federation.policy_of(sid).export.reveal_num_examples for sid in federation.sites)
+    try:
+        if reveal:
+            return SecAggSettings(
+                num_sites=len(federation.sites),
+                weighting="num_examples",
+                max_weight=float(max(c for c in caps.values() if c is not None)),
+            )
+        return SecAggSettings(num_sites=len(federation.sites))
+    except SecAggError as exc:
+        raise ProtectionError([f"aggregation.protection secagg: {exc}"]) from None
+
+
+def federation_protection_of(federation: Federation) -> str:
+    """The protection the federation's policies ask for (none when they conflict: the
+    compiler's `check_protection` refuses those before the DAG is built)."""
+    asked = {p.id: p.aggregation.protection for p in federation.governing.values()}
+    try:
+        return federation_protection(asked)
+    except ProtectionConflict:
+        return "none"

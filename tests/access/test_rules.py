@@ -190,3 +190,20 @@ def test_manifests_write_the_minio_policies_next_to_the_manifests(fed, tmp_path)
         doc
         == minio_policies(bucket_rules(fed, "hospital-berlin"))["hospital-berlin-coordinator-read"]
     )
+
+
+def test_secagg_opens_the_public_protocol_prefix_never_the_private_state(fed) -> None:
+    from dataclasses import replace
+
+    from components.domain.models import Policy
+
+    policies = {}
+    for pid, policy in fed.policies.items():
+        body = policy.dict()
+        body["aggregation"]["protection"] = "secagg"
+        policies[pid] = Policy.parse_obj(body)
+    secagg = replace(fed, policies=policies)
+    for site_id in secagg.sites:
+        reads = bucket_rules(secagg, site_id).coordinator_reads
+        assert "secagg/" in reads and "secagg-private/" not in reads
+        assert "secagg/" not in bucket_rules(fed, site_id).coordinator_reads

@@ -207,20 +207,25 @@ def test_write_outputs_is_all_or_nothing(tmp_path: Path, monkeypatch):
     assert not list(tmp_path.glob(".out-staging-*"))
 
 
-def test_secagg_or_he_in_a_policy_is_refused_until_the_stages_exist(config_copy, tmp_path, capsys):
+def test_secagg_compiles_when_every_member_policy_asks_for_it(config_copy, tmp_path, capsys):
     sites, policies = config_copy
     _edit(policies / "eu-health.yaml", "aggregation:\n", "aggregation:\n  protection: secagg\n")
     out = tmp_path / "out"
+    # one member policy asking: Boston (us-health) would export in the clear
     assert _compile(out, sites, policies) == 1
     err = capsys.readouterr().err
-    assert "aggregation.protection secagg (policies eu-health) is refused" in err
-    assert "SecAgg+ stages" in err and "not wired into the pipeline yet" in err
+    assert "aggregation.protection secagg needs every member site's policy" in err
+    assert "us-health" in err and "a masked sum" in err
     assert not out.exists() or not any(out.iterdir())
     # two policies asking for different protections: refused naming both
     _edit(policies / "us-health.yaml", "aggregation:\n", "aggregation:\n  protection: he\n")
     assert _compile(out, sites, policies) == 1
     err = capsys.readouterr().err
     assert "he by us-health; secagg by eu-health" in err
+    # every member asking secagg: the SecAgg+ stages compile
+    _edit(policies / "us-health.yaml", "protection: he", "protection: secagg")
+    assert _compile(out, sites, policies) == 0
+    assert "keys-hospital-berlin" in (out / "federated-training.yaml").read_text()
 
 
 def test_protection_none_is_the_default_and_compiles_unchanged(config_copy, tmp_path):

@@ -67,3 +67,15 @@ def test_statistics_round_names_round_trip() -> None:
     assert parse_task_name("scaling-x") is None
     with pytest.raises(ValueError, match="round not allowed"):
         task_name("stats", "x", 1)
+
+
+def test_secagg_stage_names_round_trip() -> None:
+    for site in TRICKY_SITES:
+        for stage in ("keys", "shares"):
+            assert parse_task_name(task_name(stage, site)) == TaskName(stage, site, None)
+        assert parse_task_name(task_name("answer", site, 3)) == TaskName("answer", site, 3)
+    for stage in ("roster", "relay"):
+        assert parse_task_name(task_name(stage)) == TaskName(stage, None, None)
+    assert task_name("request", round_index=2) == "request-r2"
+    assert parse_task_name("request-r2") == TaskName("request", None, 2)
+    assert parse_task_name("request-x-r2") is None

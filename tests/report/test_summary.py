@@ -188,3 +188,15 @@ def test_every_rounds_membership_audit_per_site_and_each_site_and_round_above_it
         {"site": "hospital-paris", "round": 2, "advantage": 0.7, "bound": 0.65},
     ]
     assert summary["final"]["membership_above_bound"] == ["hospital-paris"]  # round 2 only
+
+
+def test_a_secagg_run_says_robust_rules_are_off_and_why() -> None:
+    from components.report.render import render_markdown
+    from components.report.summary import build_summary
+
+    note = "secagg (SecAgg+): robust rules, the FedAvg norm guard and per-update anomaly scoring are off: the coordinator sees only the sum"
+    report = {"round": 1, "version": 1, "contributors": ["a", "b"], "rule": "fedavg"}
+    summary = build_summary([{**report, "notes": {"protection": note}}], [], sites=["a", "b"])
+    assert summary["protection"] == note
+    assert f"| update protection | {note} |" in render_markdown(summary)
+    assert "protection" not in build_summary([report], [], sites=["a", "b"])

@@ -1,0 +1,163 @@
+"""The compiled DAG of a federation whose policies ask `aggregation.protection: secagg`: the
+SecAgg+ stages, their order, their artifacts' classes, their secrets, and what the compiler
+refuses with secagg. The default federation (protection none) compiles without any of them
+(`make compile-check` holds its golden YAML)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from components.domain.models import Policy
+from pipelines.compiler import compile_federation
+from pipelines.flows import kubernetes_executors
+from pipelines.residency.protection import ProtectionError, secagg_settings
+from tests.support.example_federation import example_federation
+
+ROUNDS = 2
+
+
+def _secagg(federation, **policy_changes):
+    """`federation` with every policy asking secagg (plus `policy_changes` per policy id)."""
+    policies = {}
+    for pid, policy in {p.id: p for p in federation.policies.values()}.items():
+        body = policy.dict()
+        body["aggregation"]["protection"] = "secagg"
+        for path, value in policy_changes.get(pid, {}).items():
+            section, name = path.split(".")
+            body[section][name] = value
+        policies[pid] = Policy.parse_obj(body)
+    from dataclasses import replace
+
+    return replace(federation, policies=policies)
+
+
+FED = _secagg(example_federation())
+SITES = list(FED.sites)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    result = compile_federation(FED, rounds=ROUNDS)
+    spec, platform = yaml.safe_load_all(result.pipeline_yaml)
+    return result, spec, kubernetes_executors(platform)
+
+
+def _tasks(spec):
+    return spec["root"]["dag"]["tasks"]
+
+
+def _upstream(task, name):
+    return task["inputs"]["artifacts"][name]["taskOutputArtifact"]["producerTask"]
+
+
+def test_the_secagg_stages_and_how_many(compiled):
+    _, spec, _ = compiled
+    n = len(SITES)
+    plain = {"initialize", "report"} | {f"aggregate-r{r}" for r in (1, 2)}
+    plain |= {f"validate-{s}" for s in SITES}
+    plain |= {
+        f"{st}-{s}-r{r}" for s in SITES for r in (1, 2) for st in ("train", "export", "evaluate")
+    }
+    secagg = {"roster", "relay"} | {f"keys-{s}" for s in SITES} | {f"shares-{s}" for s in SITES}
+    secagg |= {f"request-r{r}" for r in (1, 2)} | {
+        f"answer-{s}-r{r}" for s in SITES for r in (1, 2)
+    }
+    assert set(_tasks(spec)) == plain | secagg
+    assert len(secagg) == 2 * n + 2 + ROUNDS * (n + 1)
+
+
+def test_the_protocol_order_holds_in_every_round(compiled):
+    _, spec, _ = compiled
+    t = _tasks(spec)
+    s = "hospital-paris"
+    assert _upstream(t[f"keys-{s}"], "validation") == f"validate-{s}"
+    assert {_upstream(t["roster"], f"keys_{i}") for i in (1, 2, 3)} == {f"keys-{x}" for x in SITES}
+    assert _upstream(t[f"shares-{s}"], "roster") == "roster"
+    assert _upstream(t[f"shares-{s}"], "keys") == f"keys-{s}"
+    assert {_upstream(t["relay"], f"shares_{i}") for i in (1, 2, 3)} == {
+        f"shares-{x}" for x in SITES
+    }
+    for r in (1, 2):
+        assert _upstream(t[f"export-{s}-r{r}"], "relay") == "relay"
+        assert _upstream(t[f"export-{s}-r{r}"], "local_model") == f"train-{s}-r{r}"
+        assert {_upstream(t[f"request-r{r}"], f"update_{i}") for i in (1, 2, 3)} == {
+            f"export-{x}-r{r}" for x in SITES
+        }
+        assert _upstream(t[f"answer-{s}-r{r}"], "request") == f"request-r{r}"
+        assert _upstream(t[f"answer-{s}-r{r}"], "update") == f"export-{s}-r{r}"
+        agg = t[f"aggregate-r{r}"]
+        assert {_upstream(agg, f"answer_{i}") for i in (1, 2, 3)} == {
+            f"answer-{x}-r{r}" for x in SITES
+        }
+        assert _upstream(agg, "request") == f"request-r{r}"
+        assert _upstream(t[f"evaluate-{s}-r{r}"], "global_model") == f"aggregate-r{r}"
+    assert _upstream(t["request-r2"], "previous_model") == "aggregate-r1"
+
+
+def test_every_new_artifact_has_a_class_the_checker_allowed(compiled):
+    result, _, _ = compiled
+    classes = {}
+    for d in result.decisions:
+        edge = d.edge
+        stage = edge.task.split("-")[0]
+        if stage in ("keys", "roster", "shares", "relay", "request", "answer") or (
+            stage == "export"
+        ):
+            classes.setdefault((stage, edge.artifact), set()).add(edge.artifact_class)
+            assert d.allowed, d
+    assert classes[("export", "update")] == {"masked_update"}
+    for key in (("keys", "keys"), ("roster", "roster"), ("shares", "shares")):
+        assert classes[key] == {"secagg_public"}
+    for key in (("relay", "relay"), ("request", "request"), ("answer", "answer")):
+        assert classes[key] == {"secagg_public"}
+    crossing = {
+        (d.edge.task.split("-")[0], d.edge.dest_task.split("-")[0])
+        for d in result.decisions
+        if d.edge.source != d.edge.dest
+    }
+    assert ("export", "request") in crossing and ("roster", "shares") in crossing
+    assert ("relay", "export") in crossing and ("answer", "aggregate") in crossing
+
+
+def test_site_steps_hold_only_their_own_keys_coordinator_steps_only_read_keys(compiled):
+    _, spec, executors = compiled
+    t = _tasks(spec)
+    own = {s: FED.sites[s].object_store.secret_name for s in SITES}
+    for name in ("roster", "relay", "request-r1"):
+        label = spec["components"][t[name]["componentRef"]["name"]]["executorLabel"]
+        secrets = {e["secretName"] for e in executors[label].get("secretAsEnv", [])}
+        assert not secrets & set(own.values()), (name, secrets)
+        assert {f"{v}-coordinator-read" for v in own.values()} <= secrets
+    for s in SITES:
+        for name in (f"keys-{s}", f"shares-{s}", f"answer-{s}-r1"):
+            label = spec["components"][t[name]["componentRef"]["name"]]["executorLabel"]
+            secrets = {e["secretName"] for e in executors[label].get("secretAsEnv", [])}
+            assert own[s] in secrets and not secrets & (set(own.values()) - {own[s]}), name
+
+
+def test_the_compiled_settings(compiled):
+    _, spec, _ = compiled
+    params = _tasks(spec)["aggregate-r1"]["inputs"]["parameters"]
+    settings = json.loads(params["secagg_json"]["runtimeValue"]["constant"])
+    assert settings == json.loads(secagg_settings(FED).to_json())
+    assert settings["num_sites"] == 3 and settings["weighting"] == "uniform"
+    assert settings["modulus_bits"] == 64
+
+
+def test_the_compiler_refuses_what_secagg_cannot_hold():
+    fed = example_federation()
+    mixed = _secagg(fed, **{"us-health": {"export.reveal_num_examples": True}})
+    with pytest.raises(ProtectionError, match="disagree on export.reveal_num_examples"):
+        compile_federation(mixed)
+    unsigned_body = fed.coordinator.dict()
+    unsigned_body["signing"] = None
+    from dataclasses import replace
+
+    from components.domain.models import Site
+
+    no_key = replace(_secagg(fed), coordinator=Site.parse_obj(unsigned_body))
+    with pytest.raises(ProtectionError, match="coordinator coordinator names no signing"):
+        compile_federation(no_key)
