@@ -101,7 +101,9 @@ def round_rows(summary: Mapping[str, Any]) -> list[list[str]]:
                 ", ".join(r.get("contributors") or []) or "none",
                 _reasons(r.get("abstained") or {}),
                 _reasons(r.get("rejected") or {}),
-                "; ".join((r.get("flagged") or {}).values()) or "none",
+                (f"not scored: {r['screening_off']}" if r.get("screening_off") else None)
+                or "; ".join((r.get("flagged") or {}).values())
+                or "none",
             ]
         )
     return rows

@@ -191,6 +191,8 @@ def build_summary(
                 "abstained": dict(sorted((rep.get("abstained") or {}).items())),
                 "rejected": dict(sorted((rep.get("rejected") or {}).items())),
                 "flagged": dict(sorted(((rep.get("anomaly") or {}).get("flagged") or {}).items())),
+                # why nothing was scored (protection he: the coordinator sees no update)
+                "screening_off": (rep.get("anomaly") or {}).get("off"),
                 "membership": membership_table(evs),
                 "global": {
                     "accuracy": weighted_mean(weights),

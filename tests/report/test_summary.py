@@ -138,6 +138,20 @@ def test_anomaly_flags_of_a_round_reach_the_summary_and_the_round_table() -> Non
     assert rows[0][-1] == reason and rows[1][-1] == "none"
 
 
+def test_a_round_under_he_says_why_no_update_was_scored() -> None:
+    from components.aggregation.executor import UNSCREENED_REPORT
+    from components.report.render import round_rows
+
+    reports = round_reports()
+    reports[0]["anomaly"] = dict(UNSCREENED_REPORT)
+    s = build_summary(reports, evaluations())
+    assert s["rounds"][0]["screening_off"].startswith("aggregation.protection he")
+    assert s["rounds"][1]["screening_off"] is None
+    rows = round_rows(s)
+    assert rows[0][-1] == f"not scored: {UNSCREENED_REPORT['off']}"
+    assert rows[1][-1] == "none"
+
+
 def _membership(advantage: float, bound: float, above: bool, eps: float | None) -> dict:
     return {
         "loss_threshold": {"auc": 0.5 + advantage / 2, "advantage": advantage},
