@@ -527,6 +527,17 @@ class AdmissionLimits(_Strict):
     def _digest(cls, value: str) -> str:
         return _check_pattern(value, DIGEST_PATTERN, "image digest (sha256:<64 hex>)")
 
+    @field_validator("aggregation_rules", each_item=True)
+    def _rule(cls, value: str) -> str:
+        from components.aggregation.rules import RULES  # numpy-only, no cycle back here
+
+        if value not in RULES:
+            raise ValueError(
+                f"{value!r} is not an aggregation rule; choose from {sorted(RULES)} "
+                "(screened_geometric_median is the recommended robust rule)"
+            )
+        return value
+
 
 class MetricsPolicy(_Strict):
     min_cell_count: NonNegativeInt = Field(

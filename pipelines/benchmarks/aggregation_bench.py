@@ -8,7 +8,7 @@ bandwidth, measured in the same run), and the peak memory a call allocates (trac
 units of one update (P·4 bytes). BLAS is limited to one thread (threadpoolctl).
 
 Also geometric median and centred clipping (no target), and the anomaly scoring the
-aggregate task runs every round (`anomaly.score_round`, a coordinate-wise median plus norms,
+aggregate task runs every round (`anomaly.score_round`, a screened geometric median plus norms,
 dots and distances; no target). `--only a,b` runs the cases whose label contains a or b,
 `--sizes 100x1e6,10x1e5` only those K×P.
 
@@ -65,6 +65,7 @@ def cases(k: int) -> list[tuple[str, str, dict]]:
         ("norm_bounded_mean", "norm_bounded_mean", {"clip_norm": 1.0}),
         ("geometric_median", "geometric_median", {}),
         ("centred_clipping", "centred_clipping", {}),
+        ("screened_geometric_median", "screened_geometric_median", {}),
     ]
 
 

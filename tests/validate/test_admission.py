@@ -236,3 +236,17 @@ def test_policy_refusals_are_the_run_independent_reasons():
         "dp.epsilon_per_round: the pipeline allows 3, the site's own policy 1",
     )
     assert policy_refusals(SITE, policy(), policy(dp__epsilon_per_round=1.0)) == ()
+
+
+def test_the_recommended_robust_rule_can_be_admitted_and_unknown_rules_are_refused():
+    own = policy(admission__aggregation_rules=["screened_geometric_median"])
+    admission = decide(SITE, own, policy(), facts(rule="screened_geometric_median"))
+    assert admission.accepted and admission.checked["rule"] == "screened_geometric_median"
+    refused = decide(SITE, own, policy(), facts(rule="geometric_median"))
+    assert refused.reasons == (
+        "aggregation rule 'geometric_median' is not among the site's admitted rules "
+        "['screened_geometric_median']",
+    )
+    # a misspelt rule in a site's own policy would refuse every run: the policy is refused
+    with pytest.raises(ValueError, match=r"'screened_median' is not an aggregation rule"):
+        policy(admission__aggregation_rules=["screened_median"])
