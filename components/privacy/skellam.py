@@ -370,3 +370,44 @@ def decode_sum(total: np.ndarray, gamma: float) -> np.ndarray:
     """The float sum of the clipped deltas (plus noise / gamma) from the signed integer sum."""
     _positive(gamma, "scale gamma")
     return np.asarray(total, dtype=np.float64) / gamma
+
+
+# ------------------------------------------------------------------ SecAgg encoding
+
+
+def encode_distributed(
+    update: np.ndarray, plan: SkellamPlan, uniform: Uniform, modulus_bits: int
+) -> tuple[np.ndarray, SiteVector]:
+    """The words a site masks under distributed DP: [round(gamma clip(update)) + Skellam(mu/h),
+    1] mod 2^w (the last slot counts contributions; weights are uniform, a sample-count weight
+    would scale the sensitivity). Also returns the site vector (its norm stays at the site)."""
+    if np.asarray(update).size != plan.dim:
+        raise SkellamError(
+            f"the update has {np.asarray(update).size} values, the plan was made for {plan.dim}"
+        )
+    vec = site_vector(update, clip=plan.clip, gamma=plan.gamma, share=plan.share, uniform=uniform)
+    return to_words(np.concatenate([vec.values, [1]]), modulus_bits), vec
+
+
+def decode_distributed(
+    total: np.ndarray, count: int, plan: SkellamPlan, modulus_bits: int, num_sites: int
+) -> np.ndarray:
+    """The mean clipped delta (plus the sum's noise / (gamma count)) from the unmasked sum of
+    `count` encodings mod 2^w. SkellamError when the sum could have wrapped for `num_sites`
+    sites, or when its count slot is not `count` (the sum is not of those sites' vectors)."""
+    check_modulus(
+        sum_bound(num_sites, plan.clip, plan.gamma, plan.dim, plan.share * num_sites),
+        modulus_bits,
+    )
+    if count < plan.honest_sites:
+        raise SkellamError(
+            f"the sum holds {count} site(s), fewer than dp.min_honest_sites "
+            f"{plan.honest_sites}: it carries less noise than accounted and is not released"
+        )
+    signed = from_words(total, modulus_bits)
+    if signed.size != plan.dim + 1 or int(signed[-1]) != count:
+        raise SkellamError(
+            f"the unmasked sum counts {int(signed[-1]) if signed.size else 0} contribution(s) "
+            f"over {signed.size - 1} values, expected {count} over {plan.dim}"
+        )
+    return decode_sum(signed[:-1], plan.gamma) / count

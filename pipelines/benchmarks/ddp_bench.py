@@ -30,10 +30,11 @@ differs from the plain sum or a mode's epsilon exceeds the target.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -59,6 +60,7 @@ class Outcome:
     seconds: float
     clipped: float = 0.0  # share of site deltas the clip shrank (distributed)
     median_norm: float = 0.0  # median L2 norm of the site deltas before clipping (distributed)
+    target: float = math.inf  # the epsilon the mode was calibrated to
 
 
 def _flat(tensors: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -95,30 +97,29 @@ def local_noise_for(epsilon: float, sizes: Sequence[int], rounds: int) -> tuple[
     return high, spent(high)
 
 
-def secure_sum(vectors: Mapping[str, np.ndarray], seed: int) -> np.ndarray:
-    """Mask every site's signed vector (SecAgg+ core), sum mod 2^64, remove the self masks;
-    ValueError unless the result equals the plain sum of the vectors."""
-    from components.privacy.skellam import from_words, to_words
+def secure_sum(words: Mapping[str, np.ndarray], seed: int) -> np.ndarray:
+    """Mask every site's words (SecAgg+ core), sum mod 2^64, remove the self masks;
+    ValueError unless the result equals the plain sum of the words mod 2^64."""
     from components.secagg.masking import masked_vector
     from components.secagg.prg import mask
     from components.secagg.rand import seeded_random
 
     rand = seeded_random(seed)
-    ids = sorted(vectors)
+    ids = sorted(words)
     self_seeds = {s: rand(32) for s in ids}
     pair = {(a, b): rand(32) for i, a in enumerate(ids) for b in ids[i + 1 :]}
-    total = np.zeros(next(iter(vectors.values())).size, dtype=np.uint64)
+    total = np.zeros(next(iter(words.values())).size, dtype=np.uint64)
     for s in ids:
         seeds = {o: pair[(min(s, o), max(s, o))] for o in ids if o != s}
-        words = to_words(vectors[s], MODULUS_BITS)
-        total += masked_vector(words, self_seeds[s], seeds, s, MODULUS_BITS)
+        total += masked_vector(words[s], self_seeds[s], seeds, s, MODULUS_BITS)
     for s in ids:
         total -= mask(self_seeds[s], total.size, MODULUS_BITS)
-    unmasked = from_words(total, MODULUS_BITS)
-    plain = np.sum([vectors[s] for s in ids], axis=0)
-    if not np.array_equal(unmasked, plain):
-        raise ValueError("SecAgg: the unmasked sum differs from the plain sum of the vectors")
-    return unmasked
+    plain = np.zeros_like(total)
+    for s in ids:
+        plain += words[s]
+    if not np.array_equal(total, plain):
+        raise ValueError("SecAgg: the unmasked sum differs from the plain sum of the words")
+    return total
 
 
 def run_local(data, init, rounds: int, sigma: float) -> dict[str, np.ndarray]:
@@ -141,78 +142,65 @@ def run_local(data, init, rounds: int, sigma: float) -> dict[str, np.ndarray]:
     return model
 
 
-def run_distributed(
-    data, init, rounds: int, mu: float, gamma: float, honest: int
-) -> tuple[dict[str, np.ndarray], float, float]:
-    from components.privacy.skellam import (
-        check_modulus,
-        decode_sum,
-        seeded_uniform,
-        site_share,
-        site_vector,
-        sum_bound,
-    )
+def run_plain(data, init, rounds: int) -> dict[str, np.ndarray]:
+    """The reference without DP: plain SGD at every site, FedAvg of the unclipped deltas."""
     from components.train.dpsgd import DpSgdConfig, train_dp_sgd
-    from pipelines.simulate.spec import shuffle_seed_for
+    from pipelines.simulate.spec import fedavg_step, shuffle_seed_for
 
     config = DpSgdConfig(BATCH_SIZE, LOCAL_EPOCHS, LEARNING_RATE, 0.0, 0.0, dp_enabled=False)
-    share = site_share(mu, honest)
-    model = {k: np.asarray(v, np.float32) for k, v in init.items()}
-    dim = _flat(model).size
-    check_modulus(sum_bound(len(SITES), DELTA_CLIP, gamma, dim, share * len(SITES)), MODULUS_BITS)
-    norms: list[float] = []
+    model = dict(init)
     for r in range(1, rounds + 1):
-        start = _flat(model)
-        vectors = {}
-        for i, s in enumerate(SITES):
-            seed = shuffle_seed_for(SEED, s, f"ddp-bench-h{honest}", r)
+        local = []
+        for s in SITES:
+            seed = shuffle_seed_for(SEED, s, "ddp-bench-plain", r)
             site = data.sites[s]
             trained = train_dp_sgd(
                 MODEL, model, site.x, site.y, data.num_classes, config,
                 sampling_seed=seed, noise_seed=seed,
             )  # fmt: skip
-            vec = site_vector(
-                _flat(trained.tensors) - start,
-                clip=DELTA_CLIP,
-                gamma=gamma,
-                share=share,
-                uniform=seeded_uniform(seed + i),
-            )
+            local.append(trained.tensors)
+        model = fedavg_step(model, local, [1.0] * len(local))
+    return model
+
+
+def run_distributed(data, init, rounds: int, plan) -> tuple[dict[str, np.ndarray], float, float]:
+    """Distributed DP with `plan` (its h): plain SGD, `encode_distributed` at each site, the
+    masked sum, `decode_distributed` at the coordinator."""
+    from components.privacy.skellam import decode_distributed, encode_distributed, seeded_uniform
+    from components.train.dpsgd import DpSgdConfig, train_dp_sgd
+    from pipelines.simulate.spec import shuffle_seed_for
+
+    config = DpSgdConfig(BATCH_SIZE, LOCAL_EPOCHS, LEARNING_RATE, 0.0, 0.0, dp_enabled=False)
+    model = {k: np.asarray(v, np.float32) for k, v in init.items()}
+    norms: list[float] = []
+    for r in range(1, rounds + 1):
+        start = _flat(model)
+        words = {}
+        for i, s in enumerate(SITES):
+            seed = shuffle_seed_for(SEED, s, f"ddp-bench-h{plan.honest_sites}", r)
+            site = data.sites[s]
+            trained = train_dp_sgd(
+                MODEL, model, site.x, site.y, data.num_classes, config,
+                sampling_seed=seed, noise_seed=seed,
+            )  # fmt: skip
+            delta = _flat(trained.tensors) - start
+            words[s], vec = encode_distributed(delta, plan, seeded_uniform(seed + i), MODULUS_BITS)
             norms.append(vec.norm)
-            vectors[s] = vec.values
-        total = secure_sum(vectors, seed=r)
-        model = _unflat(start + decode_sum(total, gamma) / len(SITES), model)
+        total = secure_sum(words, seed=r)
+        mean = decode_distributed(total, len(SITES), plan, MODULUS_BITS, len(SITES))
+        model = _unflat(start + mean, model)
     return model, float(np.mean(np.array(norms) > DELTA_CLIP)), float(np.median(norms))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--epsilon", type=float, default=8.0, help="per site over the rounds")
-    parser.add_argument("--honest", type=int, nargs="+", default=[10, 5])
-    args = parser.parse_args(argv)
-
+def compare(data, init, spec, sizes, dim, target, rounds, honest) -> list[Outcome]:
+    """Local DP-SGD and distributed Skellam (one row per h) at the same target epsilon."""
     from components.privacy.skellam import plan_for, skellam_epsilon
-    from components.train.models import initial_weights
-    from pipelines.simulate.data import federated_data
     from pipelines.simulate.reference import accuracy
-    from pipelines.simulate.spec import FederationSpec
 
-    spec = FederationSpec(DATASET, SITES, model_name=MODEL, rounds=args.rounds)
-    data = federated_data(DATASET, SITES, data_seed=SEED)
-    init = initial_weights(MODEL, data.num_features, data.num_classes, SEED)
-    sizes = [len(data.sites[s].y) for s in SITES]
-    dim = _flat(init).size
-    print(
-        f"digits over {len(SITES)} sites (training rows {min(sizes)}..{max(sizes)}), {MODEL} "
-        f"(P = {dim}), {args.rounds} rounds, {LOCAL_EPOCHS} local epoch(s), batch {BATCH_SIZE}, "
-        f"lr {LEARNING_RATE}; target epsilon {args.epsilon:g} per site over the run, "
-        f"delta {DELTA:g}, seed {SEED}"
-    )
     outcomes = []
     t0 = time.perf_counter()
-    sigma, eps_local = local_noise_for(args.epsilon, sizes, args.rounds)
-    local_model = run_local(data, init, args.rounds, sigma)
+    sigma, eps_local = local_noise_for(target, sizes, rounds)
+    local_model = run_local(data, init, rounds, sigma)
     outcomes.append(
         Outcome(
             "local DP-SGD",
@@ -223,18 +211,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.perf_counter() - t0,
         )
     )
-    plan = plan_for(
-        args.epsilon, DELTA, clip=DELTA_CLIP, dim=dim, honest_sites=1, rounds=args.rounds
-    )
+    plan = plan_for(target, DELTA, clip=DELTA_CLIP, dim=dim, honest_sites=1, rounds=rounds)
     gamma, mu = plan.gamma, plan.mu
-    eps_dist = skellam_epsilon(mu, plan.sensitivity, DELTA, rounds=args.rounds)
+    eps_dist = skellam_epsilon(mu, plan.sensitivity, DELTA, rounds=rounds)
 
     def noise_std(h: int) -> float:  # of the decoded average: sqrt(n mu / h) / (gamma n)
         return float(np.sqrt(mu * len(SITES) / h) / (gamma * len(SITES)))
 
-    for h in args.honest:
+    for h in honest:
         t0 = time.perf_counter()
-        model, clipped, median_norm = run_distributed(data, init, args.rounds, mu, gamma, h)
+        model, clipped, median_norm = run_distributed(
+            data, init, rounds, replace(plan, honest_sites=h)
+        )
         outcomes.append(
             Outcome(
                 f"distributed h={h}",
@@ -248,18 +236,65 @@ def main(argv: Sequence[str] | None = None) -> int:
                 median_norm,
             )
         )
-    print(f"{'mode':<18} {'epsilon':>8} {'delta':>7} {'accuracy':>8} {'seconds':>7}  noise")
+    return [replace(o, target=target) for o in outcomes]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--epsilon", type=float, nargs="+", default=[8.0], help="per site over the rounds"
+    )
+    parser.add_argument("--no-plain", action="store_true", help="skip the no-DP reference")
+    parser.add_argument("--honest", type=int, nargs="+", default=[10, 5])
+    args = parser.parse_args(argv)
+
+    from components.train.models import initial_weights
+    from pipelines.simulate.data import federated_data
+    from pipelines.simulate.reference import accuracy
+    from pipelines.simulate.spec import FederationSpec
+
+    spec = FederationSpec(DATASET, SITES, model_name=MODEL, rounds=args.rounds)
+    data = federated_data(DATASET, SITES, data_seed=SEED)
+    init = initial_weights(MODEL, data.num_features, data.num_classes, SEED)
+    sizes = [len(data.sites[s].y) for s in SITES]
+    dim = _flat(init).size
+    print(
+        f"digits over {len(SITES)} sites (training rows {min(sizes)}..{max(sizes)}), {MODEL} "
+        f"(P = {dim}), {args.rounds} rounds, {LOCAL_EPOCHS} local epoch(s), batch {BATCH_SIZE}, "
+        f"lr {LEARNING_RATE}; target epsilon {', '.join(f'{e:g}' for e in args.epsilon)} per "
+        "site over the run, "
+        f"delta {DELTA:g}, seed {SEED}"
+    )
+    outcomes = []
+    if not args.no_plain:
+        t0 = time.perf_counter()
+        plain = run_plain(data, init, args.rounds)
+        outcomes.append(
+            Outcome(
+                "no DP (reference)",
+                float("inf"),
+                accuracy(spec, data, plain),
+                "plain SGD, FedAvg of the unclipped deltas",
+                time.perf_counter() - t0,
+            )
+        )
+    for target in args.epsilon:
+        outcomes += compare(data, init, spec, sizes, dim, target, args.rounds, args.honest)
+    print(
+        f"{'target':>6} {'mode':<18} {'epsilon':>8} {'delta':>7} {'accuracy':>8} {'seconds':>7}  noise"
+    )
     for o in outcomes:
         extra = (
             f"; site deltas: median norm {o.median_norm:.3g}, {100 * o.clipped:.0f} % clipped"
-            if o.mode != "local DP-SGD"
+            if o.mode.startswith("distributed")
             else ""
         )
         print(
-            f"{o.mode:<18} {o.epsilon:>8.3f} {DELTA:>7.0e} {o.accuracy:>8.4f} {o.seconds:>7.1f}  "
+            f"{o.target:>6g} {o.mode:<18} {o.epsilon:>8.3f} {DELTA:>7.0e} {o.accuracy:>8.4f} {o.seconds:>7.1f}  "
             f"{o.noise}{extra}"
         )
-    over = [o.mode for o in outcomes if o.epsilon > args.epsilon + 1e-9]
+    over = [f"{o.mode} at {o.target:g}" for o in outcomes if o.epsilon > o.target + 1e-9]
     if over:
         print(f"epsilon above the target for: {', '.join(over)}", file=sys.stderr)
         return 1

@@ -196,3 +196,25 @@ def test_a_plan_calibrates_gamma_and_mu_and_splits_the_noise_over_h() -> None:
     event = plan.round_event
     assert (event.rounds, event.honest_sites, event.l2) == (1, 3, 202.0)
     assert rdp_epsilon([event], DELTA) <= 1.5
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_encode_sum_decode_gives_the_mean_clipped_delta_plus_the_noise(bits: int) -> None:
+    from components.privacy.skellam import SkellamPlan, decode_distributed, encode_distributed
+
+    # gamma 10, clip 1, P = 2, mu 8 over h = 2 sites: shares of 4
+    plan = SkellamPlan(1.0, 10.0, 2, record_sensitivity(1.0, 10.0, 2), 8.0, 2)
+    words_a, a = encode_distributed(np.array([3.0, 4.0]), plan, seeded_uniform(1), bits)
+    words_b, b = encode_distributed(np.array([0.1, -0.2]), plan, seeded_uniform(2), bits)
+    noise_a = skellam_noise(4.0, 2, seeded_uniform(1))
+    noise_b = skellam_noise(4.0, 2, seeded_uniform(2))
+    assert (a.values - noise_a).tolist() == [6, 8]  # clip to [0.6, 0.8], times 10
+    assert (b.values - noise_b).tolist() == [1, -2]
+    mean = decode_distributed(words_a + words_b, 2, plan, bits, num_sites=2)
+    np.testing.assert_allclose(mean, (np.array([7, 6]) + noise_a + noise_b) / 10 / 2)
+    with pytest.raises(SkellamError, match="counts 2 contribution"):
+        decode_distributed(words_a + words_b, 3, plan, bits, num_sites=3)
+    with pytest.raises(SkellamError, match="fewer than dp.min_honest_sites 2"):
+        decode_distributed(words_a, 1, plan, bits, num_sites=2)
+    with pytest.raises(SkellamError, match="plan was made for 2"):
+        encode_distributed(np.zeros(3), plan, seeded_uniform(1), bits)
