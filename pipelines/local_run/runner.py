@@ -126,6 +126,7 @@ def preflight(options: RunOptions, federation: Federation) -> RunOptions:
         raise RunError(
             "run parameters refused before anything started:\n  " + "\n  ".join(problems)
         )
+    check_protection_parameters(federation, spec, options)
     dp = effective_dp(options)
     asked_by = "--param dp_enabled=false" if "dp_enabled" in options.overrides else "--no-dp"
     check_dp_off_allowed(federation, dp, asked_by)
@@ -134,6 +135,31 @@ def preflight(options: RunOptions, federation: Federation) -> RunOptions:
         options = dataclasses.replace(options, dataset=federation.contract_name)
     check_contract(federation, options)
     return options
+
+
+def check_protection_parameters(
+    federation: Federation, spec: dict[str, Any], options: RunOptions
+) -> None:
+    """RunError when the run's rule or server optimizer (compiled default, recipe or
+    `--param`) cannot run under the policies' update protection: refused before anyone
+    trains, not at the first aggregate (`components.domain.protection.rule_conflicts`)."""
+    from components.domain.protection import rule_conflicts
+
+    params = pipeline_parameters(spec)
+    arguments, _ = pipeline_arguments(params, "", options)
+    values = {**{k: v for k, v in params.items() if v is not None}, **arguments}
+    if not {"rule", "server_optimizer", "server_learning_rate"} <= set(values):
+        return
+    conflicts = rule_conflicts(
+        protection_of(federation),
+        str(values["rule"]),
+        str(values["server_optimizer"]),
+        float(values["server_learning_rate"]),
+    )
+    if conflicts:
+        raise RunError(
+            "run parameters refused before anything started:\n  " + "\n  ".join(conflicts)
+        )
 
 
 def _s3_key(site: Site, uri: str) -> str:

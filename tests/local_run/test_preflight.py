@@ -183,3 +183,25 @@ def test_python_dash_m_cli_refuses_with_the_message_and_exit_code_2(tmp_path: Pa
     assert "--param nosuch: the compiled pipeline has no such parameter" in done.stderr
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []  # nothing started: no run folder, no state
+
+
+def test_preflight_refuses_a_rule_or_server_optimizer_that_cannot_run_under_he(
+    tmp_path: Path,
+) -> None:
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    for name in ("eu-health.yaml", "us-health.yaml"):
+        path = policies / name
+        path.write_text(
+            path.read_text().replace("aggregation:\n", "aggregation:\n  protection: he\n")
+        )
+    federation = load_federation(REPO / "sites", policies)
+    assert preflight(RunOptions(rounds=1), federation).dp is True  # fedavg: fine
+    with pytest.raises(RunError) as refused:
+        preflight(RunOptions(rounds=1, overrides={"rule": "median"}), federation)
+    assert "refused before anything started" in str(refused.value)
+    assert "rule 'median' cannot run with aggregation.protection he" in str(refused.value)
+    with pytest.raises(RunError, match="server_optimizer 'fedadam'"):
+        preflight(RunOptions(rounds=1, overrides={"server_optimizer": "fedadam"}), federation)
+    plain = load_federation(REPO / "sites", REPO / "policies")
+    assert preflight(RunOptions(rounds=1, overrides={"rule": "median"}), plain).dp is True
