@@ -13,7 +13,9 @@ own bucket) and returns every difference that makes the run weaker than the site
 * destinations: every destination rule of every artifact class in the compiled policy is
   covered by a rule of the site's own policy, and every site the run actually sends an
   artifact to is allowed by the site's own rules;
-* aggregation: quorum no smaller, the rule and the protection among the admitted ones;
+* aggregation: quorum no smaller, the rule and the protection among the admitted ones, the
+  protection the site's own policy asks for (if any) the run's, and a rule that can run
+  under it (`components.domain.protection.rule_conflicts`);
 * rounds within `admission.max_rounds`; export, encryption, retention and metrics settings no
   weaker (sample count revealed, encryption off, shorter or unlocked retention, smaller cells).
 
@@ -32,6 +34,7 @@ import yaml
 
 from components.domain import jurisdictions
 from components.domain.models import ARTIFACT_CLASSES, DestinationRule, Policy, Site
+from components.domain.protection import rule_conflicts
 
 ACCEPT = "accept"
 REFUSE = "refuse"
@@ -197,6 +200,16 @@ def _aggregation(own: Policy, compiled: Policy, run: RunFacts, reasons: list[str
             f"update protection {run.protection!r} is not among the site's admitted "
             f"protections {sorted(limits.protections)}"
         )
+    wanted = own.aggregation.protection
+    if wanted != "none" and run.protection != wanted:
+        reasons.append(
+            f"update protection: the site's own policy asks {wanted!r}, the run uses "
+            f"{run.protection!r} (its update would reach the coordinator "
+            f"{'in the clear' if run.protection == 'none' else 'protected otherwise'})"
+        )
+    # a rule the coordinator cannot apply to a sum or to ciphertexts: refused now, before the
+    # site trains, rather than by the aggregate task after everyone spent budget
+    reasons.extend(rule_conflicts(run.protection, run.rule))
 
 
 def _run_limits(own: Policy, run: RunFacts, reasons: list[str]) -> None:

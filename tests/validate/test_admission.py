@@ -250,3 +250,22 @@ def test_the_recommended_robust_rule_can_be_admitted_and_unknown_rules_are_refus
     # a misspelt rule in a site's own policy would refuse every run: the policy is refused
     with pytest.raises(ValueError, match=r"'screened_median' is not an aggregation rule"):
         policy(admission__aggregation_rules=["screened_median"])
+
+
+def test_the_site_s_own_protection_and_a_rule_that_cannot_run_under_it():
+    own = policy(aggregation__protection="he")
+    compiled_plain = policy()
+    refused = decide(SITE, own, compiled_plain, facts(protection="none", rounds=3))
+    assert (
+        "update protection: the site's own policy asks 'he', the run uses 'none' (its update "
+        "would reach the coordinator in the clear)"
+    ) in refused.reasons
+    he = policy(aggregation__protection="he")
+    assert decide(SITE, own, he, facts(protection="he", rule="fedavg", rounds=3)).reasons == ()
+    robust = decide(SITE, own, he, facts(protection="he", rule="median", rounds=3))
+    assert len(robust.reasons) == 1
+    assert robust.reasons[0].startswith(
+        "rule 'median' cannot run with aggregation.protection he: a coordinate-wise median"
+    )
+    # no protection asked: any rule, as before
+    assert decide(SITE, policy(), policy(), facts(rule="median", rounds=3)).reasons == ()
