@@ -52,10 +52,14 @@ def site_context_bytes(ctx) -> bytes:
 
 
 def coordinator_context_bytes(ctx) -> bytes:
-    """A public copy of the context (no secret key): all the coordinator may hold."""
+    """A public copy of the context (no secret key): all the coordinator may hold. Without
+    relinearization and Galois keys too: adding ciphertexts needs neither (about 0.46 MB
+    instead of 1.9 MB at these parameters)."""
     public = ctx.copy()
     public.make_context_public()
-    return public.serialize(save_secret_key=False)
+    return public.serialize(
+        save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=False
+    )
 
 
 def load_context(data: bytes, *, secret: bool):

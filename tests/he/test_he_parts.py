@@ -50,6 +50,9 @@ def test_envelopes_say_which_copy_holds_the_secret_key(keys):
     fk, site, public = keys
     assert site.context_id == public.context_id == fk.context_id
     assert site.context.is_private() and not public.context.is_private()
+    # the coordinator only adds: no relinearization or Galois keys either (a quarter the size)
+    assert not public.context.has_relin_keys() and not public.context.has_galois_keys()
+    assert len(fk.coordinator) < 600_000
     with pytest.raises(HeError, match="holds the secret key; the coordinator needs the public"):
         open_envelope(fk.site, secret=False, where="gs://b/he/context.public")
     with pytest.raises(HeError, match="has no secret key; a site needs the sites' copy"):
