@@ -24,23 +24,26 @@ protocol's per-round order is advertise (site) → roster (coordinator) → shar
 (coordinator) → mask (site) → request (coordinator) → answer (site) → unmask (coordinator).
 Only masking, the request, the answers and the unmasking depend on the round's model; the
 first four steps depend on nothing but the run, so they run once for every round of the run
-(each round still has its own fresh keys, roster, graph and shares), in parallel with
-initialize:
+(each round still has its own fresh keys, roster, graph and shares), beside initialize:
 
-    validate-<s> → keys-<s> (rounds 1..R) → roster → shares-<s> (rounds 1..R) → relay
+    validate-<s> (data passed: advertises keys for rounds 1..R) → roster → shares-<s>
+    (rounds 1..R) → relay
     per round r:  train-<s>-r ─┐
                   relay ───────┴→ export-<s>-r (masks) → request-r → answer-<s>-r
                   → aggregate-r (unmasks) → evaluate-<s>-r
 
-A coordinator step between two site steps needs a task of its own (KFP has no other
-barrier), so the fewest tasks are: once per run n + 1 + n + 1 (keys, roster, shares, relay),
-per round 1 + n (request, answers) on top of the plain round's 3n + 1. Folding keys into
-validate or shares into train would save n tasks once per run, not per round, at the price
-of secagg code in the two busiest executors; answers cannot move into evaluate (evaluate
-needs the model the answers unmask). The coordinator's tasks hand what they published to
-the sites as their artifact (a mirror of `secagg/<run>/` of its bucket), so a site task
-needs no key to the coordinator's bucket; every such artifact is class `secagg_public` and
-the masked export `masked_update`, both checked like every other crossing.
+Folded where the data flow allows: the advertisement is validate's (it already holds the
+site's key and bucket, and a site whose data failed must not advertise), masking is
+export's, unmasking aggregate's. A coordinator step between two site steps needs a task of
+its own (KFP has no other barrier), so what remains is once per run n + 2 (shares, roster,
+relay) and per round 1 + n (request, answers) on top of the plain round's 3n + 1. Shares
+could fold into round 1's train, saving n tasks once per run, at the price of a barrier
+between every site's round-1 training and the relay and of protocol code in the busiest
+executor; answers cannot move into evaluate (evaluate needs the model the answers unmask).
+The coordinator's tasks hand what they published to the sites as their artifact (a mirror of
+`secagg/<run>/` of its bucket), so a site task needs no key to the coordinator's bucket;
+every such artifact is class `secagg_public` and the masked export `masked_update`, both
+checked like every other crossing.
 """
 
 import copy
@@ -523,8 +526,9 @@ def _secagg_setup(
     rounds: int,
     run: dict[str, Any],
 ) -> PipelineTask:
-    """SecAgg+ once per run, for every round: keys-<site> → roster → shares-<site> → relay
-    (the module doc). Returns the relay task, whose artifact every masked export reads."""
+    """SecAgg+ once per run, for every round: (validate advertised) → roster → shares-<site>
+    → relay (the module doc). Returns the relay task, whose artifact every masked export
+    reads."""
     site_ids = [s.id for s in sites]
     coordinator = federation.coordinator
     shared = {"coordinator_json": cfg[CONFIG_COORDINATOR], "sites_json": cfg[CONFIG_SITES]}
@@ -535,17 +539,10 @@ def _secagg_setup(
         "secagg_json": secagg_json,
         **run,
     }
-    keys: dict[str, PipelineTask] = {}
-    for site in sites:
-        task = named(secagg_component.keys, task_name("keys", site.id))(
-            validation=validations[site.id].outputs["summary"],
-            **site_inputs(site.id, VALIDATE_ROUND),
-        )
-        keys[site.id] = _no_cache(place_site_task(task, site, signing=True))
     roster = named(secagg_component.build("roster", site_ids), task_name("roster"))(
         rounds=rounds,
         **{
-            secagg_component.site_input("roster", i): keys[s.id].outputs["keys"]
+            secagg_component.site_input("roster", i): validations[s.id].outputs["summary"]
             for i, s in enumerate(sites, start=1)
         },
         **fanin,
@@ -554,7 +551,7 @@ def _secagg_setup(
     sealed: dict[str, Any] = {}
     for i, site in enumerate(sites, start=1):
         task = named(secagg_component.shares, task_name("shares", site.id))(
-            keys=keys[site.id].outputs["keys"],
+            validation=validations[site.id].outputs["summary"],
             roster=roster.outputs["roster"],
             **shared,
             **site_inputs(site.id, VALIDATE_ROUND),

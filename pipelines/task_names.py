@@ -8,7 +8,7 @@ so the stage is only ever the first word and the round only ever the `-rN` suffi
     validate-<site>                  site, once per run
     stats-<site>                     site, once per run (federated_zscore contracts only)
     scaling                          coordinator, once (federated_zscore contracts only)
-    keys-<site>, shares-<site>       site, once per run (aggregation.protection secagg only)
+    shares-<site>                    site, once per run (aggregation.protection secagg only)
     roster, relay                    coordinator, once (secagg only)
     train-<site>-r<N>                site, per round (also export, evaluate; answer: secagg)
     aggregate-r<N>                   coordinator, per round (also request: secagg)
@@ -25,7 +25,6 @@ STAGES = (
     "validate",
     "stats",
     "scaling",
-    "keys",
     "roster",
     "shares",
     "relay",
@@ -37,7 +36,7 @@ STAGES = (
     "evaluate",
     "report",
 )
-ONCE_SITE_STAGES = frozenset({"validate", "stats", "keys", "shares"})
+ONCE_SITE_STAGES = frozenset({"validate", "stats", "shares"})
 ONCE_COORDINATOR_STAGES = frozenset({"initialize", "scaling", "roster", "relay", "report"})
 SITE_ROUND_STAGES = frozenset({"train", "export", "answer", "evaluate"})
 COORDINATOR_ROUND_STAGES = frozenset({"request", "aggregate"})

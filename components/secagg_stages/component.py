@@ -1,7 +1,8 @@
 """KFP declarations of the SecAgg+ stages (wiring only; executors in `executor.py` and
 `coordinator.py`).
 
-Site tasks (module components, `entry.py`): `keys`, `shares`, `answer`; the coordinator's
+Site tasks (module components, `entry.py`): `shares`, `answer` (the key advertisement is
+validate's, once its data passed); the coordinator's
 fan-ins `roster`, `relay`, `request` are generated per federation (`fanin.py`). Every
 output is class `secagg_public` (signed public keys, rosters, sealed shares, requests,
 answers: nothing of a single update); the private round state never is an artifact (it stays
@@ -14,7 +15,6 @@ from components.domain.artifact_classes import ArtifactClass
 from components.secagg_stages import entry
 from components.secagg_stages.fanin import build, site_input
 
-keys = declare_output_classes(module_component(entry.keys), {"keys": ArtifactClass.SECAGG_PUBLIC})
 shares = declare_output_classes(
     module_component(entry.shares), {"shares": ArtifactClass.SECAGG_PUBLIC}
 )
@@ -22,4 +22,4 @@ answer = declare_output_classes(
     module_component(entry.answer), {"answer": ArtifactClass.SECAGG_PUBLIC}
 )
 
-__all__ = ["answer", "build", "keys", "shares", "site_input"]
+__all__ = ["answer", "build", "shares", "site_input"]

@@ -1,7 +1,8 @@
 """The coordinator's SecAgg+ steps as typed executors (fan-in tasks; I/O edge).
 
-* `run_roster` (`roster`, once per run): read each site's `keys` ref and, for every round,
-  its signed advertisement from the site's bucket (read-only key), verify them against the
+* `run_roster` (`roster`, once per run): for each site whose validation passed (validate
+  advertised its keys), read every round's signed advertisement from the site's bucket
+  (read-only key), verify them against the
   sites' Ed25519 keys, draw the neighbour graph (k, t from the compiled settings and the
   number of advertising sites) and publish the signed roster create-only to the
   coordinator's bucket; the artifact is a mirror of what was published (the sites read it).
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from components.common.artifact_files import REF_FILE, write_json
+from components.common.artifact_files import REF_FILE, validation_failure, write_json
 from components.common.config_digest import check_config
 from components.common.create_only import STORE_ERRORS
 from components.common.global_model import read_global_model
@@ -103,7 +104,7 @@ def run_roster(
     kfp_job_id: str,
     rounds: int,
     secagg_json: str,
-    keys: Mapping[str, str],
+    validations: Mapping[str, str],
     roster: str,
     readers: Mapping[str, Any] | None = None,
     gcs: Any = None,
@@ -120,13 +121,11 @@ def run_roster(
         secagg_json=secagg_json,
         policies_json=policies_json,
     )
-    refs = {sid: read_ref(folder) for sid, folder in keys.items()}
-    absent = {
-        sid: str(ref.get("reason") or "no keys")
-        for sid, ref in refs.items()
-        if ref.get("status") != "advertised" or ref.get("site_id") != sid
+    failures = {sid: validation_failure(folder) for sid, folder in validations.items()}
+    absent = {sid: str(why) for sid, why in failures.items() if why is not None}
+    stores = {
+        sid: s for sid, s in cfg.stores(readers).items() if sid in failures and sid not in absent
     }
-    stores = {sid: s for sid, s in cfg.stores(readers).items() if sid in refs and sid not in absent}
     bucket = cfg.bucket(gcs)
     coordinator_key = private_key(cfg.coordinator)
     rosters: dict[str, Any] = {}
@@ -138,8 +137,8 @@ def run_roster(
         missing = sorted(set(stores) - set(listed))
         if missing:
             raise SecAggError(
-                f"round {r}: site(s) {', '.join(missing)} said they advertised keys but no "
-                "advertisement is in their bucket; the run stops"
+                f"round {r}: site(s) {', '.join(missing)} passed validation but no "
+                "advertisement of theirs is in their bucket; the run stops"
             )
         rosters[str(r)] = {"sites": listed, "neighbours": k, "threshold": t}
     return _mirror(

@@ -5,26 +5,6 @@ annotations` here (KFP reads the annotations at run time)."""
 from kfp.dsl import Artifact, Input, Output
 
 
-def keys(
-    site_id: str,
-    policy_digest: str,
-    data_snapshot: str,
-    round_index: int,
-    admission: str,
-    validation: Input[Artifact],
-    keys: Output[Artifact],
-):
-    """Advertise fresh X25519 round keys, signed with the site key (SecAgg+ step 1)."""
-    arguments = dict(locals())
-    from components.common.admission import stage_arguments
-    from components.common.site_task import call_with_task
-    from components.secagg_stages.executor import run_keys
-
-    kwargs = stage_arguments(arguments, "secagg")
-    kwargs.pop("audit")  # the protocol's own records (signed, create-only) are its audit
-    call_with_task(run_keys, kwargs)
-
-
 def shares(
     site_id: str,
     policy_digest: str,
@@ -33,7 +13,7 @@ def shares(
     admission: str,
     coordinator_json: str,
     sites_json: str,
-    keys: Input[Artifact],
+    validation: Input[Artifact],
     roster: Input[Artifact],
     shares: Output[Artifact],
 ):

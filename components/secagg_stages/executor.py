@@ -1,9 +1,9 @@
 """The site's SecAgg+ steps as typed executors (each writes `ref.json`, the task's artifact).
 
-* `run_keys` (`keys-<site>`, once per run, after validate): fresh X25519 pairs for every
-  round of the run, advertised signed with the site's Ed25519 key; the private halves and the
-  self-mask seeds stay under `secagg-private/` in the site's own bucket. A site whose
-  validation failed advertises nothing (it is in no roster).
+* `advertise` (inside `validate`, once per run, once the site's data passed): fresh X25519
+  pairs for every round of the run, advertised signed with the site's Ed25519 key; the
+  private halves and the self-mask seeds stay under `secagg-private/` in the site's own
+  bucket. A site whose validation failed advertises nothing (it is in no roster).
 * `run_shares` (`shares-<site>`, once per run, after the coordinator's roster): per round,
   check the signed roster and the neighbours' signed advertisements, then seal the Shamir
   shares of the self-mask seed and the masking key for each neighbour (AES-GCM) into the
@@ -72,26 +72,21 @@ def _base(task: SiteTask) -> dict[str, Any]:
     return {"site_id": task.site_id, "run_id": task.run_id, "bucket": task.site.object_store.bucket}
 
 
-def run_keys(
+def advertise(
     task: SiteTask,
-    *,
-    validation: str,
-    keys: str,
     client_factory: ClientFactory | None = None,
     rand: RandomBytes = os_random,
-) -> dict[str, Any]:
-    """Advertise fresh round keys for rounds 1..rounds (an advertisement already there, from
-    an earlier attempt of this task, is kept)."""
-    failure = validation_failure(validation)
-    if failure is not None:
-        return write_ref(keys, {**_base(task), "status": "abstained", "reason": failure})
+) -> int:
+    """SecAgg+ step 1 (validate calls it once its data passed): fresh round keys for rounds
+    1..rounds, advertised signed with the site key; an advertisement already there (an
+    earlier attempt of validate) is kept. Returns the rounds advertised."""
     site_key = private_key(task.site)
     store = _store(task, client_factory)
     rounds = _rounds(task)
     for r in range(1, rounds + 1):
         if not store.exists(task.run_id, r, "advertisement.json"):
             exchange.site_keys(store, task.run_id, r, site_key, rand)
-    return write_ref(keys, {**_base(task), "status": "advertised", "rounds": rounds})
+    return rounds
 
 
 def run_shares(
@@ -99,18 +94,17 @@ def run_shares(
     *,
     coordinator_json: str,
     sites_json: str,
-    keys: str,
+    validation: str,
     roster: str,
     shares: str,
     client_factory: ClientFactory | None = None,
     rand: RandomBytes = os_random,
 ) -> dict[str, Any]:
-    """Seal this site's shares for its neighbours, every round of the run."""
-    own = read_ref(keys)
-    if own.get("status") != "advertised":
-        return write_ref(
-            shares, {**_base(task), "status": "abstained", "reason": own.get("reason")}
-        )
+    """Seal this site's shares for its neighbours, every round of the run (a site whose
+    validation failed advertised nothing and abstains)."""
+    failure = validation_failure(validation)
+    if failure is not None:
+        return write_ref(shares, {**_base(task), "status": "abstained", "reason": failure})
     coordinator_public = public_key(Site.parse_raw(coordinator_json))
     peers = _peers(task, sites_json)
     store = _store(task, client_factory)

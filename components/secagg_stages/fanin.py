@@ -1,5 +1,5 @@
 """The SecAgg+ coordinator fan-in components, generated per federation
-(`components/common/fanin.py`): `roster` (one `keys_<i>` input per site), `relay` (one
+(`components/common/fanin.py`): `roster` (one `validation_<i>` input per site), `relay` (one
 `shares_<i>`), `request` (one `update_<i>`: the masked exports). Their output is class
 `secagg_public`. A module of its own: the executor program imports it at run time, where
 the site components of `component.py` cannot be declared."""
@@ -23,10 +23,11 @@ _COMMON: tuple[tuple[str, str], ...] = (
 STEPS: dict[str, tuple[tuple[tuple[str, str], ...], str, str, str, str]] = {
     "roster": (
         (("rounds", "int"),),
-        "keys",
-        "keys",
+        "validation",
+        "validations",
         "roster",
-        "Verify the sites' signed key advertisements; publish each round's signed roster.",
+        "Verify the signed key advertisements of the sites that passed validation; publish "
+        "each round's signed roster.",
     ),
     "relay": (
         (("rounds", "int"),),

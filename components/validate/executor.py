@@ -96,6 +96,8 @@ def run(
     admission record is written either way; the validation outcome goes to the site's chain.
     Under `aggregation.protection: he` a site whose secret CKKS context is missing or unusable
     abstains too, with the reason (the object and `fedpipe he-setup`), before it trains.
+    Under `secagg` a site whose data passed advertises its SecAgg+ round keys for every round
+    of the run (`components.secagg_stages.executor.advertise`); one that cannot abstains.
     `client_factory` (tests) replaces the minio client built from the site spec and secrets.
     Returns the summary written.
     """
@@ -136,6 +138,13 @@ def run(
         why = _he_context_missing(task, client_factory)
         if why is not None:  # it could train but not encrypt: abstain before spending budget
             body = {**body, "passed": False, "reason": f"site {task.site_id} abstains: {why}"}
+    if body.get("passed") and task.policy.aggregation.protection == "secagg":
+        # SecAgg+ step 1, folded into validate: fresh round keys for every round of the run,
+        # advertised signed with the site key (the state stays in the site's bucket); a site
+        # that cannot advertise abstains (components/secagg_stages/executor.py)
+        why = _advertise_round_keys(task, client_factory)
+        if why is not None:
+            body = {**body, "passed": False, "reason": f"site {task.site_id} abstains: {why}"}
     if log is not None:
         log.append(
             "validation",
@@ -150,3 +159,17 @@ def run(
         )
     write_summary(summary, body)
     return body
+
+
+def _advertise_round_keys(task: SiteTask, client_factory: ClientFactory | None) -> str | None:
+    """Advertise the SecAgg+ round keys; None, or why the site cannot (it then abstains)."""
+    from components.common.create_only import STORE_ERRORS
+    from components.common.secrets import MissingSecretError
+    from components.secagg.errors import SecAggError
+    from components.secagg_stages.executor import advertise
+
+    try:
+        advertise(task, client_factory)
+    except (SecAggError, MissingSecretError, *STORE_ERRORS) as exc:
+        return f"cannot advertise its SecAgg+ round keys: {exc}"
+    return None

@@ -47,7 +47,7 @@ COORDINATOR_STAGES = frozenset(
 )
 # Stages that run once before the rounds (the "setup" lines).
 SETUP_STAGES = frozenset(
-    {"initialize", "validate", "stats", "scaling", "keys", "roster", "shares", "relay"}
+    {"initialize", "validate", "stats", "scaling", "roster", "shares", "relay"}
 )
 
 
@@ -261,7 +261,7 @@ def describe(info: TaskInfo, docs: Mapping[str, Mapping[str, Any]]) -> str:
     return "done"
 
 
-SECAGG_STAGES = frozenset({"keys", "roster", "shares", "relay", "request", "answer"})
+SECAGG_STAGES = frozenset({"roster", "shares", "relay", "request", "answer"})
 
 
 def _secagg_line(stage: str, r: Mapping[str, Any]) -> str:
@@ -269,8 +269,6 @@ def _secagg_line(stage: str, r: Mapping[str, Any]) -> str:
     status = r.get("status")
     if status == "abstained":
         return f"ABSTAINED: {r.get('reason')}"
-    if stage == "keys":
-        return f"signed X25519 round keys advertised for {r.get('rounds')} round(s)"
     if stage == "roster":
         rosters = r.get("rosters") or {}
         first = next(iter(rosters.values()), {})

@@ -225,7 +225,7 @@ def test_secagg_compiles_when_every_member_policy_asks_for_it(config_copy, tmp_p
     # every member asking secagg: the SecAgg+ stages compile
     _edit(policies / "us-health.yaml", "protection: he", "protection: secagg")
     assert _compile(out, sites, policies) == 0
-    assert "keys-hospital-berlin" in (out / "federated-training.yaml").read_text()
+    assert "shares-hospital-berlin" in (out / "federated-training.yaml").read_text()
 
 
 def test_protection_none_is_the_default_and_compiles_unchanged(config_copy, tmp_path):

@@ -61,22 +61,23 @@ def test_the_secagg_stages_and_how_many(compiled):
     plain |= {
         f"{st}-{s}-r{r}" for s in SITES for r in (1, 2) for st in ("train", "export", "evaluate")
     }
-    secagg = {"roster", "relay"} | {f"keys-{s}" for s in SITES} | {f"shares-{s}" for s in SITES}
+    secagg = {"roster", "relay"} | {f"shares-{s}" for s in SITES}
     secagg |= {f"request-r{r}" for r in (1, 2)} | {
         f"answer-{s}-r{r}" for s in SITES for r in (1, 2)
     }
     assert set(_tasks(spec)) == plain | secagg
-    assert len(secagg) == 2 * n + 2 + ROUNDS * (n + 1)
+    assert len(secagg) == n + 2 + ROUNDS * (n + 1)
 
 
 def test_the_protocol_order_holds_in_every_round(compiled):
     _, spec, _ = compiled
     t = _tasks(spec)
     s = "hospital-paris"
-    assert _upstream(t[f"keys-{s}"], "validation") == f"validate-{s}"
-    assert {_upstream(t["roster"], f"keys_{i}") for i in (1, 2, 3)} == {f"keys-{x}" for x in SITES}
+    assert {_upstream(t["roster"], f"validation_{i}") for i in (1, 2, 3)} == {
+        f"validate-{x}" for x in SITES
+    }
     assert _upstream(t[f"shares-{s}"], "roster") == "roster"
-    assert _upstream(t[f"shares-{s}"], "keys") == f"keys-{s}"
+    assert _upstream(t[f"shares-{s}"], "validation") == f"validate-{s}"
     assert {_upstream(t["relay"], f"shares_{i}") for i in (1, 2, 3)} == {
         f"shares-{x}" for x in SITES
     }
@@ -103,13 +104,11 @@ def test_every_new_artifact_has_a_class_the_checker_allowed(compiled):
     for d in result.decisions:
         edge = d.edge
         stage = edge.task.split("-")[0]
-        if stage in ("keys", "roster", "shares", "relay", "request", "answer") or (
-            stage == "export"
-        ):
+        if stage in ("roster", "shares", "relay", "request", "answer") or (stage == "export"):
             classes.setdefault((stage, edge.artifact), set()).add(edge.artifact_class)
             assert d.allowed, d
     assert classes[("export", "update")] == {"masked_update"}
-    for key in (("keys", "keys"), ("roster", "roster"), ("shares", "shares")):
+    for key in (("roster", "roster"), ("shares", "shares")):
         assert classes[key] == {"secagg_public"}
     for key in (("relay", "relay"), ("request", "request"), ("answer", "answer")):
         assert classes[key] == {"secagg_public"}
@@ -132,7 +131,7 @@ def test_site_steps_hold_only_their_own_keys_coordinator_steps_only_read_keys(co
         assert not secrets & set(own.values()), (name, secrets)
         assert {f"{v}-coordinator-read" for v in own.values()} <= secrets
     for s in SITES:
-        for name in (f"keys-{s}", f"shares-{s}", f"answer-{s}-r1"):
+        for name in (f"validate-{s}", f"shares-{s}", f"answer-{s}-r1"):
             label = spec["components"][t[name]["componentRef"]["name"]]["executorLabel"]
             secrets = {e["secretName"] for e in executors[label].get("secretAsEnv", [])}
             assert own[s] in secrets and not secrets & (set(own.values()) - {own[s]}), name

@@ -205,7 +205,7 @@ def test_a_site_refuses_an_advertisement_with_a_bad_signature(fed_factory):
     with pytest.raises(SignatureError, match="hospital-paris.*signature does not verify"):
         site_steps.run_shares(
             fed.task(sid), coordinator_json=fed.coordinator_json, sites_json=fed.sites_json,
-            keys=fed.keys[sid], roster=fed.roster, shares=fed.folder("shares", sid),
+            validation=fed.validations[sid], roster=fed.roster, shares=fed.folder("shares", sid),
             client_factory=fed.factory(),
         )  # fmt: skip
 

@@ -70,7 +70,7 @@ class SecAggFederation:
     rounds: int
     roster: str = ""
     relay: str = ""
-    keys: dict[str, str] = field(default_factory=dict)
+    validations: dict[str, str] = field(default_factory=dict)
     shares: dict[str, str] = field(default_factory=dict)
 
     # ---- inputs the tasks get -------------------------------------------------------------
@@ -126,32 +126,32 @@ class SecAggFederation:
 
     # ---- once per run -----------------------------------------------------------------------
     def setup(self, validated: dict[str, bool] | None = None) -> None:
-        """keys (every site whose validation passed) → roster → shares → relay."""
+        """advertise (every site whose validation passed) → roster → shares → relay."""
         self.setup_keys_and_roster(validated)
         for sid in self.sites:
             self.shares[sid] = self.folder("shares", sid)
             site_steps.run_shares(
                 self.task(sid), coordinator_json=self.coordinator_json,
-                sites_json=self.sites_json, keys=self.keys[sid], roster=self.roster,
+                sites_json=self.sites_json, validation=self.validations[sid], roster=self.roster,
                 shares=self.shares[sid], client_factory=self.factory(),
             )  # fmt: skip
         self.relay = self.folder("relay")
         coord.run_relay(**self.fanin(), rounds=self.rounds, shares=self.shares, relay=self.relay)
 
     def setup_keys_and_roster(self, validated: dict[str, bool] | None = None) -> None:
+        """validate's summary per site; a site that passed advertises (as validate does)."""
         for sid in self.sites:
             passed = (validated or {}).get(sid, True)
-            validation = self.folder("validation", sid)
-            Path(validation, "summary.json").write_text(
+            self.validations[sid] = self.folder("validation", sid)
+            Path(self.validations[sid], "summary.json").write_text(
                 json.dumps({"site_id": sid, "passed": passed, "reason": None if passed else "x"})
             )
-            self.keys[sid] = self.folder("keys", sid)
-            site_steps.run_keys(
-                self.task(sid), validation=validation, keys=self.keys[sid],
-                client_factory=self.factory(),
-            )  # fmt: skip
+            if passed:
+                site_steps.advertise(self.task(sid), self.factory())
         self.roster = self.folder("roster")
-        coord.run_roster(**self.fanin(), rounds=self.rounds, keys=self.keys, roster=self.roster)
+        coord.run_roster(
+            **self.fanin(), rounds=self.rounds, validations=self.validations, roster=self.roster
+        )
 
     # ---- one round ----------------------------------------------------------------------------
     def global_model(self, round_index: int, tensors: dict[str, np.ndarray]) -> str:
