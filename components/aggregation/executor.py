@@ -425,6 +425,7 @@ def _run_encrypted(
         ),
     }
     report = _round_report(config, previous.version + 1, collected, required, notes, screening)
+    report["protection"] = "he"
     meta = _version_meta(config, previous, report, kfp_job_id, sha256_hex(bundle))  # type: ignore[arg-type]
     meta["health"] = health
     encrypted = encrypted_from(

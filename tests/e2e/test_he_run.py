@@ -137,3 +137,5 @@ def test_three_sites_two_rounds_under_he_match_plain_fedavg(tmp_path: Path) -> N
     report = json.loads(next((run_dir / "kfp").rglob("round.json")).read_text())
     assert report["anomaly"]["off"].startswith("aggregation.protection he")
     assert "he: the coordinator added" in report["notes"]["protection"]
+    assert summary["protection"].startswith("he: the coordinator added 3 CKKS ciphertexts")
+    assert "encrypted global model v2 from 3 site(s)" in proc.stdout

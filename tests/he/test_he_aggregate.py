@@ -157,7 +157,7 @@ def test_the_coordinator_adds_ciphertexts_and_publishes_the_encrypted_aggregate(
     }
     report, out = env.aggregate(updates)
     assert report["contributors"] == ["he-a", "he-b", "he-c"]
-    assert report["notes"]["weights"] == "num_examples"
+    assert report["notes"]["weights"] == "num_examples" and report["protection"] == "he"
     assert report["anomaly"]["off"].startswith("aggregation.protection he")
     latest = read_latest(env.bucket, RUN)
     assert latest is not None and latest.body["model_file"] == "aggregate.ckks"
