@@ -23,6 +23,13 @@ from components.aggregation.rules import AggregationError
 from components.common.global_model import GlobalModel
 from components.common.tensors import Tensors
 from components.domain.protection import OFF_UNDER_PROTECTION, rule_conflicts
+from components.privacy.ledger import trust_distributed
+from components.privacy.skellam import (
+    SkellamError,
+    SkellamPlan,
+    decode_distributed,
+    round_plan,
+)
 from components.secagg import exchange, wire
 from components.secagg.encode import decode_mean
 from components.secagg.errors import SecAggError
@@ -109,7 +116,17 @@ def secure_round(
     summed = exchange.coordinator_unmask(
         bucket, stores, run_id, r, total, survivors, settings.modulus_bits
     )
-    mean, total_weight = decode_mean(summed, len(survivors), settings.quantizer())
+    ddp = _distributed_plan(config, survivors, length - 1)
+    if ddp is None:
+        mean, total_weight = decode_mean(summed, len(survivors), settings.quantizer())
+    else:  # distributed DP: signed integers, Skellam noise included, weight 1 per site
+        try:
+            mean = decode_distributed(
+                summed, len(survivors), ddp, settings.modulus_bits, settings.num_sites
+            )
+        except SkellamError as exc:
+            raise SecAggError(f"round {r}: {exc}") from None
+        total_weight = float(len(survivors))
     answered = {sid: str(read_ref(folder).get("status")) for sid, folder in sorted(answers.items())}
     notes: dict[str, Any] = {
         "protection": f"secagg (SecAgg+): {OFF_UNDER_PROTECTION}",
@@ -128,6 +145,14 @@ def secure_round(
             else f"num_examples, masked: the coordinator learned only their total {total_weight:.0f}"
         ),
     }
+    if ddp is not None:
+        notes["dp"] = {
+            "mode": "distributed",
+            "honest_sites": ddp.honest_sites,
+            "skellam_mu": ddp.mu,
+            "summed_noise_variance": ddp.share * len(survivors),
+            "trust": trust_distributed(ddp.honest_sites),
+        }
     return SecureRound(
         delta=unflatten(mean, previous.tensors),
         contributors=survivors,
@@ -137,3 +162,15 @@ def secure_round(
         residency=residency,
         notes=notes,
     )
+
+
+def _distributed_plan(config: Any, survivors: list[str], dim: int) -> SkellamPlan | None:
+    """The round plan of distributed DP (the survivors' policies, which the compiler made
+    agree), None in local mode; SecAggError when the survivors' policies mix modes."""
+    modes = {config.policies[s].dp.mode for s in survivors}
+    if modes == {"local"}:
+        return None
+    if len(modes) > 1:
+        raise SecAggError(f"the survivors' policies mix DP modes {sorted(modes)}: not unmasking")
+    dp = config.policies[survivors[0]].dp
+    return round_plan(dp.epsilon_per_round, dp.delta, dp.min_honest_sites or 0, dim)

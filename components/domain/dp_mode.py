@@ -9,7 +9,11 @@
     that sees single updates would see a 1/h share of the noise only);
   - at least h sites must exist, and every aggregate the site contributes to must hold at least
     h contributions: h <= its policy's `aggregation.min_sites` (the quorum it guarantees);
-  - one federation sums one kind of vector: policies asking for different modes are refused.
+  - one federation sums one kind of vector: policies asking for different modes are refused;
+  - every site and the coordinator derive the same mu from the policy (`skellam.round_plan`):
+    the members' policies must agree on `dp.epsilon_per_round`, `dp.delta` and
+    `dp.min_honest_sites`;
+  - weights are 1 per site (the sensitivity assumes it): `export.reveal_num_examples` false.
 """
 
 from __future__ import annotations
@@ -21,19 +25,11 @@ from components.domain.protection import PROTECTION_SECAGG
 
 MODE_LOCAL = "local"
 MODE_DISTRIBUTED = "distributed"
-# Stages not built yet: the compiler refuses distributed mode until train/export produce the
-# Skellam vector the SecAgg+ masked export quantizes.
-UNWIRED = (
-    "the distributed-DP stages (delta clipping, Skellam share and its integer vector in the "
-    "SecAgg+ masked export) are not wired into the pipeline yet; the mechanism, its accounting "
-    "and the ledger entries exist (components/privacy/skellam.py, `python -m "
-    "pipelines.benchmarks.ddp_bench`)"
-)
 
 
-def dp_mode_problems(policies: Mapping[str, Policy], *, wired: bool = False) -> list[str]:
+def dp_mode_problems(policies: Mapping[str, Policy]) -> list[str]:
     """Why the members' policies ({site id: governing policy}) cannot run their DP mode here
-    (empty: they can). `wired`: the pipeline has the distributed stages."""
+    (empty: they can)."""
     asked: dict[str, list[str]] = {}
     for site_id, policy in sorted(policies.items()):
         asked.setdefault(policy.dp.mode, []).append(f"{site_id} ({policy.id})")
@@ -71,7 +67,25 @@ def dp_mode_problems(policies: Mapping[str, Policy], *, wired: bool = False) -> 
                 f"than {h} sites would carry less noise than accounted; raise min_sites to {h} "
                 "or lower min_honest_sites"
             )
-    if not wired:
-        ids = ", ".join(sorted(seen))
-        problems.append(f"dp.mode distributed (policies {ids}) is refused: {UNWIRED}")
+    distinct = {p.id: p for p in policies.values()}
+    limits = {
+        (p.dp.epsilon_per_round, p.dp.delta, p.dp.min_honest_sites) for p in distinct.values()
+    }
+    if len(limits) > 1:
+        shown = "; ".join(
+            f"{pid}: epsilon_per_round {p.dp.epsilon_per_round:g}, delta {p.dp.delta:g}, "
+            f"min_honest_sites {p.dp.min_honest_sites}"
+            for pid, p in sorted(distinct.items())
+        )
+        problems.append(
+            "dp.mode distributed: the members' policies must agree on dp.epsilon_per_round, "
+            f"dp.delta and dp.min_honest_sites (one noise variance mu for the sum): {shown}"
+        )
+    weighted = sorted(pid for pid, p in distinct.items() if p.export.reveal_num_examples)
+    if weighted:
+        problems.append(
+            f"dp.mode distributed: policies {', '.join(weighted)} set "
+            "export.reveal_num_examples, so the sites would mask row-count weights; the "
+            "Skellam sensitivity assumes weight 1 per site (set it to false)"
+        )
     return problems

@@ -164,6 +164,12 @@ def _refuse_clear_export(task: SiteTask) -> None:
     """ExportError when the site's policy lets the coordinator see only a sum or ciphertexts:
     this export would publish the update itself."""
     protection = task.policy.aggregation.protection
+    if task.policy.dp.mode == "distributed":
+        raise ExportError(
+            f"site {task.site_id}: policy {task.policy.id} asks dp.mode distributed: the update "
+            "carries only this site's share of the noise and may leave the site only masked "
+            "(aggregation.protection secagg); refusing to publish it in the clear or encrypted"
+        )
     if protection not in ("none", "he"):
         raise ExportError(
             f"site {task.site_id}: policy {task.policy.id} asks aggregation.protection "

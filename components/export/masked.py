@@ -13,6 +13,12 @@ shares relayed to this site (`exchange.site_mask`: the masked words go create-on
 `secagg-private/`) → a manifest over the masked bytes, signed with the site's Ed25519 key,
 carrying the DP figures as the clear export's would (`ref.json`, status `masked`).
 The clear update is never written.
+
+Distributed DP (`dp.mode: distributed`, train's meta says so): instead of the weighted fixed
+point, the site masks `components.privacy.skellam.encode_distributed`'s words: its delta clipped
+to `DISTRIBUTED_DELTA_CLIP`, scaled, rounded, plus its Skellam share mu/h (mu from the same
+`round_plan` train charged, checked against train's meta), and a count slot of 1. The noise
+comes from the OS CSPRNG, or, in simulation (`FEDPIPE_DP_NOISE_SEED`), from a seeded source.
 """
 
 from __future__ import annotations
@@ -105,9 +111,11 @@ def run_masked(
     norm = float(np.linalg.norm(vector))
     if norm > settings.norm_bound:  # stays in the site's log: the norm is not published
         log.info("site %s: update norm %.4g clipped to %.4g", site_id, norm, settings.norm_bound)
-    quantizer = settings.quantizer()
-    weight = settings.weight(train_meta.get("num_examples"), site_id)
-    words = encode_weighted(vector, weight, settings.norm_bound, quantizer)
+    words = _distributed_words(task, train_meta, vector, settings)
+    if words is None:
+        quantizer = settings.quantizer()
+        weight = settings.weight(train_meta.get("num_examples"), site_id)
+        words = encode_weighted(vector, weight, settings.norm_bound, quantizer)
 
     client = (client_factory or site_client_factory(task.site))()
     store = site_bucket(task.site, client, sse_for_policy(task.policy, site_id))
@@ -156,3 +164,52 @@ def run_masked(
     except ManifestError as exc:  # private_key() checked the pair already
         raise ExportError(f"site {site_id}: signed manifest does not verify: {exc}") from None
     return _write_ref(update, {**ref, "status": "masked", "manifest": json.loads(signed.to_json())})
+
+
+def _distributed_words(
+    task: SiteTask, train_meta: dict[str, Any], vector: np.ndarray, settings: SecAggSettings
+) -> np.ndarray | None:
+    """The distributed-DP words (module doc), or None in local mode; ExportError when train's
+    meta and the policy disagree on the mode or on mu (the ledger charged train's mu)."""
+    import os
+
+    from components.privacy.skellam import (
+        MODE_DISTRIBUTED,
+        SkellamError,
+        encode_distributed,
+        os_uniform,
+        round_plan,
+        seeded_uniform,
+    )
+    from components.train.executor import NOISE_SEED_ENV, _derive_seed
+
+    dp_meta = train_meta.get("dp") or {}
+    policy, site_id = task.policy, task.site_id
+    wanted = policy.dp.mode == MODE_DISTRIBUTED
+    if (dp_meta.get("mode") == MODE_DISTRIBUTED) != wanted:
+        raise ExportError(
+            f"site {site_id}: policy {policy.id} asks dp.mode {policy.dp.mode} but the model was "
+            f"trained in mode {dp_meta.get('mode', 'local')}; not exporting"
+        )
+    if not wanted:
+        return None
+    dp = policy.dp
+    plan = round_plan(dp.epsilon_per_round, dp.delta, dp.min_honest_sites or 0, vector.size)
+    if dp_meta.get("skellam_mu") != plan.mu:
+        raise ExportError(
+            f"site {site_id}: train charged Skellam mu {dp_meta.get('skellam_mu')}, the "
+            f"policy's round plan is mu {plan.mu}; not exporting"
+        )
+    seed = os.environ.get(NOISE_SEED_ENV)
+    uniform = (
+        os_uniform
+        if not seed
+        else seeded_uniform(
+            _derive_seed(int(seed), "skellam", site_id, task.run_id, task.round_index)
+        )
+    )
+    try:
+        words, _ = encode_distributed(vector, plan, uniform, settings.modulus_bits)
+    except SkellamError as exc:
+        raise ExportError(f"site {site_id}: {exc}") from None
+    return words

@@ -40,6 +40,16 @@ def decide_dp_off(
     a flag, a parameter)."""
     if dp_enabled:
         return DpOffDecision(True, (), None)
+    distributed = tuple(sid for sid in sorted(policies) if policies[sid].dp.mode == "distributed")
+    if distributed:
+        named = ", ".join(f"{sid} (policy {policies[sid].id})" for sid in distributed)
+        return DpOffDecision(
+            False,
+            distributed,
+            f"{asked_by} refused: dp.mode is distributed in the policies of {named}; distributed "
+            "DP trains with DP on (each site adds its Skellam share); set dp.mode local to "
+            "experiment without DP. Nothing was trained.",
+        )
     refusing = tuple(sid for sid in sorted(policies) if not policies[sid].dp.allow_dp_off)
     if not refusing:
         return DpOffDecision(True, (), None)

@@ -48,6 +48,8 @@ MODE_DISTRIBUTED = "distributed"
 DP_MODES = (MODE_LOCAL, MODE_DISTRIBUTED)
 MU_SEARCH_MAX = 1e30
 DEFAULT_ROUNDING_INFLATION = 0.01  # rounding adds at most 1 % to the L2 sensitivity
+# The L2 clip C of a site's model delta in the pipeline (a compiled constant, not a policy field).
+DISTRIBUTED_DELTA_CLIP = 1.0
 
 
 class SkellamError(ValueError):
@@ -216,6 +218,16 @@ def plan_for(
     sens = record_sensitivity(clip, gamma, dim)
     mu = mu_for(epsilon, delta, sens, rounds=rounds)
     return SkellamPlan(clip, gamma, dim, sens, mu, honest_sites)
+
+
+def round_plan(epsilon_per_round: float, delta: float, honest_sites: int, dim: int) -> SkellamPlan:
+    """The pipeline's plan of one distributed round: delta clip `DISTRIBUTED_DELTA_CLIP`, mu
+    calibrated to the policy's `dp.epsilon_per_round` at its `dp.delta`. Every site and the
+    coordinator compute it from the same policy values (the compiler makes the members agree)
+    and the model's size, so they agree on mu without exchanging it."""
+    return plan_for(
+        epsilon_per_round, delta, clip=DISTRIBUTED_DELTA_CLIP, dim=dim, honest_sites=honest_sites
+    )
 
 
 # ------------------------------------------------------------------ site vector

@@ -39,6 +39,16 @@ def headline(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
     if summary.get("protection"):  # secagg: robust rules off, and why
         rows.insert(4, ("update protection", str(summary["protection"])))
+    dp_mode = summary.get("dp_mode")
+    if isinstance(dp_mode, dict):  # distributed DP: the assumption the epsilon rests on
+        rows.insert(
+            4,
+            (
+                "DP mode",
+                f"{dp_mode.get('mode')} (Skellam shares, assumes at least "
+                f"{dp_mode.get('honest_sites')} honest site(s)): {dp_mode.get('trust')}",
+            ),
+        )
     baseline = summary.get("baseline") or {}
     if summary.get("task") == "regression":
         rows = rows[:4] + [

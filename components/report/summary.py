@@ -231,6 +231,15 @@ def build_summary(
         ),
         None,
     )
+    # distributed DP: the mode and the honest-site assumption its epsilon rests on
+    dp_mode = next(
+        (
+            (rep.get("notes") or {}).get("dp")
+            for rep in reports
+            if isinstance((rep.get("notes") or {}).get("dp"), dict)
+        ),
+        None,
+    )
     summary: dict[str, Any] = {
         "version": SUMMARY_VERSION,
         "run_id": run_id,
@@ -258,6 +267,12 @@ def build_summary(
     }
     if protection:
         summary["protection"] = protection
+    if dp_mode:
+        summary["dp_mode"] = {
+            "mode": dp_mode.get("mode"),
+            "honest_sites": dp_mode.get("honest_sites"),
+            "trust": dp_mode.get("trust"),
+        }
     return summary
 
 

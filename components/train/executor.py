@@ -15,6 +15,13 @@ Order of decisions (each leaves `meta.json` saying why):
    publish is charged, retries included), re-checked against the lifetime budget (a concurrent
    charge may have landed), then the model is trained and `model.npz` written.
 
+Distributed DP (`dp.mode: distributed` in the site's policy, DP on): the planned event is one
+round of the Skellam mechanism (`components.privacy.skellam.round_plan`: mu calibrated to the
+policy's `dp.epsilon_per_round` for this model's size), charged as a `distributed` ledger entry
+that states the honest-site assumption; the site then trains *without* per-example noise
+(plain SGD on shuffled batches, seeded by `seed`): the masked export clips the delta and adds
+the site's Skellam share, and the update leaves the site only masked.
+
 Noise mode: `noise_seed=None` (default, production) seeds TensorFlow's noise RNG from OS
 entropy; an int (or env `FEDPIPE_DP_NOISE_SEED`, simulation only) makes the noise
 reproducible and is recorded as `dp.noise: "seeded-simulation"` (see `components.train.dpsgd`).
@@ -30,7 +37,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +66,7 @@ from components.he.global_model import site_global_model
 from components.privacy.accounting import (
     SAMPLING_POISSON,
     DpSgdEvent,
+    Event,
     dp_sgd_event,
     sampling_guarantee,
 )
@@ -69,9 +77,16 @@ from components.privacy.ledger import (
     LedgerError,
     check_budget,
     ledger_summary,
+    new_distributed_entry,
     new_entry,
 )
 from components.privacy.ledger_store import LedgerStore, ledger_retention_days
+from components.privacy.skellam import (
+    DISTRIBUTED_DELTA_CLIP,
+    MODE_DISTRIBUTED,
+    SkellamEvent,
+    round_plan,
+)
 from components.train.dpsgd import DpSgdConfig, TrainingError, TrainResult, train_dp_sgd
 
 __all__ = ["Abstain", "DpPolicyError", "TrainSettings", "run"]
@@ -204,7 +219,7 @@ def run(
             return _write(local_model, resumed, None)
         _admit(task, settings, validation)  # 3. and 4.
         table = _read_table(task, settings, client, meta, gm.meta)  # 5.
-        event = _planned_event(settings, table.num_examples)
+        event = _planned_event(task, settings, table.num_examples, _size(gm.tensors))
         store = LedgerStore(
             client,
             task.site.object_store.bucket,
@@ -384,8 +399,21 @@ def _read_table(
     return SiteTable(x, scale_target(data.contract, y), n)
 
 
-def _planned_event(settings: TrainSettings, n: int) -> DpSgdEvent:
-    """The DP-SGD event this training will be (steps and q; no noise when DP is off)."""
+def _size(tensors: dict[str, np.ndarray]) -> int:
+    return int(sum(np.asarray(t).size for t in tensors.values()))
+
+
+def distributed(task: SiteTask, settings: TrainSettings) -> bool:
+    """Distributed DP: the policy's `dp.mode` with DP on (DP off is refused for that mode)."""
+    return settings.dp_enabled and task.policy.dp.mode == MODE_DISTRIBUTED
+
+
+def _planned_event(task: SiteTask, settings: TrainSettings, n: int, dim: int) -> Event:
+    """The event this training will be: one Skellam round (distributed DP, `dim` values), or
+    DP-SGD's steps and q (no noise when DP is off)."""
+    if distributed(task, settings):
+        dp = task.policy.dp
+        return round_plan(dp.epsilon_per_round, dp.delta, dp.min_honest_sites or 0, dim).round_event
     if settings.dp_enabled:
         return dp_sgd_event(
             n, settings.batch_size, settings.local_epochs, settings.noise_multiplier
@@ -432,7 +460,7 @@ def _charge(
     task: SiteTask,
     settings: TrainSettings,
     store: LedgerStore,
-    event: DpSgdEvent,
+    event: Event,
     n: int,
     now: dt.datetime | None,
     meta: dict[str, Any],
@@ -443,6 +471,20 @@ def _charge(
     created = (now or dt.datetime.now(dt.UTC)).isoformat()
 
     def make_entry(attempt: int) -> LedgerEntry:
+        if isinstance(event, SkellamEvent):
+            return new_distributed_entry(
+                run_id=task.run_id,
+                round_=task.round_index,
+                site_id=site_id,
+                attempt=attempt,
+                event=event,
+                delta=delta,
+                batch_size=settings.batch_size,
+                epochs=settings.local_epochs,
+                num_examples=n,
+                delta_clip=DISTRIBUTED_DELTA_CLIP,
+                created_at=created,
+            )
         return new_entry(
             run_id=task.run_id,
             round_=task.round_index,
@@ -482,11 +524,12 @@ def _train(
     settings: TrainSettings,
     start: dict[str, np.ndarray],
     table: SiteTable,
-    event: DpSgdEvent,
+    event: Event,
     entry: LedgerEntry,
     noise_seed: int | None,
 ) -> TrainResult:
     """7b. DP-SGD from the global model; the steps must be the ones the ledger charged.
+    Distributed DP: plain SGD on shuffled batches (the noise is the export's Skellam share).
     `noise_seed`: the base noise seed (`_noise_base`), None in production."""
     site_id, run_id, round_index = task.site_id, task.run_id, task.round_index
     run_noise_seed = (
@@ -495,6 +538,8 @@ def _train(
         else _derive_seed(noise_seed, "noise", site_id, run_id, round_index, entry.attempt)
     )
     config = settings.dpsgd()
+    if isinstance(event, SkellamEvent):
+        config = replace(config, dp_enabled=False)
     # Poisson batches must be secret to amplify privacy: OS entropy unless simulating.
     if config.effective_sampling == SAMPLING_POISSON:
         sampling_seed = (
@@ -515,7 +560,7 @@ def _train(
         noise_seed=run_noise_seed,
         model_kwargs=task.site_data().contract.builder_kwargs(settings.model_name),
     )
-    if result.steps != event.steps:  # the accountant and the training must agree
+    if isinstance(event, DpSgdEvent) and result.steps != event.steps:  # accountant = training
         raise TrainingError(
             f"site {site_id}: trained {result.steps} steps, accounted {event.steps}"
         )
@@ -525,7 +570,7 @@ def _train(
 def _trained_meta(
     task: SiteTask,
     settings: TrainSettings,
-    event: DpSgdEvent,
+    event: Event,
     entry: LedgerEntry,
     summary: dict[str, Any],
     decision: BudgetDecision | None,
@@ -533,14 +578,10 @@ def _trained_meta(
 ) -> dict[str, Any]:
     """The meta fields of a trained model (DP settings, epsilon charged, ledger totals)."""
     dp_on, policy = settings.dp_enabled, task.policy
-    return {
-        "status": "trained",
-        "reason": (
-            None
-            if dp_on
-            else f"DP off: allowed by policy {policy.id} dp.allow_dp_off; epsilon is infinite"
-        ),
-        "dp": {
+    if isinstance(event, SkellamEvent):
+        dp: dict[str, Any] = _distributed_dp(task, settings, event, entry, result)
+    else:
+        dp = {
             "enabled": dp_on,
             "noise_multiplier": settings.noise_multiplier if dp_on else None,
             "l2_norm_clip": settings.l2_norm_clip if dp_on else None,
@@ -554,7 +595,15 @@ def _trained_meta(
             "guarantee": sampling_guarantee(result.sampling, dp_on),
             "accounting": ACCOUNTING,
             "noise": result.noise_mode if dp_on else None,
-        },
+        }
+    return {
+        "status": "trained",
+        "reason": (
+            None
+            if dp_on
+            else f"DP off: allowed by policy {policy.id} dp.allow_dp_off; epsilon is infinite"
+        ),
+        "dp": dp,
         "epsilon": entry.epsilon if dp_on else None,
         "epsilon_pld": entry.epsilon_pld if dp_on else None,
         "final_loss": result.final_loss,
@@ -572,4 +621,41 @@ def _trained_meta(
             "epsilon_per_round": policy.dp.epsilon_per_round,
             "lifetime_budget": policy.dp.lifetime_epsilon,
         },
+    }
+
+
+DISTRIBUTED_ACCOUNTING = (
+    "Skellam mechanism (Agarwal, Kairouz, Liu 2021) on the secure-aggregation sum, RDP bound "
+    "composed in the dp-accounting RDP accountant; record-level sensitivity 2 gamma C + sqrt(P) "
+    "of the clipped, rounded delta; no subsampling amplification"
+)
+
+
+def _distributed_dp(
+    task: SiteTask,
+    settings: TrainSettings,
+    event: SkellamEvent,
+    entry: LedgerEntry,
+    result: TrainResult,
+) -> dict[str, Any]:
+    """The `dp` block of a distributed-DP training (export adds the noise; it reads mu here)."""
+    return {
+        "enabled": True,
+        "mode": MODE_DISTRIBUTED,
+        "honest_sites": event.honest_sites,
+        "trust": entry.trust,
+        "skellam_mu": event.mu,
+        "delta_clip": DISTRIBUTED_DELTA_CLIP,
+        "noise_multiplier": None,
+        "l2_norm_clip": None,
+        "batch_size": settings.batch_size,
+        "local_epochs": settings.local_epochs,
+        "learning_rate": settings.learning_rate,
+        "sampling_rate": None,
+        "steps": result.steps,
+        "sampling": SAMPLING_TEXT[result.sampling] + " (no per-example noise)",
+        "dp_sampling": result.sampling,
+        "guarantee": entry.guarantee,
+        "accounting": DISTRIBUTED_ACCOUNTING,
+        "noise": "Skellam share mu/h added to the clipped delta by the masked export",
     }

@@ -30,6 +30,26 @@ def _planned_stats(task: SiteTask):
     return stats_event(noise_multiplier(task))
 
 
+# The model's size is not known before initialize; a Skellam round calibrated to the policy's
+# epsilon_per_round spends the same epsilon for any size (within 1e-6 relative: the size
+# enters only the bound's second-order terms), so the pre-flight plans with one value.
+PREFLIGHT_DIM = 1
+
+
+def _planned_round(
+    task: SiteTask, num_examples: int, batch_size: int, local_epochs: int, noise_multiplier: float
+):
+    """One round as train will charge it: a Skellam round (dp.mode distributed) or DP-SGD."""
+    dp = task.policy.dp
+    if dp.mode == "distributed":
+        from components.privacy.skellam import round_plan
+
+        return round_plan(
+            dp.epsilon_per_round, dp.delta, dp.min_honest_sites or 0, PREFLIGHT_DIM
+        ).round_event
+    return dp_sgd_event(num_examples, batch_size, local_epochs, noise_multiplier)
+
+
 def budget_abstention(
     task: SiteTask,
     *,
@@ -46,7 +66,7 @@ def budget_abstention(
     `task`: validate's parsed, cross-checked inputs (`parse_site_task`)."""
     if not 0 < batch_size <= num_examples or local_epochs < 1:
         return None
-    planned = dp_sgd_event(num_examples, batch_size, local_epochs, noise_multiplier)
+    planned = _planned_round(task, num_examples, batch_size, local_epochs, noise_multiplier)
     site, policy = task.site, task.policy
     site_id = site.id
     client = (client_factory or site_client_factory(site))()

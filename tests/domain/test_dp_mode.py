@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from components.domain.dp_mode import UNWIRED, dp_mode_problems
+from components.domain.dp_mode import dp_mode_problems
 from components.domain.models import Policy
 from tests.support.example_federation import example_federation
 
@@ -44,16 +44,24 @@ def test_the_policy_schema_ties_min_honest_sites_to_distributed_mode() -> None:
     assert Policy.parse_obj(body).dp.min_honest_sites == 2
 
 
-def test_distributed_with_secagg_and_h_within_the_quorum_is_only_refused_as_unwired() -> None:
+def test_distributed_with_secagg_and_h_within_the_quorum_compiles() -> None:
+    assert dp_mode_problems(_members(h=2, min_sites=2)) == []
+
+
+def test_members_must_agree_on_the_limits_that_fix_mu_and_mask_weight_one() -> None:
     members = _members(h=2, min_sites=2)
-    assert dp_mode_problems(members, wired=True) == []
-    (unwired,) = dp_mode_problems(members)
-    assert "dp.mode distributed (policies eu-health, us-health) is refused" in unwired
-    assert UNWIRED in unwired
+    boston = members["clinic-boston"]
+    dp = boston.dp.copy(update={"epsilon_per_round": 2.0})
+    export = boston.export.copy(update={"reveal_num_examples": True})
+    members["clinic-boston"] = boston.copy(update={"dp": dp, "export": export})
+    agree, weights = dp_mode_problems(members)
+    assert "must agree on dp.epsilon_per_round, dp.delta and dp.min_honest_sites" in agree
+    assert "eu-health: epsilon_per_round 3, delta 1e-05, min_honest_sites 2; us-health: " in agree
+    assert "policies us-health set export.reveal_num_examples" in weights
 
 
 def test_distributed_without_secagg_is_refused_naming_the_policy() -> None:
-    problems = dp_mode_problems(_members(h=2, protection="none"), wired=True)
+    problems = dp_mode_problems(_members(h=2, protection="none"))
     assert [p.split(":")[0] for p in problems] == ["policy us-health", "policy eu-health"]
     assert problems[1].startswith(
         "policy eu-health: dp.mode distributed needs aggregation.protection secagg, not none"
@@ -62,11 +70,11 @@ def test_distributed_without_secagg_is_refused_naming_the_policy() -> None:
 
 
 def test_more_honest_sites_than_sites_or_than_the_quorum_is_refused() -> None:
-    problems = dp_mode_problems(_members(h=4, min_sites=4), wired=True)
+    problems = dp_mode_problems(_members(h=4, min_sites=4))
     assert any(
         "dp.min_honest_sites 4 is more than the federation's 3 site(s)" in p for p in problems
     )
-    problems = dp_mode_problems(_members(h=3, min_sites=2), wired=True)
+    problems = dp_mode_problems(_members(h=3, min_sites=2))
     assert any(
         "dp.min_honest_sites 3 is more than its aggregation.min_sites 2" in p for p in problems
     )
@@ -80,3 +88,15 @@ def test_mixed_modes_are_refused_naming_both() -> None:
     assert "sites ask for different DP modes" in problem
     assert "distributed by hospital-berlin (eu-health), hospital-paris (eu-health)" in problem
     assert "local by clinic-boston (us-health)" in problem
+
+
+def test_distributed_mode_refuses_a_run_without_dp_naming_the_sites() -> None:
+    from components.privacy.dp_off import decide_dp_off
+
+    decision = decide_dp_off(False, _members(h=2))
+    assert not decision.allowed
+    assert decision.refusing == ("clinic-boston", "hospital-berlin", "hospital-paris")
+    assert "dp.mode is distributed in the policies of clinic-boston (policy us-health)" in (
+        decision.reason or ""
+    )
+    assert decide_dp_off(True, _members(h=2)).allowed
