@@ -65,3 +65,22 @@ def fit_noise(
         f"no noise multiplier up to {NOISE_LADDER[-1]} keeps every site within its per-round "
         f"epsilon and {run_target} per run over {rounds} rounds; set --param noise_multiplier"
     )
+
+
+def distributed_plan_line(
+    epsilon_per_round: float, delta: float, honest_sites: int, rounds: int
+) -> str:
+    """What a `dp.mode: distributed` run spends per site: one Skellam round calibrated to the
+    policy's epsilon per round (its size barely matters: `components.validate.budget`), composed
+    over `rounds` (RDP). The noise multiplier does not apply."""
+    from components.privacy.accounting import rdp_epsilon
+    from components.privacy.skellam import round_plan
+    from components.validate.budget import PREFLIGHT_DIM
+
+    event = round_plan(epsilon_per_round, delta, honest_sites, PREFLIGHT_DIM).round_event
+    return (
+        f"DP: distributed (Skellam shares, at least {honest_sites} honest site(s) assumed): "
+        f"every site spends ε {rdp_epsilon([event], delta):.2f} per round, "
+        f"{rdp_epsilon([event] * rounds, delta):.2f} over {rounds} rounds (RDP); no per-example "
+        "noise, so noise_multiplier does not apply"
+    )

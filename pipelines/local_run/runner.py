@@ -42,6 +42,7 @@ from pipelines.local_run.child import (
     start_warm_worker,
     stop_warm_worker,
 )
+from pipelines.local_run.dpfit import distributed_plan_line
 from pipelines.local_run.guards import exclusive_lock, sigterm_as_interrupt, update_latest
 from pipelines.local_run.options import (
     RunError,
@@ -529,7 +530,17 @@ def _run_with_stores(
     if unknown:
         raise RunError(f"the compiled pipeline has no parameter(s) {', '.join(unknown)}")
     settings = {**{k: v for k, v in params.items() if v is not None}, **arguments}
-    if options.dp and "noise_multiplier" not in options.overrides and "noise_multiplier" in params:
+    members = [federation.policy_of(sid) for sid in federation.sites]
+    if options.dp and members and all(p.dp.mode == "distributed" for p in members):
+        dp = members[0].dp  # the compiler made the members agree
+        emit(
+            distributed_plan_line(
+                dp.epsilon_per_round, dp.delta, dp.min_honest_sites or 0, options.rounds
+            )
+        )
+    elif (
+        options.dp and "noise_multiplier" not in options.overrides and "noise_multiplier" in params
+    ):
         choice = host.fit_noise(federation, options, settings, data_paths)
         if choice.noise != float(settings["noise_multiplier"]):
             emit(
