@@ -145,6 +145,19 @@ def _dp(own: Policy, compiled: Policy, run: RunFacts, reasons: list[str]) -> Non
         reasons.append(
             "dp.allow_dp_off: the pipeline allows DP off, the site's own policy does not"
         )
+    if compiled.dp.mode == "distributed" and own.dp.mode != "distributed":
+        reasons.append(
+            "dp.mode: the pipeline runs distributed DP (each site adds only a share of the "
+            "noise), the site's own policy asks local DP (every update carries its full noise)"
+        )
+    elif compiled.dp.mode == "distributed" and (compiled.dp.min_honest_sites or 0) > (
+        own.dp.min_honest_sites or 0
+    ):
+        reasons.append(
+            f"dp.min_honest_sites: the pipeline assumes {compiled.dp.min_honest_sites} honest "
+            f"sites (each adds 1/{compiled.dp.min_honest_sites} of the noise), the site's own "
+            f"policy {own.dp.min_honest_sites}"
+        )
     if not run.dp_enabled and not own.dp.allow_dp_off:
         reasons.append("dp: the run trains without DP, which the site's own policy forbids")
     planned = run.planned_epsilon

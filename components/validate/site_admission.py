@@ -73,9 +73,17 @@ def planned_epsilon(task: SiteTask, rows: int | None, delta: float) -> float | N
     s = task.settings
     if not s.dp_enabled or not rows or not s.batch_size or not s.local_epochs:
         return None
+    from components.privacy.accounting import dp_sgd_event, rdp_epsilon
+
+    dp = task.policy.dp
+    if dp.mode == "distributed":  # one Skellam round calibrated to the compiled policy
+        from components.privacy.skellam import round_plan
+        from components.validate.budget import PREFLIGHT_DIM
+
+        plan = round_plan(dp.epsilon_per_round, dp.delta, dp.min_honest_sites or 0, PREFLIGHT_DIM)
+        return rdp_epsilon([plan.round_event], delta)
     if not 0 < s.batch_size <= rows:
         return None
-    from components.privacy.accounting import dp_sgd_event, rdp_epsilon
 
     event = dp_sgd_event(rows, int(s.batch_size), int(s.local_epochs), float(s.noise_multiplier))
     return rdp_epsilon([event], delta)
