@@ -474,7 +474,27 @@ def _run_secure(
         server_learning_rate=config.server_learning_rate,
         optimizer_params=config.optimizer_params,
     )
-    collected = Collected(abstained=dict(secure.abstained), residency=dict(secure.residency))
+    collected = Collected(
+        abstained=dict(secure.abstained),
+        residency=dict(secure.residency),
+        consumed=dict(secure.consumed),
+    )
+    if audit_log is not None:  # one record per site, on the records its masked update rests on
+        for site in sorted({*secure.contributors, *secure.abstained}):
+            outcome = "summed" if site in secure.consumed else "dropped"
+            reason = secure.abstained.get(site)
+            audit_log.append(
+                "verification",
+                {
+                    "round": config.round_index,
+                    "site": site,
+                    "outcome": "accepted" if outcome == "summed" else "abstained",
+                    "reason": reason,
+                    "summary": f"{site}: masked update {outcome}"
+                    + (f" ({reason})" if reason else ""),
+                },
+                refs=secure.consumed.get(site, []),
+            )
     off = {"flagged": {}, "off": notes["protection"]}
     report = _round_report(
         config, previous.version + 1, collected, secure.required, notes, Screening(off, {})

@@ -2,7 +2,8 @@
 
 Reads the round's signed unmasking request from the coordinator's bucket (the survivors the
 `request` task named), re-verifies each survivor's masked update (manifest signature, hash,
-policy, version, declared ε: `components.secagg_stages.verify`), sums the masked words mod
+policy, version, declared ε: `components.secagg_stages.verify`; the site's admission of the run and its export
+record), sums the masked words mod
 2^w, removes the masks with the holders' answers (`exchange.coordinator_unmask`: t shares per
 site, else the round fails naming the site and the count), dequantizes the sum into the
 weighted mean delta (`components.secagg.encode.decode_mean`) and hands it to the server
@@ -22,6 +23,7 @@ from components.aggregation.quorum import check_quorum
 from components.aggregation.rules import AggregationError
 from components.common.global_model import GlobalModel
 from components.common.tensors import Tensors
+from components.domain.canonical import sha256_hex
 from components.domain.protection import OFF_UNDER_PROTECTION, rule_conflicts
 from components.privacy.ledger import trust_distributed
 from components.privacy.skellam import (
@@ -36,7 +38,7 @@ from components.secagg.errors import SecAggError
 from components.secagg.keys import verify
 from components.secagg.settings import SecAggSettings, unflatten, vector_length
 from components.secagg_stages.common import public_key, read_ref, site_bucket
-from components.secagg_stages.verify import masked_residency_rule, verify_masked
+from components.secagg_stages.verify import masked_residency_rule, site_records, verify_masked
 
 
 @dataclass
@@ -48,6 +50,8 @@ class SecureRound:
     epsilon: dict[str, dict[str, Any]] = field(default_factory=dict)
     residency: dict[str, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    # site -> hashes of its audit records the round rests on (admission, export)
+    consumed: dict[str, list[str]] = field(default_factory=dict)
 
 
 def secure_round(
@@ -83,19 +87,30 @@ def secure_round(
         sid: site_bucket(config.sites[sid], readers[sid]) for sid in roster.sites if sid in readers
     }
     length = vector_length(previous.tensors)
-    total, epsilon, residency = None, {}, {}
+    total, epsilon, residency, consumed = None, {}, {}, {}
     for sid in survivors:
         site, policy = config.sites[sid], config.policies[sid]
         residency[sid] = masked_residency_rule(site, policy, config.coordinator)
         data = stores[sid].get(run_id, r, "masked.bin")
+        ref = read_ref(updates[sid])
         epsilon[sid] = verify_masked(
-            read_ref(updates[sid]),
+            ref,
             data,
             site=site,
             policy=policy,
             run_id=run_id,
             round_index=r,
             global_version=previous.version,
+        )
+        consumed[sid] = site_records(
+            readers[sid],
+            ref,
+            site=site,
+            policy=policy,
+            run_id=run_id,
+            round_index=r,
+            manifest_sha256=sha256_hex(data),
+            rule=config.rule,
         )
         vector = wire.load_masked(data, length, settings.modulus_bits, f"masked update of {sid}")
         total = vector.copy() if total is None else np.add(total, vector, out=total)
@@ -161,6 +176,7 @@ def secure_round(
         epsilon=epsilon,
         residency=residency,
         notes=notes,
+        consumed=consumed,
     )
 
 

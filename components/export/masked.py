@@ -11,7 +11,8 @@ mod 2^w) → masked with the self mask and the pairwise masks of the round's ros
 shares relayed to this site (`exchange.site_mask`: the masked words go create-only to
 `secagg/<run>/round-NNNN/<site>/masked.bin` in the site's bucket, the round state to
 `secagg-private/`) → a manifest over the masked bytes, signed with the site's Ed25519 key,
-carrying the DP figures as the clear export's would (`ref.json`, status `masked`).
+carrying the DP figures as the clear export's would (`ref.json`, status `masked`), and, as
+the clear export does, an `export` record in the site's audit chain (`ref.json` `audit`).
 The clear update is never written.
 
 Distributed DP (`dp.mode: distributed`, train's meta says so): instead of the weighted fixed
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -40,7 +42,7 @@ from components.common.tensors import load_tensors
 from components.datasets.io import ClientFactory, site_client_factory
 from components.domain.canonical import sha256_hex
 from components.domain.models import Site
-from components.export.executor import _destination, _train_meta, _write_ref
+from components.export.executor import _audit_export, _destination, _train_meta, _write_ref
 from components.export.update import ExportError, build_manifest, model_delta
 from components.secagg import exchange
 from components.secagg.encode import encode_weighted
@@ -65,7 +67,6 @@ def run_masked(
     audit: bool = False,
 ) -> dict[str, Any]:
     """Mask and publish (or abstain); writes `<update>/ref.json` and returns it."""
-    del audit  # the masked export's record is its signed manifest in ref.json
     site_id, r = task.site_id, task.round_index
     settings = SecAggSettings.from_json(secagg_json)
     if task.policy.aggregation.protection != "secagg":
@@ -163,7 +164,11 @@ def run_masked(
         )
     except ManifestError as exc:  # private_key() checked the pair already
         raise ExportError(f"site {site_id}: signed manifest does not verify: {exc}") from None
-    return _write_ref(update, {**ref, "status": "masked", "manifest": json.loads(signed.to_json())})
+    out = {**ref, "status": "masked", "manifest": json.loads(signed.to_json())}
+    if audit:  # the export record in the site's chain; the coordinator checks the pointer
+        where = SimpleNamespace(bucket=dest.bucket, key=key)
+        out["audit"] = _audit_export(task, client, where, signed)  # type: ignore[arg-type]
+    return _write_ref(update, out)
 
 
 def _distributed_words(

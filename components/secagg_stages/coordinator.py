@@ -9,7 +9,9 @@
 * `run_relay` (`relay`, once per run): copy every sealed share from its sender's bucket into
   the receiver's inbox in the coordinator's bucket; the artifact mirrors it.
 * `run_request` (`request-r<N>`): the survivors are the sites whose masked update is in their
-  bucket and whose export says `masked`; fewer than the quorum fails the round before anyone
+  bucket, whose export says `masked` and passes the checks of a masked update (residency rule,
+  signed manifest, policy, version, ε, the site's admission of the run and its export record:
+  `verify.py`; one that fails counts as dropped); fewer than the quorum fails the round before anyone
   reveals a share. Publishes the signed unmasking request (survivors, dropped); the artifact
   mirrors it. The unmasking itself is aggregate's (`components/aggregation/secure.py`).
 """
@@ -27,6 +29,7 @@ from components.common.config_digest import check_config
 from components.common.create_only import STORE_ERRORS
 from components.common.global_model import read_global_model
 from components.common.object_store import coordinator_gcs_client, site_minio_client
+from components.domain.canonical import sha256_hex
 from components.domain.models import Policy, Site
 from components.domain.run_id import effective_run_id
 from components.secagg import exchange, wire
@@ -41,7 +44,7 @@ from components.secagg_stages.common import (
     site_keys,
     sites_of,
 )
-from components.secagg_stages.verify import masked_residency_rule, verify_masked
+from components.secagg_stages.verify import masked_residency_rule, site_records, verify_masked
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +254,15 @@ def run_request(
                 run_id=cfg.run_id,
                 round_index=r,
                 global_version=previous.version,
+            )
+            site_records(
+                stores[sid].client,
+                ref,
+                site=site,
+                policy=policy,
+                run_id=cfg.run_id,
+                round_index=r,
+                manifest_sha256=sha256_hex(data),
             )
         except (SecAggError, KeyError, *STORE_ERRORS) as exc:
             dropped[sid] = f"refused: {exc}"

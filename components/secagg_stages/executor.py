@@ -12,7 +12,8 @@
 * `run_answer` (`answer-<site>-r<N>`): answer the coordinator's signed unmasking request of
   the round, once: self-mask shares of survivors, key shares of dropped sites, never both of
   one site. A refused request (bad signature, another round, both shares of a site, too few
-  survivors, this site listed as dropped) fails the task naming why.
+  survivors) fails the task naming why; a site the request lists as dropped (its masked
+  update was refused) reveals nothing and abstains.
 
 The coordinator's published objects (rosters, advertisements, relayed shares, requests) come
 in as the coordinator task's artifact folder (`exchange.FolderBucket`): a site task needs no
@@ -149,8 +150,23 @@ def run_answer(
         )
     coordinator_public = public_key(Site.parse_raw(coordinator_json))
     peers = _peers(task, sites_json)
-    store = _store(task, client_factory)
     r = task.round_index
+    published = exchange.FolderBucket(Path(request))
+    asked = wire.load_request(
+        published.blob(exchange.round_prefix(task.run_id, r) + "request.json").download_as_bytes()
+    )
+    if task.site_id in asked.dropped:  # its masked update was refused: it answers nothing
+        return write_ref(
+            answer,
+            {
+                **_base(task),
+                "status": "abstained",
+                "round": r,
+                "reason": f"site {task.site_id}: the coordinator did not sum its masked update "
+                f"in round {r} (listed as dropped); it reveals no share",
+            },
+        )
+    store = _store(task, client_factory)
     exchange.site_answer(
         store, exchange.FolderBucket(Path(request)), task.run_id, r, coordinator_public, peers
     )

@@ -1,7 +1,9 @@
 """The coordinator's checks of a masked update before it is summed (I/O-free): the site's
 residency rule for `masked_update`, the signed manifest over the masked bytes (site, run,
-round, content hash, the round's starting version) and its declared privacy against the
-site's policy. What the coordinator cannot check any more is the update itself."""
+round, content hash, the round's starting version), its declared privacy against the
+site's policy, and (`site_records`, I/O) the site's signed admission of this run and the
+export record its reference points to, as for a clear update. What the coordinator cannot
+check any more is the update itself."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from components.common.manifest import ManifestError, SignedManifest, verify_man
 from components.domain.canonical import policy_digest, sha256_hex
 from components.domain.models import Policy, Site
 from components.secagg.errors import SecAggError
+
+MAX_RECORD_BYTES = 1 << 20  # an admission or export audit record is a few KiB
 
 
 def masked_residency_rule(site: Site, policy: Policy, coordinator: Site) -> str:
@@ -72,3 +76,61 @@ def verify_masked(
         "delta": manifest.delta,
         "dp": manifest.dp,
     }
+
+
+def site_records(
+    client: Any,
+    ref: Mapping[str, Any],
+    *,
+    site: Site,
+    policy: Policy,
+    run_id: str,
+    round_index: int,
+    manifest_sha256: str,
+    rule: str | None = None,
+) -> list[str]:
+    """Hashes of the site's audit records a masked update rests on: its admission of this run
+    (required, as for a clear update) and the export record `ref.json` points to (when it
+    names one). SecAggError naming what is missing or does not match."""
+    from components.audit.events import AdmissionMissing, admission_key, check_admission, site_chain
+    from components.audit.records import AuditFormatError, Record, signature_ok
+    from components.audit.store import chain_prefix
+    from components.common.create_only import read_or_none
+
+    bucket, digest = site.object_store.bucket, policy_digest(policy)
+    public = site.signing.public_key if site.signing else ""
+    key = admission_key(run_id, site.id, digest)
+    try:
+        admission = check_admission(
+            read_or_none(client, bucket, key, MAX_RECORD_BYTES),
+            site_id=site.id,
+            public_pem=public,
+            run_id=run_id,
+            policy_digest=digest,
+            rule=rule,
+            key=f"s3://{bucket}/{key}",
+        )
+    except AdmissionMissing as exc:
+        raise SecAggError(f"site {site.id}: {exc}") from None
+    hashes = [admission.hash]
+    pointer = ref.get("audit")
+    if not pointer:
+        return hashes
+    record_key = str(pointer.get("key") or "") if isinstance(pointer, dict) else ""
+    if not record_key.startswith(chain_prefix(run_id, site_chain(site.id)) + "records/"):
+        raise SecAggError(f"site {site.id}: audit key {record_key!r} is outside its chain")
+    try:
+        record = Record.from_json(read_or_none(client, bucket, record_key, MAX_RECORD_BYTES) or b"")
+    except AuditFormatError as exc:
+        raise SecAggError(f"site {site.id}: export record {record_key} unreadable: {exc}") from None
+    body = record.body
+    if (
+        not signature_ok(record.payload(), record.signature, public)
+        or record.kind != "export"
+        or body.get("round") != round_index
+        or body.get("content_sha256") != manifest_sha256
+    ):
+        raise SecAggError(
+            f"site {site.id}: export record {record_key} does not match this masked update"
+        )
+    return [*hashes, record.hash]

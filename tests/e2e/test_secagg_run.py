@@ -3,7 +3,8 @@ federation with every policy asking secure aggregation trains two rounds through
 stages, and its published global model is the model the same run with protection none
 publishes (same seed, DP off so that training is deterministic), up to fixed-point
 quantization; the coordinator's bucket and the run's artifacts hold masked words, never a
-clear update; the report says that robust rules are off and why."""
+clear update; the audit chains hold the masked exports and the coordinator's verifications
+and verify; the report says that robust rules are off and why."""
 
 from __future__ import annotations
 
@@ -63,6 +64,13 @@ def test_a_secagg_run_publishes_the_plain_runs_model_up_to_quantization(tmp_path
         # 52-bit fixed point over [-100, 100] (4e-14 a step) and float32 tensors: the two
         # models differ by float32 rounding at most
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+    # the sites' chains hold their masked exports, the coordinator's one verification per site
+    # resting on them and the site's admission; every chain and cross-reference verifies
+    audit = fedpipe("audit", "verify", RUN_ID, "--local", "--runs-dir", str(secure))
+    assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-3000:]
+    assert "masked update summed" in audit.stdout, audit.stdout[-3000:]
+    assert "verified: every chain, checkpoint and cross-reference" in audit.stdout
 
     summary = json.loads((secure / RUN_ID / "summary.json").read_text())
     assert "robust rules" in summary["protection"] and "only the sum" in summary["protection"]

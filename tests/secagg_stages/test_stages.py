@@ -261,3 +261,29 @@ def test_a_site_refuses_a_request_for_both_shares_of_one_site(fed_factory):
     )
     with pytest.raises(SignatureError):
         fed.answer("clinic-boston", 1, out)
+
+
+def test_a_masked_update_without_the_sites_admission_counts_as_dropped(fed_factory):
+    fed = fed_factory(_ten_sites())
+    fed.setup()
+    out, global_folder, exact = _masked_round(fed)
+    ids = sorted(fed.sites)
+    # site-00's admission record is gone (it never admitted this run)
+    from components.audit.events import admission_key
+    from components.domain.canonical import policy_digest
+
+    site = fed.sites[ids[0]]
+    key = admission_key(fed.run_id, ids[0], policy_digest(fed.policies[ids[0]]))
+    fed.minio.remove_object(site.object_store.bucket, key)
+    request = fed.request(1, global_folder, out)
+    assert ids[0] in request["dropped"] and "admission" in request["dropped"][ids[0]]
+    for sid in ids:
+        fed.answer(sid, 1, out)
+    result = secure_round(
+        fed.round_config(1), read_global_model(global_folder), out.updates, out.answers,
+        fed.settings, fed.gcs_bucket, fed.readers(),
+    )  # fmt: skip
+    expected = _plain_mean(fed, exact, ids[1:])  # its pairwise masks removed, its update not in
+    for name in expected:
+        assert np.array_equal(result.delta[name], expected[name])
+    assert {s: len(result.consumed[s]) for s in ids[1:]} == {s: 2 for s in ids[1:]}

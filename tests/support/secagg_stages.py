@@ -27,6 +27,8 @@ from components.secagg.settings import SecAggSettings, flatten
 from components.secagg_stages import coordinator as coord
 from components.secagg_stages import executor as site_steps
 from tests.support.federation import (
+    SiteKit,
+    admit,
     global_tensors,
     make_coordinator,
     make_policy,
@@ -189,7 +191,7 @@ class SecAggFederation:
                 self.task(sid, r), local_model=local[sid], global_model=global_folder,
                 relay=self.relay, secagg_json=self.settings.to_json(),
                 coordinator_json=self.coordinator_json, sites_json=self.sites_json,
-                update=out.updates[sid], client_factory=self.factory(),
+                update=out.updates[sid], client_factory=self.factory(), audit=True,
             )  # fmt: skip
         return out
 
@@ -240,6 +242,8 @@ def make_federation(
         minio.make_bucket(bucket)
         sites[sid] = make_site(sid, public_pem, bucket=bucket, endpoint=endpoint, policy=policy.id)
         monkeypatch.setenv(secret_env_name(sid, "SIGNING_KEY"), private_pem)
+        # the site admitted the run (validate's signed admission record), as aggregate checks
+        admit(minio, SiteKit(sites[sid], policy, private_pem), run_id, rule="fedavg")
     coordinator_pem, coordinator_public = generate_keypair()
     body = make_coordinator(unique("coord")).dict()
     body["signing"] = {"public_key": coordinator_public}
