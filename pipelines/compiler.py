@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from components.domain.federation import Federation
-from pipelines.dag import PIPELINE_NAME, USER_PARAMS, build_pipeline
+from pipelines.dag import PIPELINE_NAME, build_pipeline, user_defaults
 from pipelines.flows import flow_edges
 from pipelines.kfp_speed import gc_paused
 from pipelines.placement.registry import pipeline_image
@@ -115,7 +115,7 @@ def compile_federation(
 
 
 def _compile(federation: Federation, rounds: int) -> Compiled:
-    defaults = {name: default for name, _, default, _ in USER_PARAMS}
+    defaults = user_defaults(federation)
     check_dp_mode(federation)
     check_protection(
         federation,

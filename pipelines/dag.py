@@ -206,14 +206,30 @@ def compiled_config(federation: Federation) -> dict[str, tuple[str, str]]:
     return config
 
 
+def user_defaults(federation: Federation) -> dict[str, Any]:
+    """USER_PARAMS defaults for `federation`: `rule` from the coordinator policy's
+    `aggregation.rule` when it sets one."""
+    defaults = {name: default for name, _, default, _ in USER_PARAMS}
+    own = federation.policy_of(federation.coordinator.id).aggregation.rule
+    if own is not None:
+        defaults["rule"] = own
+    return defaults
+
+
 def pipeline_entry(
-    body: Callable[..., None], config: dict[str, tuple[str, str]]
+    body: Callable[..., None],
+    config: dict[str, tuple[str, str]],
+    defaults: dict[str, Any] | None = None,
 ) -> Callable[..., None]:
     """The pipeline function KFP sees: USER_PARAMS then the config inputs (with defaults and
-    descriptions), forwarding to `body(**user_params, cfg={config input: channel})`."""
+    descriptions), forwarding to `body(**user_params, cfg={config input: channel})`.
+    `defaults` overrides USER_PARAMS defaults by name (`user_defaults`)."""
     names = [n for n, *_ in USER_PARAMS]
+    given = defaults or {}
     params = [
-        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=t, default=d)
+        inspect.Parameter(
+            n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=t, default=given.get(n, d)
+        )
         for n, t, d, _ in USER_PARAMS
     ]
     params += [
@@ -473,7 +489,7 @@ def build_pipeline(federation: Federation, rounds: int = 1, description: str = "
         # it appends the report's digests to the coordinator's audit chain: never from cache
         _no_cache(place_coordinator_task(reported, coordinator, signing=True))
 
-    entry = pipeline_entry(federated_training, config)
+    entry = pipeline_entry(federated_training, config, user_defaults(federation))
     with memoized_task_names():
         return dsl.pipeline(name=PIPELINE_NAME, description=description or None)(entry)
 

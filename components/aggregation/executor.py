@@ -246,6 +246,13 @@ def round_config(
         k: Policy.parse_obj(v) for k, v in _json_object(policies_json, "policies_json").items()
     }
     coordinator = Site.parse_raw(coordinator_json)
+    own = by_id.get(coordinator.policy)
+    if own is not None and own.aggregation.rule not in (None, rule):
+        raise AggregationError(
+            f"rule {rule!r}: the coordinator's policy {own.id} sets aggregation.rule "
+            f"{own.aggregation.rule!r}; run with --param rule={own.aggregation.rule} or change "
+            "the policy"
+        )
     try:
         protection = federation_protection({p.id: p.aggregation.protection for p in by_id.values()})
     except ProtectionConflict as exc:

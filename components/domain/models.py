@@ -452,8 +452,27 @@ class DPLimits(_Strict):
         return value
 
 
+def _known_rule(value: str) -> str:
+    """`value` if it names an aggregation rule (`components.aggregation.rules.RULES`)."""
+    from components.aggregation.rules import RULES  # numpy-only, no cycle back here
+
+    if value not in RULES:
+        raise ValueError(
+            f"{value!r} is not an aggregation rule; choose from {sorted(RULES)} "
+            "(screened_geometric_median is the recommended robust rule)"
+        )
+    return value
+
+
 class Aggregation(_Strict):
     min_sites: PositiveInt = Field(..., description="fewest sites per aggregate")
+    rule: StrictStr | None = Field(
+        None,
+        description="coordinator policy: the aggregation rule this coordinator combines "
+        "updates with (e.g. screened_geometric_median, the recommended robust rule); the "
+        "compiled pipeline's rule parameter defaults to it and the aggregate task refuses a "
+        "run asking for another (null: the run's rule parameter decides, default fedavg)",
+    )
     quarantine_after: PositiveInt | None = Field(
         None,
         description="coordinator policy: skip a site's updates once its update was flagged "
@@ -475,6 +494,10 @@ class Aggregation(_Strict):
     @field_validator("norm_guard_factor", pre=True)
     def _factor(cls, value: Any) -> float | None:
         return None if value is None else _number(value)
+
+    @field_validator("rule")
+    def _rule(cls, value: str | None) -> str | None:
+        return None if value is None else _known_rule(value)
 
     protection: Literal["none", "secagg", "he"] = Field(
         "none",
@@ -529,14 +552,7 @@ class AdmissionLimits(_Strict):
 
     @field_validator("aggregation_rules", each_item=True)
     def _rule(cls, value: str) -> str:
-        from components.aggregation.rules import RULES  # numpy-only, no cycle back here
-
-        if value not in RULES:
-            raise ValueError(
-                f"{value!r} is not an aggregation rule; choose from {sorted(RULES)} "
-                "(screened_geometric_median is the recommended robust rule)"
-            )
-        return value
+        return _known_rule(value)
 
 
 class MetricsPolicy(_Strict):

@@ -451,3 +451,27 @@ def test_a_site_declared_maximum_caps_its_claimed_count(env):
     assert report["notes"]["weights_capped"] == {
         "a": "claimed 1000000000000 examples, above 30 (a data.num_examples.max); weighted as 30"
     }
+
+
+def test_the_coordinator_policy_rule_is_enforced(env):
+    for name in ("a", "b", "c"):
+        env.site(name)
+    policies = json.loads(policies_json(list(env.kits.values())))
+    own = json.loads(canonical_json(make_policy("coordinator")))
+    own["aggregation"]["rule"] = "screened_geometric_median"
+    policies["coordinator"] = own
+    texts = {"policies_json": json.dumps(policies)}
+    # a run asking for another rule is refused before any update is read
+    with pytest.raises(
+        AggregationError,
+        match="rule 'fedavg': the coordinator's policy coordinator sets aggregation.rule "
+        "'screened_geometric_median'",
+    ):
+        env.aggregate(env.previous(), {"a": str(env.tmp / "nowhere")}, **texts)
+    assert read_latest(env.bucket, RUN) is None
+    # the policy's rule: 'c' points the other way, the screen drops it, the median of a, b
+    updates = {s: env.export(s, v) for s, v in (("a", 0.5), ("b", 0.3), ("c", -0.4))}
+    report, out = env.aggregate(env.previous(), updates, rule="screened_geometric_median", **texts)
+    assert report["rule"] == "screened_geometric_median"
+    assert "c" in report["anomaly"]["flagged"]
+    assert_model(read_global_model(out / "global_model").tensors, expected(0.4))

@@ -233,3 +233,24 @@ def test_protection_none_is_the_default_and_compiles_unchanged(config_copy, tmp_
     for name in ("eu-health.yaml", "us-health.yaml", "coordinator.yaml"):
         _edit(policies / name, "aggregation:\n", "aggregation:\n  protection: none\n")
     assert _compile(tmp_path / "a", sites, policies) == 0
+
+
+def test_the_coordinator_policy_chooses_the_rule(config_copy, tmp_path, capsys):
+    sites, policies = config_copy
+    golden = next(yaml.safe_load_all(GOLDEN.read_text()))
+    assert golden["root"]["inputDefinitions"]["parameters"]["rule"]["defaultValue"] == "fedavg"
+    coordinator = policies / "coordinator.yaml"
+    _edit(coordinator, "aggregation:\n", "aggregation:\n  rule: screened_geometric_median\n")
+    assert _compile(tmp_path / "out", sites, policies) == 0
+    compiled = next(yaml.safe_load_all((tmp_path / "out" / PIPELINE_FILE).read_text()))
+    params = compiled["root"]["inputDefinitions"]["parameters"]
+    assert params["rule"]["defaultValue"] == "screened_geometric_median"
+    # the policy's rule is checked like a run's: no robust rule over a masked sum
+    for name in ("eu-health.yaml", "us-health.yaml", "coordinator.yaml"):
+        _edit(policies / name, "aggregation:\n", "aggregation:\n  protection: secagg\n")
+    assert _compile(tmp_path / "refused", sites, policies) == 1
+    assert "screened_geometric_median" in capsys.readouterr().err
+    # a misspelt rule is a configuration error naming the known rules
+    _edit(coordinator, "rule: screened_geometric_median", "rule: screened_median")
+    assert _compile(tmp_path / "bad", sites, policies) == 2
+    assert "'screened_median' is not an aggregation rule" in capsys.readouterr().err
