@@ -23,7 +23,8 @@ values must be finite (the caller verifies them first). Only `fedavg` and
 `norm_bounded_mean` take weights; robust rules refuse them. Memory: the means and
 norm-bounded mean use O(P) extra; median, trimmed mean and Krum O(K·block), Multi-Krum
 O(P + K·block) (no K×P copy); geometric median and centred clipping O(P + K·block) (one Gram
-pass, rarely two, and one weighted sum).
+pass, rarely two, and one weighted sum); the screened geometric median the same plus one pass
+for the K inner products with the reference update.
 """
 
 from __future__ import annotations
