@@ -3,7 +3,8 @@ server optimizer → publish → outputs.
 
 Under `aggregation.protection: he` (the sites' policies): verify each site's signed manifest
 and ciphertext header → quorum → add the ciphertexts with the public CKKS context from the
-coordinator's bucket → publish the encrypted aggregate (`aggregate.ckks`) → an encrypted
+coordinator's bucket → add their weighted mean to the encrypted global model, one ciphertext
+(`model.ckks`, published as the version's model object) → an encrypted
 `global_model` output (`components.he.global_model`) that only the sites decrypt. Nothing
 that needs an update's values runs then: no norm guard, no anomaly scores, no quarantine, no
 count caps (the sites cap their own weight), no robust rule, no server optimizer
@@ -383,18 +384,20 @@ def _run_encrypted(
     kfp_job_id: str,
 ) -> dict[str, Any]:
     """One round under protection he (module doc); returns the round report."""
-    from components.he.ckks import HeError, add_encrypted
+    from components.aggregation.he_weight import total_weight
+    from components.he.ckks import HeError
     from components.he.global_model import (
         EncryptedGlobal,
         encrypted_from,
+        next_model,
         read_any,
         write_encrypted,
     )
     from components.he.keys import coordinator_context
-    from components.he.wire import AGGREGATE_FILE, pack_bundle
+    from components.he.wire import MODEL_CIPHERTEXT_FILE
 
     previous = read_any(previous_model)
-    base = previous.base if isinstance(previous, EncryptedGlobal) else previous.tensors
+    spec = previous.spec if isinstance(previous, EncryptedGlobal) else model_spec(previous.tensors)
     coordinator = config.coordinator
     bucket = coordinator_gcs_client(coordinator).bucket(coordinator.object_store.bucket)
     try:
@@ -404,7 +407,7 @@ def _run_encrypted(
     audit_log = _coordinator_log(config)
     health = previous.meta.get("health") or {}
     collected, required, screening = _collect(
-        config, model_spec(base), previous.version, health, updates, audit_log, context.context_id
+        config, spec, previous.version, health, updates, audit_log, context.context_id
     )
     contributors = sorted(collected.verified)
     weighting = {s: collected.verified[s].manifest.extra["he_weight"] for s in contributors}
@@ -415,20 +418,27 @@ def _run_encrypted(
             "the coordinator cannot correct under he; make export.reveal_num_examples agree "
             "in their policies. Nothing published"
         )
+    how = next(iter(weighting.values()))
+    counts = {s: collected.verified[s].manifest.num_examples for s in contributors}
     try:
-        total = add_encrypted(
-            context.context, [collected.verified[s].ciphertext for s in contributors]
+        weight = total_weight(how, counts, count_caps(config))
+        bundle = next_model(
+            previous,
+            context.context,
+            context.context_id,
+            [collected.verified[s].ciphertext for s in contributors],
+            weight,
         )
     except HeError as exc:
         raise AggregationError(f"round {config.round_index}: {exc}; nothing published") from None
-    bundle = pack_bundle(total, context.context_id)
     notes = {
-        "weights": next(iter(weighting.values())),
+        "weights": how,
         "protection": (
             f"he: the coordinator added {len(contributors)} CKKS ciphertexts with the public "
-            f"context {context.context_id} and published the encrypted aggregate; the sites "
-            "decrypt it. Not checked on the coordinator (it sees no update): norm guard, "
-            "anomaly scores and quarantine, count caps, robust rules"
+            f"context {context.context_id}, divided by their total weight and added the sum to "
+            "the encrypted global model (one ciphertext); the sites decrypt it. Not checked on "
+            "the coordinator (it sees no update): norm guard, anomaly scores and quarantine, "
+            "count caps, robust rules"
         ),
     }
     report = _round_report(config, previous.version + 1, collected, required, notes, screening)
@@ -442,7 +452,7 @@ def _run_encrypted(
         bundle=bundle,
         meta=meta,
     )
-    _publish(config, report, encrypted.meta, bundle, None, model_file=AGGREGATE_FILE)
+    _publish(config, report, encrypted.meta, bundle, None, model_file=MODEL_CIPHERTEXT_FILE)
     if audit_log is not None:
         _audit_round(audit_log, config, collected, report, encrypted.meta)
     write_encrypted(global_model, encrypted)

@@ -104,8 +104,8 @@ class PublishPlan:
     expected_latest_generation: int  # 0 = no pointer yet
     writer: str
     done: Published | None = None
-    # the version's model object: model.npz, or aggregate.ckks (protection he: the encrypted
-    # aggregate, the coordinator holds no plain model)
+    # the version's model object: model.npz, or model.ckks (protection he: the encrypted
+    # global model, the coordinator holds no plain model)
     model_file: str = MODEL_FILE
 
 
@@ -424,7 +424,7 @@ def publish_version(
     model_file: str = MODEL_FILE,
 ) -> Published:
     """`plan_publish` then `commit_publish`: the one call the aggregate executor makes.
-    `model_file`: the name of the version's model object (`aggregate.ckks` under he)."""
+    `model_file`: the name of the version's model object (`model.ckks` under he)."""
     plan = plan_publish(
         bucket,
         run_id=run_id,

@@ -22,8 +22,8 @@ from components.common.artifact_files import (
 from components.common.tensors import Tensors, dump_tensors, load_tensors
 
 REQUIRED_META = ("version", "model_name", "dataset", "parent")
-# The plain base of an encrypted (protection he) global model, which has no model.npz.
-ENCRYPTED_MARKER = "base.npz"
+# The one ciphertext of an encrypted (protection he) global model, which has no model.npz.
+ENCRYPTED_MARKER = "model.ckks"
 
 
 class GlobalModelError(ValueError):

@@ -140,3 +140,67 @@ def decrypt_mean(secret_ctx, aggregate: EncryptedUpdate) -> tuple[np.ndarray, fl
     if not total_weight > 0:
         raise HeError(f"decrypted total weight {total_weight} is not positive")
     return plain[:-1] / total_weight, total_weight
+
+
+def _linked(public_ctx, chunk: bytes):
+    import tenseal as ts
+
+    vec = ts.lazy_ckks_vector_from(chunk)
+    vec.link_context(public_ctx)
+    return vec
+
+
+def encrypt_model(public_ctx, values: np.ndarray) -> EncryptedUpdate:
+    """The coordinator's Enc([v..., 0]) of a plain model (the public key encrypts; no secret
+    key needed), brought to the level of a weighted step (`step_model`) so the two add."""
+    import tenseal as ts
+
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if not np.isfinite(x).all():
+        raise HeError("the model to encrypt has non-finite values")
+    plain = np.concatenate([x, [0.0]])
+    chunks = tuple(
+        (ts.ckks_vector(public_ctx, plain[i : i + SLOTS].tolist()) * 1.0).serialize()
+        for i in range(0, plain.size, SLOTS)
+    )
+    return EncryptedUpdate(chunks, int(x.size))
+
+
+def step_model(
+    public_ctx, model: EncryptedUpdate, updates: Sequence[EncryptedUpdate], total_weight: float
+) -> EncryptedUpdate:
+    """One FedAvg step on ciphertexts: Enc(v) + (Σ Enc([wᵢΔᵢ, wᵢ])) / W, with the public
+    context only. W is the round's total weight, known to the coordinator (the number of
+    sites, or the sum of the counts they reveal); the last slot then grows by Σwᵢ/W = 1 per
+    round, which the sites check (`decrypt_model`). One ciphertext per chunk, whatever the
+    number of rounds (the multiplication by 1/W uses one CKKS level, once: sums stay there)."""
+    if not (total_weight > 0 and np.isfinite(total_weight)):
+        raise HeError(f"total weight {total_weight} must be finite and > 0")
+    total = add_encrypted(public_ctx, updates)
+    if total.length != model.length or len(total.chunks) != len(model.chunks):
+        raise HeError(
+            f"encrypted updates of {total.length} values cannot move a model of {model.length}"
+        )
+    chunks = tuple(
+        (_linked(public_ctx, m) + _linked(public_ctx, s) * (1.0 / total_weight)).serialize()
+        for m, s in zip(model.chunks, total.chunks, strict=True)
+    )
+    return EncryptedUpdate(chunks, model.length)
+
+
+def decrypt_model(secret_ctx, model: EncryptedUpdate) -> tuple[np.ndarray, float]:
+    """A site's step: (v, steps) from Enc([v..., steps]); steps counts the FedAvg steps
+    since the model was encrypted (1 per round when the coordinator divided by the true W)."""
+    import tenseal as ts
+
+    if not secret_ctx.is_private():
+        raise HeError("decrypting needs the sites' context with the secret key")
+    values: list[float] = []
+    for chunk in model.chunks:
+        vec = ts.lazy_ckks_vector_from(chunk)
+        vec.link_context(secret_ctx)
+        values.extend(vec.decrypt())
+    plain = np.asarray(values, dtype=np.float64)
+    if plain.size != model.length + 1:
+        raise HeError(f"decrypted {plain.size} values, expected {model.length + 1}")
+    return plain[:-1], float(plain[-1])

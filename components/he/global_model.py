@@ -1,18 +1,21 @@
-"""The global model under `aggregation.protection: he`: a plain base and encrypted aggregates.
+"""The global model under `aggregation.protection: he`: one ciphertext of the whole model.
 
-The coordinator never holds a decrypted model after round 1: it adds the sites' ciphertexts
-and publishes the encrypted aggregate of each round. So the `global_model` artifact of an
+The coordinator never holds a decrypted model after round 1. At the first encrypted round it
+encrypts the plain model it starts from (initialize's v0) with the public context (which
+can encrypt, not decrypt); every round then adds the sites' weighted updates divided by the
+round's total weight (`components.he.ckks.step_model`), so the artifact stays one ciphertext
+of Enc([v_r..., r - base]) however many rounds ran. The `global_model` artifact of an
 aggregate task holds
 
-* `base.npz` + the meta's `he.base_version`: the last model the coordinator knows in the
-  clear (initialize's version 0, named float32 tensors);
-* one `he-v<k>.ckks` bundle per round since (`components.he.wire`), each Enc([Σ wᵢΔᵢ, Σ wᵢ]),
-  listed with its sha256 in `meta.json` `he.aggregates`;
-* `meta.json` with `"protection": "he"` and the usual fields (version, parent, ...).
+* `model.ckks`: that ciphertext as a bundle (`components.he.wire`);
+* `meta.json` with `"protection": "he"`, the usual fields (version, parent, ...) and `he`
+  `{"context_id", "base_version", "layout": [[name, shape], ...], "sha256"}`: the last
+  version known in the clear, the tensors' names and shapes (the order of the flat vector),
+  the bundle's digest.
 
-A site reconstructs version r as plain FedAvg would have built it: v ← v + mean_k, in
-float32, for k = base+1 … r, each mean_k = Σ wᵢΔᵢ / Σ wᵢ decrypted with its secret context
-(`decrypt_global`). Decryption is deterministic, so every site gets the same tensors.
+A site decrypts it with its secret context (`decrypt_global`) into float32 tensors; the last
+slot must read `version - base_version` (one per FedAvg step), else the coordinator divided
+by a total weight that is not the sites' and the site refuses the model.
 `components.common.global_model.read_global_model` refuses such a folder (it has no
 `model.npz`) and points here.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,17 +39,17 @@ from components.common.global_model import (
     GlobalModelError,
     read_global_model,
 )
-from components.common.tensors import Tensors, dump_tensors, load_tensors
+from components.common.tensors import Tensors
 from components.domain.canonical import sha256_hex
-from components.he.ckks import HeError, decrypt_mean
-from components.he.wire import unpack_bundle
+from components.he.ckks import EncryptedUpdate, HeError, decrypt_model, encrypt_model, step_model
+from components.he.wire import pack_bundle, unpack_bundle
 
 PROTECTION_HE = "he"
-BASE_FILE = ENCRYPTED_MARKER
+MODEL_CIPHERTEXT = ENCRYPTED_MARKER  # model.ckks
+# |decrypted step count - expected| above this: not the FedAvg of the sites' weights.
+STEP_TOLERANCE = 1e-3
 
-
-def aggregate_file(version: int) -> str:
-    return f"he-v{version}.ckks"
+Layout = list[tuple[str, tuple[int, ...]]]
 
 
 def is_encrypted(meta: Mapping[str, Any]) -> bool:
@@ -56,11 +59,10 @@ def is_encrypted(meta: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class EncryptedGlobal:
-    """An encrypted global model version: plain base, and the bundles of the rounds since."""
+    """An encrypted global model version: its meta and the one ciphertext bundle."""
 
-    base: Tensors
     meta: dict[str, Any]
-    aggregates: tuple[tuple[int, bytes], ...]  # (version, bundle), in version order
+    bundle: bytes
 
     @property
     def version(self) -> int:
@@ -70,8 +72,26 @@ class EncryptedGlobal:
     def context_id(self) -> str:
         return str(self.meta["he"]["context_id"])
 
+    @property
+    def layout(self) -> Layout:
+        return [(str(n), tuple(int(d) for d in s)) for n, s in self.meta["he"]["layout"]]
 
-def layout(tensors: Mapping[str, np.ndarray]) -> list[tuple[str, tuple[int, ...]]]:
+    @property
+    def spec(self) -> dict[str, tuple[int, ...]]:
+        return dict(self.layout)
+
+    def ciphertext(self) -> EncryptedUpdate:
+        """The bundle's chunks, checked against the context id and the layout's length."""
+        length = sum(math.prod(s) for _, s in self.layout)
+        return unpack_bundle(
+            self.bundle,
+            context_id=self.context_id,
+            length=length,
+            where=f"encrypted global model v{self.version}",
+        )
+
+
+def layout(tensors: Mapping[str, np.ndarray]) -> Layout:
     """(name, shape) of every tensor, sorted by name: the order of the flat vector."""
     return [(n, tuple(int(d) for d in np.shape(tensors[n]))) for n in sorted(tensors)]
 
@@ -83,7 +103,7 @@ def flatten(tensors: Mapping[str, np.ndarray]) -> np.ndarray:
     )
 
 
-def unflatten(vector: np.ndarray, shapes: list[tuple[str, tuple[int, ...]]]) -> Tensors:
+def unflatten(vector: np.ndarray, shapes: Layout) -> Tensors:
     """Inverse of `flatten` (float32 tensors); HeError when the length does not fit."""
     total = sum(math.prod(s) for _, s in shapes)
     if vector.size != total:
@@ -105,31 +125,42 @@ def encrypted_from(
     bundle: bytes,
     meta: Mapping[str, Any],
 ) -> EncryptedGlobal:
-    """The next version: `previous`'s base and bundles plus this round's (pure)."""
+    """The next version's artifact: `bundle` (Enc of the new model) with `previous`'s base
+    version and layout (pure)."""
     if isinstance(previous, EncryptedGlobal):
         if previous.context_id != context_id:
             raise HeError(
                 f"version {previous.version} was encrypted under CKKS context "
                 f"{previous.context_id}, this round's is {context_id}"
             )
-        base, base_version, chain = (
-            previous.base,
-            previous.meta["he"]["base_version"],
-            list(previous.aggregates),
-        )
+        base_version, shapes = int(previous.meta["he"]["base_version"]), previous.layout
     else:
-        base, base_version, chain = previous.tensors, previous.version, []
-    chain.append((version, bundle))
+        base_version, shapes = previous.version, layout(previous.tensors)
     he = {
         "context_id": context_id,
         "base_version": base_version,
-        "aggregates": [
-            {"version": v, "file": aggregate_file(v), "sha256": sha256_hex(b)} for v, b in chain
-        ],
+        "layout": [[n, list(s)] for n, s in shapes],
+        "sha256": sha256_hex(bundle),
     }
     return EncryptedGlobal(
-        base, {**meta, "version": version, "protection": PROTECTION_HE, "he": he}, tuple(chain)
+        {**meta, "version": version, "protection": PROTECTION_HE, "he": he}, bundle
     )
+
+
+def next_model(
+    previous: GlobalModel | EncryptedGlobal,
+    public: Any,
+    context_id: str,
+    updates: Sequence[EncryptedUpdate],
+    total_weight: float,
+) -> bytes:
+    """The coordinator's new model bundle: `previous` (encrypted with the public context when
+    it is still plain) plus the round's weighted mean update; one ciphertext bundle."""
+    if isinstance(previous, EncryptedGlobal):
+        current = previous.ciphertext()
+    else:
+        current = encrypt_model(public, flatten(previous.tensors))
+    return pack_bundle(step_model(public, current, updates, total_weight), context_id)
 
 
 def write_encrypted(folder: str | Path, model: EncryptedGlobal) -> None:
@@ -139,44 +170,39 @@ def write_encrypted(folder: str | Path, model: EncryptedGlobal) -> None:
     meta = json_bytes(model.meta)
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    (path / BASE_FILE).write_bytes(dump_tensors(model.base))
-    for version, bundle in model.aggregates:
-        (path / aggregate_file(version)).write_bytes(bundle)
+    (path / MODEL_CIPHERTEXT).write_bytes(model.bundle)
     (path / META_FILE).write_bytes(meta)
 
 
+def encrypted_from_bytes(meta: Mapping[str, Any], bundle: bytes, where: str) -> EncryptedGlobal:
+    """An encrypted version from its meta and bundle bytes (an artifact folder, or a
+    published version), the bundle checked against the sha256 in the meta."""
+    try:
+        he = meta["he"]
+        context_id, digest = he["context_id"], he["sha256"]
+        numbers = [int(he["base_version"]), int(meta["version"])]
+        numbers += [int(d) for _, shape in he["layout"] for d in shape]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GlobalModelError(f"encrypted global model {where}: meta unreadable ({exc})") from None
+    if not isinstance(context_id, str) or not is_encrypted(meta):
+        raise GlobalModelError(f"encrypted global model {where}: meta is not an he model's")
+    if sha256_hex(bundle) != digest:
+        raise GlobalModelError(
+            f"encrypted global model {where}: {MODEL_CIPHERTEXT} differs from the sha256 in "
+            "meta.json"
+        )
+    return EncryptedGlobal(dict(meta), bundle)
+
+
 def read_encrypted(folder: str | Path) -> EncryptedGlobal:
-    """An encrypted global model folder, every bundle checked against its recorded sha256."""
+    """An encrypted global model folder, its bundle checked against its recorded sha256."""
     path = Path(folder)
     try:
         meta = json.loads((path / META_FILE).read_text())
-        he = meta["he"]
-        listed = [(int(a["version"]), str(a["sha256"])) for a in he["aggregates"]]
-        base = load_tensors((path / BASE_FILE).read_bytes())
-        context_id = he["context_id"]
-        base_version = int(he["base_version"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        bundle = (path / MODEL_CIPHERTEXT).read_bytes()
+    except (OSError, ValueError) as exc:
         raise GlobalModelError(f"encrypted global model {path}: unreadable ({exc})") from None
-    if not isinstance(context_id, str) or not is_encrypted(meta):
-        raise GlobalModelError(f"encrypted global model {path}: meta is not an he model's")
-    if [v for v, _ in listed] != list(range(base_version + 1, int(meta["version"]) + 1)):
-        raise GlobalModelError(
-            f"encrypted global model {path}: aggregates {[v for v, _ in listed]} do not lead "
-            f"from version {base_version} to {meta['version']}"
-        )
-    chain = []
-    for version, digest in listed:
-        try:
-            bundle = (path / aggregate_file(version)).read_bytes()
-        except OSError as exc:
-            raise GlobalModelError(f"encrypted global model {path}: {exc}") from None
-        if sha256_hex(bundle) != digest:
-            raise GlobalModelError(
-                f"encrypted global model {path}: {aggregate_file(version)} differs from the "
-                "sha256 in meta.json"
-            )
-        chain.append((version, bundle))
-    return EncryptedGlobal(base, meta, tuple(chain))
+    return encrypted_from_bytes(meta, bundle, str(path))
 
 
 def read_any(folder: str | Path) -> GlobalModel | EncryptedGlobal:
@@ -190,29 +216,27 @@ def read_any(folder: str | Path) -> GlobalModel | EncryptedGlobal:
 
 
 def decrypt_global(model: EncryptedGlobal, context: Any, context_id: str) -> GlobalModel:
-    """The plain global model (tensors of version `model.version`), decrypted with a site's
-    secret `context` set up under `context_id`."""
+    """The plain global model (float32 tensors of version `model.version`), decrypted with a
+    site's secret `context` set up under `context_id`; HeError when the step count slot says
+    the coordinator did not divide by the sites' total weight."""
     if model.context_id != context_id:
         raise HeError(
             f"global model v{model.version} is encrypted under CKKS context "
             f"{model.context_id}, this site holds {context_id} (set up again? every site "
             "and the coordinator need the same setup)"
         )
-    shapes = layout(model.base)
-    length = sum(math.prod(s) for _, s in shapes)
-    tensors = {n: np.asarray(t, dtype=np.float32) for n, t in model.base.items()}
-    for version, data in model.aggregates:
-        bundle = unpack_bundle(
-            data, context_id=context_id, length=length, where=f"aggregate of version {version}"
+    values, steps = decrypt_model(context, model.ciphertext())
+    base_version = int(model.meta["he"]["base_version"])
+    expected = model.version - base_version
+    if not abs(steps - expected) <= STEP_TOLERANCE:
+        raise HeError(
+            f"global model v{model.version}: its weight slot reads {steps:.6g}, expected "
+            f"{expected} FedAvg steps since v{base_version}; the coordinator did not divide "
+            "by the sites' total weight (refused)"
         )
-        mean, _ = decrypt_mean(context, bundle)
-        delta = unflatten(mean, shapes)
-        tensors = {n: tensors[n] + delta[n] for n in tensors}  # float32, as FedAvg's step
+    tensors = unflatten(values, model.layout)
     meta = {k: v for k, v in model.meta.items() if k != "he"}
-    meta["decrypted_from"] = {
-        "context_id": context_id,
-        "base_version": model.meta["he"]["base_version"],
-    }
+    meta["decrypted_from"] = {"context_id": context_id, "base_version": base_version}
     return GlobalModel(tensors, meta, None)
 
 

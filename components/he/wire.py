@@ -9,7 +9,8 @@
 * A **ciphertext bundle** (`pack_bundle` / `unpack_bundle`): a magic line, one JSON header
   line `{"context_id", "length", "chunks": [byte sizes]}` and the chunks (serialized CKKS
   vectors of `[w * update..., w]`, 4096 slots each). What export writes as `<key>.ckks` and
-  the coordinator publishes as a version's `aggregate.ckks`.
+  (with the model's `[v..., steps]` instead) the coordinator publishes as a version's
+  `model.ckks`.
 
 Object keys: the sites' context is `he/context.secret` in each site's own bucket (a prefix the
 coordinator's read-only identity never gets, `pipelines.access.rules`); the coordinator's
@@ -27,7 +28,8 @@ from components.he.ckks import SLOTS, EncryptedUpdate, HeError
 SITE_CONTEXT_KEY = "he/context.secret"
 COORDINATOR_CONTEXT_KEY = "he/context.public"
 CIPHERTEXT_SUFFIX = ".ckks"
-AGGREGATE_FILE = "aggregate.ckks"
+# A version's published model object under he: the encrypted global model (one bundle).
+MODEL_CIPHERTEXT_FILE = "model.ckks"
 
 _CONTEXT_MAGIC = b"fedpipe-ckks-context/1\n"
 _BUNDLE_MAGIC = b"fedpipe-ckks-bundle/1\n"

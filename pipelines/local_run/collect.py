@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.common.global_model import ENCRYPTED_MARKER
 from pipelines.local_run.progress import TaskInfo
 
 OUTPUT_DOCS = ("meta.json", "ref.json", "round.json", "metrics.json", "summary.json", "global.json")
@@ -71,8 +72,8 @@ def collect(pipeline_dir: Path, tasks: dict[str, TaskInfo]) -> RunArtifacts:
         task_dir = pipeline_dir / local_name
         if info.stage == "aggregate" and info.round_index:
             report = _output_with(task_dir, "round.json")
-            # protection he: an encrypted global model (its plain base, no model.npz)
-            model = _output_with(task_dir, "model.npz") or _output_with(task_dir, "base.npz")
+            # protection he: an encrypted global model (one ciphertext, no model.npz)
+            model = _output_with(task_dir, "model.npz") or _output_with(task_dir, ENCRYPTED_MARKER)
             if report:
                 out.round_reports[info.round_index] = report
             if model:

@@ -98,15 +98,24 @@ def test_three_sites_two_rounds_under_he_match_plain_fedavg(tmp_path: Path) -> N
 
     # the coordinator published ciphertexts only: no plain model in its bucket
     published = sorted(p.name for p in (gcs / "models" / RUN_ID).rglob("*") if p.is_file())
-    assert "model.npz" not in published and published.count("aggregate.ckks") == ROUNDS
+    assert "model.npz" not in published and published.count("model.ckks") == ROUNDS
 
     # recompute plain FedAvg from each site's own update (decrypted individually here)
     encrypted = [
-        p for p in (run_dir / "kfp").rglob("meta.json") if (p.parent / "base.npz").exists()
+        p for p in (run_dir / "kfp").rglob("meta.json") if (p.parent / "model.ckks").exists()
     ]
     final = max((read_encrypted(p.parent) for p in encrypted), key=lambda m: m.version)
-    assert final.version == ROUNDS
-    model = {n: np.asarray(t, np.float32) for n, t in final.base.items()}
+    assert final.version == ROUNDS and final.meta["he"]["base_version"] == 0
+    # one ciphertext per version, whatever the round: the artifact does not grow
+    assert {tuple(sorted(q.name for q in p.parent.iterdir())) for p in encrypted} == {
+        ("meta.json", "model.ckks")
+    }
+    initial = [
+        read_global_model(p.parent)
+        for p in (run_dir / "kfp").rglob("meta.json")
+        if (p.parent / "model.npz").exists() and json.loads(p.read_text())["version"] == 0
+    ]
+    model = {n: np.asarray(t, np.float32) for n, t in initial[0].tensors.items()}
     shapes = [(n, model[n].shape) for n in sorted(model)]
     length = flatten(model).size
     summary = json.loads((run_dir / "summary.json").read_text())

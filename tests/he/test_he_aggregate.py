@@ -1,6 +1,6 @@
 """The aggregate task under `aggregation.protection: he`, against the S3 test server and the GCS
-emulator: it adds the sites' ciphertexts with the public context only, publishes the encrypted
-aggregate, and its output decrypts (at a site) to FedAvg of the updates; a ciphertext under
+emulator: it adds the sites' ciphertexts with the public context only into the encrypted
+global model (one ciphertext, published as the version's model object), and its output decrypts (at a site) to FedAvg of the updates; a ciphertext under
 another setup's context is rejected by name; sites weighting differently, or a coordinator
 without the public context, fail the round with nothing published."""
 
@@ -85,8 +85,9 @@ class Env:
             "he_context": context_id,
             "he_weight": how,
         }
+        count = int(weight) if how == "num_examples" else None  # revealed with the weight
         _, manifest = signed_update(
-            kit, delta, run_id=RUN, round_index=1, raw_npz=bundle, extra=extra
+            kit, delta, run_id=RUN, round_index=1, raw_npz=bundle, extra=extra, num_examples=count
         )
         bucket = kit.site.object_store.bucket
         if not self.minio.bucket_exists(bucket):
@@ -148,7 +149,7 @@ def _delta(seed: int) -> dict[str, np.ndarray]:
     return {n: rng.normal(size=t.shape).astype(np.float32) for n, t in global_tensors().items()}
 
 
-def test_the_coordinator_adds_ciphertexts_and_publishes_the_encrypted_aggregate(env):
+def test_the_coordinator_adds_ciphertexts_into_the_encrypted_global_model(env):
     env.install_public_context()
     deltas = {k.id: _delta(i) for i, k in enumerate(env.kits)}
     weights = {"he-a": 122.0, "he-b": 180.0, "he-c": 97.0}
@@ -160,9 +161,10 @@ def test_the_coordinator_adds_ciphertexts_and_publishes_the_encrypted_aggregate(
     assert report["notes"]["weights"] == "num_examples" and report["protection"] == "he"
     assert report["anomaly"]["off"].startswith("aggregation.protection he")
     latest = read_latest(env.bucket, RUN)
-    assert latest is not None and latest.body["model_file"] == "aggregate.ckks"
+    assert latest is not None and latest.body["model_file"] == "model.ckks"
     names = sorted(b.name for b in env.bucket.list_blobs(prefix=f"models/{RUN}/v1/"))
-    assert names == [f"models/{RUN}/v1/aggregate.ckks", f"models/{RUN}/v1/meta.json"]
+    assert names == [f"models/{RUN}/v1/meta.json", f"models/{RUN}/v1/model.ckks"]
+    assert sorted(p.name for p in (out / "global_model").iterdir()) == ["meta.json", "model.ckks"]
     model = read_encrypted(out / "global_model")
     plain = decrypt_global(model, env.site_ctx.context, env.site_ctx.context_id)
     total = sum(weights.values())

@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from components.aggregation.he_weight import total_weight
 from components.common.global_model import GlobalModel, GlobalModelError, read_global_model
 from components.domain.protection import rule_conflicts
-from components.he.ckks import HeError, add_encrypted, encrypt_weighted
+from components.he.ckks import HeError, decrypt_model, encrypt_model, encrypt_weighted
 from components.he.global_model import (
+    EncryptedGlobal,
     decrypt_global,
     encrypted_from,
     flatten,
+    next_model,
     read_any,
     read_encrypted,
     unflatten,
@@ -92,37 +95,53 @@ def test_flatten_orders_by_name_and_unflatten_inverts_it():
         unflatten(np.zeros(3), [("a", (2, 1)), ("b", (2,))])
 
 
-def test_two_encrypted_rounds_decrypt_to_plain_fedavg(keys, tmp_path: Path):
-    """3 sites × 2 rounds: the coordinator only adds ciphertexts (public context), the
-    artifact carries v0 and both aggregates, a site's decryption equals weighted FedAvg."""
+def _fedavg_round(
+    previous, site, public, rng: np.random.Generator, weights: list[float], *, divide_by=None
+):
+    """(next EncryptedGlobal, the plain deltas) of one round of 3 sites, as the coordinator
+    builds it: Enc(v_{r-1}) + (Σ Enc(wᵢΔᵢ)) / W with the public context only."""
+    deltas = [_model(rng) for _ in weights]
+    cts = [
+        encrypt_weighted(site.context, flatten(d), w) for d, w in zip(deltas, weights, strict=True)
+    ]
+    version = previous.version + 1
+    bundle = next_model(previous, public.context, public.context_id, cts, divide_by or sum(weights))
+    meta = {
+        "version": version,
+        "model_name": "logreg",
+        "dataset": "bc",
+        "parent": f"v{version - 1}",
+    }
+    enc = encrypted_from(
+        previous, context_id=public.context_id, version=version, bundle=bundle, meta=meta
+    )
+    return enc, deltas
+
+
+def test_the_encrypted_global_model_stays_one_ciphertext_over_rounds(keys, tmp_path: Path):
+    """3 sites × 5 rounds (seeded data): the artifact is one ciphertext whose size does not
+    grow with the rounds (it carried one more 331 KB bundle per round before), and a site's
+    decryption stays within 1e-6 relative of the plaintext FedAvg chain."""
     _, site, public = keys
     rng = np.random.default_rng(7)
     v0 = _model(rng)
-    meta0 = {"version": 0, "model_name": "logreg", "dataset": "breast_cancer", "parent": None}
-    previous: object = GlobalModel(v0, meta0)
+    previous: object = GlobalModel(
+        v0, {"version": 0, "model_name": "logreg", "dataset": "bc", "parent": None}
+    )
     plain = dict(v0)
-    for r in (1, 2):
-        deltas = [_model(rng) for _ in range(3)]
-        weights = [122.0, 180.0, 97.0]
-        cts = [
-            encrypt_weighted(site.context, flatten(d), w)
-            for d, w in zip(deltas, weights, strict=False)
-        ]
-        total = add_encrypted(public.context, cts)
-        meta = {**meta0, "version": r, "parent": f"v{r - 1}"}
-        enc = encrypted_from(
-            previous,
-            context_id=public.context_id,
-            version=r,
-            bundle=pack_bundle(total, public.context_id),
-            meta=meta,
-        )
+    weights = [122.0, 180.0, 97.0]
+    sizes = []
+    for r in range(1, 6):
+        enc, deltas = _fedavg_round(previous, site, public, rng, weights)
         folder = tmp_path / f"v{r}"
         write_encrypted(folder, enc)
+        assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.ckks"]
+        sizes.append((folder / "model.ckks").stat().st_size)
         previous = read_any(folder)  # what the next aggregate task reads
+        assert isinstance(previous, EncryptedGlobal) and previous.meta["he"]["base_version"] == 0
         mean = {
             n: np.sum(
-                [w * d[n].astype(np.float64) for d, w in zip(deltas, weights, strict=False)], axis=0
+                [w * d[n].astype(np.float64) for d, w in zip(deltas, weights, strict=True)], axis=0
             )
             / sum(weights)
             for n in v0
@@ -133,29 +152,53 @@ def test_two_encrypted_rounds_decrypt_to_plain_fedavg(keys, tmp_path: Path):
         for n in v0:
             rel = np.linalg.norm(decrypted.tensors[n] - plain[n]) / np.linalg.norm(plain[n])
             assert rel < 1e-6, (r, n, rel)
-    assert [v for v, _ in previous.aggregates] == [1, 2]
+    # ± header digits and TenSEAL's compression of the serialized ciphertext (< 1 %)
+    assert max(sizes) - min(sizes) < 4096, sizes
+    assert max(sizes) < 300_000  # one chunk at the level below a fresh ciphertext
     with pytest.raises(GlobalModelError, match="CKKS-encrypted.*only a site decrypts it"):
-        read_global_model(tmp_path / "v2")
+        read_global_model(tmp_path / "v5")
     with pytest.raises(HeError, match="this site holds ckks-other"):
-        decrypt_global(read_encrypted(tmp_path / "v2"), site.context, "ckks-other")
+        decrypt_global(read_encrypted(tmp_path / "v5"), site.context, "ckks-other")
 
 
-def test_a_changed_aggregate_file_is_refused(keys, tmp_path: Path):
+def test_the_public_context_encrypts_but_cannot_decrypt(keys):
     _, site, public = keys
-    v0 = _model(np.random.default_rng(1))
-    meta = {"version": 1, "model_name": "m", "dataset": "d", "parent": "v0"}
-    total = encrypt_weighted(site.context, flatten(v0), 1.0)
-    enc = encrypted_from(
-        GlobalModel(v0, {**meta, "version": 0}),
-        context_id=site.context_id,
-        version=1,
-        bundle=pack_bundle(total, site.context_id),
-        meta=meta,
-    )
+    assert public.context.has_public_key() and not public.context.is_private()
+    enc = encrypt_model(public.context, np.arange(10.0))
+    values, steps = decrypt_model(site.context, enc)
+    assert np.allclose(values, np.arange(10.0), atol=1e-6) and abs(steps) < 1e-6
+    with pytest.raises(HeError, match="needs the sites' context with the secret key"):
+        decrypt_model(public.context, enc)
+
+
+def test_a_wrong_total_weight_is_refused_by_the_site(keys):
+    """A coordinator that divides by anything but the sites' total weight moves the weight
+    slot off one step per round: the site refuses the model instead of training on it."""
+    _, site, public = keys
+    rng = np.random.default_rng(3)
+    v0 = GlobalModel(_model(rng), {"version": 0, "model_name": "m", "dataset": "d", "parent": None})
+    enc, _ = _fedavg_round(v0, site, public, rng, [2.0, 3.0, 5.0], divide_by=5.0)
+    with pytest.raises(HeError, match="weight slot reads 2, expected 1 FedAvg steps since v0"):
+        decrypt_global(enc, site.context, site.context_id)
+
+
+def test_a_changed_model_file_is_refused(keys, tmp_path: Path):
+    _, site, public = keys
+    rng = np.random.default_rng(1)
+    v0 = GlobalModel(_model(rng), {"version": 0, "model_name": "m", "dataset": "d", "parent": None})
+    enc, _ = _fedavg_round(v0, site, public, rng, [1.0, 1.0, 1.0])
     write_encrypted(tmp_path, enc)
-    (tmp_path / "he-v1.ckks").write_bytes(b"x" + (tmp_path / "he-v1.ckks").read_bytes()[1:])
-    with pytest.raises(GlobalModelError, match="he-v1.ckks differs from the sha256"):
+    (tmp_path / "model.ckks").write_bytes(b"x" + (tmp_path / "model.ckks").read_bytes()[1:])
+    with pytest.raises(GlobalModelError, match="model.ckks differs from the sha256"):
         read_encrypted(tmp_path)
+
+
+def test_total_weight_recomputes_the_sites_weights():
+    assert total_weight("uniform", {"a": None, "b": None, "c": None}, {}) == 3.0
+    caps = {"a": (100, "a data.num_examples.max"), "b": None}
+    assert total_weight("num_examples", {"a": 150, "b": 40}, caps) == 140.0  # 100 + 40
+    with pytest.raises(HeError, match="site b weights by num_examples but its manifest"):
+        total_weight("num_examples", {"a": 150, "b": None}, caps)
 
 
 def test_he_allows_only_plain_fedavg():
@@ -181,16 +224,10 @@ def test_the_coordinator_s_read_identity_never_reaches_the_secret_context():
 def test_a_decrypted_copy_is_a_plain_folder(keys, tmp_path: Path):
     from components.common.global_model import write_global_model
 
-    _, site, _ = keys
-    v0 = _model(np.random.default_rng(2))
-    meta = {"version": 1, "model_name": "m", "dataset": "d", "parent": "v0"}
-    enc = encrypted_from(
-        GlobalModel(v0, {**meta, "version": 0}),
-        context_id=site.context_id,
-        version=1,
-        bundle=pack_bundle(encrypt_weighted(site.context, flatten(v0), 1.0), site.context_id),
-        meta=meta,
-    )
+    _, site, public = keys
+    rng = np.random.default_rng(2)
+    v0 = GlobalModel(_model(rng), {"version": 0, "model_name": "m", "dataset": "d", "parent": None})
+    enc, _ = _fedavg_round(v0, site, public, rng, [1.0, 1.0, 1.0])
     plain = decrypt_global(enc, site.context, site.context_id)
     assert plain.meta["protection"] == "he" and "he" not in plain.meta
     assert plain.meta["decrypted_from"] == {"context_id": site.context_id, "base_version": 0}
