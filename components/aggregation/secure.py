@@ -152,7 +152,7 @@ def secure_round(
             "threshold": roster.threshold,
             "answers": answered,
             "modulus_bits": settings.modulus_bits,
-            "norm_bound": settings.norm_bound,
+            "norm_bound": settings.norm_bound if ddp is None else ddp.clip,
         },
         "weights": (
             "uniform (weight 1 per site, masked)"

@@ -85,6 +85,7 @@ def test_the_unmasked_sum_decodes_to_the_mean_noisy_site_vectors(
     assert result.notes["dp"]["mode"] == "distributed"
     assert result.notes["dp"]["honest_sites"] == 2
     assert result.notes["dp"]["skellam_mu"] == plan.mu
+    assert result.notes["secagg"]["norm_bound"] == 1.0  # the delta clip, not the float bound
 
 
 def test_an_export_whose_training_disagrees_with_the_mode_is_refused(
