@@ -1,7 +1,9 @@
 """Static residency questions that need no compiled DAG (used by `fedpipe check`/`explain`).
 
 `standard_flows` lists the crossings every fedpipe round makes: each site's validation summary,
-DP update and metrics go to the coordinator, and the coordinator's global model comes back.
+DP update and metrics go to the coordinator, and the coordinator's global model comes back;
+under secagg the update is a `masked_update` and the SecAgg+ messages (`secagg_public`) go
+both ways.
 """
 
 from __future__ import annotations
@@ -25,6 +27,18 @@ _STATS_TO_COORDINATOR = ("stats", "stats", "feature_stats", "scaling")
 _COORDINATOR_TO_SITE = (
     ("aggregate", "global_model", "global_model", ("train", "export", "evaluate")),
 )
+# secagg (pipelines/dag.py): the SecAgg+ messages each way, and the masked update to the
+# coordinator's request and aggregate tasks
+_SECAGG_SITE_TO_COORDINATOR = (
+    ("shares", "shares", "secagg_public", "relay"),
+    ("export", "update", "masked_update", "request"),
+    ("answer", "answer", "secagg_public", "aggregate"),
+)
+_SECAGG_COORDINATOR_TO_SITE = (
+    ("roster", "roster", "secagg_public", ("shares",)),
+    ("relay", "relay", "secagg_public", ("export",)),
+    ("request", "request", "secagg_public", ("answer",)),
+)
 
 
 def standard_flows(federation: Federation) -> list[FlowEdge]:
@@ -40,12 +54,20 @@ def standard_flows(federation: Federation) -> list[FlowEdge]:
             (stage, output, "masked_update" if output == "update" else cls, consumer)
             for stage, output, cls, consumer in site_outputs
         )
+    coordinator_outputs = _COORDINATOR_TO_SITE
+    if _protection(federation) == "secagg":
+        site_outputs = tuple(
+            (stage, output, "masked_update" if output == "update" else cls, consumer)
+            for stage, output, cls, consumer in site_outputs
+        )
+        site_outputs = (*site_outputs, *_SECAGG_SITE_TO_COORDINATOR)
+        coordinator_outputs = (*coordinator_outputs, *_SECAGG_COORDINATOR_TO_SITE)
     if federation.contract.encoding.scaling == "federated_zscore":
         site_outputs = (*site_outputs, _STATS_TO_COORDINATOR)
     for sid in federation.sites:
         for stage, output, cls, consumer in site_outputs:
             edges.append(FlowEdge(f"{stage}@{sid}", output, cls, sid, f"{consumer}@{coord}", coord))
-        for stage, output, cls, consumers in _COORDINATOR_TO_SITE:
+        for stage, output, cls, consumers in coordinator_outputs:
             for consumer in consumers:
                 edges.append(
                     FlowEdge(f"{stage}@{coord}", output, cls, coord, f"{consumer}@{sid}", sid)

@@ -114,3 +114,27 @@ def test_a_federated_zscore_federation_adds_the_statistics_crossings_in_both():
     assert compiled == standard
     assert {(s, "coordinator", "feature_stats") for s in base.sites} <= standard
     assert not any(e.artifact_class == "feature_stats" for e in standard_flows(base))
+
+
+def test_a_secagg_federation_adds_the_protocol_crossings_in_both():
+    from dataclasses import replace
+
+    from components.domain.models import Policy
+    from pipelines.compiler import compile_federation
+    from pipelines.residency import standard_flows
+
+    base = example_federation()
+    policies = {}
+    for pid, policy in base.policies.items():
+        body = policy.dict()
+        body["aggregation"]["protection"] = "secagg"
+        policies[pid] = Policy.parse_obj(body)
+    fed = replace(base, policies=policies)
+    compiled = {
+        (e.source, e.dest, e.artifact_class) for e in compile_federation(fed).edges if e.crosses
+    }
+    standard = {(e.source, e.dest, e.artifact_class) for e in standard_flows(fed)}
+    assert compiled == standard
+    assert {(s, "coordinator", "masked_update") for s in base.sites} <= standard
+    assert {("coordinator", s, "secagg_public") for s in base.sites} <= standard
+    assert not any(e.artifact_class == "dp_update" for e in standard_flows(fed))

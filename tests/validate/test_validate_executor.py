@@ -184,3 +184,36 @@ def test_a_site_without_its_ckks_secret_context_abstains_under_he(tmp_path, buck
     _, summary = _run(tmp_path / "b", bucket, uri, policy_json=he_policy)
     assert summary["passed"] is True, summary["reason"]
     bucket.remove_object(BUCKET, SITE_CONTEXT_KEY)
+
+
+def test_under_secagg_a_passing_site_advertises_its_round_keys(
+    tmp_path, bucket, train_frame, monkeypatch
+):
+    from components.common.manifest import generate_keypair
+    from components.common.secrets import secret_env_name
+    from components.secagg import wire
+    from components.secagg.exchange import site_key
+
+    uri = _put(bucket, "data/train.csv", table_to_csv_bytes(train_frame))
+    policy = json.loads(policy_json())
+    policy["aggregation"]["protection"] = "secagg"
+    private_pem, public_pem = generate_keypair()
+    site = json.loads(site_json(SITE, train_uri=uri))
+    site["signing"]["public_key"] = public_pem
+    args = dict(policy_json=json.dumps(policy), site_json=json.dumps(site), rounds=2)
+    run_id = "run-secagg-validate"
+    # its SIGNING_KEY is not the spec's key: it cannot sign, so it abstains before training
+    monkeypatch.setenv(secret_env_name(SITE, "SIGNING_KEY"), generate_keypair()[0])
+    _, summary = _run(tmp_path / "a", bucket, uri, run_id=run_id, **args)
+    assert summary["passed"] is False
+    assert "cannot advertise its SecAgg+ round keys" in summary["reason"]
+    monkeypatch.setenv(secret_env_name(SITE, "SIGNING_KEY"), private_pem)
+    _, summary = _run(tmp_path / "b", bucket, uri, run_id=run_id, **args)
+    assert summary["passed"] is True, summary["reason"]
+    for r in (1, 2):  # one signed advertisement per round, the state beside it, private
+        raw = bucket.get_object(BUCKET, site_key(run_id, r, SITE, "advertisement.json")).read()
+        ad = wire.load_advertisement(raw)
+        assert (ad.run_id, ad.round, ad.site_id) == (run_id, r, SITE)
+        state = site_key(run_id, r, SITE, "state-keys.json")
+        assert state.startswith("secagg-private/")
+        bucket.stat_object(BUCKET, state)
