@@ -3,8 +3,11 @@
 Through the `kubernetes` client (kube config: --kubeconfig/--context, else the usual
 $KUBECONFIG / ~/.kube/config): the run namespace, each placement's nodes and NetworkPolicies,
 each site's own-policy ConfigMap (present, parses, as in the repository or how it differs),
-every Secret the compiled pipeline reads (keys only, values never shown); then through the KFP
-API: that it answers and that the pipeline version of --package is uploaded. Exit codes: 0
+every Secret the compiled pipeline reads (keys only, values never shown); when policies ask
+for `aggregation.protection: he`, through the object stores (the credentials fedpipe's tasks
+read: env or $FEDPIPE_SECRETS_DIR, the coordinator's GCS credentials): each such site holds
+the secret CKKS context, the coordinator only the public one, all from one setup; then through
+the KFP API: that it answers and that the pipeline version of --package is uploaded. Exit codes: 0
 every check passed; 1 some failed (each names its fix); 2 usage/configuration error.
 """
 
@@ -85,6 +88,17 @@ def _kfp_checks(args: argparse.Namespace, pipeline_name: str, digest: str) -> li
     return checks
 
 
+def _he_checks(federation) -> list:
+    """When policies ask for `aggregation.protection: he`: the CKKS contexts in the object
+    stores (`pipelines.deploy.he_contexts`); nothing otherwise."""
+    from pipelines.deploy.he_contexts import he_checks, he_sites, store_readers
+
+    sites = he_sites(federation.sites, lambda s: federation.policy_of(s).aggregation.protection)
+    if not sites:
+        return []
+    return he_checks(sites, federation.coordinator, store_readers(federation.coordinator))
+
+
 def run(args: argparse.Namespace) -> int:
     import urllib3
     import yaml
@@ -137,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         ]
     finally:
         api.close()
+    checks += _he_checks(federation)
     checks += _kfp_checks(args, info.name, info.digest)
     for check in checks:
         print(check.line())

@@ -206,3 +206,37 @@ def test_own_policy_config_maps_missing_unparsable_stricter_or_looser(cluster, c
         f"from {REPO}/policies/eu-health.yaml (dp.lifetime_epsilon: repository 50.0, cluster "
         "80.0) but admits what it allows"
     ) in lines
+
+
+def test_policies_asking_for_he_check_the_ckks_contexts(
+    cluster: FakeCluster, capsys, tmp_path, monkeypatch, gcs_server
+):
+    """With the policies switched to he, doctor also reads the contexts from the object
+    stores: here no site has S3 keys in its environment and the coordinator's bucket (the
+    GCS stand-in) holds nothing, so each line names the site and the object or secret."""
+    import shutil
+
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    for name in ("eu-health.yaml", "us-health.yaml"):
+        path = policies / name
+        path.write_text(
+            path.read_text().replace("aggregation:\n", "aggregation:\n  protection: he\n")
+        )
+    for var in ("FEDPIPE_S3_ACCESS_KEY", "FEDPIPE_S3_SECRET_KEY", "FEDPIPE_SECRETS_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+    args = cluster.doctor_args()
+    args[args.index("--policies") + 1] = str(policies)
+    assert main(args) == 1
+    lines = capsys.readouterr().out.splitlines()
+    he = [line for line in lines if " he context " in line]
+    assert [line.split(":")[0] for line in he] == [
+        *(f"FAIL  he context {s}" for s in SITES),
+        "FAIL  he context coordinator",
+    ]
+    assert "secret S3_ACCESS_KEY not found" in he[0] and "DIR/clinic-boston/he-context" in he[0]
+    assert he[-1].startswith(
+        "FAIL  he context coordinator: gs://fedpipe-coordinator-global/he/context.public is "
+        "missing; fix: fedpipe he-setup --out DIR, then put DIR/coordinator/he-context.public"
+    )
