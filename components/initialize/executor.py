@@ -9,7 +9,9 @@ newest published version of the same model and dataset from any other run (conti
 across runs, e.g. a recurring pipeline whose run id is the KFP job id; version numbers go on),
 else a seeded init. With a `federated_zscore` contract the global mean/std the `scaling` task
 published (`stats/<run>/global.json`) go into the meta as `feature_scaling`; aggregate carries
-them to every later version, and train and evaluate scale with them. Without resume, a run that already published versions starts again from the same seeded
+them to every later version, and train and evaluate scale with them. A published version under
+`aggregation.protection: he` (`model.ckks`) resumes as it is, encrypted
+(`resumed_encrypted`): the sites decrypt it, the next aggregate adds to it. Without resume, a run that already published versions starts again from the same seeded
 init: its aggregates then confirm the identical versions already published (a rerun of the
 same run id replays its rounds) and refuse any different one (`PublishConflictError`).
 """
@@ -32,13 +34,19 @@ from components.aggregation.quorum import RunQuorumError, check_run_quorum, site
 from components.audit.run_events import INITIALIZE, coordinator_task_log, initialize_body
 from components.common.artifact_files import SUMMARY_FILE
 from components.common.config_digest import check_config
-from components.common.global_model import GlobalModel, write_global_model
+from components.common.global_model import GlobalModel, GlobalModelError, write_global_model
 from components.common.object_store import coordinator_gcs_client
 from components.common.tensors import dump_tensors, load_tensors
 from components.domain.canonical import sha256_hex
 from components.domain.contract import DataContract
 from components.domain.models import Site
 from components.domain.run_id import effective_run_id
+from components.he.global_model import (
+    EncryptedGlobal,
+    encrypted_from_bytes,
+    is_encrypted,
+    write_encrypted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +147,7 @@ def run(
     gcs = coordinator_gcs_client(coordinator)
     bucket = gcs.bucket(coordinator.object_store.bucket)
     where = f"gs://{bucket.name}/{latest_key(run_name)}"
+    model: GlobalModel | EncryptedGlobal
     if not resume:
         model = seeded_model(model_name, contract, seed, run_name)
         pointer = read_latest(bucket, run_name)
@@ -168,12 +177,6 @@ def run(
                 f"gs://{bucket.name})"
             )
         else:
-            if latest.meta.get("protection") == "he":
-                raise InitializeError(
-                    f"resume: {where} is a CKKS-encrypted aggregate (aggregation.protection "
-                    "he): the coordinator holds no secret key and cannot start a run from it; "
-                    "run without resume (resuming an he run is not supported)"
-                )
             for field, wanted in (("model_name", model_name), ("dataset", dataset)):
                 if latest.meta.get(field) != wanted:
                     raise InitializeError(
@@ -190,10 +193,15 @@ def run(
                 "source": f"resumed from gs://{bucket.name}/{latest.pointer.prefix}",
                 "published": f"gs://{bucket.name}/{latest.pointer.prefix}",
             }
-            optimizer = (
-                load_tensors(latest.optimizer_bytes) if latest.optimizer_bytes is not None else None
-            )
-            model = GlobalModel(load_tensors(latest.model_bytes), meta, optimizer)
+            if is_encrypted(latest.meta):  # protection he: the one ciphertext, as published
+                model = resumed_encrypted(latest.meta, latest.model_bytes, meta, where)
+            else:
+                optimizer = (
+                    load_tensors(latest.optimizer_bytes)
+                    if latest.optimizer_bytes is not None
+                    else None
+                )
+                model = GlobalModel(load_tensors(latest.model_bytes), meta, optimizer)
     if contract.encoding.scaling == "federated_zscore":
         # the scaling task ran before: its published global mean/std travel with every version
         from components.datasets.federated_stats import FEATURE_SCALING_KEY
@@ -207,12 +215,32 @@ def run(
             abstained=abstained,
             min_sites=min_sites,
             version=int(model.meta["version"]),
-            model_sha256=sha256_hex(dump_tensors(model.tensors)),
+            model_sha256=sha256_hex(
+                model.bundle if isinstance(model, EncryptedGlobal) else dump_tensors(model.tensors)
+            ),
             source=str(model.meta.get("source")),
         )
         audit.append(INITIALIZE, body)
-    write_global_model(global_model, model)
+    if isinstance(model, EncryptedGlobal):
+        write_encrypted(global_model, model)
+    else:
+        write_global_model(global_model, model)
     return model.meta
+
+
+def resumed_encrypted(
+    published: dict[str, Any], bundle: bytes, meta: dict[str, Any], where: str
+) -> EncryptedGlobal:
+    """The starting model of a resumed he run: the published ciphertext (checked against its
+    meta's sha256) under the resumed meta, keeping the context id, base version and layout,
+    so the sites decrypt it and the next aggregate adds to it. The coordinator decrypts
+    nothing; a run whose policies are not he cannot start from it (its aggregate refuses an
+    encrypted model)."""
+    try:
+        model = encrypted_from_bytes(published, bundle, where)
+    except GlobalModelError as exc:
+        raise InitializeError(f"resume: {exc}") from None
+    return EncryptedGlobal({**meta, "protection": "he", "he": model.meta["he"]}, model.bundle)
 
 
 def _summary(folder: str) -> dict[str, Any] | None:

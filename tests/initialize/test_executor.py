@@ -233,3 +233,68 @@ def test_the_quorum_decision_and_the_starting_model_are_signed_into_the_coordina
     assert accepted.body["taking_part"] == ["a"] and accepted.body["abstained"] == {"b": why}
     assert accepted.body["version"] == 0 and accepted.body["min_sites"] == 1
     assert accepted.body["model_sha256"] == sha256_hex(dump_tensors(model.tensors))
+
+
+def test_resume_of_an_he_run_continues_from_the_published_ciphertext(coordinator, tmp_path):
+    """Protection he: the published version is one ciphertext; resume writes it as the
+    starting (encrypted) global model, a site decrypts it, and the next round adds to it."""
+    from components.common.global_model import GlobalModel
+    from components.he.ckks import encrypt_weighted
+    from components.he.global_model import (
+        decrypt_global,
+        encrypted_from,
+        flatten,
+        next_model,
+        read_any,
+    )
+    from components.he.keys import new_federation_keys, open_envelope
+
+    site_spec, bucket = coordinator
+    keys = new_federation_keys()
+    site = open_envelope(keys.site, secret=True, where="site")
+    public = open_envelope(keys.coordinator, secret=False, where="coordinator")
+    rng = np.random.default_rng(5)
+    plain = {
+        "dense/kernel": rng.normal(size=(64, 10)).astype(np.float32),
+        "dense/bias": rng.normal(size=(10,)).astype(np.float32),
+    }
+    base = {"model_name": "logreg", "dataset": "digits"}
+    previous: object = GlobalModel(dict(plain), {**base, "version": 0, "parent": None})
+
+    def step(previous, version):
+        delta = {n: rng.normal(size=t.shape).astype(np.float32) for n, t in plain.items()}
+        ct = encrypt_weighted(site.context, flatten(delta), 1.0)
+        bundle = next_model(previous, public.context, public.context_id, [ct], 1.0)
+        meta = {**base, "version": version, "parent": f"v{version - 1}"}
+        enc = encrypted_from(
+            previous, context_id=public.context_id, version=version, bundle=bundle, meta=meta
+        )
+        return enc, delta
+
+    for version in (1, 2):
+        previous, delta = step(previous, version)
+        plain = {n: plain[n] + delta[n] for n in plain}
+        publish_version(
+            bucket,
+            run_id="run-he",
+            version=version,
+            parent_version=version - 1,
+            model_bytes=previous.bundle,
+            optimizer_bytes=None,
+            meta=previous.meta,
+            model_file="model.ckks",
+        )
+    meta = init(site_spec, tmp_path / "m", run_id="run-he", resume=True)
+    assert meta["source"] == f"resumed from gs://{bucket.name}/models/run-he/v2"
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["meta.json", "model.ckks"]
+    resumed = read_any(tmp_path / "m")
+    assert resumed.version == 2 and resumed.meta["he"]["context_id"] == keys.context_id
+    got = decrypt_global(resumed, site.context, site.context_id)
+    for n in plain:
+        assert np.linalg.norm(got.tensors[n] - plain[n]) / np.linalg.norm(plain[n]) < 1e-6
+    # the resumed run's first aggregate adds to it; the weight slot still counts one per round
+    following, delta = step(resumed, 3)
+    got = decrypt_global(following, site.context, site.context_id)
+    for n in plain:
+        want = plain[n] + delta[n]
+        assert np.linalg.norm(got.tensors[n] - want) / np.linalg.norm(want) < 1e-6
