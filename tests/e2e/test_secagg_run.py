@@ -85,3 +85,37 @@ def test_a_secagg_run_publishes_the_plain_runs_model_up_to_quantization(tmp_path
             assert (bucket / "secagg" / RUN_ID / f"round-{r:04d}" / site / "masked.bin").exists()
     coordinator = [p.relative_to(state / "gcs") for p in (state / "gcs").rglob("*") if p.is_file()]
     assert coordinator and not any("state-" in str(p) or "private" in str(p) for p in coordinator)
+
+
+def test_a_site_that_abstains_at_validate_is_in_no_roster_and_the_others_aggregate(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    sites, policies = tmp_path / "sites", tmp_path / "policies"
+    shutil.copytree(REPO / "sites", sites)
+    shutil.copytree(REPO / "policies", policies)
+    for path in policies.glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        doc["aggregation"]["protection"] = "secagg"
+        if doc["id"] == "us-health":  # two rounds at noise 1.5 compose past 3.0: Boston abstains
+            doc["dp"].update(epsilon_per_round=3.0, lifetime_epsilon=3.0)
+        path.write_text(yaml.safe_dump(doc))
+    runs = tmp_path / "runs"
+    proc = fedpipe(
+        "run", "--local", "--sites", str(sites), "--policies", str(policies),
+        "--runs-dir", str(runs), "--run-id", "e2e-secagg-absent", "--rounds", "2",
+        "--no-baseline", "--param", "noise_multiplier=1.5",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    lines = proc.stdout.splitlines()
+    # the roster holds the two sites that advertised: complete graph k = 1, t = 2
+    assert any("roster" in line and "2 site(s), k = 1, t = 2" in line for line in lines), lines
+    assert any(
+        "shares" in line and "clinic-boston" in line and "ABSTAINED" in line for line in lines
+    )
+    summary = json.loads((runs / "e2e-secagg-absent" / "summary.json").read_text())
+    for rnd in summary["rounds"]:
+        assert rnd["contributors"] == ["hospital-berlin", "hospital-paris"]
+        assert "privacy budget" in rnd["abstained"]["clinic-boston"]
+    assert "robust rules" in summary["protection"]
