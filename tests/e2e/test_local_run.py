@@ -69,7 +69,9 @@ def test_outputs_exist_and_rerun_is_refused(two_round_run) -> None:
     run_dir = runs / RUN_ID
     assert (runs / "latest").resolve() == run_dir.resolve()
     page = (run_dir / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3
+    # three round plots and the membership audit's advantage-vs-round plot
+    assert page.count("data:image/png;base64,") == 4
+    assert "<img alt='membership advantage per round'" in page
     assert "centralized baseline" in page
     assert (run_dir / "report.md").is_file()
     assert (run_dir / "global_model" / "model.npz").stat().st_size > 0
