@@ -102,8 +102,6 @@ def encrypt_weighted(ctx, update: np.ndarray, weight: float) -> EncryptedUpdate:
 
 def add_encrypted(public_ctx, updates: Sequence[EncryptedUpdate]) -> EncryptedUpdate:
     """The coordinator's step: the ciphertext sum, computed with the public context only."""
-    import tenseal as ts
-
     if public_ctx.is_private():
         raise HeError("the coordinator must add with a public context (it holds the secret key)")
     if not updates:
@@ -115,8 +113,7 @@ def add_encrypted(public_ctx, updates: Sequence[EncryptedUpdate]) -> EncryptedUp
     for i in range(len(updates[0].chunks)):
         total = None
         for u in updates:
-            vec = ts.lazy_ckks_vector_from(u.chunks[i])
-            vec.link_context(public_ctx)
+            vec = _linked(public_ctx, u.chunks[i])
             total = vec if total is None else total + vec
         summed.append(total.serialize())
     return EncryptedUpdate(tuple(summed), length)
@@ -124,29 +121,19 @@ def add_encrypted(public_ctx, updates: Sequence[EncryptedUpdate]) -> EncryptedUp
 
 def decrypt_mean(secret_ctx, aggregate: EncryptedUpdate) -> tuple[np.ndarray, float]:
     """A site's step: (Σ w_i x_i / Σ w_i, Σ w_i) from the encrypted aggregate."""
-    import tenseal as ts
-
-    if not secret_ctx.is_private():
-        raise HeError("decrypting needs the sites' context with the secret key")
-    values = []
-    for chunk in aggregate.chunks:
-        vec = ts.lazy_ckks_vector_from(chunk)
-        vec.link_context(secret_ctx)
-        values.extend(vec.decrypt())
-    plain = np.asarray(values, dtype=np.float64)
-    if plain.size != aggregate.length + 1:
-        raise HeError(f"decrypted {plain.size} values, expected {aggregate.length + 1}")
+    plain = _decrypt(secret_ctx, aggregate)
     total_weight = float(plain[-1])
     if not total_weight > 0:
         raise HeError(f"decrypted total weight {total_weight} is not positive")
     return plain[:-1] / total_weight, total_weight
 
 
-def _linked(public_ctx, chunk: bytes):
+def _linked(ctx, chunk: bytes):
+    """The serialized CKKS vector `chunk`, linked to `ctx` (public or secret context)."""
     import tenseal as ts
 
     vec = ts.lazy_ckks_vector_from(chunk)
-    vec.link_context(public_ctx)
+    vec.link_context(ctx)
     return vec
 
 
@@ -191,16 +178,18 @@ def step_model(
 def decrypt_model(secret_ctx, model: EncryptedUpdate) -> tuple[np.ndarray, float]:
     """A site's step: (v, steps) from Enc([v..., steps]); steps counts the FedAvg steps
     since the model was encrypted (1 per round when the coordinator divided by the true W)."""
-    import tenseal as ts
+    plain = _decrypt(secret_ctx, model)
+    return plain[:-1], float(plain[-1])
 
+
+def _decrypt(secret_ctx, encrypted: EncryptedUpdate) -> np.ndarray:
+    """All `length + 1` slots of `encrypted` (the values, then the weight or step slot)."""
     if not secret_ctx.is_private():
         raise HeError("decrypting needs the sites' context with the secret key")
     values: list[float] = []
-    for chunk in model.chunks:
-        vec = ts.lazy_ckks_vector_from(chunk)
-        vec.link_context(secret_ctx)
-        values.extend(vec.decrypt())
+    for chunk in encrypted.chunks:
+        values.extend(_linked(secret_ctx, chunk).decrypt())
     plain = np.asarray(values, dtype=np.float64)
-    if plain.size != model.length + 1:
-        raise HeError(f"decrypted {plain.size} values, expected {model.length + 1}")
-    return plain[:-1], float(plain[-1])
+    if plain.size != encrypted.length + 1:
+        raise HeError(f"decrypted {plain.size} values, expected {encrypted.length + 1}")
+    return plain
