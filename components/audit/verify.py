@@ -9,10 +9,15 @@ or another head, than the chain holds). `cross_check` reports a coordinator refe
 record no site chain holds, and a site record of a consumed kind (default: `export`) that no
 coordinator record references: the coordinator references every export it read, accepted or
 rejected, so an unreferenced export was hidden by the coordinator or added by the site later.
+`report_files` compares the sha256 the coordinator's last `report` record states for each
+file the report task wrote (`summary.json`, `html`, `markdown`) with the files as found (the
+caller reads them: a local run's pipeline root, or a folder of the report task's outputs), so
+a report changed after it was written is named.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -149,9 +154,44 @@ def run_story(coordinator: Chain) -> list[str]:
     return problems
 
 
-def verify_run(chains: Mapping[str, Chain]) -> Verdict:
+def report_files(coordinator: Chain, files: Mapping[str, bytes | None], where: str) -> list[str]:
+    """Problems between the coordinator's last `report` record and the report files as found
+    in `where`: `files` maps each name the record hashes (`summary.json`, `html`, `markdown`)
+    to the file's bytes, or None when that file is missing there. A file the record does not
+    name is not judged; no report record while files were given is a problem."""
+    reports = [r for r in coordinator.records if r.kind == "report"]
+    if not reports:
+        return [
+            f"{coordinator.name}: no report record to check the report files in {where} against"
+        ]
+    record = reports[-1]
+    stated = record.body.get("sha256") or {}
+    problems: list[str] = []
+    for name, want in sorted(stated.items()):
+        data = files.get(name)
+        if data is None:
+            problems.append(
+                f"report file {name} is missing from {where} ({coordinator.name} "
+                f"{_label(record)} states sha256 {str(want)[:12]}…)"
+            )
+            continue
+        got = hashlib.sha256(data).hexdigest()
+        if got != want:
+            problems.append(
+                f"report file {name} in {where} was changed after the report task wrote it: "
+                f"sha256 {got[:12]}…, {coordinator.name} {_label(record)} states "
+                f"{str(want)[:12]}…"
+            )
+    return problems
+
+
+def verify_run(
+    chains: Mapping[str, Chain],
+    report: tuple[str, Mapping[str, bytes | None]] | None = None,
+) -> Verdict:
     """Every chain, the coordinator's account of the run (`run_story`), then the cross-check
-    of the site chains against the coordinator's."""
+    of the site chains against the coordinator's; with `report` = (where, {name: bytes or
+    None}), the report files against the coordinator's report record (`report_files`)."""
     verdict = Verdict()
     for name in sorted(chains):
         verdict.problems += verify_chain(chains[name])
@@ -162,6 +202,8 @@ def verify_run(chains: Mapping[str, Chain]) -> Verdict:
         sites = [c for n, c in sorted(chains.items()) if n != COORDINATOR]
         verdict.problems += run_story(chains[COORDINATOR])
         verdict.problems += cross_check(sites, chains[COORDINATOR])
+        if report is not None:
+            verdict.problems += report_files(chains[COORDINATOR], report[1], report[0])
     else:
         verdict.problems.append("no coordinator chain: site records cannot be cross-checked")
     verdict.timeline.sort()

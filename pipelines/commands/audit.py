@@ -1,6 +1,8 @@
 """`fedpipe audit verify RUN` / `fedpipe audit show RUN`: read every audit chain of a run
 (each site's from its own bucket, the coordinator's from its GCS bucket), verify signatures,
-links, checkpoints and cross-references, print the timeline (`components.audit`)."""
+links, checkpoints and cross-references, print the timeline (`components.audit`). With the
+report task's output files at hand (`--local`: the run's kfp.local pipeline root; else
+`--report-dir`), their sha256 are compared with the coordinator's report record."""
 
 from __future__ import annotations
 
@@ -26,6 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), metavar="RUNS", help="with --local"
+    )
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        metavar="DIR",
+        help="the report task's outputs (`html`, `markdown`, `summary/summary.json`, as the "
+        "pipeline root holds them, e.g. copied from it) or a local run folder (its kfp/ "
+        "pipeline root is searched); their sha256 are checked against the coordinator's "
+        "report record. Default with --local: RUNS/RUN",
     )
     parser.add_argument(
         "--coordinator-key",
@@ -68,6 +79,32 @@ def read_local_chains(federation, run_id: str, coordinator_pem: str, state: Path
     return chains
 
 
+# the report record's file names -> where the report task's outputs are under its task folder
+REPORT_FILES = {"summary.json": "summary/summary.json", "html": "html", "markdown": "markdown"}
+
+
+def report_task_dir(folder: Path) -> Path:
+    """The report task's output folder: `folder` itself, or in a local run folder the newest
+    `kfp/<pipeline>-<timestamp>/report` (the pipeline root kfp.local wrote; the run folder's
+    own report.html/summary.json are re-rendered by the host with more data, not the task's)."""
+    found = sorted((folder / "kfp").glob("*/report")) if (folder / "kfp").is_dir() else []
+    return found[-1] if found else folder
+
+
+def read_report_files(folder: Path) -> tuple[str, dict[str, bytes | None]]:
+    """(where, {record name: bytes or None when missing}) of the report task's outputs."""
+    where = report_task_dir(folder)
+    files: dict[str, bytes | None] = {}
+    for name, rel in REPORT_FILES.items():
+        try:
+            files[name] = (where / rel).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            files[name] = None
+        except OSError as exc:
+            raise CommandError(f"{where / rel}: {exc}") from None
+    return str(where), files
+
+
 def coordinator_key(args: argparse.Namespace, federation) -> str:
     if args.coordinator_key:
         try:
@@ -108,8 +145,19 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"run {args.run_id}: {exc}") from None
     except STORE_ERRORS as exc:
         raise CommandError(f"run {args.run_id}: reading the audit chains failed: {exc}") from None
-    verdict = verify_run(chains)
+    report_dir = args.report_dir
+    if report_dir is None and args.local:
+        # the run's own pipeline root, when the report task got to write there
+        local = args.runs_dir / args.run_id
+        report_dir = local if report_task_dir(local) != local else None
+    report = read_report_files(report_dir) if report_dir is not None else None
+    verdict = verify_run(chains, report)
     counts = ", ".join(f"{n} {len(c.records)}" for n, c in sorted(chains.items()))
     print(f"run {args.run_id}: records per chain: {counts}")
+    print(
+        f"report files: checked against the report record in {report[0]}"
+        if report is not None
+        else "report files: not checked (give --report-dir with the report task's outputs)"
+    )
     print(format_timeline(verdict))
     return 0 if verdict.ok or args.action == "show" else 1

@@ -219,3 +219,43 @@ def test_the_coordinator_chain_must_start_with_initialize_and_report_the_last_pu
         "coordinator: record #3 (report, round 1) names final model v2, the last publish "
         "before it v1"
     ]
+
+
+def test_report_files_are_checked_against_the_report_record():
+    """The report record's sha256 of summary.json, the HTML and the Markdown are recomputed
+    from the files: a changed file and a missing one are named, unchanged files pass."""
+    import hashlib
+
+    from components.audit.run_events import report_body
+
+    files = {"summary.json": b'{"rounds": []}', "html": b"<html></html>", "markdown": b"# r"}
+    digests = {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}
+    sites = {n: build_chain(n, site_events(n)) for n in ("site/a", "site/b")}
+    exports = [sites[n][2].hash for n in sorted(sites)]
+    coord = build_chain(
+        "coordinator",
+        [
+            ("initialize", {"round": 0, "decision": "accept", "summary": "v0"}, []),
+            ("aggregate", {"round": 1, "summary": "v1"}, exports),
+            ("publish", {"round": 1, "version": 1, "summary": "v1 published"}, []),
+            ("report", report_body(rounds=1, final_version=1, digests=digests), []),
+        ],
+        minute0=10,
+    )
+    all_chains = chains({**sites, "coordinator": coord})
+    assert verify_run(all_chains, ("out/report", files)).ok
+    assert verify_run(all_chains).ok  # without the files nothing is compared
+
+    changed = {**files, "html": b"<html>accuracy 99%</html>", "markdown": None}
+    problems = verify_run(all_chains, ("out/report", changed)).problems
+    assert problems == [
+        f"report file html in out/report was changed after the report task wrote it: sha256 "
+        f"{hashlib.sha256(changed['html']).hexdigest()[:12]}…, coordinator record #3 (report, "
+        f"round 1) states {digests['html'][:12]}…",
+        f"report file markdown is missing from out/report (coordinator record #3 (report, "
+        f"round 1) states sha256 {digests['markdown'][:12]}…)",
+    ]
+    without_report = chains({**sites, "coordinator": coord[:3]})
+    assert verify_run(without_report, ("out/report", files)).problems == [
+        "coordinator: no report record to check the report files in out/report against"
+    ]

@@ -48,7 +48,7 @@ def federation(tmp_path, monkeypatch, s3_server, minio, gcs):
     return tmp_path, fed, keys, minio, bucket
 
 
-def write_run(fed, keys, minio, bucket, run_id: str) -> None:
+def write_run(fed, keys, minio, bucket, run_id: str, digests=None) -> None:
     ticks = itertools.count()
 
     def now() -> str:
@@ -65,7 +65,8 @@ def write_run(fed, keys, minio, bucket, run_id: str) -> None:
     coord.append("initialize", {"round": 0, "decision": "accept", "summary": "v0"})
     coord.append("aggregate", {"round": 1, "summary": "v1"}, refs=exports)
     coord.append("publish", {"round": 1, "version": 1, "summary": "v1 published"})
-    coord.append("report", {"round": 1, "final_version": 1, "summary": "report sha256 cd34"})
+    report = {"round": 1, "final_version": 1, "summary": "report sha256 cd34"}
+    coord.append("report", report if digests is None else {**report, "sha256": digests})
     coord.checkpoint()
 
 
@@ -98,3 +99,37 @@ def test_a_coordinator_without_a_key_needs_one_on_the_command_line(federation, c
     args = ["--sites", str(folder / "sites"), "--policies", str(folder / "policies")]
     assert main(["audit", "verify", "r1", *args]) == 2
     assert "pass its audit key with --coordinator-key FILE" in capsys.readouterr().err
+
+
+def test_verify_recomputes_the_report_files_and_names_a_changed_one(federation, capsys, tmp_path):
+    """--report-dir: the report task's outputs (html, markdown, summary/summary.json as the
+    pipeline root holds them) are hashed and compared with the coordinator's report record;
+    a local run folder is searched for its kfp/<pipeline>/report."""
+    import hashlib
+
+    folder, fed, keys, minio, bucket = federation
+    out = tmp_path / "run-x" / "kfp" / "federated-training-2026-12-02-12-00-00" / "report"
+    (out / "summary").mkdir(parents=True)
+    contents = {"html": b"<p>acc 0.95</p>", "markdown": b"acc 0.95", "summary/summary.json": b"{}"}
+    for rel, data in contents.items():
+        (out / rel).write_bytes(data)
+    names = {"html": "html", "markdown": "markdown", "summary/summary.json": "summary.json"}
+    digests = {names[rel]: hashlib.sha256(data).hexdigest() for rel, data in contents.items()}
+    run_id = unique("run")
+    write_run(fed, keys, minio, bucket, run_id, digests)
+    args = ["--sites", str(folder / "sites"), "--policies", str(folder / "policies")]
+    for given in (out, tmp_path / "run-x"):
+        assert main(["audit", "verify", run_id, *args, "--report-dir", str(given)]) == 0
+        assert f"report files: checked against the report record in {out}" in (
+            capsys.readouterr().out
+        )
+    assert main(["audit", "verify", run_id, *args]) == 0
+    assert "report files: not checked" in capsys.readouterr().out
+
+    (out / "summary" / "summary.json").write_bytes(b'{"final": {"accuracy": 0.99}}')
+    assert main(["audit", "verify", run_id, *args, "--report-dir", str(out)]) == 1
+    problems = [line for line in capsys.readouterr().out.splitlines() if "PROBLEM" in line]
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(
+        f"PROBLEM report file summary.json in {out} was changed after the report task wrote it"
+    )
