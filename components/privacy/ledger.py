@@ -34,6 +34,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from components.common.artifact_files import json_bytes
 from components.privacy.accounting import (
@@ -211,8 +212,9 @@ def new_entry(
     sampling: str,
 ) -> LedgerEntry:
     """An entry for `event`, with its own RDP and PLD epsilon at `delta`."""
-    eps = epsilons([event], delta)
-    entry = LedgerEntry(
+    return _accounted(
+        event,
+        delta,
         run_id=run_id,
         round=round_,
         site_id=site_id,
@@ -221,9 +223,6 @@ def new_entry(
         noise_multiplier=event.noise_multiplier,
         steps=event.steps,
         non_private=event.non_private,
-        delta=delta,
-        epsilon=_finite_or_none(eps.rdp),
-        epsilon_pld=_finite_or_none(eps.pld),
         batch_size=batch_size,
         epochs=epochs,
         num_examples=num_examples,
@@ -232,7 +231,19 @@ def new_entry(
         sampling=sampling,
         guarantee=sampling_guarantee(sampling, not event.non_private),
     )
-    entry_key(site_id, run_id, round_, attempt)  # validates the key parts
+
+
+def _accounted(event: Event, delta: float, **fields: Any) -> LedgerEntry:
+    """The entry of `fields` with `event`'s own RDP and PLD epsilon at `delta` (infinite ones
+    stored as null); its key parts are validated."""
+    eps = epsilons([event], delta)
+    entry = LedgerEntry(
+        delta=delta,
+        epsilon=_finite_or_none(eps.rdp),
+        epsilon_pld=_finite_or_none(eps.pld),
+        **fields,
+    )
+    entry_key(entry.site_id, entry.run_id, entry.round, entry.attempt)  # validates the key parts
     return entry
 
 
@@ -287,8 +298,9 @@ def new_distributed_entry(
     clip of the site's model delta; its epsilon holds under the stated honest-site assumption."""
     if event.rounds != 1:
         raise LedgerError(f"a distributed entry is one round, got {event.rounds}")
-    eps = epsilons([event], delta)
-    entry = LedgerEntry(
+    return _accounted(
+        event,
+        delta,
         run_id=run_id,
         round=round_,
         site_id=site_id,
@@ -297,9 +309,6 @@ def new_distributed_entry(
         noise_multiplier=0.0,
         steps=1,
         non_private=False,
-        delta=delta,
-        epsilon=_finite_or_none(eps.rdp),
-        epsilon_pld=_finite_or_none(eps.pld),
         batch_size=batch_size,
         epochs=epochs,
         num_examples=num_examples,
@@ -313,8 +322,6 @@ def new_distributed_entry(
         l2_sensitivity=event.l2,
         l1_sensitivity=event.l1,
     )
-    entry_key(site_id, run_id, round_, attempt)  # validates the key parts
-    return entry
 
 
 def next_attempt(entries: Iterable[LedgerEntry], run_id: str, round_: int) -> int:

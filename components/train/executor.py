@@ -471,33 +471,24 @@ def _charge(
     created = (now or dt.datetime.now(dt.UTC)).isoformat()
 
     def make_entry(attempt: int) -> LedgerEntry:
+        common: dict[str, Any] = {
+            "run_id": task.run_id,
+            "round_": task.round_index,
+            "site_id": site_id,
+            "attempt": attempt,
+            "delta": delta,
+            "batch_size": settings.batch_size,
+            "epochs": settings.local_epochs,
+            "num_examples": n,
+            "created_at": created,
+        }
         if isinstance(event, SkellamEvent):
-            return new_distributed_entry(
-                run_id=task.run_id,
-                round_=task.round_index,
-                site_id=site_id,
-                attempt=attempt,
-                event=event,
-                delta=delta,
-                batch_size=settings.batch_size,
-                epochs=settings.local_epochs,
-                num_examples=n,
-                delta_clip=DISTRIBUTED_DELTA_CLIP,
-                created_at=created,
-            )
+            return new_distributed_entry(event=event, delta_clip=DISTRIBUTED_DELTA_CLIP, **common)
         return new_entry(
-            run_id=task.run_id,
-            round_=task.round_index,
-            site_id=site_id,
-            attempt=attempt,
             event=event,
-            delta=delta,
-            batch_size=settings.batch_size,
-            epochs=settings.local_epochs,
-            num_examples=n,
             l2_norm_clip=settings.l2_norm_clip if settings.dp_enabled else None,
-            created_at=created,
             sampling=settings.dpsgd().effective_sampling,
+            **common,
         )
 
     try:
