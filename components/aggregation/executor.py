@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -326,25 +326,14 @@ def run(
     """
     inputs = locals()
     config = round_config(**{name: inputs[name] for name in ROUND_INPUTS})
+    out = _Outputs(global_model, round_report, kfp_job_id)
     if config.protection == "he":
-        return _run_encrypted(
-            config, previous_model, updates, global_model, round_report, kfp_job_id
-        )
+        return _run_encrypted(config, previous_model, updates, out)
     previous = read_global_model(previous_model)
     audit_log = _coordinator_log(config)
     if secagg_json:
         del request  # ordering only: the signed request is read from the coordinator's bucket
-        return _run_secure(
-            config,
-            previous,
-            updates,
-            answers or {},
-            secagg_json,
-            audit_log,
-            kfp_job_id,
-            global_model,
-            round_report,
-        )
+        return _run_secure(config, previous, updates, answers or {}, secagg_json, audit_log, out)
     collected, required, screening = _collect(
         config,
         model_spec(previous.tensors),
@@ -364,24 +353,14 @@ def run(
         count_caps=count_caps(config),
     )
     report = _round_report(config, previous.version + 1, collected, required, notes, screening)
-    model_bytes = dump_tensors(new_tensors)
-    meta = _version_meta(config, previous, report, kfp_job_id, sha256_hex(model_bytes))
-    meta["health"] = screening.health
-    _publish(config, report, meta, model_bytes, dump_tensors(new_state) if new_state else None)
-    if audit_log is not None:
-        _audit_round(audit_log, config, collected, report, meta)
-    write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
-    write_json(round_report, ROUND_FILE, report)
-    return report
+    model = (new_tensors, new_state)
+    return _finish_plain(
+        config, previous, collected, report, model, screening.health, audit_log, out
+    )
 
 
 def _run_encrypted(
-    config: RoundConfig,
-    previous_model: str,
-    updates: Mapping[str, str],
-    global_model: str,
-    round_report: str,
-    kfp_job_id: str,
+    config: RoundConfig, previous_model: str, updates: Mapping[str, str], out: _Outputs
 ) -> dict[str, Any]:
     """One round under protection he (module doc); returns the round report."""
     from components.aggregation.he_weight import total_weight
@@ -443,7 +422,7 @@ def _run_encrypted(
     }
     report = _round_report(config, previous.version + 1, collected, required, notes, screening)
     report["protection"] = "he"
-    meta = _version_meta(config, previous, report, kfp_job_id, sha256_hex(bundle))  # type: ignore[arg-type]
+    meta = _version_meta(config, previous, report, out.kfp_job_id, sha256_hex(bundle))  # type: ignore[arg-type]
     meta["health"] = health
     encrypted = encrypted_from(
         previous,
@@ -452,12 +431,17 @@ def _run_encrypted(
         bundle=bundle,
         meta=meta,
     )
-    _publish(config, report, encrypted.meta, bundle, None, model_file=MODEL_CIPHERTEXT_FILE)
-    if audit_log is not None:
-        _audit_round(audit_log, config, collected, report, encrypted.meta)
-    write_encrypted(global_model, encrypted)
-    write_json(round_report, ROUND_FILE, report)
-    return report
+    return _finish(
+        config,
+        collected,
+        report,
+        encrypted.meta,
+        (bundle, None),
+        audit_log,
+        out.round_report,
+        lambda: write_encrypted(out.global_model, encrypted),
+        model_file=MODEL_CIPHERTEXT_FILE,
+    )
 
 
 def _run_secure(
@@ -467,9 +451,7 @@ def _run_secure(
     answers: Mapping[str, str],
     secagg_json: str,
     audit_log: Any,
-    kfp_job_id: str,
-    global_model: str,
-    round_report: str,
+    out: _Outputs,
 ) -> dict[str, Any]:
     """The secagg round: unmask the sum, then optimizer, report, publish as a plain round."""
     from components.aggregation.secure import secure_round
@@ -520,13 +502,68 @@ def _run_secure(
     report["epsilon"] = dict(sorted(secure.epsilon.items()))
     report["quorum"]["valid"] = len(secure.contributors)
     report["protection"] = "secagg"
+    health = previous.meta.get("health") or {}
+    model = (new_tensors, new_state)
+    return _finish_plain(config, previous, collected, report, model, health, audit_log, out)
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Where a round writes: the output artifact folders, and the KFP job it runs in."""
+
+    global_model: str
+    round_report: str
+    kfp_job_id: str
+
+
+def _finish_plain(
+    config: RoundConfig,
+    previous: GlobalModel,
+    collected: Collected,
+    report: dict[str, Any],
+    model: tuple[Tensors, Tensors],
+    health: dict[str, Any],
+    audit_log: Any,
+    out: _Outputs,
+) -> dict[str, Any]:
+    """`_finish` for a plain model `(tensors, optimizer state)` (plain and secagg rounds)."""
+    new_tensors, new_state = model
     model_bytes = dump_tensors(new_tensors)
-    meta = _version_meta(config, previous, report, kfp_job_id, sha256_hex(model_bytes))
-    meta["health"] = previous.meta.get("health") or {}
-    _publish(config, report, meta, model_bytes, dump_tensors(new_state) if new_state else None)
+    meta = _version_meta(config, previous, report, out.kfp_job_id, sha256_hex(model_bytes))
+    meta["health"] = health
+    state_bytes = dump_tensors(new_state) if new_state else None
+    return _finish(
+        config,
+        collected,
+        report,
+        meta,
+        (model_bytes, state_bytes),
+        audit_log,
+        out.round_report,
+        lambda: write_global_model(
+            out.global_model, GlobalModel(new_tensors, meta, new_state or None)
+        ),
+    )
+
+
+def _finish(
+    config: RoundConfig,
+    collected: Collected,
+    report: dict[str, Any],
+    meta: dict[str, Any],
+    blobs: tuple[bytes, bytes | None],
+    audit_log: Any,
+    round_report: str,
+    write_model: Callable[[], None],
+    model_file: str = MODEL_FILE,
+) -> dict[str, Any]:
+    """The end of every round: publish `blobs` (model, optimizer state) create-only, record
+    the aggregate and the publish in the coordinator's audit log, then write the output
+    model (`write_model`, after the publish recorded its URI in `meta`) and round.json."""
+    _publish(config, report, meta, *blobs, model_file=model_file)
     if audit_log is not None:
         _audit_round(audit_log, config, collected, report, meta)
-    write_global_model(global_model, GlobalModel(new_tensors, meta, new_state or None))
+    write_model()
     write_json(round_report, ROUND_FILE, report)
     return report
 
