@@ -119,3 +119,105 @@ def test_a_site_that_abstains_at_validate_is_in_no_roster_and_the_others_aggrega
         assert rnd["contributors"] == ["hospital-berlin", "hospital-paris"]
         assert "privacy budget" in rnd["abstained"]["clinic-boston"]
     assert "robust rules" in summary["protection"]
+
+
+def _secagg_settings_of(compiled: Path):  # type: ignore[no-untyped-def]
+    """The `secagg_json` constant of the run's compiled pipeline."""
+    import yaml
+
+    from components.secagg.settings import SecAggSettings
+
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif isinstance(node, str) and node.startswith("{") and '"modulus_bits"' in node:
+            found.add(node)
+
+    for path in compiled.glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            walk(doc)
+    assert len(found) == 1, found
+    return SecAggSettings.from_json(found.pop())
+
+
+def test_a_site_dropping_after_masking_leaves_the_sum_of_the_survivors(tmp_path: Path) -> None:
+    """hospital-paris masks its round-1 update (shares relayed, manifest signed, export record
+    written), then its masked object is lost before the coordinator's request (a test-only
+    `sitecustomize` on the tasks' PYTHONPATH, `tests/support/secagg_drop/`; every task its own
+    process, kfp.local's way, so that each loads it): the request lists
+    it as dropped, the two survivors reveal its masking key's shares (t = 2 of k = 2 hold), and
+    the published model is the previous one plus the plain FedAvg of the survivors' quantized
+    updates."""
+    import os
+
+    import yaml
+
+    from components.common.global_model import read_global_model
+    from components.export.update import model_delta
+    from components.secagg.encode import decode_mean, encode_weighted
+    from components.secagg.settings import flatten
+    from pipelines.local_run.options import RunOptions
+    from pipelines.local_run.runner import run_local
+
+    lost, run_id = "hospital-paris", "e2e-secagg-lost"
+    survivors = [s for s in SITES if s != lost]
+    sites, policies = tmp_path / "sites", tmp_path / "policies"
+    shutil.copytree(REPO / "sites", sites)
+    shutil.copytree(REPO / "policies", policies)
+    for path in policies.glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        doc["aggregation"]["protection"] = "secagg"
+        path.write_text(yaml.safe_dump(doc))
+    hook = REPO / "tests" / "support" / "secagg_drop"
+    pythonpath = os.pathsep.join(
+        p for p in (str(hook), str(REPO), os.environ.get("PYTHONPATH")) if p
+    )
+    lines: list[str] = []
+    result = run_local(
+        RunOptions(
+            rounds=1, run_id=run_id, runs_dir=tmp_path / "runs", sites_dir=sites,
+            policies_dir=policies, dp=False, baseline=False, seed=0, isolation="process",
+            task_env={"PYTHONPATH": pythonpath, "FEDPIPE_TEST_LOSE_MASKED": f"{lost}:1"},
+        ),
+        emit=lines.append,
+    )  # fmt: skip
+    out = "\n".join(lines)
+    # the lost site masked and exported; the request names it dropped; the others answered
+    assert any(
+        "export" in ln and lost in ln and "masked update (SecAgg+)" in ln for ln in lines
+    ), out
+    [rnd] = result.summary["rounds"]
+    assert rnd["contributors"] == survivors, rnd
+    kfp_dir = next((result.run_dir / "kfp").iterdir())
+    report = json.loads((kfp_dir / "aggregate-r1" / "round_report" / "round.json").read_text())
+    notes = report["notes"]["secagg"]
+    assert lost in notes["dropped"] and sorted(notes["summed"]) == survivors, notes
+
+    # the plain FedAvg of the survivors' quantized updates, from their local models
+    settings = _secagg_settings_of(result.run_dir / "compiled")
+    quantizer = settings.quantizer()
+    previous = read_global_model(str(kfp_dir / "initialize" / "global_model"))
+    state = tmp_path / "runs" / ".state" / "s3"
+    total = None
+    for site in survivors:
+        ref = json.loads((kfp_dir / f"train-{site}-r1" / "local_model" / "ref.json").read_text())
+        folder = state / ref["bucket"] / ref["prefix"]
+        meta = json.loads((folder / "meta.json").read_text())
+        local = load_tensors((folder / "model.npz").read_bytes())
+        vector = flatten(model_delta(local, previous.tensors, site))
+        words = encode_weighted(
+            vector, settings.weight(meta.get("num_examples"), site), settings.norm_bound, quantizer
+        )
+        total = words if total is None else total + words  # uint words wrap mod 2^w
+    mean, _ = decode_mean(total, len(survivors), quantizer)
+    order = sorted(previous.tensors)
+    expected = flatten(previous.tensors) + mean
+    published = load_tensors((kfp_dir / "aggregate-r1" / "global_model" / "model.npz").read_bytes())
+    assert sorted(published) == order
+    np.testing.assert_allclose(flatten(published), expected, rtol=1e-6, atol=1e-7)
