@@ -113,18 +113,34 @@ def _one(
         client = client_for(site)
     except MissingSecretError as exc:
         raise UpdateRejected(site_id, f"cannot read the site's bucket: {exc}") from exc
-    where = (site_id, site, policy, client, bucket, key, spec)
-    if protection == "he":
-        verified = _encrypted(*where, context_id, run_id, round_index, global_version)
-    else:
-        verified = _plain(*where, max_bytes, run_id, round_index, global_version)
     digest = policy_digest(policy)
+    expected: dict[str, Any] = {  # what every update is checked against, plain or encrypted
+        "site_id": site_id,
+        "public_key_pem": site.signing.public_key if site.signing else "",
+        "run_id": run_id,
+        "round_index": round_index,
+        "spec": spec,
+        "policy_digest": digest,
+        "epsilon_per_round": policy.dp.epsilon_per_round,
+        "allow_dp_off": policy.dp.allow_dp_off,
+        "global_version": global_version,
+    }
+    if protection == "he":
+        verified = _encrypted(client, bucket, key, context_id, expected)
+    else:
+        raw = fetch_update(client, site_id=site_id, bucket=bucket, key=key, max_bytes=max_bytes)
+        verified = verify_update(
+            npz_bytes=raw.npz_bytes,
+            manifest_bytes=raw.manifest_bytes,
+            max_bytes=max_bytes,
+            **expected,
+        )
     key = admission_key(run_id, site_id, digest)
     try:
         admission = check_admission(
             _get_or_none(client, bucket, key),
             site_id=site_id,
-            public_pem=site.signing.public_key if site.signing else "",
+            public_pem=expected["public_key_pem"],
             run_id=run_id,
             policy_digest=digest,
             rule=rule,
@@ -139,71 +155,28 @@ def _one(
     return verified, residency, consumed
 
 
-def _plain(
-    site_id: str,
-    site: Site,
-    policy: Policy,
-    client: Minio,
-    bucket: str,
-    key: str,
-    spec: ModelSpec,
-    max_bytes: int,
-    run_id: str,
-    round_index: int,
-    global_version: int,
-) -> VerifiedUpdate:
-    raw = fetch_update(client, site_id=site_id, bucket=bucket, key=key, max_bytes=max_bytes)
-    return verify_update(
-        site_id=site_id,
-        npz_bytes=raw.npz_bytes,
-        manifest_bytes=raw.manifest_bytes,
-        public_key_pem=site.signing.public_key if site.signing else "",
-        run_id=run_id,
-        round_index=round_index,
-        spec=spec,
-        max_bytes=max_bytes,
-        policy_digest=policy_digest(policy),
-        epsilon_per_round=policy.dp.epsilon_per_round,
-        allow_dp_off=policy.dp.allow_dp_off,
-        global_version=global_version,
-    )
-
-
 def _encrypted(
-    site_id: str,
-    site: Site,
-    policy: Policy,
-    client: Minio,
-    bucket: str,
-    key: str,
-    spec: ModelSpec,
-    context_id: str | None,
-    run_id: str,
-    round_index: int,
-    global_version: int,
+    client: Minio, bucket: str, key: str, context_id: str | None, expected: dict[str, Any]
 ) -> VerifiedUpdate:
     """Fetch and verify `<key>.ckks` + its manifest (protection he)."""
     from components.he.wire import CIPHERTEXT_SUFFIX
 
     if not context_id:
         raise ValueError("protection he: collect_updates needs the federation's context_id")
-    limit = encrypted_size_limit(spec)
+    limit = encrypted_size_limit(expected["spec"])
     raw = fetch_update(
-        client, site_id=site_id, bucket=bucket, key=key, max_bytes=limit, suffix=CIPHERTEXT_SUFFIX
+        client,
+        site_id=expected["site_id"],
+        bucket=bucket,
+        key=key,
+        max_bytes=limit,
+        suffix=CIPHERTEXT_SUFFIX,
     )
     return verify_encrypted_update(
-        site_id=site_id,
         bundle_bytes=raw.npz_bytes,
         manifest_bytes=raw.manifest_bytes,
-        public_key_pem=site.signing.public_key if site.signing else "",
-        run_id=run_id,
-        round_index=round_index,
-        spec=spec,
         context_id=context_id,
-        policy_digest=policy_digest(policy),
-        epsilon_per_round=policy.dp.epsilon_per_round,
-        allow_dp_off=policy.dp.allow_dp_off,
-        global_version=global_version,
+        **expected,
     )
 
 

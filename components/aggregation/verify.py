@@ -297,12 +297,16 @@ def verified_manifest(
 HE_WEIGHTS = ("num_examples", "uniform")
 
 
+def spec_length(spec: ModelSpec) -> int:
+    """How many values a model of `spec` holds (the length of its flattened vector)."""
+    return sum(math.prod(shape) for shape in spec.values())
+
+
 def encrypted_size_limit(spec: ModelSpec) -> int:
     """Largest acceptable ciphertext bundle of a model of `spec` (protection he)."""
     from components.he.wire import MAX_CHUNK_BYTES, MAX_HEADER_BYTES, expected_chunks
 
-    length = sum(math.prod(shape) for shape in spec.values())
-    return expected_chunks(length) * MAX_CHUNK_BYTES + MAX_HEADER_BYTES
+    return expected_chunks(spec_length(spec)) * MAX_CHUNK_BYTES + MAX_HEADER_BYTES
 
 
 def verify_encrypted_update(
@@ -359,9 +363,8 @@ def verify_encrypted_update(
             f"manifest tensor_names {sorted(manifest.tensor_names)} differ from the global "
             f"model's {sorted(spec)}",
         )
-    length = sum(math.prod(shape) for shape in spec.values())
     try:
-        bundle = unpack_bundle(bundle_bytes, context_id=context_id, length=length)
+        bundle = unpack_bundle(bundle_bytes, context_id=context_id, length=spec_length(spec))
     except HeError as exc:
         raise UpdateRejected(site_id, str(exc)) from None
     return VerifiedUpdate(site_id, {}, manifest, len(bundle_bytes), ciphertext=bundle)
