@@ -34,14 +34,17 @@ multiplication of uniforms (lambda < 10), driven by an injected uniform source: 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import gammaln
 
-Uniform = Callable[[int], np.ndarray]
+from components.privacy.uniform import (  # noqa: F401 (re-exported)
+    Uniform,
+    os_uniform,
+    seeded_uniform,
+)
 
 MODE_LOCAL = "local"
 MODE_DISTRIBUTED = "distributed"
@@ -247,17 +250,6 @@ def scale_round(clipped: np.ndarray, gamma: float) -> np.ndarray:
     """round(gamma * x) to the nearest integer (int64)."""
     _positive(gamma, "scale gamma")
     return np.rint(np.asarray(clipped, dtype=np.float64) * gamma).astype(np.int64)
-
-
-def os_uniform(n: int) -> np.ndarray:
-    """n uniforms in [0, 1) with 53 random bits each from the OS CSPRNG (production)."""
-    words = np.frombuffer(os.urandom(8 * n), dtype=np.uint64) >> np.uint64(11)
-    return words.astype(np.float64) * 2.0**-53
-
-
-def seeded_uniform(seed: int) -> Uniform:
-    """Reproducible uniforms (numpy PCG64): tests and simulation only."""
-    return np.random.default_rng(seed).random
 
 
 def _poisson_small(lam: float, n: int, uniform: Uniform) -> np.ndarray:

@@ -39,9 +39,8 @@ so the same seeds give bit-identical weights as before.
 
 from __future__ import annotations
 
-import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,12 +54,11 @@ from components.privacy.accounting import (  # noqa: F401 (re-exported for calle
     SAMPLINGS,
     sampling_guarantee,
 )
+from components.privacy.uniform import Uniform, os_uniform, seeded_uniform
 from components.train.models import get_weights, model_from_tensors
 
 NOISE_MODE_SEEDED = "seeded-simulation"
 NOISE_MODE_OS_ENTROPY = "os-entropy"
-
-Uniform = Callable[[int], np.ndarray]
 
 
 class TrainingError(ValueError):
@@ -131,17 +129,6 @@ def epoch_batches(num_examples: int, batch_size: int, epochs: int, seed: int) ->
     rng = np.random.default_rng(seed)
     usable = (num_examples // batch_size) * batch_size
     return np.concatenate([rng.permutation(num_examples)[:usable] for _ in range(epochs)])
-
-
-def os_uniform(n: int) -> np.ndarray:
-    """n uniform floats in [0, 1) with 53 random bits each from the OS CSPRNG."""
-    words = np.frombuffer(os.urandom(8 * n), dtype=np.uint64) >> np.uint64(11)
-    return words.astype(np.float64) * 2.0**-53
-
-
-def seeded_uniform(seed: int) -> Uniform:
-    """Reproducible uniforms (numpy PCG64 seeded by `seed`): tests and simulation only."""
-    return np.random.default_rng(seed).random
 
 
 def poisson_batches(
