@@ -123,36 +123,31 @@ def secure_sum(words: Mapping[str, np.ndarray], seed: int) -> np.ndarray:
 
 
 def run_local(data, init, rounds: int, sigma: float) -> dict[str, np.ndarray]:
-    from components.train.dpsgd import DpSgdConfig, train_dp_sgd
-    from pipelines.simulate.spec import fedavg_step, shuffle_seed_for
+    from components.train.dpsgd import DpSgdConfig
 
     config = DpSgdConfig(BATCH_SIZE, LOCAL_EPOCHS, LEARNING_RATE, sigma, EXAMPLE_CLIP)
-    model = dict(init)
-    for r in range(1, rounds + 1):
-        local = []
-        for s in SITES:
-            seed = shuffle_seed_for(SEED, s, "ddp-bench-local", r)
-            site = data.sites[s]
-            trained = train_dp_sgd(
-                MODEL, model, site.x, site.y, data.num_classes, config,
-                sampling_seed=seed, noise_seed=seed,
-            )  # fmt: skip
-            local.append(trained.tensors)
-        model = fedavg_step(model, local, [1.0] * len(local))
-    return model
+    return _fedavg_rounds(data, init, rounds, config, "ddp-bench-local")
 
 
 def run_plain(data, init, rounds: int) -> dict[str, np.ndarray]:
     """The reference without DP: plain SGD at every site, FedAvg of the unclipped deltas."""
-    from components.train.dpsgd import DpSgdConfig, train_dp_sgd
-    from pipelines.simulate.spec import fedavg_step, shuffle_seed_for
+    from components.train.dpsgd import DpSgdConfig
 
     config = DpSgdConfig(BATCH_SIZE, LOCAL_EPOCHS, LEARNING_RATE, 0.0, 0.0, dp_enabled=False)
+    return _fedavg_rounds(data, init, rounds, config, "ddp-bench-plain")
+
+
+def _fedavg_rounds(data, init, rounds: int, config, stream: str) -> dict[str, np.ndarray]:
+    """`rounds` of `train_dp_sgd` with `config` at every site (seeds from `stream`), then an
+    unweighted FedAvg of the local models."""
+    from components.train.dpsgd import train_dp_sgd
+    from pipelines.simulate.spec import fedavg_step, shuffle_seed_for
+
     model = dict(init)
     for r in range(1, rounds + 1):
         local = []
         for s in SITES:
-            seed = shuffle_seed_for(SEED, s, "ddp-bench-plain", r)
+            seed = shuffle_seed_for(SEED, s, stream, r)
             site = data.sites[s]
             trained = train_dp_sgd(
                 MODEL, model, site.x, site.y, data.num_classes, config,
