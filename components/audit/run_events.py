@@ -14,6 +14,44 @@ INITIALIZE = "initialize"
 REPORT = "report"
 
 
+def site_records(summaries: Mapping[str, Mapping[str, Any] | None]) -> dict[str, dict[str, str]]:
+    """{site: {"admission": hash, "validation": hash}} from the validation summaries (their
+    `audit` field, written by validate beside the records it signed); a summary without it,
+    or with a value that is not a sha256 hex digest, gives nothing for that record."""
+    out: dict[str, dict[str, str]] = {}
+    for site, summary in sorted(summaries.items()):
+        audit = (summary or {}).get("audit")
+        if not isinstance(audit, Mapping):
+            continue
+        found = {
+            kind: str(audit[kind]).lower()
+            for kind in ("admission", "validation")
+            if _is_sha256(audit.get(kind))
+        }
+        if found:
+            out[site] = found
+    return out
+
+
+def _is_sha256(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == 64
+        and all(c in "0123456789abcdef" for c in value.lower())
+    )
+
+
+def record_refs(records: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The hashes of `site_records`, in site order (admission, then validation): the refs of
+    the initialize record."""
+    return [
+        records[site][kind]
+        for site in sorted(records)
+        for kind in ("admission", "validation")
+        if kind in records[site]
+    ]
+
+
 def initialize_body(
     *,
     passed: Sequence[str],
@@ -23,10 +61,13 @@ def initialize_body(
     model_sha256: str | None = None,
     source: str | None = None,
     refused: str | None = None,
+    records: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The initialize record: which sites take part and which abstain (with their reasons),
     the quorum it needed, and the starting model's version and sha256 (or, when the quorum
-    cannot hold, `refused` with the reason and no model)."""
+    cannot hold, `refused` with the reason and no model); `records`: each site's admission
+    and validation record hashes its decision rested on (`site_records`; the record's refs
+    are the same hashes, `record_refs`)."""
     decision = "refuse" if refused is not None else "accept"
     if refused is not None:
         summary = f"run refused before training: {refused}"
@@ -45,6 +86,9 @@ def initialize_body(
         "model_sha256": model_sha256,
         "source": source,
         "reason": refused,
+        "site_records": {
+            site: dict(sorted(r.items())) for site, r in sorted((records or {}).items())
+        },
         "summary": summary,
     }
 

@@ -9,6 +9,9 @@ or another head, than the chain holds). `cross_check` reports a coordinator refe
 record no site chain holds, and a site record of a consumed kind (default: `export`) that no
 coordinator record references: the coordinator references every export it read, accepted or
 rejected, so an unreferenced export was hidden by the coordinator or added by the site later.
+`admissions_referenced` reports a site that an `initialize` record lets take part without
+referencing its accepted admission record, and a site that accepted the run but that the
+initialize record does not name at all.
 `report_files` compares the sha256 the coordinator's last `report` record states for each
 file the report task wrote (`summary.json`, `html`, `markdown`) with the files as found (the
 caller reads them: a local run's pipeline root, or a folder of the report task's outputs), so
@@ -116,6 +119,48 @@ def cross_check(
     return problems
 
 
+def admissions_referenced(sites: Iterable[Chain], coordinator: Chain) -> list[str]:
+    """Problems between the sites' accepted admission records and the coordinator's
+    `initialize` records, which reference (by hash) the admission and validation records
+    behind each validation summary they decided on: a site an initialize record lets take
+    part must have an accepted admission record among its refs, and a site whose chain holds
+    an accepted admission must appear in the initialize record (taking part or abstaining).
+    A site chain without an accepted admission gives nothing to compare here (aggregate
+    refuses that site's updates; its other records are cross-checked by `cross_check`)."""
+    accepted: dict[str, list[Record]] = {}
+    for chain in sites:
+        for rec in chain.records:
+            if rec.kind == "admission" and rec.body.get("decision") == "accept":
+                accepted.setdefault(chain.name, []).append(rec)
+    problems: list[str] = []
+    starts = [
+        r
+        for r in coordinator.records
+        if r.kind == "initialize" and r.body.get("decision") == "accept"
+    ]
+    for start in starts:
+        refs = set(start.refs)
+        for site in start.body.get("taking_part") or []:
+            admissions = accepted.get(f"site/{site}", [])
+            if admissions and not any(a.hash in refs for a in admissions):
+                seqs = ", ".join(f"#{a.seq}" for a in admissions)
+                problems.append(
+                    f"{coordinator.name}: {_label(start)} lets site {site} take part without "
+                    f"referencing its accepted admission record (site/{site} {seqs})"
+                )
+    if starts:
+        last = starts[-1]
+        named = set(last.body.get("taking_part") or []) | set(last.body.get("abstained") or {})
+        for name, admissions in sorted(accepted.items()):
+            site = name.removeprefix("site/")
+            if site not in named:
+                problems.append(
+                    f"{name}: {_label(admissions[-1])} accepted the run, but the coordinator's "
+                    f"{_label(last)} neither lets the site take part nor names it abstaining"
+                )
+    return problems
+
+
 def run_story(coordinator: Chain) -> list[str]:
     """Problems in the coordinator's account of the run: it holds an `initialize` record (the
     quorum decision and the starting model's sha256) before any `aggregate`, no aggregate
@@ -202,6 +247,7 @@ def verify_run(
         sites = [c for n, c in sorted(chains.items()) if n != COORDINATOR]
         verdict.problems += run_story(chains[COORDINATOR])
         verdict.problems += cross_check(sites, chains[COORDINATOR])
+        verdict.problems += admissions_referenced(sites, chains[COORDINATOR])
         if report is not None:
             verdict.problems += report_files(chains[COORDINATOR], report[1], report[0])
     else:

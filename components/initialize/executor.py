@@ -14,6 +14,18 @@ them to every later version, and train and evaluate scale with them. A published
 (`resumed_encrypted`): the sites decrypt it, the next aggregate adds to it. Without resume, a run that already published versions starts again from the same seeded
 init: its aggregates then confirm the identical versions already published (a rerun of the
 same run id replays its rounds) and refuse any different one (`PublishConflictError`).
+
+Audit cross-reference. The initialize record (coordinator's chain) references, by hash, each
+site's admission and validation records its quorum decision rested on. It takes those
+hashes from the validation summaries it already receives: validate signs the two records
+into the site's chain and writes their hashes into the same summary (`audit`). The access
+rules would let the coordinator's read-only identity GET the site's `admission/` and
+`audit/` objects, but initialize is compiled without the sites' read credentials, site
+specs and policies (the admission key is per compiled policy digest), and reading them
+would check nothing `fedpipe audit verify` does not: a hash that no site chain holds is
+named there, and so is a site taking part whose accepted admission record the initialize
+record does not reference. Before any update is used, aggregate reads and checks the
+admission record itself under its fixed key with that read identity.
 """
 
 from __future__ import annotations
@@ -31,7 +43,13 @@ from components.aggregation.publish import (
     read_latest,
 )
 from components.aggregation.quorum import RunQuorumError, check_run_quorum, sites_taking_part
-from components.audit.run_events import INITIALIZE, coordinator_task_log, initialize_body
+from components.audit.run_events import (
+    INITIALIZE,
+    coordinator_task_log,
+    initialize_body,
+    record_refs,
+    site_records,
+)
 from components.common.artifact_files import SUMMARY_FILE
 from components.common.config_digest import check_config
 from components.common.global_model import GlobalModel, GlobalModelError, write_global_model
@@ -129,17 +147,23 @@ def run(
     audit = coordinator_task_log(coordinator, run_name)
     passed: list[str] = []
     abstained: dict[str, str] = {}
+    records: dict[str, dict[str, str]] = {}
     if validations is not None:
         summaries = {site: _summary(folder) for site, folder in validations.items()}
         passed, abstained = sites_taking_part(summaries)
+        records = site_records(summaries)
         try:
             check_run_quorum(summaries, min_sites)
         except RunQuorumError as exc:  # the refusal is on record before the run stops
             if audit is not None:
                 body = initialize_body(
-                    passed=passed, abstained=abstained, min_sites=min_sites, refused=str(exc)
+                    passed=passed,
+                    abstained=abstained,
+                    min_sites=min_sites,
+                    refused=str(exc),
+                    records=records,
                 )
-                audit.append(INITIALIZE, body)
+                audit.append(INITIALIZE, body, record_refs(records))
             raise
         for site, why in abstained.items():
             log.warning("site %s abstains from this run: %s", site, why)
@@ -219,8 +243,9 @@ def run(
                 model.bundle if isinstance(model, EncryptedGlobal) else dump_tensors(model.tensors)
             ),
             source=str(model.meta.get("source")),
+            records=records,
         )
-        audit.append(INITIALIZE, body)
+        audit.append(INITIALIZE, body, record_refs(records))
     if isinstance(model, EncryptedGlobal):
         write_encrypted(global_model, model)
     else:

@@ -93,7 +93,8 @@ def run(
     `admission` (what the component passes: image, rule, coordinator): the run is first checked
     against the site's own copy of its policy (`components.validate.site_admission`); a
     refusal makes the summary fail with every reason (the site abstains) and the signed
-    admission record is written either way; the validation outcome goes to the site's chain.
+    admission record is written either way; the validation outcome goes to the site's chain,
+    and the summary's `audit` names both records by hash (`{"admission", "validation"}`).
     Under `aggregation.protection: he` a site whose secret CKKS context is missing or unusable
     abstains too, with the reason (the object and `fedpipe he-setup`), before it trains.
     Under `secagg` a site whose data passed advertises its SecAgg+ round keys for every round
@@ -114,10 +115,11 @@ def run(
     reveal = bool(task.policy.export.reveal_num_examples)
     body, rows = _validate_site(task, client_factory, reveal)
     log = None
+    admitted = None
     if admission is not None:
         from components.validate.site_admission import admit
 
-        decision, log = admit(task, admission, rows, client_factory)
+        decision, log, admitted = admit(task, admission, rows, client_factory)
         if not decision.accepted:
             body = abstention(task.site_id, decision.summary(), body.get("row_count"))
     if settings.rounds is not None and settings.dp_enabled and body.get("passed") and rows:
@@ -145,8 +147,8 @@ def run(
         why = _advertise_round_keys(task, client_factory)
         if why is not None:
             body = {**body, "passed": False, "reason": f"site {task.site_id} abstains: {why}"}
-    if log is not None:
-        log.append(
+    if log is not None and admitted is not None:
+        validated = log.append(
             "validation",
             {
                 "round": 0,
@@ -157,6 +159,9 @@ def run(
                 else f"abstains: {body.get('reason')}",
             },
         )
+        # the records behind this summary, by hash: initialize references them in the
+        # coordinator's chain (the chains cross-check; `fedpipe audit verify` checks them)
+        body = {**body, "audit": {"admission": admitted.hash, "validation": validated.hash}}
     write_summary(summary, body)
     return body
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.audit.events import EventLog, admission_key, site_log, store_admission
+from components.audit.records import Record
 from components.audit.store import S3Store
 from components.common.create_only import sse_for_policy
 from components.common.secrets import secret_env_name, site_secret
@@ -98,9 +99,11 @@ def admit(
     inputs: AdmissionInputs,
     rows: int | None,
     client_factory: ClientFactory | None = None,
-) -> tuple[Admission, EventLog]:
+) -> tuple[Admission, EventLog, Record]:
     """Decide on the run with the site's own policy; write the signed admission record to
-    the site's chain and under its fixed key. Returns (decision, the site's event log)."""
+    the site's chain and under its fixed key. Returns (decision, the site's event log, the
+    admission record as appended to the chain: validate puts its hash in the validation
+    summary, and initialize references it)."""
     site = task.site
     client = (client_factory or site_client_factory(site))()
     coordinator = Site.parse_raw(inputs.coordinator_json)
@@ -160,4 +163,4 @@ def admit(
         admission_key(task.run_id, site.id, task.policy_digest),
         record,
     )
-    return decision, log
+    return decision, log, record

@@ -8,7 +8,12 @@ from __future__ import annotations
 import pytest
 
 from components.aggregation.executor import run
-from components.audit.run_events import INITIALIZE, coordinator_task_log, initialize_body
+from components.audit.run_events import (
+    INITIALIZE,
+    coordinator_task_log,
+    initialize_body,
+    record_refs,
+)
 from components.audit.store import GcsStore, S3Store, read_chain
 from components.audit.verify import COORDINATOR, verify_run
 from components.common.config_digest import config_digest
@@ -65,11 +70,31 @@ def test_coordinator_chain_records_every_outcome_and_references_site_records(
         "sites_json": sites_json(kits),
         "policies_json": policies_json(kits),
     }
-    # the run's start, as initialize writes it (verify_run wants the chain to begin there)
+    # the run's start, as initialize writes it (verify_run wants the chain to begin there),
+    # referencing the admission records of a and b that their validation summaries name
+    records = {
+        k.id: {
+            "admission": next(
+                r.hash
+                for r in read_chain(
+                    S3Store(minio, k.site.object_store.bucket),
+                    run_id,
+                    f"site/{k.id}",
+                    k.site.signing.public_key,
+                ).records
+                if r.kind == "admission"
+            )
+        }
+        for k in kits[:2]
+    }
     start = initialize_body(
-        passed=["a", "b", "c"], abstained={"d": "validation failed"}, min_sites=2, version=0
+        passed=["a", "b", "c"],
+        abstained={"d": "validation failed"},
+        min_sites=2,
+        version=0,
+        records=records,
     )
-    coordinator_task_log(coordinator, run_id).append(INITIALIZE, start)
+    coordinator_task_log(coordinator, run_id).append(INITIALIZE, start, record_refs(records))
     report = run(
         **texts,
         config_digest=config_digest(**texts),

@@ -259,3 +259,43 @@ def test_report_files_are_checked_against_the_report_record():
     assert verify_run(without_report, ("out/report", files)).problems == [
         "coordinator: no report record to check the report files in out/report against"
     ]
+
+
+def test_initialize_must_reference_every_accepted_admission_it_lets_take_part():
+    """The initialize record references each site's admission and validation records (from
+    the validation summaries); verify names a site taking part whose accepted admission is
+    not referenced, and a site that accepted but is named neither taking part nor abstaining."""
+    accept = {"round": 0, "decision": "accept", "summary": "accepted"}
+    sites = {
+        n: build_chain(
+            n,
+            [
+                ("admission", {**accept, "site": n}, []),
+                ("validation", {"round": 0, "passed": True, "summary": "ok"}, []),
+                ("export", {"round": 1, "summary": "update"}, []),
+            ],
+        )
+        for n in ("site/a", "site/b")
+    }
+    exports = [sites[n][2].hash for n in sorted(sites)]
+    refs = [sites[n][i].hash for n in sorted(sites) for i in (0, 1)]
+
+    def start(taking_part, abstained, refs):
+        body = {"round": 0, "decision": "accept", "summary": "v0"}
+        return ("initialize", {**body, "taking_part": taking_part, "abstained": abstained}, refs)
+
+    def run(events):
+        return verify_run(chains({**sites, "coordinator": build_chain("coordinator", events)}))
+
+    aggregate = ("aggregate", {"round": 1, "summary": "v1"}, exports)
+    assert run([start(["a", "b"], {}, refs), aggregate]).ok
+    assert run([start(["a", "b"], {}, refs[2:]), aggregate]).problems == [
+        "coordinator: record #0 (initialize, round 0) lets site a take part without "
+        "referencing its accepted admission record (site/a #0)"
+    ]
+    assert run([start(["a"], {}, refs[:2]), aggregate]).problems == [
+        "site/b: record #0 (admission, round 0) accepted the run, but the coordinator's "
+        "record #0 (initialize, round 0) neither lets the site take part nor names it abstaining"
+    ]
+    # abstaining (e.g. its budget) after an accepted admission is an account of the site
+    assert run([start(["a"], {"b": "budget"}, refs), aggregate]).ok

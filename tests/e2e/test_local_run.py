@@ -235,6 +235,25 @@ def test_audit_chains_verify_and_the_coordinator_references_the_site_records(
             (export,) = [r for r in records if r.kind == "export" and r.body["round"] == rnd]
             (admission,) = [r for r in records if r.kind == "admission"]
             assert {export.hash, admission.hash} <= set(aggregate.refs), (rnd, site)
+    for site in SITES:  # initialize references the records behind each validation summary
+        admission, validation = chains[f"site/{site}"].records[:2]
+        assert {admission.hash, validation.hash} <= set(start.refs), site
+        assert start.body["site_records"][site] == {
+            "admission": admission.hash,
+            "validation": validation.hash,
+        }
+    assert "report files: checked against the report record in" in proc.stdout
+
+    # a report changed after the report task wrote it is named
+    (html,) = (runs / RUN_ID / "kfp").glob("*/report/html")
+    original = html.read_bytes()
+    html.write_bytes(original + b"<!-- edited -->")
+    try:
+        edited = fedpipe("audit", "verify", RUN_ID, "--local", "--runs-dir", str(runs))
+    finally:
+        html.write_bytes(original)
+    assert edited.returncode == 1
+    assert f"PROBLEM report file html in {html.parent} was changed after" in edited.stdout
 
 
 def test_a_site_refuses_a_pipeline_compiled_from_a_weakened_policy(tmp_path: Path) -> None:

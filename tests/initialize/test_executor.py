@@ -298,3 +298,56 @@ def test_resume_of_an_he_run_continues_from_the_published_ciphertext(coordinator
     for n in plain:
         want = plain[n] + delta[n]
         assert np.linalg.norm(got.tensors[n] - want) / np.linalg.norm(want) < 1e-6
+
+
+def test_initialize_references_the_site_records_behind_each_validation_summary(
+    coordinator, tmp_path, monkeypatch
+):
+    """Each validation summary names the site's admission and validation records by hash
+    (validate writes them beside the records it signs); the initialize record carries them
+    as refs (site order, admission then validation) and in `site_records`, for a refusal
+    too; a value that is not a sha256 is not referenced."""
+    from components.audit.store import GcsStore, read_chain
+    from components.common.manifest import generate_keypair
+
+    site, bucket = coordinator
+    private, public = generate_keypair()
+    site = site.copy(update={"signing": {"public_key": public}})
+    site = type(site).parse_raw(canonical_json(site))
+    monkeypatch.setenv("FEDPIPE_SIGNING_KEY__COORDINATOR", private)
+    h = {name: name * 64 for name in "abcd"}
+
+    def summary(folder, passed, audit):
+        folder.mkdir(parents=True)
+        body = {"passed": passed, "reason": None if passed else "site b abstains: budget"}
+        (folder / "summary.json").write_text(json.dumps({**body, "audit": audit}))
+        return str(folder)
+
+    validations = {
+        "b": summary(tmp_path / "vb", False, {"admission": h["c"], "validation": h["d"]}),
+        "a": summary(tmp_path / "va", True, {"admission": h["a"], "validation": "not-a-hash"}),
+    }
+    kwargs = dict(
+        coordinator_json=canonical_json(site),
+        contract_json=contract_json("digits"),
+        config_digest=config_digest(
+            coordinator_json=canonical_json(site), contract_json=contract_json("digits")
+        ),
+        run_id="run-refs",
+        kfp_job_id="job-r",
+        model_name="logreg",
+        dataset="digits",
+        seed=0,
+        resume=False,
+        validations=validations,
+    )
+    with pytest.raises(RunQuorumError):
+        run(**kwargs, global_model=str(tmp_path / "gm0"), min_sites=2)
+    run(**kwargs, global_model=str(tmp_path / "gm"), min_sites=1)
+    refused, accepted = read_chain(GcsStore(bucket), "run-refs", "coordinator", public).records
+    for record in (refused, accepted):
+        assert record.refs == [h["a"], h["c"], h["d"]]
+        assert record.body["site_records"] == {
+            "a": {"admission": h["a"]},
+            "b": {"admission": h["c"], "validation": h["d"]},
+        }

@@ -154,6 +154,13 @@ def test_weakened_policy_refused_by_its_site_others_go_on_and_forged_update_refu
     chain = read_chain(store, run_id, f"site/{WEAK_SITE}", site.signing.public_key)
     assert [r.kind for r in chain.records] == ["admission", "validation"]
     assert verify_chain(chain) == []
+    # the summary names both records by hash (initialize references them); the fixed-key
+    # admission record is the same record as the chain's
+    assert refused["audit"] == {
+        "admission": chain.records[0].hash,
+        "validation": chain.records[1].hash,
+    }
+    assert record.hash == chain.records[0].hash
 
     # round 1 at the coordinator: Berlin and Paris export; an update is forged for Boston
     # (signed with its key, as a compromised export or a replay would be) without admission
