@@ -464,6 +464,43 @@ def _known_rule(value: str) -> str:
     return value
 
 
+class SecAggParameters(_Strict):
+    """`aggregation.secagg`: the SecAgg+ graph, threshold and fixed point (protection secagg).
+
+    Every policy of a secagg federation that sets it must set the same values (the sites
+    mask with one fixed point and one graph); the compiler checks what a federation of this
+    size can hold (`pipelines.residency.protection`)."""
+
+    neighbours: conint(strict=True, ge=2, multiple_of=2) = Field(  # type: ignore[valid-type]
+        8,
+        description="largest neighbour count k of a site in the SecAgg+ graph (even; a "
+        "round with fewer sites uses the complete graph, k = sites - 1)",
+    )
+    threshold: conint(strict=True, ge=2) | None = Field(  # type: ignore[valid-type]
+        None,
+        description="shares t needed to recover a site's masks; must exceed (k + 1) / 2 so "
+        "that a lying coordinator never gets both shares of one site, and be at most k + 1 "
+        "(the site and its k neighbours hold its shares; a dropped site is recovered only "
+        "when t <= k) (null: the smallest safe one, floor((k + 1) / 2) + 1; a round with a "
+        "smaller graph uses min(threshold, k + 1), never below that)",
+    )
+    norm_bound: float = Field(
+        100.0,
+        gt=0,
+        description="L2 norm every site clips its update to before masking (the "
+        "coordinator cannot bound what it cannot see)",
+    )
+    word_bits: Literal[32, 64] = Field(
+        64,
+        description="masked word size: the fixed point keeps the sum over every member "
+        "site below 2^word_bits",
+    )
+
+    @field_validator("norm_bound", pre=True)
+    def _bound(cls, value: Any) -> float:
+        return _number(value)
+
+
 class Aggregation(_Strict):
     min_sites: PositiveInt = Field(..., description="fewest sites per aggregate")
     rule: StrictStr | None = Field(
@@ -504,6 +541,11 @@ class Aggregation(_Strict):
         description="what the coordinator may see of this site's update: none (the update), "
         "secagg (only the sum, secure aggregation) or he (only ciphertexts, homomorphic "
         "encryption); secagg and he rule out robust rules and anomaly scoring",
+    )
+    secagg: SecAggParameters | None = Field(
+        None,
+        description="SecAgg+ parameters with protection secagg (null: neighbours 8, the "
+        "smallest safe threshold, norm bound 100, 64-bit words)",
     )
 
 

@@ -10,6 +10,11 @@ dequantizes with it:
   with m advertising sites uses k = m - 1 (complete graph, Bonawitz et al. 2017) when
   m - 1 <= neighbours, else k = neighbours; its threshold is t = floor((k + 1) / 2) + 1, the
   smallest that keeps both shares of a site out of a lying coordinator's reach;
+* `threshold`: None (the smallest safe t above) or the policy's t for the full graph; a
+  round with k neighbours uses max(floor((k + 1) / 2) + 1, min(threshold, k + 1)) (the
+  site and its k neighbours hold its shares; a dropped site's k neighbours must reach t);
+* `modulus_bits`: the word size (policy `aggregation.secagg.word_bits`); the fixed point must
+  keep at least `MIN_FIXED_POINT_BITS` bits per value for the sum over `num_sites`;
 * `norm_bound`: each site clips its update to this L2 norm before masking (the coordinator
   cannot bound what it cannot see);
 * `weighting`: `uniform` (weight 1 per site; what plain FedAvg does when the sample counts
@@ -31,12 +36,13 @@ import numpy as np
 
 from components.secagg.encode import weighted_quantizer
 from components.secagg.errors import SecAggError
-from components.secagg.quantize import Quantizer
+from components.secagg.quantize import Quantizer, max_bits
 
 WEIGHTINGS = ("uniform", "num_examples")
 DEFAULT_NEIGHBOURS = 8
 DEFAULT_MODULUS_BITS = 64
 DEFAULT_NORM_BOUND = 100.0
+MIN_FIXED_POINT_BITS = 16  # fewer levels per value and the quantization error swamps the update
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class SecAggSettings:
     norm_bound: float = DEFAULT_NORM_BOUND
     weighting: str = "uniform"
     max_weight: float = 1.0
+    threshold: int | None = None
 
     def __post_init__(self) -> None:
         if self.num_sites < 2:
@@ -55,6 +62,10 @@ class SecAggSettings:
             raise SecAggError(f"neighbours {self.neighbours} must be even and >= 2")
         if self.modulus_bits not in (32, 64):
             raise SecAggError(f"modulus_bits {self.modulus_bits} must be 32 or 64")
+        for _field, problem in parameter_problems(
+            self.num_sites, self.neighbours, self.threshold, self.modulus_bits
+        ):
+            raise SecAggError(problem)
         if not (self.norm_bound > 0 and math.isfinite(self.norm_bound)):
             raise SecAggError(f"norm_bound {self.norm_bound} must be a finite number > 0")
         if self.weighting not in WEIGHTINGS:
@@ -78,6 +89,7 @@ class SecAggSettings:
                 norm_bound=float(body["norm_bound"]),
                 weighting=str(body["weighting"]),
                 max_weight=float(body["max_weight"]),
+                threshold=None if body.get("threshold") is None else int(body["threshold"]),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise SecAggError(f"{where}: not SecAgg+ settings ({exc})") from None
@@ -89,7 +101,10 @@ class SecAggSettings:
                 f"{advertised} site(s) advertised keys: secure aggregation needs at least 2"
             )
         k = advertised - 1 if advertised - 1 <= self.neighbours else self.neighbours
-        return k, (k + 1) // 2 + 1
+        smallest = (k + 1) // 2 + 1
+        if self.threshold is None:
+            return k, smallest
+        return k, max(smallest, min(self.threshold, k + 1))
 
     def quantizer(self) -> Quantizer:
         return weighted_quantizer(
@@ -103,6 +118,47 @@ class SecAggSettings:
         if not num_examples or num_examples < 1:
             raise SecAggError(f"site {site_id}: num_examples weighting without a row count")
         return float(min(num_examples, self.max_weight))
+
+
+def parameter_problems(
+    num_sites: int, neighbours: int, threshold: int | None, modulus_bits: int
+) -> list[tuple[str, str]]:
+    """(policy field, problem) for every impossible combination of the SecAgg+ parameters
+    with `num_sites` member sites: a threshold a lying coordinator could exploit or no round
+    could reach (`threshold`), a word too small for the sum (`word_bits`)."""
+    problems: list[tuple[str, str]] = []
+    if threshold is not None:
+        k = min(num_sites - 1, neighbours)
+        if 2 * threshold <= k + 1:
+            problems.append(
+                (
+                    "threshold",
+                    f"threshold {threshold} must exceed (k + 1) / 2 = {(k + 1) / 2:g} (k = {k} "
+                    f"neighbours with {num_sites} sites): else a coordinator that lies about who "
+                    "dropped could collect both shares of one site",
+                )
+            )
+        elif threshold > k + 1:
+            problems.append(
+                (
+                    "threshold",
+                    f"threshold {threshold} exceeds the k + 1 = {k + 1} holders of a site's shares "
+                    f"(itself and k = {k} neighbours with {num_sites} sites): no site's masks "
+                    "could ever be recovered",
+                )
+            )
+    if modulus_bits in (32, 64):
+        bits = max_bits(num_sites, modulus_bits)
+        if bits < MIN_FIXED_POINT_BITS:
+            problems.append(
+                (
+                    "word_bits",
+                    f"{modulus_bits}-bit words: the sum of {num_sites} sites leaves {bits} bits "
+                    f"per value (fewer than {MIN_FIXED_POINT_BITS}) before it would overflow; use "
+                    "64-bit words",
+                )
+            )
+    return problems
 
 
 def flatten(tensors: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -10,13 +10,17 @@ coordinator every update; and, for `secagg`, what the SecAgg+ stages need: a coo
 signing key (the roster and the unmasking request are signed), a signing key per site (the
 key advertisements are signed), policies that agree on `export.reveal_num_examples` (it
 decides the FedAvg weight every site masks: uniform, or the row count, which then needs a
-cap every site declares) and at least 2 sites. `secagg_settings` turns a federation into the
+cap every site declares) and at least 2 sites; the policies' `aggregation.secagg` (graph, threshold, norm bound, word size) must
+agree and hold for the federation's size (each problem names the field and the policy).
+`secagg_settings` turns a federation into the
 one `SecAggSettings` its tasks share.
 """
 
 from __future__ import annotations
 
+from components.domain.canonical import canonical_json
 from components.domain.federation import Federation
+from components.domain.models import SecAggParameters
 from components.domain.protection import (
     PROTECTION_HE,
     PROTECTION_SECAGG,
@@ -26,7 +30,7 @@ from components.domain.protection import (
     rule_conflicts,
 )
 from components.secagg.errors import SecAggError
-from components.secagg.settings import SecAggSettings
+from components.secagg.settings import SecAggSettings, parameter_problems
 from pipelines.residency.checker import ResidencyViolationError
 
 
@@ -124,21 +128,66 @@ def _secagg_problems(federation: Federation) -> list[str]:
             )
     if len(federation.sites) < 2:
         problems.append("aggregation.protection secagg needs at least 2 member sites")
+    else:
+        problems += _parameter_problems(federation)
     return problems
+
+
+def _secagg_parameters(federation: Federation) -> tuple[SecAggParameters, str]:
+    """The policies' `aggregation.secagg` (the defaults when none sets it) and who set it;
+    ProtectionError when policies set different values."""
+    given = {
+        pid: p.aggregation.secagg
+        for pid, p in {q.id: q for q in federation.governing.values()}.items()
+        if p.aggregation.secagg is not None
+    }
+    if len({canonical_json(v) for v in given.values()}) > 1:
+        shown = "; ".join(f"{pid}: {canonical_json(v)}" for pid, v in sorted(given.items()))
+        raise ProtectionError(
+            [
+                "aggregation.protection secagg: the policies disagree on aggregation.secagg "
+                f"({shown}); every site masks with one graph and one fixed point, so make them "
+                "agree (a policy that leaves it out follows the ones that set it)"
+            ]
+        )
+    if not given:
+        return SecAggParameters(), "the defaults (no policy sets aggregation.secagg)"
+    return next(iter(given.values())), "policy " + ", ".join(sorted(given))
+
+
+def _parameter_problems(federation: Federation) -> list[str]:
+    try:
+        params, by = _secagg_parameters(federation)
+    except ProtectionError as exc:
+        return exc.problems
+    return [
+        f"aggregation.secagg.{field} ({by}): {problem}"
+        for field, problem in parameter_problems(
+            len(federation.sites), params.neighbours, params.threshold, params.word_bits
+        )
+    ]
 
 
 def secagg_settings(federation: Federation) -> SecAggSettings:
     """The SecAgg+ settings of a federation that passed `check_protection` with secagg."""
     caps = _weight_caps(federation)
     reveal = any(federation.policy_of(sid).export.reveal_num_examples for sid in federation.sites)
+    params, _ = _secagg_parameters(federation)
+    common = {
+        "num_sites": len(federation.sites),
+        "neighbours": params.neighbours,
+        "threshold": params.threshold,
+        "norm_bound": params.norm_bound,
+        "modulus_bits": params.word_bits,
+    }
     try:
         if reveal:
             return SecAggSettings(
-                num_sites=len(federation.sites),
+                **common,
                 weighting="num_examples",
                 max_weight=float(max(c for c in caps.values() if c is not None)),
             )
-        return SecAggSettings(num_sites=len(federation.sites))
+        return SecAggSettings(**common)
     except SecAggError as exc:
         raise ProtectionError([f"aggregation.protection secagg: {exc}"]) from None
 

@@ -160,3 +160,46 @@ def test_the_compiler_refuses_what_secagg_cannot_hold():
     no_key = replace(_secagg(fed), coordinator=Site.parse_obj(unsigned_body))
     with pytest.raises(ProtectionError, match="coordinator coordinator names no signing"):
         compile_federation(no_key)
+
+
+def _with_secagg_parameters(params_by_policy):
+    fed = example_federation()
+    return _secagg(fed, **{pid: {"aggregation.secagg": p} for pid, p in params_by_policy.items()})
+
+
+def test_the_policies_secagg_parameters_are_compiled():
+    params = {"neighbours": 2, "threshold": 3, "norm_bound": 10.0, "word_bits": 32}
+    fed = _with_secagg_parameters({"eu-health": params, "us-health": params})
+    result = compile_federation(fed, rounds=1)
+    spec, _ = yaml.safe_load_all(result.pipeline_yaml)
+    compiled = json.loads(
+        _tasks(spec)["aggregate-r1"]["inputs"]["parameters"]["secagg_json"]["runtimeValue"][
+            "constant"
+        ]
+    )
+    assert compiled["neighbours"] == 2 and compiled["threshold"] == 3
+    assert compiled["norm_bound"] == 10.0 and compiled["modulus_bits"] == 32
+    assert secagg_settings(fed).graph(3) == (2, 3)
+
+
+def test_the_compiler_refuses_impossible_secagg_parameters_naming_policy_and_field():
+    too_high = _with_secagg_parameters(
+        {"eu-health": {"threshold": 4}, "us-health": {"threshold": 4}}
+    )
+    with pytest.raises(ProtectionError) as refused:
+        compile_federation(too_high)
+    assert "aggregation.secagg.threshold (policy eu-health, us-health)" in str(refused.value)
+    assert "exceeds the k + 1 = 3 holders" in str(refused.value)
+    # a policy that leaves it out follows the ones that set it; two that set it must agree
+    follows = _with_secagg_parameters({"eu-health": {"norm_bound": 10.0}})
+    assert secagg_settings(follows).norm_bound == 10.0
+    disagree = _with_secagg_parameters(
+        {"eu-health": {"norm_bound": 10.0}, "us-health": {"norm_bound": 20.0}}
+    )
+    with pytest.raises(ProtectionError, match="disagree on aggregation.secagg") as refused:
+        compile_federation(disagree)
+    assert "eu-health" in str(refused.value)
+    # the schema refuses an odd neighbour count and a word size other than 32 or 64
+    for bad in ({"neighbours": 3}, {"word_bits": 16}, {"norm_bound": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            _with_secagg_parameters({"eu-health": bad})

@@ -3,12 +3,20 @@ vector a site masks; where a site keeps its round state."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from components.secagg.errors import SecAggError
 from components.secagg.exchange import site_key
-from components.secagg.settings import SecAggSettings, flatten, unflatten, vector_length
+from components.secagg.settings import (
+    SecAggSettings,
+    flatten,
+    parameter_problems,
+    unflatten,
+    vector_length,
+)
 
 
 @pytest.mark.parametrize(
@@ -69,3 +77,52 @@ def test_round_state_lives_under_its_own_prefix():
         site_key("r", 2, "s", "state-keys.json") == "secagg-private/r/round-0002/s/state-keys.json"
     )
     assert site_key("r", 2, "s", "masked.bin") == "secagg/r/round-0002/s/masked.bin"
+
+
+def test_a_policy_threshold_is_the_full_graphs_and_smaller_rounds_clamp_it():
+    s = SecAggSettings(num_sites=30, threshold=7)
+    assert s.graph(30) == (8, 7)
+    assert s.graph(5) == (4, 5)  # min(7, k + 1): the site and its 4 neighbours hold shares
+    assert s.graph(2) == (1, 2)
+    assert SecAggSettings(num_sites=30, neighbours=4).graph(30) == (4, 3)
+    assert SecAggSettings.from_json(s.to_json()) == s
+
+
+@pytest.mark.parametrize(
+    ("num_sites", "neighbours", "threshold", "bits", "field", "match"),
+    [
+        (30, 8, 4, 64, "threshold", r"must exceed \(k \+ 1\) / 2 = 4.5 \(k = 8"),
+        (3, 8, 1, 64, "threshold", r"must exceed \(k \+ 1\) / 2 = 1.5 \(k = 2"),
+        (30, 8, 10, 64, "threshold", r"exceeds the k \+ 1 = 9 holders"),
+        (3, 8, 4, 64, "threshold", r"exceeds the k \+ 1 = 3 holders"),
+        (65537, 8, None, 32, "word_bits", r"32-bit words: the sum of 65537 sites leaves 15 bits"),
+    ],
+)
+def test_impossible_parameters_are_named_by_field(
+    num_sites, neighbours, threshold, bits, field, match
+):
+    [(got, problem)] = parameter_problems(num_sites, neighbours, threshold, bits)
+    assert got == field
+    assert re.search(match, problem), problem
+    with pytest.raises(SecAggError, match=match):
+        SecAggSettings(
+            num_sites=num_sites, neighbours=neighbours, threshold=threshold, modulus_bits=bits
+        )
+
+
+@pytest.mark.parametrize(
+    ("num_sites", "neighbours", "threshold", "bits"),
+    [
+        (30, 8, 5, 64),
+        (30, 8, 9, 64),
+        (3, 8, 2, 64),
+        (3, 8, 3, 64),
+        (65536, 8, None, 32),
+        (10, 2, 2, 32),
+    ],
+)
+def test_possible_parameters_pass(num_sites, neighbours, threshold, bits):
+    assert parameter_problems(num_sites, neighbours, threshold, bits) == []
+    SecAggSettings(
+        num_sites=num_sites, neighbours=neighbours, threshold=threshold, modulus_bits=bits
+    )
