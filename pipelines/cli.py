@@ -1,8 +1,9 @@
 """`fedpipe` command line: a thin dispatcher over `pipelines/commands/<name>.py`.
 
-Each command module defines `HELP: str`, `add_arguments(parser) -> None` and
-`run(args) -> int`. Modules are imported only when their command runs, so `fedpipe check`
-never pays for TensorFlow.
+Each command module defines `HELP: str` (its line in `fedpipe --help`, copied into `COMMANDS`
+so that listing imports no command), `add_arguments(parser) -> None` and `run(args) -> int`;
+its docstring is the command's page (`fedpipe COMMAND --help`). Modules are imported only when
+their command runs, so `fedpipe check` never pays for TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,34 +13,67 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# command name -> (module, one-line help)
+# command name -> (module, one-line help: the module's HELP, tests/commands/test_cli_help.py)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("pipelines.commands.check", "validate sites/ and policies/ (schemas, residency)"),
-    "explain": ("pipelines.commands.explain", "who sends what where, readable"),
-    "compile": ("pipelines.commands.compile", "compile the residency-checked pipeline YAML"),
+    "check": (
+        "pipelines.commands.check",
+        "validate sites/ and policies/ (schemas, cross-checks, residency of the standard flows)",
+    ),
+    "explain": (
+        "pipelines.commands.explain",
+        "who sends what where, readable (per site: class -> allowed destinations, DP limits)",
+    ),
+    "compile": (
+        "pipelines.commands.compile",
+        "compile the residency-checked pipeline YAML and its residency report",
+    ),
     "compile-check": (
         "pipelines.commands.compile_check",
-        "fail when the checked-in YAML differs from a fresh compile",
+        "fail when the checked-in pipeline YAML differs from a fresh compile",
     ),
     "manifests": (
         "pipelines.commands.manifests",
-        "write the Kubernetes objects the federation needs (RBAC, NetworkPolicies, Secrets)",
+        "write the Kubernetes objects (namespace, RBAC, NetworkPolicies, Secret templates)",
     ),
-    "doctor": ("pipelines.commands.doctor", "check a cluster is ready for the compiled pipeline"),
-    "run": ("pipelines.commands.run", "run the federation locally through kfp.local"),
-    "upload": ("pipelines.commands.upload", "upload the compiled pipeline to a KFP host"),
-    "schedule": ("pipelines.commands.schedule", "create or update a recurring run"),
-    "simulate": ("pipelines.commands.simulate", "run the same federation in TFF's simulator"),
+    "doctor": (
+        "pipelines.commands.doctor",
+        "check a cluster and KFP host are ready for the compiled pipeline (exit 1 on any failure)",
+    ),
+    "run": (
+        "pipelines.commands.run",
+        "run the federation locally through kfp.local (object stores on 127.0.0.1)",
+    ),
+    "upload": (
+        "pipelines.commands.upload",
+        "upload the compiled pipeline to a KFP host; the same digest twice is a no-op",
+    ),
+    "schedule": (
+        "pipelines.commands.schedule",
+        "create or update a recurring run (cron with 6 fields, seconds first)",
+    ),
+    "simulate": (
+        "pipelines.commands.simulate",
+        "run the same federation in TFF's simulator (DP off, FedAvg)",
+    ),
     "contract": (
         "pipelines.commands.contract",
         "draft a data contract from a sample file (prints YAML, writes nothing)",
     ),
-    "audit": ("pipelines.commands.audit", "verify or show a run's tamper-evident audit chains"),
+    "audit": (
+        "pipelines.commands.audit",
+        "verify (or show) a run's tamper-evident audit chains and print their timeline",
+    ),
     "he-setup": (
         "pipelines.commands.he_setup",
         "make the CKKS context for aggregation.protection he (secret key for the sites only)",
     ),
 }
+
+
+DESCRIPTION = (
+    "fedpipe: residency-aware federated learning as Kubeflow Pipelines. "
+    "`fedpipe COMMAND --help` shows a command's page."
+)
 
 
 class CommandError(Exception):
@@ -49,13 +83,16 @@ class CommandError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fedpipe` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="fedpipe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="fedpipe", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = argv[0] if argv and argv[0] in COMMANDS else None
     for name, (module_name, help_text) in COMMANDS.items():
         cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
         if name == wanted:
-            importlib.import_module(module_name).add_arguments(cmd_parser)
+            module = importlib.import_module(module_name)
+            cmd_parser.description = (module.__doc__ or help_text).strip()
+            cmd_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+            module.add_arguments(cmd_parser)
     args = parser.parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:

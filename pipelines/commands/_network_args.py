@@ -50,7 +50,10 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         f"{', '.join(_DEFAULT.apiserver_cidrs)}; see `kubectl get endpoints kubernetes`)",
     )
     g.add_argument(
-        "--apiserver-port", type=int, default=_DEFAULT.apiserver_port, help="(default 443)"
+        "--apiserver-port",
+        type=int,
+        default=_DEFAULT.apiserver_port,
+        help="Kubernetes API server port (default 443)",
     )
     g.add_argument(
         "--egress-cidr",

@@ -1,8 +1,10 @@
 """`fedpipe he-setup`: make the federation's CKKS context for `aggregation.protection: he`.
 
 Writes `OUT/<site>/he-context.secret` per member site (0600, with the secret key) and
-`OUT/<coordinator>/he-context.public` (without it), then prints where each goes. Run it once
-per federation, as the federation's operator; `fedpipe run --local` does it by itself.
+`OUT/<coordinator>/he-context.public` (without it), then prints where each goes: each site's
+operator puts its file into the site's own bucket (`he/context.secret`), the coordinator's into
+its GCS bucket (`he/context.public`); `fedpipe doctor` then checks they are in place. Run it
+once per federation, as the federation's operator; `fedpipe run --local` does it by itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ HELP = "make the CKKS context for aggregation.protection he (secret key for the 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_federation_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True, help="folder for the context files")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="a new folder: one subfolder per site (secret context) and one for the coordinator "
+        "(public context); refused if it already holds context files",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
