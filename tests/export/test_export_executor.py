@@ -30,7 +30,7 @@ from components.export.update import DestinationError, ExportError
 from components.privacy.ledger_store import LedgerStore
 from components.train.executor import run as _train_executor
 from tests.support.site_env import initial_global, make_site_env
-from tests.support.site_inputs import contract_json
+from tests.support.site_inputs import read_object, train_settings
 
 
 def train(**inputs):  # as the component calls it
@@ -43,28 +43,7 @@ def export(**inputs):  # as the component calls it
 
 pytestmark = pytest.mark.integration
 
-HYPER = dict(
-    dataset="breast_cancer",
-    contract_json=contract_json("breast_cancer"),
-    model_name="logreg",
-    local_epochs=1,
-    batch_size=16,
-    learning_rate=0.5,
-    noise_multiplier=1.5,
-    l2_norm_clip=1.0,
-    dp_enabled=True,
-    dp_sampling="poisson",
-    seed=3,
-)
-
-
-def _read(minio, bucket: str, key: str) -> bytes:
-    response = minio.get_object(bucket, key)
-    try:
-        return response.read()
-    finally:
-        response.close()
-        response.release_conn()
+HYPER = train_settings()
 
 
 def _trained(env, tmp_path: Path, run_id: str, round_index: int = 1):
@@ -106,8 +85,8 @@ def test_export_writes_signed_delta_with_sse_and_retention(site, minio, tmp_path
     assert ref["key"] == "updates/run-x/round-0001/hospital-berlin"
     assert ref["tensors_key"] == ref["key"] + ".npz"
 
-    payload = _read(minio, site.bucket, ref["tensors_key"])
-    signed = SignedManifest.from_json(_read(minio, site.bucket, ref["manifest_key"]))
+    payload = read_object(minio, site.bucket, ref["tensors_key"])
+    signed = SignedManifest.from_json(read_object(minio, site.bucket, ref["manifest_key"]))
     m = verify_manifest(
         signed,
         public_key_pem=site.public_pem,
@@ -155,8 +134,8 @@ def test_export_twice_is_refused_and_first_object_unchanged(site, minio, tmp_pat
     local, global_model, _ = _trained(site, tmp_path, "run-y")
     ref = _export(site, local, global_model, "run-y", tmp_path / "u1")
     before = (
-        _read(minio, site.bucket, ref["tensors_key"]),
-        _read(minio, site.bucket, ref["manifest_key"]),
+        read_object(minio, site.bucket, ref["tensors_key"]),
+        read_object(minio, site.bucket, ref["manifest_key"]),
     )
     versions = (
         minio.stat_object(site.bucket, ref["tensors_key"]).version_id,
@@ -181,8 +160,8 @@ def test_export_twice_is_refused_and_first_object_unchanged(site, minio, tmp_pat
     with pytest.raises(ExportExistsError, match="already exists"):
         _export(site, local, global_model, "run-y", tmp_path / "u2")
     after = (
-        _read(minio, site.bucket, ref["tensors_key"]),
-        _read(minio, site.bucket, ref["manifest_key"]),
+        read_object(minio, site.bucket, ref["tensors_key"]),
+        read_object(minio, site.bucket, ref["manifest_key"]),
     )
     assert after == before
     assert (
@@ -210,14 +189,14 @@ def test_conditional_put_refused_by_server_even_without_stat(site, minio):
     put_create_only(minio, site.bucket, "probe/x", b"first")
     with pytest.raises(ObjectExistsError):
         put_create_only(minio, site.bucket, "probe/x", b"second")
-    assert _read(minio, site.bucket, "probe/x") == b"first"
+    assert read_object(minio, site.bucket, "probe/x") == b"first"
 
 
 def _signed_update(site, minio, tmp_path):
     local, global_model, _ = _trained(site, tmp_path, "run-t")
     ref = _export(site, local, global_model, "run-t", tmp_path / "u")
-    payload = _read(minio, site.bucket, ref["tensors_key"])
-    return payload, SignedManifest.from_json(_read(minio, site.bucket, ref["manifest_key"]))
+    payload = read_object(minio, site.bucket, ref["tensors_key"])
+    return payload, SignedManifest.from_json(read_object(minio, site.bucket, ref["manifest_key"]))
 
 
 def test_tampered_manifest_hash_or_site_rejected_by_verifier(site, minio, tmp_path):
@@ -356,7 +335,7 @@ def test_no_raw_value_of_the_site_data_leaves_in_ref_or_manifest(site, minio, tm
 
     local, global_model, _ = _trained(site, tmp_path, "run-leak")
     ref = _export(site, local, global_model, "run-leak", tmp_path / "u")
-    text = (tmp_path / "u" / "ref.json").read_text() + _read(
+    text = (tmp_path / "u" / "ref.json").read_text() + read_object(
         minio, site.bucket, ref["manifest_key"]
     ).decode()
     frame = federation_split().sites[site.site_id].train

@@ -23,32 +23,11 @@ from components.he.keys import new_federation_keys, open_envelope
 from components.he.wire import SITE_CONTEXT_KEY, unpack_bundle
 from components.train.executor import run as _train_executor
 from tests.support.site_env import initial_global, make_site_env
-from tests.support.site_inputs import contract_json
+from tests.support.site_inputs import read_object, train_settings
 
 pytestmark = pytest.mark.integration
 
-HYPER = dict(
-    dataset="breast_cancer",
-    contract_json=contract_json("breast_cancer"),
-    model_name="logreg",
-    local_epochs=1,
-    batch_size=16,
-    learning_rate=0.5,
-    noise_multiplier=1.5,
-    l2_norm_clip=1.0,
-    dp_enabled=True,
-    dp_sampling="poisson",
-    seed=3,
-)
-
-
-def _read(minio, bucket: str, key: str) -> bytes:
-    response = minio.get_object(bucket, key)
-    try:
-        return response.read()
-    finally:
-        response.close()
-        response.release_conn()
+HYPER = train_settings()
 
 
 def _trained(env, tmp_path: Path, run_id: str):
@@ -115,8 +94,8 @@ def test_encrypted_export_verifies_without_the_secret_key_and_decrypts_to_the_de
     assert ref["status"] == "exported"
     assert ref["tensors_key"] == ref["key"] + ".ckks"
     assert not list(site.client.list_objects(site.bucket, prefix=ref["key"] + ".npz"))
-    bundle = _read(site.client, site.bucket, ref["tensors_key"])
-    manifest = _read(site.client, site.bucket, ref["manifest_key"])
+    bundle = read_object(site.client, site.bucket, ref["tensors_key"])
+    manifest = read_object(site.client, site.bucket, ref["manifest_key"])
     gm = read_global_model(global_model)
     spec = {n: t.shape for n, t in gm.tensors.items()}
     public = open_envelope(keys.coordinator, secret=False, where="coordinator")

@@ -151,3 +151,32 @@ def contract_json(name: str = "breast_cancer") -> str:
     from pipelines.config.loader import contract_by_name
 
     return canonical_json(contract_by_name(name))
+
+
+def train_settings(**overrides: Any) -> dict[str, Any]:
+    """The run settings the site-stage tests train and export with (breast_cancer, logreg,
+    DP-SGD with Poisson sampling, seed 3); `overrides` replace any of them."""
+    settings: dict[str, Any] = {
+        "dataset": "breast_cancer",
+        "contract_json": contract_json("breast_cancer"),
+        "model_name": "logreg",
+        "local_epochs": 1,
+        "batch_size": 16,
+        "learning_rate": 0.5,
+        "noise_multiplier": 1.5,
+        "l2_norm_clip": 1.0,
+        "dp_enabled": True,
+        "dp_sampling": "poisson",
+        "seed": 3,
+    }
+    return {**settings, **overrides}
+
+
+def read_object(minio: Any, bucket: str, key: str) -> bytes:
+    """The bytes of `s3://<bucket>/<key>` through a minio client (connection released)."""
+    response = minio.get_object(bucket, key)
+    try:
+        return response.read()
+    finally:
+        response.close()
+        response.release_conn()

@@ -22,7 +22,7 @@ from components.train.executor import run as _train_executor
 from components.train.models import initial_weights
 from pipelines.config.loader import contract_by_name
 from tests.support.site_env import SITE_IDS, federation_split, make_site_env
-from tests.support.site_inputs import contract_json
+from tests.support.site_inputs import train_settings
 
 
 def train(**inputs):  # as the component calls it
@@ -32,19 +32,7 @@ def train(**inputs):  # as the component calls it
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 ROUNDS = 5
-HYPER = dict(
-    dataset="breast_cancer",
-    contract_json=contract_json("breast_cancer"),
-    model_name="logreg",
-    local_epochs=1,
-    batch_size=16,
-    learning_rate=0.5,
-    noise_multiplier=1.2,
-    l2_norm_clip=1.0,
-    dp_enabled=True,
-    dp_sampling="poisson",
-    seed=7,
-)
+HYPER = train_settings(noise_multiplier=1.2, seed=7)
 
 
 def test_dp_fedavg_breast_cancer_three_sites_reaches_90_percent(minio, tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ from components.privacy.ledger_store import LedgerStore
 from components.train.executor import DpPolicyError
 from components.train.executor import run as _run_executor
 from tests.support.site_env import initial_global, make_site_env
-from tests.support.site_inputs import contract_json
+from tests.support.site_inputs import train_settings
 
 
 def run(**inputs):  # as the component calls it
@@ -27,19 +27,7 @@ def run(**inputs):  # as the component calls it
 
 pytestmark = pytest.mark.integration
 
-HYPER = dict(
-    dataset="breast_cancer",
-    contract_json=contract_json("breast_cancer"),
-    model_name="logreg",
-    local_epochs=2,
-    batch_size=16,
-    learning_rate=0.5,
-    noise_multiplier=1.5,
-    l2_norm_clip=1.0,
-    dp_enabled=True,
-    dp_sampling="poisson",
-    seed=3,
-)
+HYPER = train_settings(local_epochs=2)
 
 
 def _train(env, tmp_path: Path, run_id: str, round_index: int, name: str, **overrides):
