@@ -13,6 +13,16 @@ ratio exceeds `distance_ratio` (default 3). Each flag comes with its reason, e.g
 "site-b: kernel norm 9.8× the median; cosine −0.97 to the robust centre (kernel −0.98)".
 With fewer than 3 updates nothing is flagged (no majority to compare with).
 
+Per-site history (`history`, {site: (scored, flagged)} over earlier rounds, from the site
+health the aggregate task carries in the model meta): a site not flagged by the rules above
+but flagged in more than `persist_share` (default half) of at least `persist_min_rounds`
+(default 3) earlier scored rounds stays flagged while its cosine to the centre is below the
+round's median cosine over the sites (it is not aligned with the round as well as the typical
+site), with the reason saying so. Why: late in training a sign-flipped update −x can point
+slightly along the centre (cosine +0.01…+0.22 measured, while honest sites sat at +0.03…+0.7),
+which no single-round threshold separates from a slow honest site; the history does. An honest
+site is never flagged by this unless it was flagged in most of its earlier rounds.
+
 Why this centre, not the coordinate-wise median (measured, `pipelines/MEASUREMENTS.md`): each
 attacker's own values enter a coordinate-wise median, so three sign-flipped updates −xₐ pulled
 it toward themselves and late in training had a positive cosine to it (sign-flip attackers at
@@ -45,6 +55,8 @@ class Thresholds:
     norm_ratio: float = 3.0
     min_cosine: float = 0.0
     distance_ratio: float = 3.0
+    persist_share: float = 0.5
+    persist_min_rounds: int = 3
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -107,12 +119,22 @@ def _cos(dot: float, a: float, b: float) -> float:
     return dot / (a * b) if a > 0 and b > 0 else float("nan")
 
 
+def persistent(scored: int, flagged: int, thresholds: Thresholds) -> bool:
+    """A history that keeps a site flagged while its cosine stays low (module doc)."""
+    return scored >= thresholds.persist_min_rounds and flagged > thresholds.persist_share * scored
+
+
 def score_round(
-    updates: Mapping[str, Tensors], thresholds: Thresholds | None = None
+    updates: Mapping[str, Tensors],
+    thresholds: Thresholds | None = None,
+    history: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[SiteScore]:
     """Scores of every site's update (sorted by site id); see the module doc.
 
-    Updates must share names, shapes and float32 dtype and be finite (verify first)."""
+    `history`: {site: (rounds scored, rounds flagged)} before this round (none: no site has
+    a history). Updates must share names, shapes and float32 dtype and be finite (verify
+    first)."""
+    history = history or {}
     thresholds = thresholds or DEFAULT_THRESHOLDS
     sites = sorted(updates)
     if not sites:
@@ -138,11 +160,14 @@ def score_round(
     distance = np.sqrt(dist_sq.sum(axis=1))
     typical_distance = float(np.median(distance))
     judge = len(sites) >= MIN_UPDATES
+    whole_cos = [_cos(float(dots[i].sum()), whole_norm[i], centre_norm) for i in range(len(sites))]
+    finite_cos = [c for c in whole_cos if np.isfinite(c)]
+    typical_cos = float(np.median(finite_cos)) if finite_cos else float("nan")
     out = []
     for i, site in enumerate(sites):
         ratios = {n: _ratio(norms[i, j], typical_norm[j]) for j, n in enumerate(names)}
         tcos = {n: _cos(dots[i, j], norms[i, j], c_norm[n]) for j, n in enumerate(names)}
-        cosine = _cos(float(dots[i].sum()), whole_norm[i], centre_norm)
+        cosine = whole_cos[i]
         d_ratio = _ratio(distance[i], typical_distance)
         reasons: list[str] = []
         if judge:
@@ -158,6 +183,19 @@ def score_round(
                 most = names[int(np.argmax(dist_sq[i]))]
                 reasons.append(
                     f"distance to the robust centre {d_ratio:.1f}× the median (mostly {most})"
+                )
+            scored, flagged = history.get(site, (0, 0))
+            if (
+                not reasons
+                and persistent(scored, flagged, thresholds)
+                and np.isfinite(cosine)
+                and cosine < typical_cos
+            ):
+                least = min(names, key=lambda n: tcos[n] if np.isfinite(tcos[n]) else 2.0)
+                reasons.append(
+                    f"cosine {cosine:+.2f} to the robust centre ({least} {tcos[least]:+.2f}), "
+                    f"below the round's median {typical_cos:+.2f}, after flags in {flagged} of "
+                    f"its {scored} earlier rounds"
                 )
         out.append(
             SiteScore(

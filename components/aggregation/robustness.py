@@ -13,8 +13,9 @@ their change Δ; f of them are malicious and send instead
 or nothing (`absent`: the reference of FedAvg over the honest sites only). The sites can
 also be a Dirichlet(α) non-IID split (`digits_federation(dirichlet_alpha=0.5)`: per class,
 site shares drawn from Dir(α·1)), the setting where Krum is known to discard honest sites.
-Each round also scores every update with `anomaly.score_round` and counts the rounds each
-site was flagged (`RunResult.flag_rate`).
+Each round also scores every update with `anomaly.score_round` (with each site's flag history
+so far, as the aggregate task carries it in `site_health`) and counts the rounds each site was
+flagged (`RunResult.flag_rate`).
 
 The coordinator combines the Δs with a rule (`rules.aggregate`) and takes a plain FedAvg
 step (x ← x + Δ̄). `accuracy_table` gives the held-out accuracy after the last round for
@@ -57,6 +58,7 @@ import numpy as np
 from components.aggregation.anomaly import score_round
 from components.aggregation.rules import aggregate
 from components.aggregation.server_optimizers import FedAvgStep
+from components.aggregation.site_health import Health, advance, history
 from components.common.tensors import Tensors
 
 ATTACKS = ("sign_flip", "scaled", "gaussian")
@@ -279,6 +281,7 @@ def run_federation(
     attack_rng = np.random.default_rng([seed, 10_000])
     result = RunResult(rule, attack, n_malicious)
     z = alie_z(len(fed.sites), n_malicious)
+    health: Health = {}  # per-site flag history, as the aggregate task keeps it
     for _ in range(cfg.rounds):
         deltas, honest = [], []
         for s, (x, y) in enumerate(fed.sites):
@@ -301,7 +304,10 @@ def run_federation(
         result.shrink.append(shrink)
         result.spread.append(spread)
         first = 0 if attack != ABSENT else n_malicious  # absent sites sent nothing
-        scores = score_round({f"site-{first + i}": d for i, d in enumerate(deltas)})
+        scores = score_round(
+            {f"site-{first + i}": d for i, d in enumerate(deltas)}, history=history(health)
+        )
+        health, _ = advance(health, scores, len(result.accuracy) + 1, None)
         result.flagged.append([int(sc.site[5:]) for sc in scores if sc.flagged])
         if len(result.reasons) < 3:
             result.reasons.extend([sc.explanation for sc in scores if sc.flagged][:1])

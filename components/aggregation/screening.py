@@ -10,7 +10,7 @@ from typing import Any
 
 from components.aggregation.anomaly import DEFAULT_THRESHOLDS, Thresholds, score_round
 from components.aggregation.collect import Collected
-from components.aggregation.site_health import Health, advance, quarantined
+from components.aggregation.site_health import Health, advance, history, quarantined
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,9 @@ def screen(
     consecutive flagged rounds (its update is skipped this round already)."""
     skipped = {s: r for s, r in quarantined(health).items() if s in collected.verified}
     scores = score_round(
-        {s: u.tensors for s, u in collected.verified.items() if s not in skipped}, thresholds
+        {s: u.tensors for s, u in collected.verified.items() if s not in skipped},
+        thresholds,
+        history(health),
     )
     new_health, newly = advance(health, scores, round_index, quarantine_after)
     skipped.update(newly)

@@ -22,6 +22,14 @@ def empty_entry() -> dict[str, Any]:
     return {"scored": 0, "flagged": 0, "consecutive": 0, "quarantined": None, "last_reason": ""}
 
 
+def history(health: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
+    """{site: (rounds scored, rounds flagged)}: what `anomaly.score_round` weighs."""
+    return {
+        site: (int(entry.get("scored", 0)), int(entry.get("flagged", 0)))
+        for site, entry in health.items()
+    }
+
+
 def quarantined(health: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """{site: reason} of the sites quarantined in `health`."""
     return {

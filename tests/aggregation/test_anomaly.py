@@ -65,6 +65,42 @@ def test_thresholds_decide_and_fewer_than_three_updates_flag_nothing():
     assert score_round({}) == []
 
 
+def test_a_site_flagged_in_most_earlier_rounds_stays_flagged_while_its_cosine_is_low():
+    """s5 (1, −0.8): cosine 0.2 / (√1.64 · √2) = 0.110 to the centre ≈ (1, 1), kernel norm
+    ratio √1.64 / 2 = 0.64, distance 1.8 over the median √2 = 1.27: no single-round rule
+    flags it. The round's median cosine is 1/√2 (s1, s2 at 1/√2; s3, s4 at 1). With a
+    history of flags in more than half of at least 3 earlier rounds it stays flagged, the
+    reason saying why; a flagged history with a cosine at or above the median does not."""
+    ups = {**HONEST, "s5": upd([1.0, -0.8])}
+    plain = by_site(score_round(ups))["s5"]
+    assert plain.cosine == pytest.approx(0.2 / math.sqrt(1.64 * 2), abs=0.02)
+    assert plain.norm_ratios["kernel"] == pytest.approx(math.sqrt(1.64) / 2)
+    assert plain.distance_ratio == pytest.approx(1.8 / math.sqrt(2), rel=0.05)
+    assert not plain.flagged
+    for scored, flagged in ((3, 1), (2, 2), (4, 2)):  # not more than half, or < 3 rounds
+        assert not by_site(score_round(ups, history={"s5": (scored, flagged)}))["s5"].flagged
+    history = {"s5": (3, 2), "s3": (10, 10)}  # s3's cosine 1 is above the median
+    scores = by_site(score_round(ups, history=history))
+    s5 = scores["s5"]
+    assert [s.site for s in scores.values() if s.flagged] == ["s5"]
+    median = 1 / math.sqrt(2)
+    assert s5.explanation == (
+        f"s5: cosine {s5.cosine:+.2f} to the robust centre (kernel "
+        f"{s5.tensor_cosines['kernel']:+.2f}), below the round's median {median:+.2f}, after "
+        f"flags in 2 of its 3 earlier rounds"
+    )
+    assert f"{median:+.2f}" == "+0.71" and f"{s5.cosine:+.2f}" == "+0.11"
+    loose = Thresholds(persist_share=0.7)  # 2 of 3 is not more than 70 %
+    assert not by_site(score_round(ups, loose, history))["s5"].flagged
+
+
+def test_health_history_is_what_the_scores_weigh():
+    from components.aggregation.site_health import history
+
+    health, _ = advance({}, score_round({**HONEST, "s5": upd([-1, -1])}), 1, None)
+    assert history(health) == {"s1": (1, 0), "s2": (1, 0), "s3": (1, 0), "s4": (1, 0), "s5": (1, 1)}
+
+
 def test_report_json_is_rounded_and_null_for_undefined_cosines():
     zero = {"a": upd([0, 0]), "b": upd([0, 0]), "c": upd([0, 0])}
     row = score_round(zero)[0].as_json()
@@ -116,3 +152,22 @@ def test_without_a_quarantine_policy_flags_are_only_counted():
     assert health["a"]["flagged"] == 5 and quarantined(health) == {}
     with pytest.raises(ValueError, match="quarantine_after must be ≥ 1"):
         advance({}, [], 1, 0)
+
+
+def test_screening_weighs_the_health_it_carries():
+    """The aggregate step passes the previous model's health to the scores: s5, flagged in 3
+    of 4 earlier rounds, stays flagged with a low cosine; the new health counts it."""
+    from components.aggregation.collect import Collected
+    from components.aggregation.screening import screen
+    from components.aggregation.verify import VerifiedUpdate
+
+    ups = {**HONEST, "s5": upd([1.0, -0.8])}
+    collected = Collected(
+        verified={s: VerifiedUpdate(s, t, None, 0) for s, t in ups.items()}  # type: ignore[arg-type]
+    )
+    health = {"s5": {"scored": 4, "flagged": 3, "consecutive": 1, "quarantined": None}}
+    out = screen(collected, health, round_index=5, quarantine_after=None)
+    assert list(out.report["flagged"]) == ["s5"]
+    assert out.report["flagged"]["s5"].endswith("after flags in 3 of its 4 earlier rounds")
+    assert out.health["s5"]["scored"] == 5 and out.health["s5"]["flagged"] == 4
+    assert out.report["thresholds"]["persist_min_rounds"] == 3
