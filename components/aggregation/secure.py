@@ -81,7 +81,7 @@ def secure_round(
         raise SecAggError(
             f"round {r}: the published request is for {request.run_id} {request.round}"
         )
-    roster = wire.load_roster(bucket.blob(prefix + "roster.json").download_as_bytes())
+    roster = exchange.round_roster(bucket, run_id, r)
     survivors = sorted(request.survivors)
     stores = {
         sid: site_bucket(config.sites[sid], readers[sid]) for sid in roster.sites if sid in readers
@@ -148,6 +148,7 @@ def secure_round(
         "secagg": {
             "summed": survivors,
             "dropped": sorted(request.dropped),
+            "excluded": list(roster.excluded),
             "neighbours": len(roster.neighbours[roster.sites[0]]),
             "threshold": roster.threshold,
             "answers": answered,

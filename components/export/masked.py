@@ -95,6 +95,13 @@ def run_masked(
                 "the site drops out of this round"
             )
         return _write_ref(update, {**ref, "status": "abstained", "reason": reason})
+    coordinator_public = public_key(Site.parse_raw(coordinator_json))
+    roster = exchange.round_roster(
+        exchange.FolderBucket(Path(relay)), task.run_id, r, coordinator_public
+    )
+    if site_id in roster.excluded:  # it shared nothing: no one masks with it, it masks nothing
+        reason = f"excluded from round {r} at relay (it shared nothing after the roster)"
+        return _write_ref(update, {**ref, "status": "abstained", "reason": reason})
     gm = read_global_model(global_model)
     if train_meta.get("global_version") != gm.version:
         raise ExportError(
@@ -123,7 +130,6 @@ def run_masked(
     private_key(task.site)  # SIGNING_KEY must match the spec before anything is written
     sites = sites_of(sites_json)
     peers = {sid: public_key(s) for sid, s in sites.items()}
-    coordinator_public = public_key(Site.parse_raw(coordinator_json))
     exchange.site_mask(
         store,
         exchange.FolderBucket(Path(relay)),

@@ -38,7 +38,7 @@ from components.common.create_only import put_create_only
 from components.domain.canonical import canonical_dumps
 from components.secagg import wire
 from components.secagg.errors import SecAggError
-from components.secagg.graph import make_roster
+from components.secagg.graph import Roster, apply_exclusion, make_exclusion, make_roster
 from components.secagg.keys import Advertisement
 from components.secagg.rand import RandomBytes, os_random
 from components.secagg.site import SiteSession
@@ -164,6 +164,33 @@ def _gcs_get(bucket: Any, name: str) -> bytes:
     return bucket.blob(name).download_as_bytes()
 
 
+EXCLUSION_FILE = "excluded.json"
+
+
+def round_roster(
+    coordinator: Any,
+    run_id: str,
+    round_: int,
+    coordinator_public: Ed25519PublicKey | None = None,
+) -> Roster:
+    """The round's signed roster, without the sites the coordinator excluded at relay
+    (`excluded.json`, signed; verified with `coordinator_public` when given: a site always
+    gives it, the coordinator reading its own bucket need not)."""
+    prefix = round_prefix(run_id, round_)
+    roster = wire.load_roster(_gcs_get(coordinator, prefix + "roster.json"))
+    if not any(
+        b.name == prefix + EXCLUSION_FILE
+        for b in coordinator.list_blobs(prefix=prefix + EXCLUSION_FILE)
+    ):
+        return roster
+    exclusion = wire.load_exclusion(_gcs_get(coordinator, prefix + EXCLUSION_FILE))
+    if coordinator_public is None:
+        from dataclasses import replace
+
+        return replace(roster, excluded=tuple(sorted(exclusion.excluded)))
+    return apply_exclusion(roster, exclusion, coordinator_public)
+
+
 def _ads_bundle(ads: Mapping[str, Advertisement]) -> bytes:
     return canonical_dumps(
         {s: json.loads(wire.dump_advertisement(a)) for s, a in sorted(ads.items())}
@@ -210,7 +237,7 @@ def _session(
     session = SiteSession.restore(
         store.get(run_id, round_, f"state-{step}.json"), run_id, round_, store.site_id, rand
     )
-    roster = wire.load_roster(_gcs_get(coordinator, prefix + "roster.json"))
+    roster = round_roster(coordinator, run_id, round_, coordinator_public)
     ads = _load_ads(_gcs_get(coordinator, prefix + "advertisements.json"))
     session.accept_roster(roster, coordinator_public, ads, site_keys_)
     return session
@@ -317,15 +344,30 @@ def coordinator_roster(
     return roster.sites
 
 
+def coordinator_exclude(
+    coordinator: Any,
+    run_id: str,
+    round_: int,
+    excluded: Mapping[str, str],
+    coordinator_key: Ed25519PrivateKey,
+) -> None:
+    """Publish the signed exclusion of roster sites that shared nothing (create-only)."""
+    prefix = round_prefix(run_id, round_)
+    roster = wire.load_roster(_gcs_get(coordinator, prefix + "roster.json"))
+    exclusion = make_exclusion(roster, excluded, coordinator_key)
+    gcs_put(coordinator, prefix + EXCLUSION_FILE, wire.dump_exclusion(exclusion))
+
+
 def coordinator_relay(
     coordinator: Any, sites: Mapping[str, SiteBucket], run_id: str, round_: int
 ) -> int:
-    """Copy every sealed share from its sender's bucket into the receiver's inbox."""
+    """Copy every sealed share from its sender's bucket into the receiver's inbox (the
+    round's members only: an excluded site neither sent shares nor receives any)."""
     prefix = round_prefix(run_id, round_)
-    roster = wire.load_roster(_gcs_get(coordinator, prefix + "roster.json"))
+    roster = round_roster(coordinator, run_id, round_)
     count = 0
-    for sender in roster.sites:
-        for receiver in roster.neighbours[sender]:
+    for sender in roster.members:
+        for receiver in roster.live_neighbours(sender):
             data = sites[sender].get(run_id, round_, f"shares/{receiver}.json")
             gcs_put(coordinator, f"{prefix}inbox/{receiver}/{sender}.json", data)
             count += 1
@@ -346,9 +388,9 @@ def coordinator_request(
     from minio.error import S3Error
 
     prefix = round_prefix(run_id, round_)
-    roster = wire.load_roster(_gcs_get(coordinator, prefix + "roster.json"))
+    roster = round_roster(coordinator, run_id, round_)
     total, survivors = None, []
-    for site in roster.sites:
+    for site in roster.members:
         try:
             data = sites[site].get(run_id, round_, "masked.bin")
         except S3Error:
@@ -376,7 +418,7 @@ def coordinator_unmask(
     from minio.error import S3Error
 
     prefix = round_prefix(run_id, round_)
-    roster = wire.load_roster(_gcs_get(coordinator, prefix + "roster.json"))
+    roster = round_roster(coordinator, run_id, round_)
     ads = _load_ads(_gcs_get(coordinator, prefix + "advertisements.json"))
     answers = []
     for site in survivors:

@@ -21,6 +21,7 @@ from components.secagg.keys import Advertisement, sign, verify, verify_advertise
 from components.secagg.rand import RandomBytes
 
 ROSTER_KIND = "fedpipe.dev/secagg/roster/v1"
+EXCLUSION_KIND = "fedpipe.dev/secagg/exclusion/v1"
 
 
 def ring_order(sites: list[str], rand: RandomBytes) -> list[str]:
@@ -70,10 +71,22 @@ class Roster:
     neighbours: dict[str, tuple[str, ...]]
     threshold: int
     signature: bytes = b""
+    # sites the coordinator excluded at relay (they shared nothing; `Exclusion`, signed on its
+    # own): out of the graph, so no one masks with them; not part of the signed body
+    excluded: tuple[str, ...] = ()
 
     @property
     def sites(self) -> list[str]:
         return sorted(self.advertisements)
+
+    @property
+    def members(self) -> list[str]:
+        """The roster's sites that are still in the round (all but the excluded ones)."""
+        return [s for s in self.sites if s not in self.excluded]
+
+    def live_neighbours(self, site: str) -> tuple[str, ...]:
+        """`site`'s neighbours that are still in the round."""
+        return tuple(v for v in self.neighbours[site] if v not in self.excluded)
 
     def holders(self, site: str) -> list[str]:
         """Who holds shares of `site`'s secrets: its neighbours and itself, sorted."""
@@ -149,3 +162,72 @@ def verify_roster(
         raise SecAggError(f"{where}: the graph is not regular (degrees {sorted(degrees)})")
     check_threshold(degrees.pop() + 1, roster.threshold)
     return roster
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Signed by the coordinator at relay: roster sites that shared nothing, with the reason;
+    every site and the coordinator drop them from the round's graph (`Roster.excluded`)."""
+
+    run_id: str
+    round: int
+    excluded: dict[str, str]  # site -> reason
+    signature: bytes = b""
+
+    def body(self) -> dict:
+        return {
+            "kind": EXCLUSION_KIND,
+            "run_id": self.run_id,
+            "round": self.round,
+            "excluded": dict(sorted(self.excluded.items())),
+        }
+
+
+def exclusion_problems(roster: Roster, excluded: Mapping[str, str], quorum: int) -> list[str]:
+    """Why the round cannot go on without `excluded` (empty: it can): too few sites left for
+    the quorum or the threshold, or a remaining site with fewer than t live share holders
+    (itself and its remaining neighbours; its masks could not be recovered if it dropped)."""
+    left = [s for s in roster.sites if s not in excluded]
+    t = roster.threshold
+    problems = []
+    if len(left) < max(quorum, 2, t):
+        problems.append(
+            f"{len(left)} site(s) left, fewer than max(quorum {quorum}, 2, threshold t = {t})"
+        )
+    for site in left:
+        holders = 1 + sum(1 for v in roster.neighbours[site] if v not in excluded)
+        if holders < t:
+            problems.append(
+                f"site {site} keeps {holders} live share holder(s) (itself and its remaining "
+                f"neighbours), fewer than t = {t}"
+            )
+    return problems
+
+
+def make_exclusion(
+    roster: Roster, excluded: Mapping[str, str], coordinator_key: Ed25519PrivateKey
+) -> Exclusion:
+    unknown = sorted(set(excluded) - set(roster.sites))
+    if unknown:
+        raise SecAggError(f"excluded site(s) {', '.join(unknown)} are not in the roster")
+    unsigned = Exclusion(roster.run_id, roster.round, dict(excluded))
+    return Exclusion(**{**unsigned.__dict__, "signature": sign(unsigned.body(), coordinator_key)})
+
+
+def apply_exclusion(
+    roster: Roster, exclusion: Exclusion, coordinator_public: Ed25519PublicKey
+) -> Roster:
+    """`roster` without the excluded sites, once the exclusion's signature, run and round
+    check out (SecAggError otherwise)."""
+    from dataclasses import replace
+
+    verify(exclusion.body(), exclusion.signature, coordinator_public, "SecAgg+ exclusion")
+    if (exclusion.run_id, exclusion.round) != (roster.run_id, roster.round):
+        raise SecAggError(
+            f"exclusion for run {exclusion.run_id} round {exclusion.round} does not belong to "
+            f"the roster of run {roster.run_id} round {roster.round}"
+        )
+    unknown = sorted(set(exclusion.excluded) - set(roster.sites))
+    if unknown:
+        raise SecAggError(f"exclusion names site(s) {', '.join(unknown)} outside the roster")
+    return replace(roster, excluded=tuple(sorted(exclusion.excluded)))

@@ -171,13 +171,24 @@ class SiteSession:
             self._held[share.sender] = pair
 
     def mask(self, quantized: np.ndarray, modulus_bits: int) -> np.ndarray:
-        """The masked vector to export (quantized words of the modulus' dtype)."""
+        """The masked vector to export (quantized words of the modulus' dtype): pairwise
+        masks with every neighbour still in the round (none with an excluded one); refused
+        when fewer than t holders of this site's shares remain (itself and those)."""
         roster = self._roster()
+        if self.site_id in roster.excluded:
+            raise SecAggError(f"{self._where()}: this site was excluded from the round")
+        live = roster.live_neighbours(self.site_id)
+        if 1 + len(live) < roster.threshold:
+            raise SecAggError(
+                f"{self._where()}: {1 + len(live)} live holder(s) of this site's shares "
+                f"(itself and {', '.join(live) or 'no neighbour'}) < threshold "
+                f"{roster.threshold}; not masking"
+            )
         seeds = {
             v: pairwise_seed(
                 self._keys.s, self._ads[v].s_key, self.run_id, self.round, self.site_id, v
             )
-            for v in roster.neighbours[self.site_id]
+            for v in live
         }
         return masked_vector(quantized, self._self_seed, seeds, self.site_id, modulus_bits)
 

@@ -47,11 +47,12 @@ class UnmaskRequest:
 
 
 def make_request(roster: Roster, survivors: Sequence[str], key: Ed25519PrivateKey) -> UnmaskRequest:
-    """The signed request: `survivors` delivered, every other roster site dropped."""
-    unknown = set(survivors) - set(roster.sites)
+    """The signed request: `survivors` delivered, every other roster site dropped (the
+    excluded ones are neither: no one masked with them, no one holds their shares)."""
+    unknown = set(survivors) - set(roster.members)
     if unknown:
-        raise SecAggError(f"survivors {sorted(unknown)} are not in the roster")
-    dropped = tuple(s for s in roster.sites if s not in set(survivors))
+        raise SecAggError(f"survivors {sorted(unknown)} are not in the roster's members")
+    dropped = tuple(s for s in roster.members if s not in set(survivors))
     unsigned = UnmaskRequest(roster.run_id, roster.round, tuple(sorted(survivors)), dropped)
     return UnmaskRequest(**{**unsigned.__dict__, "signature": sign(unsigned.body(), key)})
 
@@ -114,7 +115,13 @@ def remove_masks(
     if not survivors:
         raise SecAggError(f"round {roster.round}: no masked vector arrived; nothing to unmask")
     alive = set(survivors)
-    dropped = [s for s in roster.sites if s not in alive]
+    excluded = sorted(alive & set(roster.excluded))
+    if excluded:
+        raise SecAggError(
+            f"round {roster.round}: site(s) {', '.join(excluded)} were excluded at relay; "
+            "their vectors cannot be in the sum"
+        )
+    dropped = [s for s in roster.members if s not in alive]
     t = roster.threshold
     n = total.shape[0]
     total = np.array(total, copy=True)  # the caller's sum stays as it was

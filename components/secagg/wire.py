@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from components.domain.canonical import canonical_dumps
 from components.secagg.errors import SecAggError
-from components.secagg.graph import ROSTER_KIND, Roster
+from components.secagg.graph import EXCLUSION_KIND, ROSTER_KIND, Exclusion, Roster
 from components.secagg.keys import AD_KIND, Advertisement, RoundKeys, private_bytes
 from components.secagg.prg import word_dtype
 from components.secagg.shamir import Share
@@ -77,6 +77,23 @@ def load_roster(data: bytes, where: str = "roster") -> Roster:
             {str(k): str(v) for k, v in b["advertisements"].items()},
             {str(k): tuple(v) for k, v in b["neighbours"].items()},
             int(b["threshold"]),
+            bytes.fromhex(b["signature"]),
+        )
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise SecAggError(f"{where}: malformed ({exc})") from None
+
+
+def dump_exclusion(exclusion: Exclusion) -> bytes:
+    return _dump({**exclusion.body(), "signature": exclusion.signature.hex()})
+
+
+def load_exclusion(data: bytes, where: str = "exclusion") -> Exclusion:
+    b = _load(data, EXCLUSION_KIND, where)
+    try:
+        return Exclusion(
+            str(b["run_id"]),
+            int(b["round"]),
+            {str(k): str(v) for k, v in b["excluded"].items()},
             bytes.fromhex(b["signature"]),
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:

@@ -7,7 +7,9 @@
   number of advertising sites) and publish the signed roster create-only to the
   coordinator's bucket; the artifact is a mirror of what was published (the sites read it).
 * `run_relay` (`relay`, once per run): copy every sealed share from its sender's bucket into
-  the receiver's inbox in the coordinator's bucket; the artifact mirrors it.
+  the receiver's inbox in the coordinator's bucket; the artifact mirrors it. A roster site
+  that shared nothing is excluded from the round (signed `excluded.json`) when the others
+  can go on without it (`graph.exclusion_problems`), else the run stops here.
 * `run_request` (`request-r<N>`): the survivors are the sites whose masked update is in their
   bucket, whose export says `masked` and passes the checks of a masked update (residency rule,
   signed manifest, policy, version, ε, the site's admission of the run and its export record:
@@ -34,6 +36,7 @@ from components.domain.models import Policy, Site
 from components.domain.run_id import effective_run_id
 from components.secagg import exchange, wire
 from components.secagg.errors import SecAggError
+from components.secagg.graph import exclusion_problems
 from components.secagg.rand import RandomBytes, os_random
 from components.secagg.settings import SecAggSettings, vector_length
 from components.secagg.unmask import make_request
@@ -75,6 +78,11 @@ class _Config:
         self.sites = sites_of(sites_json)
         by_id = {k: Policy.parse_obj(v) for k, v in json.loads(policies_json).items()}
         self.policies = {sid: by_id[s.policy] for sid, s in self.sites.items() if s.policy in by_id}
+        governing = [*self.policies.values()]
+        if self.coordinator.policy in by_id:
+            governing.append(by_id[self.coordinator.policy])
+        # the strictest aggregation.min_sites of any governing policy (the compiled quorum)
+        self.quorum = max((p.aggregation.min_sites for p in governing), default=2)
         self.run_id = effective_run_id(run_id, kfp_job_id, task)
         self.settings = SecAggSettings.from_json(secagg_json)
         self.keys = site_keys(self.sites)
@@ -167,7 +175,13 @@ def run_relay(
     readers: Mapping[str, Any] | None = None,
     gcs: Any = None,
 ) -> dict[str, Any]:
-    """Relay every round's sealed shares into the receivers' inboxes; returns the ref."""
+    """Relay every round's sealed shares into the receivers' inboxes; returns the ref.
+
+    A roster site that shared nothing is excluded from the round (a signed `excluded.json`
+    beside the roster, its reason in the ref's `excluded`): no one masks with it, no one
+    holds its shares. That holds only while the quorum, 2 and t sites remain and every
+    remaining site keeps t live holders of its shares (`graph.exclusion_problems`); else
+    SecAggError, naming the silent sites and what no longer holds, and the run stops."""
     cfg = _Config(
         task="relay",
         coordinator_json=coordinator_json,
@@ -182,19 +196,37 @@ def run_relay(
     stores = cfg.stores(readers)
     refs = {sid: read_ref(folder) for sid, folder in shares.items()}
     relayed: dict[str, int] = {}
+    excluded: dict[str, dict[str, str]] = {}
     for r in range(1, rounds + 1):
         prefix = exchange.round_prefix(cfg.run_id, r)
         listed = wire.load_roster(bucket.blob(prefix + "roster.json").download_as_bytes())
-        silent = sorted(s for s in listed.sites if refs.get(s, {}).get("status") != "shared")
+        silent = {
+            s: "shared nothing after the roster: "
+            + str(refs.get(s, {}).get("reason") or refs.get(s, {}).get("status") or "no shares")
+            for s in listed.sites
+            if refs.get(s, {}).get("status") != "shared"
+        }
         if silent:
-            raise SecAggError(
-                f"round {r}: site(s) {', '.join(silent)} are in the roster but shared nothing "
-                f"({'; '.join(str(refs.get(s, {}).get('reason')) for s in silent)}); their "
-                "neighbours' masks could not be removed, so the run stops here"
+            problems = exclusion_problems(listed, silent, cfg.quorum)
+            if problems:
+                raise SecAggError(
+                    f"round {r}: site(s) {', '.join(sorted(silent))} are in the roster but "
+                    f"shared nothing ({'; '.join(silent[s] for s in sorted(silent))}); the "
+                    "round cannot go on without them: "
+                    + "; ".join(problems)
+                    + ". The run stops here"
+                )
+            exchange.coordinator_exclude(
+                bucket, cfg.run_id, r, silent, private_key(cfg.coordinator)
             )
+            excluded[str(r)] = dict(sorted(silent.items()))
+            log.warning("round %d: excluded %s (shared nothing)", r, sorted(silent))
         relayed[str(r)] = exchange.coordinator_relay(bucket, stores, cfg.run_id, r)
     return _mirror(
-        bucket, cfg.run_id, relay, {"status": "relayed", "run_id": cfg.run_id, "shares": relayed}
+        bucket,
+        cfg.run_id,
+        relay,
+        {"status": "relayed", "run_id": cfg.run_id, "shares": relayed, "excluded": excluded},
     )
 
 
@@ -230,13 +262,11 @@ def run_request(
     r = round_index
     bucket = cfg.bucket(gcs)
     stores = cfg.stores(readers)
-    listed = wire.load_roster(
-        bucket.blob(exchange.round_prefix(cfg.run_id, r) + "roster.json").download_as_bytes()
-    )
+    listed = exchange.round_roster(bucket, cfg.run_id, r)
     previous = read_global_model(previous_model)
     length = vector_length(previous.tensors)
     survivors, dropped = [], {}
-    for sid in listed.sites:
+    for sid in listed.members:
         ref = read_ref(updates[sid]) if sid in updates else {"reason": "no export"}
         if ref.get("status") != "masked":
             dropped[sid] = str(ref.get("reason") or "nothing masked")
@@ -292,5 +322,6 @@ def run_request(
             "round": r,
             "survivors": survivors,
             "dropped": dict(sorted(dropped.items())),
+            "excluded": list(listed.excluded),
         },
     )

@@ -287,3 +287,81 @@ def test_a_masked_update_without_the_sites_admission_counts_as_dropped(fed_facto
     for name in expected:
         assert np.array_equal(result.delta[name], expected[name])
     assert {s: len(result.consumed[s]) for s in ids[1:]} == {s: 2 for s in ids[1:]}
+
+
+def _setup_with_silent(fed, silent):
+    """advertise → roster → shares of every site but `silent` (whose shares task left an
+    abstained ref: it shared nothing after the roster) → relay; the relay's ref."""
+    from components.secagg_stages import coordinator as coord
+
+    fed.setup_keys_and_roster()
+    for sid in sorted(fed.sites):
+        fed.shares[sid] = fed.folder("shares", sid)
+        if sid in silent:
+            Path(fed.shares[sid]).mkdir(parents=True, exist_ok=True)
+            Path(fed.shares[sid], "ref.json").write_text(
+                json.dumps({"status": "abstained", "reason": f"site {sid}: store unreachable"})
+            )
+            continue
+        site_steps.run_shares(
+            fed.task(sid), coordinator_json=fed.coordinator_json, sites_json=fed.sites_json,
+            validation=fed.validations[sid], roster=fed.roster, shares=fed.shares[sid],
+            client_factory=fed.factory(),
+        )  # fmt: skip
+    fed.relay = fed.folder("relay")
+    return coord.run_relay(**fed.fanin(), rounds=fed.rounds, shares=fed.shares, relay=fed.relay)
+
+
+@pytest.mark.parametrize(("federation", "silent"), [("example", 1), ("ten", 1), ("ten", 2)])
+def test_a_site_that_shares_nothing_is_excluded_at_relay_and_the_others_aggregate(
+    fed_factory, federation, silent
+):
+    fed = fed_factory(_example_policies() if federation == "example" else _ten_sites())
+    ids = sorted(fed.sites)
+    quiet, rest = ids[:silent], ids[silent:]
+    relayed = _setup_with_silent(fed, set(quiet))
+    assert sorted(relayed["excluded"]["1"]) == quiet
+    assert all("shared nothing" in why for why in relayed["excluded"]["1"].values())
+    out, global_folder, exact = _masked_round(fed)
+    for sid in quiet:  # it masks nothing: no one holds its shares, no one masked with it
+        ref = json.loads(Path(out.updates[sid], "ref.json").read_text())
+        assert ref["status"] == "abstained" and "excluded from round 1 at relay" in ref["reason"]
+    request = fed.request(1, global_folder, out)
+    assert request["survivors"] == rest and request["dropped"] == {}
+    assert request["excluded"] == quiet
+    for sid in ids:
+        answer = fed.answer(sid, 1, out)
+        assert answer["status"] == ("abstained" if sid in quiet else "answered")
+    result = secure_round(
+        fed.round_config(1), read_global_model(global_folder), out.updates, out.answers,
+        fed.settings, fed.gcs_bucket, fed.readers(),
+    )  # fmt: skip
+    expected = _plain_mean(fed, exact, rest)
+    for name in expected:  # the same integer sum as the plain one of the others
+        assert np.array_equal(result.delta[name], expected[name]), name
+    assert result.contributors == rest
+    assert result.notes["secagg"]["excluded"] == quiet
+
+
+def test_relay_fails_clearly_when_the_sites_left_cannot_hold_quorum_and_threshold(fed_factory):
+    fed = fed_factory(_example_policies())  # three sites, k = 2, t = 2
+    with pytest.raises(SecAggError) as failed:
+        _setup_with_silent(fed, {"clinic-boston", "hospital-berlin"})
+    message = str(failed.value)
+    assert "site(s) clinic-boston, hospital-berlin are in the roster but shared nothing" in message
+    assert "1 site(s) left, fewer than max(quorum 2, 2, threshold t = 2)" in message
+    assert "site hospital-paris keeps 1 live share holder(s)" in message
+    prefix = exchange.round_prefix(fed.run_id, 1)
+    assert not fed.gcs_bucket.blob(prefix + exchange.EXCLUSION_FILE).exists()
+
+
+def test_a_forged_exclusion_is_refused_by_the_sites(fed_factory):
+    fed = fed_factory(_example_policies())
+    _setup_with_silent(fed, {"clinic-boston"})
+    # someone other than the coordinator rewrites the exclusion handed to the sites
+    path = Path(fed.relay) / exchange.round_prefix(fed.run_id, 1) / exchange.EXCLUSION_FILE
+    body = json.loads(path.read_text())
+    body["excluded"]["hospital-berlin"] = "forged"
+    path.write_text(json.dumps(body))
+    with pytest.raises(SignatureError):
+        _masked_round(fed)
