@@ -577,7 +577,8 @@ def _secagg_setup(
     relay = named(secagg_component.build("relay", site_ids), task_name("relay"))(
         rounds=rounds, **sealed, **fanin
     )
-    return _no_cache(place_coordinator_task(relay, coordinator, read_from=sites))
+    # signing: an exclusion of a site that shared nothing is signed (`run_relay`)
+    return _no_cache(place_coordinator_task(relay, coordinator, read_from=sites, signing=True))
 
 
 def _secagg_unmasking(

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.artifact_files import validation_failure
-from components.common.create_only import sse_for_policy
+from components.common.create_only import STORE_ERRORS, sse_for_policy
 from components.common.site_task import SiteTask, TaskInputError
 from components.datasets.io import site_client_factory
 from components.domain.models import Site
@@ -102,7 +102,9 @@ def run_shares(
     rand: RandomBytes = os_random,
 ) -> dict[str, Any]:
     """Seal this site's shares for its neighbours, every round of the run (a site whose
-    validation failed advertised nothing and abstains)."""
+    validation failed advertised nothing and abstains; one whose object store fails while
+    sealing abstains too, naming the error: the relay then excludes it from the run's rounds
+    while the others can go on without it)."""
     failure = validation_failure(validation)
     if failure is not None:
         return write_ref(shares, {**_base(task), "status": "abstained", "reason": failure})
@@ -119,9 +121,16 @@ def run_shares(
                 f"site {task.site_id}: the coordinator's roster of round {r} leaves this site "
                 "out although it advertised keys; refused"
             )
-        counts[str(r)] = exchange.site_share(
-            store, published, task.run_id, r, coordinator_public, peers, rand
-        )
+        try:
+            counts[str(r)] = exchange.site_share(
+                store, published, task.run_id, r, coordinator_public, peers, rand
+            )
+        except STORE_ERRORS as exc:  # the relay excludes the site, or stops the run
+            reason = (
+                f"site {task.site_id}: its object store failed while sealing round {r}'s "
+                f"shares ({type(exc).__name__}: {exc}); it shares nothing this run"
+            )
+            return write_ref(shares, {**_base(task), "status": "abstained", "reason": reason})
     return write_ref(shares, {**_base(task), "status": "shared", "shares": counts})
 
 

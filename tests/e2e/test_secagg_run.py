@@ -146,27 +146,17 @@ def _secagg_settings_of(compiled: Path):  # type: ignore[no-untyped-def]
     return SecAggSettings.from_json(found.pop())
 
 
-def test_a_site_dropping_after_masking_leaves_the_sum_of_the_survivors(tmp_path: Path) -> None:
-    """hospital-paris masks its round-1 update (shares relayed, manifest signed, export record
-    written), then its masked object is lost before the coordinator's request (a test-only
-    `sitecustomize` on the tasks' PYTHONPATH, `tests/support/secagg_drop/`; every task its own
-    process, kfp.local's way, so that each loads it): the request lists
-    it as dropped, the two survivors reveal its masking key's shares (t = 2 of k = 2 hold), and
-    the published model is the previous one plus the plain FedAvg of the survivors' quantized
-    updates."""
+def _hooked_secagg_run(tmp_path: Path, run_id: str, hook_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """One round of the example federation under secagg, DP off, every task its own process
+    (kfp.local's way) with the test-only `sitecustomize` of `tests/support/secagg_drop/`
+    first on its PYTHONPATH, driven by `hook_env`; (result, emitted lines)."""
     import os
 
     import yaml
 
-    from components.common.global_model import read_global_model
-    from components.export.update import model_delta
-    from components.secagg.encode import decode_mean, encode_weighted
-    from components.secagg.settings import flatten
     from pipelines.local_run.options import RunOptions
     from pipelines.local_run.runner import run_local
 
-    lost, run_id = "hospital-paris", "e2e-secagg-lost"
-    survivors = [s for s in SITES if s != lost]
     sites, policies = tmp_path / "sites", tmp_path / "policies"
     shutil.copytree(REPO / "sites", sites)
     shutil.copytree(REPO / "policies", policies)
@@ -183,29 +173,28 @@ def test_a_site_dropping_after_masking_leaves_the_sum_of_the_survivors(tmp_path:
         RunOptions(
             rounds=1, run_id=run_id, runs_dir=tmp_path / "runs", sites_dir=sites,
             policies_dir=policies, dp=False, baseline=False, seed=0, isolation="process",
-            task_env={"PYTHONPATH": pythonpath, "FEDPIPE_TEST_LOSE_MASKED": f"{lost}:1"},
+            task_env={"PYTHONPATH": pythonpath, **hook_env},
         ),
         emit=lines.append,
     )  # fmt: skip
-    out = "\n".join(lines)
-    # the lost site masked and exported; the request names it dropped; the others answered
-    assert any(
-        "export" in ln and lost in ln and "masked update (SecAgg+)" in ln for ln in lines
-    ), out
-    [rnd] = result.summary["rounds"]
-    assert rnd["contributors"] == survivors, rnd
-    kfp_dir = next((result.run_dir / "kfp").iterdir())
-    report = json.loads((kfp_dir / "aggregate-r1" / "round_report" / "round.json").read_text())
-    notes = report["notes"]["secagg"]
-    assert lost in notes["dropped"] and sorted(notes["summed"]) == survivors, notes
+    return result, lines
 
-    # the plain FedAvg of the survivors' quantized updates, from their local models
+
+def _assert_the_plain_fedavg_of(result, tmp_path: Path, summed: list[str]) -> dict:  # type: ignore[no-untyped-def]
+    """The published round-1 model is the initial one plus the plain FedAvg of `summed`'s
+    quantized updates (from their local models in the saved bucket state); round.json."""
+    from components.common.global_model import read_global_model
+    from components.export.update import model_delta
+    from components.secagg.encode import decode_mean, encode_weighted
+    from components.secagg.settings import flatten
+
+    kfp_dir = next((result.run_dir / "kfp").iterdir())
     settings = _secagg_settings_of(result.run_dir / "compiled")
     quantizer = settings.quantizer()
     previous = read_global_model(str(kfp_dir / "initialize" / "global_model"))
     state = tmp_path / "runs" / ".state" / "s3"
     total = None
-    for site in survivors:
+    for site in summed:
         ref = json.loads((kfp_dir / f"train-{site}-r1" / "local_model" / "ref.json").read_text())
         folder = state / ref["bucket"] / ref["prefix"]
         meta = json.loads((folder / "meta.json").read_text())
@@ -215,9 +204,53 @@ def test_a_site_dropping_after_masking_leaves_the_sum_of_the_survivors(tmp_path:
             vector, settings.weight(meta.get("num_examples"), site), settings.norm_bound, quantizer
         )
         total = words if total is None else total + words  # uint words wrap mod 2^w
-    mean, _ = decode_mean(total, len(survivors), quantizer)
-    order = sorted(previous.tensors)
+    mean, _ = decode_mean(total, len(summed), quantizer)
     expected = flatten(previous.tensors) + mean
     published = load_tensors((kfp_dir / "aggregate-r1" / "global_model" / "model.npz").read_bytes())
-    assert sorted(published) == order
+    assert sorted(published) == sorted(previous.tensors)
     np.testing.assert_allclose(flatten(published), expected, rtol=1e-6, atol=1e-7)
+    return json.loads((kfp_dir / "aggregate-r1" / "round_report" / "round.json").read_text())
+
+
+def test_a_site_dropping_after_masking_leaves_the_sum_of_the_survivors(tmp_path: Path) -> None:
+    """hospital-paris masks its round-1 update (shares relayed, manifest signed, export record
+    written), then its masked object is lost before the coordinator's request (the hook
+    removes it): the request lists it as dropped, the two survivors reveal its masking key's
+    shares (t = 2 of k = 2 hold), and the published model is the previous one plus the plain
+    FedAvg of the survivors' quantized updates."""
+    lost = "hospital-paris"
+    survivors = [s for s in SITES if s != lost]
+    result, lines = _hooked_secagg_run(
+        tmp_path, "e2e-secagg-lost", {"FEDPIPE_TEST_LOSE_MASKED": f"{lost}:1"}
+    )
+    out = "\n".join(lines)
+    # the lost site masked and exported; the request names it dropped; the others answered
+    assert any(
+        "export" in ln and lost in ln and "masked update (SecAgg+)" in ln for ln in lines
+    ), out
+    [rnd] = result.summary["rounds"]
+    assert rnd["contributors"] == survivors, rnd
+    report = _assert_the_plain_fedavg_of(result, tmp_path, survivors)
+    notes = report["notes"]["secagg"]
+    assert lost in notes["dropped"] and sorted(notes["summed"]) == survivors, notes
+
+
+def test_a_site_whose_store_fails_while_sharing_is_excluded_at_relay(tmp_path: Path) -> None:
+    """hospital-paris's object store fails while it seals its shares (the hook makes the
+    site's `exchange.site_share` raise a connection error): its shares task abstains naming
+    the error, the relay excludes it from the round (signed), its export abstains, and the
+    two others (each keeping t = 2 live share holders, the quorum 2 holds) publish the plain
+    FedAvg of their quantized updates."""
+    silent = "hospital-paris"
+    others = [s for s in SITES if s != silent]
+    result, lines = _hooked_secagg_run(
+        tmp_path, "e2e-secagg-silent", {"FEDPIPE_TEST_SHARES_FAIL": silent}
+    )
+    out = "\n".join(lines)
+    assert any("shares" in ln and silent in ln and "ABSTAINED" in ln for ln in lines), out
+    [rnd] = result.summary["rounds"]
+    assert rnd["contributors"] == others, rnd
+    assert "excluded from round 1 at relay" in rnd["abstained"][silent], rnd
+    report = _assert_the_plain_fedavg_of(result, tmp_path, others)
+    notes = report["notes"]["secagg"]
+    assert notes["excluded"] == [silent] and notes["dropped"] == [], notes

@@ -130,6 +130,14 @@ def test_site_steps_hold_only_their_own_keys_coordinator_steps_only_read_keys(co
         secrets = {e["secretName"] for e in executors[label].get("secretAsEnv", [])}
         assert not secrets & set(own.values()), (name, secrets)
         assert {f"{v}-coordinator-read" for v in own.values()} <= secrets
+        # each signs what it publishes (roster, exclusions at relay, request)
+        signing = {
+            item["secretKey"]
+            for e in executors[label].get("secretAsEnv", [])
+            if e["secretName"] == FED.coordinator.object_store.secret_name
+            for item in e.get("keyToEnv", [])
+        }
+        assert "signing-key" in signing, (name, signing)
     for s in SITES:
         for name in (f"validate-{s}", f"shares-{s}", f"answer-{s}-r1"):
             label = spec["components"][t[name]["componentRef"]["name"]]["executorLabel"]

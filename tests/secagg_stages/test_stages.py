@@ -365,3 +365,43 @@ def test_a_forged_exclusion_is_refused_by_the_sites(fed_factory):
     path.write_text(json.dumps(body))
     with pytest.raises(SignatureError):
         _masked_round(fed)
+
+
+def test_a_site_whose_store_fails_while_sharing_abstains_and_is_excluded(fed_factory):
+    from urllib3.exceptions import ProtocolError
+
+    from components.secagg_stages import coordinator as coord
+
+    class _FailingPuts:  # the site's store accepts no writes any more
+        def __init__(self, inner):
+            self._inner = inner
+
+        def _put_object(self, *args, **kwargs):  # what create-only puts call
+            raise ProtocolError("connection reset by peer")
+
+        put_object = _put_object
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    fed = fed_factory(_ten_sites())
+    fed.setup_keys_and_roster()
+    ids = sorted(fed.sites)
+    for sid in ids:
+        fed.shares[sid] = fed.folder("shares", sid)
+        factory = (lambda: _FailingPuts(fed.minio)) if sid == ids[0] else fed.factory()
+        ref = site_steps.run_shares(
+            fed.task(sid), coordinator_json=fed.coordinator_json, sites_json=fed.sites_json,
+            validation=fed.validations[sid], roster=fed.roster, shares=fed.shares[sid],
+            client_factory=factory,
+        )  # fmt: skip
+        assert ref["status"] == ("abstained" if sid == ids[0] else "shared")
+    assert "object store failed while sealing round 1's shares" in ref_of(fed.shares[ids[0]])
+    fed.relay = fed.folder("relay")
+    relayed = coord.run_relay(**fed.fanin(), rounds=fed.rounds, shares=fed.shares, relay=fed.relay)
+    assert list(relayed["excluded"]["1"]) == [ids[0]]
+    assert "ProtocolError" in relayed["excluded"]["1"][ids[0]]
+
+
+def ref_of(folder):
+    return Path(folder, "ref.json").read_text()

@@ -1,11 +1,13 @@
-"""Test-only: a site whose masked update is lost after it masked (loaded as `sitecustomize`).
+"""Test-only failures of one site in a local secagg run (loaded as `sitecustomize`).
 
 `tests/e2e/test_secagg_run.py` puts this folder first on the PYTHONPATH of every task of a
 local run (`RunOptions.task_env`) and names a site and round in `FEDPIPE_TEST_LOSE_MASKED`
 (`<site>:<round>`). That site's export masks and writes its update as always (shares relayed,
 manifest signed, export record in its chain), then the masked object is removed from its
-bucket: the site dropped after masking, before the coordinator's request. Nothing in
-production reads the variable; without it this module does nothing.
+bucket: the site dropped after masking, before the coordinator's request.
+`FEDPIPE_TEST_SHARES_FAIL` (`<site>`): that site's object store fails (a connection error)
+while it seals its shares (`exchange.site_share`), as a store going away would. Nothing in
+production reads these variables; without them this module does nothing.
 """
 
 from __future__ import annotations
@@ -30,3 +32,19 @@ if _SPEC:
         return ref
 
     _masked.run_masked = _run_masked_then_lose
+
+_SILENT = os.environ.get("FEDPIPE_TEST_SHARES_FAIL", "")
+
+if _SILENT:
+    import components.secagg.exchange as _exchange
+
+    _original_share = _exchange.site_share
+
+    def _share_or_fail(store, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if store.site_id == _SILENT and os.environ.get("FEDPIPE_TEST_SHARES_FAIL") == _SILENT:
+            from urllib3.exceptions import ProtocolError
+
+            raise ProtocolError(f"{_SILENT}: connection reset by peer (test)")
+        return _original_share(store, *args, **kwargs)
+
+    _exchange.site_share = _share_or_fail
