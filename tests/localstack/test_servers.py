@@ -148,3 +148,23 @@ def test_a_server_whose_port_was_taken_meanwhile_starts_on_new_ports() -> None:
             assert minio_client(server).list_buckets() == []
         finally:
             server.stop()
+
+
+@pytest.mark.slow
+def test_one_server_holds_more_buckets_than_the_suite_creates() -> None:
+    """Every bucket takes a SeaweedFS volume; at the former `volume_max` of 200 the suite's one
+    server answered 500 to every put after its 200th bucket (CI failed 37 tests that way)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.localstack.servers import S3Server, minio_client
+
+    with S3Server() as server:
+        client = minio_client(server)
+
+        def bucket_with_an_object(i: int) -> None:
+            client.make_bucket(f"many-{i:04d}")
+            client.put_object(f"many-{i:04d}", "k", io.BytesIO(b"x"), 1)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(bucket_with_an_object, range(320)))
+        assert len(client.list_buckets()) == 320
