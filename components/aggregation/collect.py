@@ -29,7 +29,7 @@ from components.audit.events import AdmissionMissing, admission_key, check_admis
 from components.audit.records import AuditFormatError, Record, signature_ok
 from components.audit.store import chain_prefix
 from components.common.artifact_files import REF_FILE, read_json
-from components.common.create_only import read_or_none
+from components.common.create_only import ObjectTooLargeError, read_or_none
 from components.common.manifest import update_object_key
 from components.common.secrets import MissingSecretError
 from components.domain.canonical import policy_digest
@@ -138,7 +138,7 @@ def _one(
     key = admission_key(run_id, site_id, digest)
     try:
         admission = check_admission(
-            _get_or_none(client, bucket, key),
+            _get_or_none(client, bucket, key, site_id),
             site_id=site_id,
             public_pem=expected["public_key_pem"],
             run_id=run_id,
@@ -204,7 +204,7 @@ def _signed_references(
             keys.append(str(pointer["key"]))
         hashes = []
         for key in keys:
-            raw = _get_or_none(client, bucket, key)
+            raw = _get_or_none(client, bucket, key, site_id)
             if raw is None:
                 continue
             record = Record.from_json(raw)
@@ -217,8 +217,12 @@ def _signed_references(
         return []
 
 
-def _get_or_none(client: Minio, bucket: str, key: str) -> bytes | None:
-    return read_or_none(client, bucket, key, MAX_AUDIT_BYTES)
+def _get_or_none(client: Minio, bucket: str, key: str, site_id: str) -> bytes | None:
+    """An audit record of the site; UpdateRejected naming it when it is oversized."""
+    try:
+        return read_or_none(client, bucket, key, MAX_AUDIT_BYTES)
+    except ObjectTooLargeError as exc:
+        raise UpdateRejected(site_id, f"audit record: {exc}") from None
 
 
 def _export_record(
@@ -240,7 +244,7 @@ def _export_record(
     key = str(pointer.get("key") or "") if isinstance(pointer, dict) else ""
     if not key.startswith(prefix + "records/"):
         raise UpdateRejected(site_id, f"ref.json audit key {key!r} is outside the site's chain")
-    raw = _get_or_none(client, site.object_store.bucket, key)
+    raw = _get_or_none(client, site.object_store.bucket, key, site_id)
     try:
         record = Record.from_json(raw or b"")
     except AuditFormatError as exc:

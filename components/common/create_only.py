@@ -112,9 +112,23 @@ def object_exists(client: Minio, bucket: str, key: str) -> bool:
 _MISSING_CODES = {"NoSuchKey", "NoSuchObject", "NotFound"}
 
 
+class ObjectTooLargeError(ValueError):
+    """An object is larger than its reader accepts: refused whole, not cut off at the limit."""
+
+    def __init__(self, bucket: str, key: str, size: int | None, limit: int) -> None:
+        self.bucket, self.key, self.size, self.limit = bucket, key, size, limit
+        held = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+        super().__init__(
+            f"s3://{bucket}/{key} is {held}, above the {limit}-byte limit for this object: "
+            "it is not what belongs there; find what wrote it and replace it (nothing of it "
+            "was used)"
+        )
+
+
 def read_or_none(client: Minio, bucket: str, key: str, limit: int | None = None) -> bytes | None:
-    """The object's bytes (at most `limit` when given), None when `key` does not exist; other
-    errors propagate."""
+    """The object's bytes, None when `key` does not exist; ObjectTooLargeError (naming the
+    object, its size and `limit`) when it holds more than `limit` bytes; other errors
+    propagate."""
     from minio.error import S3Error
 
     try:
@@ -124,7 +138,15 @@ def read_or_none(client: Minio, bucket: str, key: str, limit: int | None = None)
             return None
         raise
     try:
-        return response.read(limit) if limit is not None else response.read()
+        if limit is None:
+            return response.read()
+        declared = str((response.headers or {}).get("Content-Length") or "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ObjectTooLargeError(bucket, key, int(declared), limit)
+        data = response.read(limit + 1)  # one byte more: a longer body is refused, not cut
+        if len(data) > limit:
+            raise ObjectTooLargeError(bucket, key, None, limit)
+        return data
     finally:
         response.close()
         response.release_conn()

@@ -82,11 +82,18 @@ def site_context(site: Any, client: Any) -> LoadedContext:
 
     HeError naming the site, the object and the setup command when it is missing or is not
     a secret context."""
-    from components.common.create_only import read_or_none
+    from components.common.create_only import ObjectTooLargeError, read_or_none
 
     bucket = site.object_store.bucket
     where = f"site {site.id}: s3://{bucket}/{SITE_CONTEXT_KEY}"
-    data = read_or_none(client, bucket, SITE_CONTEXT_KEY, MAX_CONTEXT_BYTES)
+    try:
+        data = read_or_none(client, bucket, SITE_CONTEXT_KEY, MAX_CONTEXT_BYTES)
+    except ObjectTooLargeError as exc:
+        held = f"{exc.size} bytes" if exc.size is not None else "more"
+        raise HeError(
+            f"{where}: {held}, more than a CKKS context ({exc.limit} bytes); it is not one: "
+            f"{SETUP_HINT} and put the site's copy there"
+        ) from None
     if data is None:
         raise HeError(
             f"{where} is missing: aggregation.protection he needs the federation's CKKS "

@@ -95,14 +95,20 @@ def site_records(
     from components.audit.events import AdmissionMissing, admission_key, check_admission, site_chain
     from components.audit.records import AuditFormatError, Record, signature_ok
     from components.audit.store import chain_prefix
-    from components.common.create_only import read_or_none
+    from components.common.create_only import ObjectTooLargeError, read_or_none
+
+    def read(key: str) -> bytes | None:
+        try:
+            return read_or_none(client, bucket, key, MAX_RECORD_BYTES)
+        except ObjectTooLargeError as exc:
+            raise SecAggError(f"site {site.id}: audit record: {exc}") from None
 
     bucket, digest = site.object_store.bucket, policy_digest(policy)
     public = site.signing.public_key if site.signing else ""
     key = admission_key(run_id, site.id, digest)
     try:
         admission = check_admission(
-            read_or_none(client, bucket, key, MAX_RECORD_BYTES),
+            read(key),
             site_id=site.id,
             public_pem=public,
             run_id=run_id,
@@ -120,7 +126,7 @@ def site_records(
     if not record_key.startswith(chain_prefix(run_id, site_chain(site.id)) + "records/"):
         raise SecAggError(f"site {site.id}: audit key {record_key!r} is outside its chain")
     try:
-        record = Record.from_json(read_or_none(client, bucket, record_key, MAX_RECORD_BYTES) or b"")
+        record = Record.from_json(read(record_key) or b"")
     except AuditFormatError as exc:
         raise SecAggError(f"site {site.id}: export record {record_key} unreadable: {exc}") from None
     body = record.body
