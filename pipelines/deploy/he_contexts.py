@@ -132,6 +132,20 @@ def store_readers(coordinator: Site) -> Readers:
     def coordinator_read(key: str) -> bytes | None:
         client = coordinator_gcs_client(coordinator)
         blob = client.bucket(coordinator.object_store.bucket).get_blob(key)
-        return None if blob is None else blob.download_as_bytes()
+        if blob is None:
+            return None
+        where = f"gs://{coordinator.object_store.bucket}/{key}"
+        if blob.size is not None and blob.size > MAX_CONTEXT_BYTES:
+            raise HeError(_too_large(where, f"{blob.size} bytes"))
+        data = blob.download_as_bytes(start=0, end=MAX_CONTEXT_BYTES)  # end inclusive: limit+1
+        if len(data) > MAX_CONTEXT_BYTES:
+            raise HeError(_too_large(where, f"more than {MAX_CONTEXT_BYTES} bytes"))
+        return data
+
+    def _too_large(where: str, held: str) -> str:
+        return (
+            f"{where} is {held}, more than a CKKS context ({MAX_CONTEXT_BYTES} bytes): it is "
+            f"not one; replace it with the public copy from {SETUP}"
+        )
 
     return Readers(site, coordinator_read)

@@ -130,3 +130,50 @@ def test_through_the_store_stand_ins(monkeypatch, s3_server, minio, gcs, setups)
     assert lines[1].startswith(
         f"FAIL  he context he-b: s3://{sites[1].object_store.bucket}/he/context.secret is missing"
     )
+
+
+class _Blob:
+    def __init__(self, data: bytes, *, declare: bool) -> None:
+        self.data, self.size = data, (len(data) if declare else None)
+
+    def download_as_bytes(self, start: int | None = None, end: int | None = None) -> bytes:
+        return self.data[start or 0 : None if end is None else end + 1]  # GCS: end inclusive
+
+
+class _Gcs:
+    def __init__(self, objects: dict[str, _Blob]) -> None:
+        self.objects = objects
+
+    def bucket(self, name: str) -> _Gcs:
+        return self
+
+    def get_blob(self, key: str) -> _Blob | None:
+        return self.objects.get(key)
+
+
+@pytest.mark.parametrize("declare", [True, False])
+def test_an_oversized_coordinator_object_is_refused_not_read_whole(monkeypatch, setups, declare):
+    """Doctor's GCS reader has the bound `components.he.keys.coordinator_context` has: an
+    object above it is refused naming the object, its size and the limit."""
+    import components.common.object_store as object_store
+    from components.he.keys import MAX_CONTEXT_BYTES
+
+    keys, _ = setups
+    big = _Blob(b"\0" * (MAX_CONTEXT_BYTES + 1), declare=declare)
+    gcs = _Gcs({COORDINATOR_CONTEXT_KEY: big})
+    monkeypatch.setattr(object_store, "coordinator_gcs_client", lambda coordinator: gcs)
+    sites, coordinator = _sites(), make_coordinator("coord-bucket")
+    readers = store_readers(coordinator)
+    assert readers.coordinator(SITE_CONTEXT_KEY) is None
+    checks = he_checks(
+        sites, coordinator, Readers(lambda site, key: keys.site, readers.coordinator)
+    )
+    (failed,) = [c for c in checks if not c.ok]
+    held = f"{MAX_CONTEXT_BYTES + 1} bytes" if declare else f"more than {MAX_CONTEXT_BYTES} bytes"
+    assert failed.line().startswith(
+        "FAIL  he context coordinator: cannot read gs://coord-bucket: HeError: "
+        f"gs://coord-bucket/he/context.public is {held}, more than a CKKS context "
+        f"({MAX_CONTEXT_BYTES} bytes)"
+    )
+    gcs.objects[COORDINATOR_CONTEXT_KEY] = _Blob(keys.coordinator, declare=declare)
+    assert readers.coordinator(COORDINATOR_CONTEXT_KEY) == keys.coordinator
