@@ -11,7 +11,8 @@ signing key (the roster and the unmasking request are signed), a signing key per
 key advertisements are signed), policies that agree on `export.reveal_num_examples` (it
 decides the FedAvg weight every site masks: uniform, or the row count, which then needs a
 cap every site declares) and at least 2 sites; the policies' `aggregation.secagg` (graph, threshold, norm bound, word size) must
-agree and hold for the federation's size (each problem names the field and the policy).
+agree and hold for the federation's size (each problem names the field and the policy);
+and a policy that sets `aggregation.secagg` under another protection (it would be ignored).
 `secagg_settings` turns a federation into the
 one `SecAggSettings` its tasks share.
 """
@@ -53,11 +54,12 @@ def check_protection(
 ) -> str:
     """The federation's protection; ProtectionError listing every problem (see module doc)."""
     asked = {p.id: p.aggregation.protection for p in federation.governing.values()}
+    stray = _stray_secagg_parameters(federation)
     try:
         protection = federation_protection(asked)
     except ProtectionConflict as exc:
-        raise ProtectionError([str(exc)]) from None
-    problems = rule_conflicts(protection, rule, server_optimizer, server_learning_rate)
+        raise ProtectionError([str(exc), *stray]) from None
+    problems = stray + rule_conflicts(protection, rule, server_optimizer, server_learning_rate)
     if protection in (PROTECTION_HE, PROTECTION_SECAGG):
         # every member encrypts under the one shared context (he) or masks (secagg); a site
         # whose own policy says otherwise would export in the clear and the coordinator
@@ -85,6 +87,19 @@ def check_protection(
     if problems:
         raise ProtectionError(problems)
     return protection
+
+
+def _stray_secagg_parameters(federation: Federation) -> list[str]:
+    """A policy that sets `aggregation.secagg` under another protection: nothing would read
+    those parameters, so the compiler refuses them rather than ignore them."""
+    policies = {p.id: p for p in federation.governing.values()}
+    return [
+        f"policy {pid}: aggregation.secagg is set but its aggregation.protection is "
+        f"{p.aggregation.protection}; SecAgg+ parameters apply only under protection secagg: "
+        "remove aggregation.secagg or set aggregation.protection secagg"
+        for pid, p in sorted(policies.items())
+        if p.aggregation.secagg is not None and p.aggregation.protection != PROTECTION_SECAGG
+    ]
 
 
 def _weight_caps(federation: Federation) -> dict[str, int | None]:

@@ -211,3 +211,33 @@ def test_the_compiler_refuses_impossible_secagg_parameters_naming_policy_and_fie
     for bad in ({"neighbours": 3}, {"word_bits": 16}, {"norm_bound": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             _with_secagg_parameters({"eu-health": bad})
+
+
+def test_secagg_parameters_under_another_protection_are_refused_naming_policy_and_field():
+    fed = example_federation()
+    policies = {}
+    for pid, policy in {p.id: p for p in fed.policies.values()}.items():
+        body = policy.dict()
+        if pid == "eu-health":
+            body["aggregation"]["secagg"] = {"norm_bound": 10.0}
+        policies[pid] = Policy.parse_obj(body)
+    from dataclasses import replace
+
+    stray = replace(fed, policies=policies)
+    assert stray.policy_of(next(iter(stray.sites))).aggregation.protection == "none"
+    with pytest.raises(ProtectionError) as refused:
+        compile_federation(stray)
+    assert refused.value.problems == [
+        "policy eu-health: aggregation.secagg is set but its aggregation.protection is none; "
+        "SecAgg+ parameters apply only under protection secagg: remove aggregation.secagg or "
+        "set aggregation.protection secagg"
+    ]
+    # reported with the other problems at once: here us-health asks secagg, eu-health not
+    body = policies["us-health"].dict()
+    body["aggregation"]["protection"] = "secagg"
+    conflict = replace(stray, policies={**policies, "us-health": Policy.parse_obj(body)})
+    with pytest.raises(ProtectionError) as refused:
+        compile_federation(conflict)
+    assert len(refused.value.problems) == 2
+    assert refused.value.problems[0].startswith("policy eu-health: aggregation.secagg is set")
+    assert "needs every member site's policy to ask for it" in refused.value.problems[1]
