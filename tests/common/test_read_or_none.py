@@ -67,3 +67,41 @@ def test_an_oversized_he_context_names_the_site_object_and_setup():
         f"{MAX_CONTEXT_BYTES + 1} bytes, more than a CKKS context ({MAX_CONTEXT_BYTES} bytes)"
     )
     assert "fedpipe he-setup" in str(refused.value)
+
+
+def test_an_oversized_audit_record_rejects_the_update_naming_the_site():
+    from components.aggregation.collect import MAX_AUDIT_BYTES, _get_or_none
+    from components.aggregation.verify import UpdateRejected
+
+    client = _Client({"rec": b"{" * (MAX_AUDIT_BYTES + 1)})
+    with pytest.raises(UpdateRejected) as refused:
+        _get_or_none(client, "b", "rec", "site-a")
+    assert str(refused.value).startswith(
+        f"site site-a: update rejected: audit record: s3://b/rec is {MAX_AUDIT_BYTES + 1} bytes"
+    )
+
+
+def test_an_oversized_admission_refuses_the_masked_update_naming_the_site():
+    from components.audit.events import admission_key
+    from components.domain.canonical import policy_digest
+    from components.secagg.errors import SecAggError
+    from components.secagg_stages.verify import MAX_RECORD_BYTES, site_records
+    from tests.support.federation import new_site
+
+    kit = new_site("sa-a", endpoint="127.0.0.1:1")
+    key = admission_key("run-1", kit.site.id, policy_digest(kit.policy))
+    client = _Client({key: b"{" * (MAX_RECORD_BYTES + 1)})
+    with pytest.raises(SecAggError) as refused:
+        site_records(
+            client,
+            {},
+            site=kit.site,
+            policy=kit.policy,
+            run_id="run-1",
+            round_index=1,
+            manifest_sha256="0" * 64,
+        )
+    assert str(refused.value).startswith(
+        f"site sa-a: audit record: s3://{kit.site.object_store.bucket}/{key} is "
+        f"{MAX_RECORD_BYTES + 1} bytes, above the {MAX_RECORD_BYTES}-byte limit"
+    )
