@@ -103,16 +103,37 @@ def site_context(site: Any, client: Any) -> LoadedContext:
     return open_envelope(data, secret=True, where=where)
 
 
+def read_gcs_context(bucket: Any, key: str) -> bytes | None:
+    """The bytes of a context object in a GCS bucket (`google.cloud.storage` Bucket), None when
+    missing. Never read whole when larger than a context: HeError naming the object, its size
+    and the limit (MAX_CONTEXT_BYTES), whether or not GCS reports the size."""
+    where = f"gs://{bucket.name}/{key}"
+    blob = bucket.get_blob(key)
+    if blob is None:
+        return None
+    if blob.size is not None and blob.size > MAX_CONTEXT_BYTES:
+        raise HeError(_too_large(where, f"{blob.size} bytes"))
+    data = blob.download_as_bytes(start=0, end=MAX_CONTEXT_BYTES)  # end inclusive: limit + 1
+    if len(data) > MAX_CONTEXT_BYTES:
+        raise HeError(_too_large(where, f"more than {MAX_CONTEXT_BYTES} bytes"))
+    return data
+
+
+def _too_large(where: str, held: str) -> str:
+    return (
+        f"{where} is {held}, more than a CKKS context ({MAX_CONTEXT_BYTES} bytes): it is not "
+        f"one; replace it with the public copy from `fedpipe he-setup --out DIR`"
+    )
+
+
 def coordinator_context(bucket: Any) -> LoadedContext:
     """The coordinator's public CKKS context from its GCS bucket (`google.cloud.storage`
-    Bucket); HeError when missing or when it holds the secret key."""
+    Bucket); HeError when missing, larger than a context, or holding the secret key."""
     where = f"gs://{bucket.name}/{COORDINATOR_CONTEXT_KEY}"
-    blob = bucket.get_blob(COORDINATOR_CONTEXT_KEY)
-    if blob is None:
+    data = read_gcs_context(bucket, COORDINATOR_CONTEXT_KEY)
+    if data is None:
         raise HeError(
             f"{where} is missing: the coordinator adds the sites' ciphertexts with the "
             f"federation's public CKKS context; {SETUP_HINT}"
         )
-    if blob.size is not None and blob.size > MAX_CONTEXT_BYTES:
-        raise HeError(f"{where}: {blob.size} bytes, more than a context ({MAX_CONTEXT_BYTES})")
-    return open_envelope(blob.download_as_bytes(), secret=False, where=where)
+    return open_envelope(data, secret=False, where=where)

@@ -124,28 +124,13 @@ def store_readers(coordinator: Site) -> Readers:
     $FEDPIPE_SECRETS_DIR, the coordinator's GCS credentials or emulator)."""
     from components.common.create_only import read_or_none
     from components.common.object_store import coordinator_gcs_client, site_minio_client
-    from components.he.keys import MAX_CONTEXT_BYTES
+    from components.he.keys import MAX_CONTEXT_BYTES, read_gcs_context
 
     def site(s: Site, key: str) -> bytes | None:
         return read_or_none(site_minio_client(s), s.object_store.bucket, key, MAX_CONTEXT_BYTES)
 
     def coordinator_read(key: str) -> bytes | None:
         client = coordinator_gcs_client(coordinator)
-        blob = client.bucket(coordinator.object_store.bucket).get_blob(key)
-        if blob is None:
-            return None
-        where = f"gs://{coordinator.object_store.bucket}/{key}"
-        if blob.size is not None and blob.size > MAX_CONTEXT_BYTES:
-            raise HeError(_too_large(where, f"{blob.size} bytes"))
-        data = blob.download_as_bytes(start=0, end=MAX_CONTEXT_BYTES)  # end inclusive: limit+1
-        if len(data) > MAX_CONTEXT_BYTES:
-            raise HeError(_too_large(where, f"more than {MAX_CONTEXT_BYTES} bytes"))
-        return data
-
-    def _too_large(where: str, held: str) -> str:
-        return (
-            f"{where} is {held}, more than a CKKS context ({MAX_CONTEXT_BYTES} bytes): it is "
-            f"not one; replace it with the public copy from {SETUP}"
-        )
+        return read_gcs_context(client.bucket(coordinator.object_store.bucket), key)
 
     return Readers(site, coordinator_read)

@@ -8,6 +8,7 @@ import io
 
 import pytest
 
+from components.he.ckks import HeError
 from components.he.keys import new_federation_keys
 from components.he.wire import COORDINATOR_CONTEXT_KEY, SITE_CONTEXT_KEY
 from pipelines.deploy.he_contexts import Readers, he_checks, he_sites, store_readers
@@ -135,9 +136,12 @@ def test_through_the_store_stand_ins(monkeypatch, s3_server, minio, gcs, setups)
 class _Blob:
     def __init__(self, data: bytes, *, declare: bool) -> None:
         self.data, self.size = data, (len(data) if declare else None)
+        self.most_read = 0  # the largest download served, in bytes
 
     def download_as_bytes(self, start: int | None = None, end: int | None = None) -> bytes:
-        return self.data[start or 0 : None if end is None else end + 1]  # GCS: end inclusive
+        served = self.data[start or 0 : None if end is None else end + 1]  # GCS: end inclusive
+        self.most_read = max(self.most_read, len(served))
+        return served
 
 
 class _Gcs:
@@ -145,6 +149,7 @@ class _Gcs:
         self.objects = objects
 
     def bucket(self, name: str) -> _Gcs:
+        self.name = name
         return self
 
     def get_blob(self, key: str) -> _Blob | None:
@@ -177,3 +182,18 @@ def test_an_oversized_coordinator_object_is_refused_not_read_whole(monkeypatch, 
     )
     gcs.objects[COORDINATOR_CONTEXT_KEY] = _Blob(keys.coordinator, declare=declare)
     assert readers.coordinator(COORDINATOR_CONTEXT_KEY) == keys.coordinator
+
+
+@pytest.mark.parametrize("declare", [True, False])
+def test_the_coordinator_task_reads_its_context_bounded_too(declare):
+    """`coordinator_context` (the aggregate task's read) and doctor share one bounded read: an
+    object GCS reports no size for used to be downloaded whole before it was refused."""
+    from components.he.keys import MAX_CONTEXT_BYTES, coordinator_context
+
+    big = _Blob(b"\0" * (MAX_CONTEXT_BYTES + 1), declare=declare)
+    gcs = _Gcs({COORDINATOR_CONTEXT_KEY: big})
+    with pytest.raises(
+        HeError, match=r"gs://coord-bucket/he/context.public is .* bytes, more than"
+    ):
+        coordinator_context(gcs.bucket("coord-bucket"))
+    assert big.most_read <= MAX_CONTEXT_BYTES + 1
