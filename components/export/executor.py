@@ -137,6 +137,37 @@ def run(
     return _write_ref(update, out)
 
 
+def site_manifest(
+    task: SiteTask,
+    site_id: str,
+    round_: int,
+    payload: bytes,
+    tensor_names: list[str],
+    train_meta: dict[str, Any],
+    global_version: int,
+    protection_fields: dict[str, Any],
+) -> dict[str, Any]:
+    """The unsigned manifest of a site's update (clear, encrypted or masked): the policy's
+    disclosure settings, the global version it builds on, and `protection_fields`."""
+    return build_manifest(
+        run_id=task.run_id,
+        round_=round_,
+        site_id=site_id,
+        payload=payload,
+        tensor_names=tensor_names,
+        train_meta=train_meta,
+        reveal_num_examples=task.policy.export.reveal_num_examples,
+        epsilon_per_round=task.policy.dp.epsilon_per_round,
+        policy_digest=task.policy_digest,
+        extra={
+            "global_version": global_version,
+            "model_name": train_meta.get("model_name"),
+            "dataset": train_meta.get("dataset"),
+            **protection_fields,
+        },
+    )
+
+
 def _audit_export(task: SiteTask, client: Any, dest: Destination, signed: SignedManifest) -> dict:
     """Append the export to the site's chain; the pointer the coordinator checks and
     references (`ref.json` `audit`: the record's key and hash)."""
@@ -306,22 +337,8 @@ def _sign_update(
     payload, protected = encode_delta(delta), {}
     if task.policy.aggregation.protection == "he":
         payload, protected = _encrypt(task, train_meta, delta, client)
-    manifest = build_manifest(
-        run_id=task.run_id,
-        round_=task.round_index,
-        site_id=site_id,
-        payload=payload,
-        tensor_names=list(delta),
-        train_meta=train_meta,
-        reveal_num_examples=task.policy.export.reveal_num_examples,
-        epsilon_per_round=task.policy.dp.epsilon_per_round,
-        policy_digest=task.policy_digest,
-        extra={
-            "global_version": gm.version,
-            "model_name": train_meta.get("model_name"),
-            "dataset": train_meta.get("dataset"),
-            **protected,
-        },
+    manifest = site_manifest(
+        task, site_id, task.round_index, payload, list(delta), train_meta, gm.version, protected
     )
     signed = sign_manifest(manifest, site_secret(site_id, "SIGNING_KEY"))
     try:

@@ -42,8 +42,14 @@ from components.common.tensors import load_tensors
 from components.datasets.io import ClientFactory, site_client_factory
 from components.domain.canonical import sha256_hex
 from components.domain.models import Site
-from components.export.executor import _audit_export, _destination, _train_meta, _write_ref
-from components.export.update import ExportError, build_manifest, model_delta
+from components.export.executor import (
+    _audit_export,
+    _destination,
+    _train_meta,
+    _write_ref,
+    site_manifest,
+)
+from components.export.update import ExportError, model_delta
 from components.secagg import exchange
 from components.secagg.encode import encode_weighted
 from components.secagg.settings import SecAggSettings, flatten
@@ -141,22 +147,8 @@ def run_masked(
         peers,
     )
     payload = store.get(task.run_id, r, MASKED_FILE)
-    manifest = build_manifest(
-        run_id=task.run_id,
-        round_=r,
-        site_id=site_id,
-        payload=payload,
-        tensor_names=list(delta),
-        train_meta=train_meta,
-        reveal_num_examples=task.policy.export.reveal_num_examples,
-        epsilon_per_round=task.policy.dp.epsilon_per_round,
-        policy_digest=task.policy_digest,
-        extra={
-            "global_version": gm.version,
-            "model_name": train_meta.get("model_name"),
-            "dataset": train_meta.get("dataset"),
-            "protection": "secagg",
-        },
+    manifest = site_manifest(
+        task, site_id, r, payload, list(delta), train_meta, gm.version, {"protection": "secagg"}
     )
     signed = sign_manifest(manifest, site_secret(site_id, "SIGNING_KEY"))
     try:
